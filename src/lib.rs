@@ -2,5 +2,9 @@
 //!
 //! The pipeline and the module boundaries are described in ARCHITECTURE.md.
 
+pub mod ast;
 pub mod cli;
+pub mod diagnostic;
 pub mod model;
+pub mod source;
+pub mod syntax;
