@@ -183,10 +183,14 @@ fn duplicate(name: &ast::Ident, first: Span, kind: &str, first_kind: &str) -> Di
     } else {
         format!("`{}` is already the name of a {first_kind}", name.name)
     };
-    Diagnostic::error("charter::duplicate_definition", message)
+    let d = Diagnostic::error("charter::duplicate_definition", message)
         .with_label(name.span, "defined again here")
-        .with_label(first, "first defined here")
-        .with_help("tiers and add-ons share one namespace across all files of the policy set")
+        .with_label(first, "first defined here");
+    if kind == "group" {
+        d
+    } else {
+        d.with_help("tiers and add-ons share one namespace across all files of the policy set")
+    }
 }
 
 /// The `instance` block: its flags and dummy owner.
@@ -397,13 +401,16 @@ fn assignments(
     let mut seen: HashMap<usize, Span> = HashMap::new();
     for a in &block.assignments {
         let Some(index) = catalog::index_of(&a.field.name) else {
-            let mut d = unknown_parameter(&a.field);
-            if groups.contains_key(&a.field.name) {
-                d = d.with_help(format!(
-                    "`{}` is a group; groups are used in a lifecycle state's `with` overlay",
-                    a.field.name
-                ));
-            }
+            let d = if groups.contains_key(&a.field.name) {
+                Diagnostic::error(
+                    "charter::unknown_parameter",
+                    format!("`{}` is a group, not a license parameter", a.field.name),
+                )
+                .with_label(a.field.span, "a group cannot be assigned here")
+                .with_help("groups are set in a lifecycle state's `with` overlay; here assign each parameter")
+            } else {
+                unknown_parameter(&a.field)
+            };
             diags.push(d);
             continue;
         };

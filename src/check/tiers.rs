@@ -257,7 +257,12 @@ fn evaluate(
         for assignment in &block {
             if let Err(error) = license.apply(&origin, assignment) {
                 ok = false;
-                diags.push(apply_error(&tier.name.name, &license, assignment, &error));
+                diags.push(apply_error(
+                    &format!("tier `{}`", tier.name.name),
+                    &license,
+                    assignment,
+                    &error,
+                ));
             }
         }
         if let Some(s) = states.get_mut(i) {
@@ -286,7 +291,7 @@ pub(crate) fn apply_error(
             let mut d = Diagnostic::error(
                 "charter::unset_parameter",
                 format!(
-                    "`{} {}` in `{owner}` adjusts a value that nothing before it sets",
+                    "`{} {}` in {owner} adjusts a value that nothing before it sets",
                     param.name,
                     assignment.op.as_str()
                 ),
@@ -303,7 +308,7 @@ pub(crate) fn apply_error(
         }
         ApplyError::Overflow => Diagnostic::error(
             "charter::overflow",
-            format!("`{}` overflows in `{owner}`", param.name),
+            format!("`{}` overflows in {owner}", param.name),
         )
         .with_label(assignment.span, "the result does not fit in 64 bits")
         .with_help(chain_help(param, existing, assignment, None)),
@@ -312,7 +317,7 @@ pub(crate) fn apply_error(
             let (message, bound) = if *value < param.min {
                 (
                     format!(
-                        "`{}` in `{owner}` is {shown}, below the minimum of {}",
+                        "`{}` in {owner} is {shown}, below the minimum of {}",
                         param.name,
                         LicenseValue::Int(param.min).human(param)
                     ),
@@ -322,7 +327,7 @@ pub(crate) fn apply_error(
                 let max = param.max.unwrap_or(i64::MAX);
                 (
                     format!(
-                        "`{}` in `{owner}` is {shown}, above the maximum of {}",
+                        "`{}` in {owner} is {shown}, above the maximum of {}",
                         param.name,
                         LicenseValue::Int(max).human(param)
                     ),
@@ -403,8 +408,8 @@ fn check_complete(
             "charter::missing_parameter",
             format!("tier `{name}` does not set {} {noun}", missing.len()),
         )
-        .with_label(span, format!("missing {}", list.join(", ")))
-        .with_help(help),
+        .with_label(span, format!("{} {noun} missing", missing.len()))
+        .with_help(format!("missing: {}\n{help}", list.join(", "))),
     );
     false
 }
