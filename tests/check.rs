@@ -3,6 +3,8 @@
 //! and its rendered diagnostics are a reviewed snapshot. A fixture is a `.charter` file or a
 //! directory of them; `tests/check/prelude.charter` is loaded with each one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use charter::check;
