@@ -10,7 +10,7 @@ mod rules;
 mod tiers;
 pub(crate) mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast::{self, ValueKind};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -66,13 +66,18 @@ pub fn check(files: &[(FileId, ast::File)]) -> Checked {
     let rules = rules::asserts(&decls, &resolved, &mut diags);
 
     diags.sort();
-    let program = (!diags.has_errors()).then_some(Program {
-        instance,
-        tiers: resolved.tiers,
-        addons,
-        groups,
-        ladders,
-        rules,
+    let program = (!diags.has_errors()).then(|| {
+        let mut program = Program {
+            instance,
+            tiers: resolved.tiers,
+            addons,
+            groups,
+            ladders,
+            rules,
+            ..Program::default()
+        };
+        program.index();
+        program
     });
     Checked {
         program,
@@ -88,6 +93,8 @@ pub(crate) struct Declarations<'a> {
     pub(crate) groups: Vec<&'a ast::Group>,
     pub(crate) ladders: Vec<&'a ast::Ladder>,
     pub(crate) asserts: Vec<&'a ast::Assert>,
+    tier_index: HashMap<&'a str, usize>,
+    addon_names: HashSet<&'a str>,
 }
 
 impl<'a> Declarations<'a> {
@@ -99,6 +106,8 @@ impl<'a> Declarations<'a> {
             groups: Vec::new(),
             ladders: Vec::new(),
             asserts: Vec::new(),
+            tier_index: HashMap::new(),
+            addon_names: HashSet::new(),
         };
         // Tiers and add-ons share one namespace: a customer's `addons` and a tier's `extends`
         // would otherwise be ambiguous in messages.
@@ -142,11 +151,20 @@ impl<'a> Declarations<'a> {
                 }
             }
         }
+        decls.tier_index = decls
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.name.as_str(), i))
+            .collect();
+        decls.addon_names = decls.addons.iter().map(|a| a.name.name.as_str()).collect();
         decls
     }
 
     pub(crate) fn tier(&self, name: &str) -> Option<&'a ast::Tier> {
-        self.tiers.iter().copied().find(|t| t.name.name == name)
+        self.tier_index
+            .get(name)
+            .and_then(|&i| self.tiers.get(i).copied())
     }
 
     pub(crate) fn tier_names(&self) -> impl Iterator<Item = &'a str> + '_ {
@@ -154,7 +172,7 @@ impl<'a> Declarations<'a> {
     }
 
     pub(crate) fn is_addon(&self, name: &str) -> bool {
-        self.addons.iter().any(|a| a.name.name == name)
+        self.addon_names.contains(name)
     }
 }
 

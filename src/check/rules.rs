@@ -355,7 +355,7 @@ struct TierEnv<'a> {
 impl expr::Env for TierEnv<'_> {
     fn value(&self, qualifier: Option<&str>, name: &str) -> Option<Val> {
         let license = match qualifier {
-            Some(tier) => &self.resolved.tiers.iter().find(|t| t.name == tier)?.license,
+            Some(tier) => &self.resolved.get(tier)?.license,
             None => self.license,
         };
         match catalog::index_of(name) {

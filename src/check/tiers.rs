@@ -16,15 +16,20 @@ use crate::source::Span;
 pub(crate) struct Resolved {
     pub(crate) tiers: Vec<Tier>,
     pub(crate) broken: HashSet<String>,
+    index: HashMap<String, usize>,
 }
 
 impl Resolved {
+    pub(crate) fn get(&self, name: &str) -> Option<&Tier> {
+        self.index.get(name).and_then(|&i| self.tiers.get(i))
+    }
+
     /// A tier whose license is complete and trustworthy.
     pub(crate) fn sound(&self, name: &str) -> Option<&Tier> {
         if self.broken.contains(name) {
             return None;
         }
-        self.tiers.iter().find(|t| t.name == name)
+        self.get(name)
     }
 }
 
@@ -138,7 +143,16 @@ pub(super) fn resolve(
             span: tier.name.span,
         });
     }
-    Resolved { tiers, broken }
+    let index = tiers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
+    Resolved {
+        tiers,
+        broken,
+        index,
+    }
 }
 
 /// Reports each `extends` cycle once, at its first tier in declaration order.

@@ -1,7 +1,7 @@
 //! The checked program: what a policy set means once every name is resolved and every value
 //! interpreted. Only the checker builds one; everything after it reads it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast;
 use crate::model::license::{Assignment, License};
@@ -20,11 +20,27 @@ pub struct Program {
     pub ladders: Vec<Vec<String>>,
     /// Every `assert for` rule (already verified against every tier).
     pub rules: Vec<Rule>,
+    pub(crate) tier_index: HashMap<String, usize>,
 }
 
 impl Program {
     pub fn tier(&self, name: &str) -> Option<&Tier> {
-        self.tiers.iter().find(|t| t.name == name)
+        match self.tier_index.get(name) {
+            Some(&i) => self.tiers.get(i),
+            // A program built by hand (in tests) may have no index.
+            None if self.tier_index.is_empty() => self.tiers.iter().find(|t| t.name == name),
+            None => None,
+        }
+    }
+
+    /// Rebuilds the name index after `tiers` changed.
+    pub fn index(&mut self) {
+        self.tier_index = self
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
     }
 
     pub fn addon(&self, name: &str) -> Option<&Addon> {
@@ -35,11 +51,16 @@ impl Program {
     /// declaration order.
     pub fn deployable_tiers(&self) -> Vec<&Tier> {
         let mut ordered: Vec<&Tier> = Vec::new();
+        let mut placed: HashSet<&str> = HashSet::new();
         if let Some(ladder) = self.ladders.first() {
-            ordered.extend(ladder.iter().filter_map(|name| self.tier(name)));
+            for tier in ladder.iter().filter_map(|name| self.tier(name)) {
+                if placed.insert(&tier.name) {
+                    ordered.push(tier);
+                }
+            }
         }
         for tier in &self.tiers {
-            if !tier.is_abstract && !ordered.iter().any(|t| t.name == tier.name) {
+            if !tier.is_abstract && placed.insert(&tier.name) {
                 ordered.push(tier);
             }
         }

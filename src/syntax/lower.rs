@@ -60,6 +60,22 @@ impl Lowering {
         }
     }
 
+    /// A declared or referenced name, which must not be a reserved word.
+    fn name(&mut self, pair: &P<'_>) -> ast::Ident {
+        let ident = self.ident(pair);
+        if super::is_reserved(&ident.name) {
+            self.errors.push(
+                Diagnostic::error(
+                    "charter::reserved_word",
+                    format!("`{}` is a reserved word", ident.name),
+                )
+                .with_label(ident.span, "cannot be used as a name")
+                .with_help("choose another name; reserved words are listed in grammar/README.md"),
+            );
+        }
+        ident
+    }
+
     fn bug(&mut self, pair: &P<'_>, context: &str) {
         self.errors.push(
             Diagnostic::error(
@@ -128,7 +144,7 @@ impl Lowering {
         for child in children(pair) {
             match child.as_rule() {
                 Rule::kw_abstract => is_abstract = true,
-                Rule::name => name = Some(self.ident(&child)),
+                Rule::name => name = Some(self.name(&child)),
                 Rule::extends => extends = self.lower_extends(child),
                 Rule::block => body = Some(self.lower_block(child)),
                 _ => self.bug(&child, "a tier"),
@@ -144,7 +160,7 @@ impl Lowering {
     }
 
     fn lower_extends(&mut self, pair: P<'_>) -> Option<ast::Ident> {
-        children(pair).next().map(|p| self.ident(&p))
+        children(pair).next().map(|p| self.name(&p))
     }
 
     fn lower_addon(&mut self, pair: P<'_>) -> ast::Addon {
@@ -153,7 +169,7 @@ impl Lowering {
         let mut body = None;
         for child in children(pair) {
             match child.as_rule() {
-                Rule::name => name = Some(self.ident(&child)),
+                Rule::name => name = Some(self.name(&child)),
                 Rule::block => body = Some(self.lower_block(child)),
                 _ => self.bug(&child, "an add-on"),
             }
@@ -171,7 +187,7 @@ impl Lowering {
         let mut members = Vec::new();
         for child in children(pair) {
             match child.as_rule() {
-                Rule::name => name = Some(self.ident(&child)),
+                Rule::name => name = Some(self.name(&child)),
                 Rule::field => members.push(self.ident(&child)),
                 _ => self.bug(&child, "a group"),
             }
@@ -188,7 +204,7 @@ impl Lowering {
         let mut tiers = Vec::new();
         for child in children(pair) {
             match child.as_rule() {
-                Rule::name => tiers.push(self.ident(&child)),
+                Rule::name => tiers.push(self.name(&child)),
                 _ => self.bug(&child, "a ladder"),
             }
         }
@@ -221,7 +237,7 @@ impl Lowering {
         for child in children(pair) {
             match child.as_rule() {
                 Rule::kw_all => return ast::Scope::All(self.span(&child)),
-                Rule::name => tiers.push(self.ident(&child)),
+                Rule::name => tiers.push(self.name(&child)),
                 _ => self.bug(&child, "a rule's scope"),
             }
         }

@@ -133,7 +133,7 @@ fn describe_found(text: &str, offset: usize) -> (String, usize) {
     (format!("`{first}`"), first.len_utf8())
 }
 
-fn is_reserved(word: &str) -> bool {
+pub(crate) fn is_reserved(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
         "instance",
         "tier",
@@ -230,10 +230,11 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::add_op => "`+` or `-`",
         Rule::mul_op => "`*` or `/`",
         Rule::file
-        | Rule::keyword
+        | Rule::operator_word
         | Rule::WHITESPACE
         | Rule::COMMENT
         | Rule::gap
+        | Rule::inline
         | Rule::ident_start
         | Rule::ident_char
         | Rule::atom => return None,
