@@ -1,6 +1,8 @@
 //! Parse + check throughput on generated policy sets of about 1 KB, 100 KB and 10 MB.
 //! Run with `cargo bench --bench parse_check`. Budget (DESIGN.md): at least 20 MB/s.
 
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use charter::check;
@@ -17,7 +19,7 @@ fn generate(bytes: usize) -> String {
     text.push_str(BASE);
     let mut i = 0usize;
     while text.len() < bytes {
-        let parent = if i % 5 == 0 {
+        let parent = if i.is_multiple_of(5) {
             "base".to_string()
         } else {
             format!("tier_{}", i - 1)
