@@ -4,8 +4,10 @@
 //! [`ast::File`] or the diagnostics that stopped it; a syntax error stops that file early, which
 //! is the one place the pipeline does not go on to report everything.
 
+mod fmt;
 mod lower;
 
+pub use fmt::{format, format_source};
 use pest::Parser as _;
 
 use crate::ast;
@@ -79,14 +81,13 @@ fn syntax_error(file: FileId, text: &str, error: &pest::error::Error<Rule>) -> D
     } else {
         format!("expected {}", join_or(&expected))
     };
-    let mut diagnostic =
-        Diagnostic::error("charter::syntax", message).with_label(Span::new(file, start, end), label);
+    let mut diagnostic = Diagnostic::error("charter::syntax", message)
+        .with_label(Span::new(file, start, end), label);
     if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
     {
-        diagnostic = diagnostic.with_help(format!(
-            "`{word}` is a reserved word; choose another name"
-        ));
+        diagnostic =
+            diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
     }
     diagnostic
 }
@@ -121,10 +122,41 @@ fn describe_found(text: &str, offset: usize) -> (String, usize) {
 
 fn is_reserved(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "instance", "tier", "abstract", "extends", "addon", "group", "rule", "assert", "ladder",
-        "for", "all", "customer", "roster", "staff", "lifecycle", "state", "initial",
-        "transition", "from", "to", "when", "after", "manual", "if", "with", "demote", "test",
-        "expect", "at", "and", "or", "not", "implies", "true", "false",
+        "instance",
+        "tier",
+        "abstract",
+        "extends",
+        "addon",
+        "group",
+        "rule",
+        "assert",
+        "ladder",
+        "for",
+        "all",
+        "customer",
+        "roster",
+        "staff",
+        "lifecycle",
+        "state",
+        "initial",
+        "transition",
+        "from",
+        "to",
+        "when",
+        "after",
+        "manual",
+        "if",
+        "with",
+        "demote",
+        "test",
+        "expect",
+        "at",
+        "and",
+        "or",
+        "not",
+        "implies",
+        "true",
+        "false",
     ];
     KEYWORDS.contains(&word)
 }
