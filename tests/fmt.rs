@@ -5,6 +5,12 @@
 //! - Meaning preserved: the formatted text parses to the same AST, spans aside.
 //! - No comment lost: the formatted text holds the same comments, as a multiset.
 
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test helpers fail the test they run in by panicking"
+)]
+
 use charter::ast::{self, ExprKind, Item, Scope, ValueKind};
 use charter::source::{FileId, Sources, Span};
 use charter::syntax;
@@ -166,8 +172,16 @@ fn comments(text: &str) -> Vec<String> {
 fn check_guarantees(text: &str) {
     let formatted = format(text);
     assert_eq!(format(&formatted), formatted, "not idempotent on\n{text}");
-    assert_eq!(meaning(&formatted), meaning(text), "meaning changed:\n{text}\n---\n{formatted}");
-    assert_eq!(comments(&formatted), comments(text), "comments changed:\n{text}\n---\n{formatted}");
+    assert_eq!(
+        meaning(&formatted),
+        meaning(text),
+        "meaning changed:\n{text}\n---\n{formatted}"
+    );
+    assert_eq!(
+        comments(&formatted),
+        comments(text),
+        "comments changed:\n{text}\n---\n{formatted}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,7 +432,15 @@ fn block() -> BoxedStrategy<String> {
 }
 
 fn tier_name() -> BoxedStrategy<String> {
-    pick(&["free", "core", "pro", "teams", "enterprise", "base", "gold_2"])
+    pick(&[
+        "free",
+        "core",
+        "pro",
+        "teams",
+        "enterprise",
+        "base",
+        "gold_2",
+    ])
 }
 
 /// An expression tree, printed by [`GenExpr::print`].
@@ -479,7 +501,8 @@ impl GenExpr {
             } => {
                 let p = precedence_of(op);
                 let comparison = p == 5;
-                let lhs = lhs.operand(lhs.precedence() < p || (comparison && lhs.precedence() == 5));
+                let lhs =
+                    lhs.operand(lhs.precedence() < p || (comparison && lhs.precedence() == 5));
                 let rhs = rhs.operand(rhs.precedence() <= p);
                 format!("{lhs}{before}{op}{after}{rhs}")
             }
@@ -718,20 +741,4 @@ proptest! {
         let formatted = format(&text);
         prop_assert_eq!(comments(&formatted), comments(&text), "input:\n{}\noutput:\n{}", text, formatted);
     }
-}
-
-#[test]
-fn zz_print_samples() {
-    use proptest::strategy::ValueTree;
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let mut total = 0;
-    let mut with_comment_inside = 0;
-    for i in 0..200 {
-        let text = policy_text().new_tree(&mut runner).unwrap().current();
-        total += text.len();
-        let f = format(&text);
-        if comments(&text).len() > 0 { with_comment_inside += 1; }
-        if i < 3 { println!("=====\n{text}\n-----\n{f}"); }
-    }
-    println!("avg len {} with comments {}", total / 200, with_comment_inside);
 }

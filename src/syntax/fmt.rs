@@ -9,9 +9,12 @@
 //! - a comment on the line of a block's `{`, before the first statement, trails the header;
 //! - a comment on a line of its own is a line of its own before the next declaration or
 //!   statement, or before the `}` of its block, or at the end of the file;
-//! - a comment inside a statement or a declaration without a block (in a list, in an
-//!   expression that spans lines) cannot stay where it was, because the formatter prints those
-//!   on one line; it moves to a line of its own just before that statement or declaration.
+//! - inside a list value, the same rules hold for its elements (trailing an element, trailing
+//!   the `[`, or on a line of its own before the next element or the `]`), and a list that holds
+//!   a comment is printed one element per line;
+//! - a comment anywhere else inside a declaration or statement (in a group, a ladder, a rule's
+//!   tier list, an expression that spans lines) cannot stay where it was, because the formatter
+//!   prints those on one line; it moves to a line of its own just before that declaration.
 //!
 //! The layout rules themselves are listed in `grammar/README.md`. The formatter never changes
 //! meaning: it prints the tokens of the file in their order, with parentheses exactly where the
@@ -344,19 +347,25 @@ impl Node for ast::Assignment {
     }
 
     fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
-        (Vec::new(), inner)
+        let ValueKind::List(_) = self.value.kind else {
+            return (Vec::new(), inner);
+        };
+        let (start, end) = (self.value.span.start as usize, value_end(&self.value));
+        inner
+            .into_iter()
+            .partition(|comment| start < comment.start && comment.start < end)
     }
 
     fn print(
         &self,
         writer: &mut Writer<'_>,
-        _kept: Vec<Comment<'_>>,
+        kept: Vec<Comment<'_>>,
         trailing: Option<&str>,
         indent: usize,
     ) {
         let prefix = format!("{} {} ", self.field.name, self.op.as_str());
         let column = indent * INDENT.len() + prefix.chars().count();
-        let value = writer.value(&self.value, indent, column, 0);
+        let value = writer.value(&self.value, kept, indent, column, 0);
         writer.line(indent, &format!("{prefix}{value}"), trailing);
     }
 }
@@ -478,21 +487,77 @@ impl Writer<'_> {
     }
 
     /// A value that starts at `column` of a line at `indent`, with `suffix` more characters
-    /// after it. A list that does not fit in [`MAX_WIDTH`] gets one element per line.
-    fn value(&self, value: &ast::Value, indent: usize, column: usize, suffix: usize) -> String {
+    /// after it and `comments` inside it. A list that does not fit in [`MAX_WIDTH`], or holds
+    /// comments, gets one element per line with a comma after each.
+    fn value(
+        &self,
+        value: &ast::Value,
+        comments: Vec<Comment<'_>>,
+        indent: usize,
+        column: usize,
+        suffix: usize,
+    ) -> String {
         let flat = self.flat_value(value);
         let ValueKind::List(elements) = &value.kind else {
             return flat;
         };
-        if elements.is_empty() || column + flat.chars().count() + suffix <= MAX_WIDTH {
+        let fits = column + flat.chars().count() + suffix <= MAX_WIDTH;
+        if comments.is_empty() && (elements.is_empty() || fits) {
             return flat;
         }
+        let ranges: Vec<Range<usize>> = elements
+            .iter()
+            .map(|element| element.span.start as usize..value_end(element))
+            .collect();
+        let open = value.span.start as usize + 1;
+        let arrangement = arrange(self.text, comments, &ranges, Some(open));
         let inner_indent = INDENT.repeat(indent + 1);
-        let mut out = String::from("[\n");
-        for element in elements {
+        let mut out = String::from("[");
+        if let Some(comment) = arrangement.header {
+            out.push(' ');
+            out.push_str(comment);
+        }
+        out.push('\n');
+        // The lines between the brackets, without their indentation. Blank lines inside a list
+        // are not kept: a list is one value.
+        let mut lines: Vec<String> = Vec::new();
+        for entry in arrangement.entries {
+            let (index, inner, trailing) = match entry.kind {
+                EntryKind::Comment(comment) => {
+                    lines.push(comment.to_string());
+                    continue;
+                }
+                EntryKind::Child {
+                    index,
+                    inner,
+                    trailing,
+                } => (index, inner, trailing),
+            };
+            let Some(element) = elements.get(index) else {
+                // Never happens: the entries were arranged from these elements. Still, no
+                // comment is ever dropped.
+                lines.extend(inner.iter().map(|comment| comment.text.to_string()));
+                lines.extend(trailing.map(str::to_string));
+                continue;
+            };
+            let mut line = if let ValueKind::List(_) = element.kind {
+                self.value(element, inner, indent + 1, inner_indent.len(), 1)
+            } else {
+                // Only a list holds comments, so `inner` is empty here.
+                lines.extend(inner.iter().map(|comment| comment.text.to_string()));
+                self.flat_value(element)
+            };
+            line.push(',');
+            if let Some(comment) = trailing {
+                line.push(' ');
+                line.push_str(comment);
+            }
+            lines.push(line);
+        }
+        for line in lines {
             out.push_str(&inner_indent);
-            out.push_str(&self.value(element, indent + 1, inner_indent.len(), 1));
-            out.push_str(",\n");
+            out.push_str(&line);
+            out.push('\n');
         }
         out.push_str(&INDENT.repeat(indent));
         out.push(']');
@@ -850,10 +915,22 @@ mod tests {
     }
 
     #[test]
-    fn comments_inside_a_list_move_before_the_statement() {
+    fn comments_inside_a_list_stay_in_it_one_element_a_line() {
         check(
-            "instance {\n  a = 1\n\n  flags = [ # flags\n    x, # first\n    # between\n    y,\n  ] # after\n}\n",
-            "instance {\n  a = 1\n\n  # flags\n  # first\n  # between\n  flags = [x, y] # after\n}\n",
+            "instance {\n  flags = [ # flags\n    x, # first\n\n    # between\n    y # last\n  # end\n  ] # after\n}\n",
+            "instance {\n  flags = [ # flags\n    x, # first\n    # between\n    y, # last\n    # end\n  ] # after\n}\n",
+        );
+        check(
+            "instance { xs = [\n# none\n] }",
+            "instance {\n  xs = [\n    # none\n  ]\n}\n",
+        );
+    }
+
+    #[test]
+    fn comments_inside_a_nested_list_stay_in_it() {
+        check(
+            "instance { xs = [a, [b, # bee\n c], d] }",
+            "instance {\n  xs = [\n    a,\n    [\n      b, # bee\n      c,\n    ],\n    d,\n  ]\n}\n",
         );
     }
 
