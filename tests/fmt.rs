@@ -345,7 +345,13 @@ fn scalar() -> BoxedStrategy<String> {
         string(),
         pick(&["true", "false"]),
         pick(&["2027-01-31", "2027-01-31T09:00:00Z", "2027-02-28T23:59Z"]),
-        pick(&["monthly", "yearly", "feature_variables", "extra_ops"]),
+        pick(&[
+            "monthly",
+            "yearly",
+            "feature_variables",
+            "extra_ops",
+            "a_long_enough_word_to_push_a_list_past_one_hundred_columns",
+        ]),
     ]
     .boxed()
 }
@@ -353,7 +359,7 @@ fn scalar() -> BoxedStrategy<String> {
 fn list_of(element: BoxedStrategy<String>) -> BoxedStrategy<String> {
     (
         gap(),
-        proptest::collection::vec((element, gap(), gap()), 0..5),
+        proptest::collection::vec((element, gap(), gap()), 0..6),
         proptest::option::of(gap()),
     )
         .prop_map(|(first_gap, elements, trailing_comma)| {
