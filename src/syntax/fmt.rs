@@ -121,14 +121,14 @@ fn line_breaks(text: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Arranging comments around the declarations or statements of one container
 
-/// What a container (the file, or one block) prints, in order.
+/// What a container (the file, a block or a list) prints, in order.
 struct Arrangement<'t> {
-    /// The comment on the line of a block's `{`, printed after it.
+    /// The comment on the line of a block's `{` or a list's `[`, printed after it.
     header: Option<&'t str>,
     entries: Vec<Entry<'t>>,
 }
 
-/// One line, or one declaration or statement, of a container.
+/// One line, or one declaration, statement or list element, of a container.
 struct Entry<'t> {
     /// Whether the user left at least one blank line before it.
     blank_before: bool,
@@ -148,7 +148,8 @@ enum EntryKind<'t> {
 }
 
 /// Places `comments` (all inside the container, in order) around its `children` (their ranges,
-/// in order). `open` is the offset just after a block's `{`, or `None` for the file.
+/// in order). `open` is the offset just after a block's `{` or a list's `[`, or `None` for
+/// the file.
 fn arrange<'t>(
     text: &'t str,
     comments: Vec<Comment<'t>>,
@@ -187,8 +188,8 @@ fn arrange<'t>(
 }
 
 /// Places a comment that lies between children (or after the last): it trails the child that
-/// ends on its line, or the `{` of the block when it is on that line, or else stands on its own
-/// line. Returns the new end of what has been placed.
+/// ends on its line, or the `{` or `[` of the container when it is on that line, or else stands
+/// on its own line. Returns the new end of what has been placed.
 fn place_loose<'t>(
     arrangement: &mut Arrangement<'t>,
     comment: Comment<'t>,
@@ -228,7 +229,7 @@ trait Node {
     fn range(&self) -> Range<usize>;
 
     /// Splits the comments inside the node's range into those it prints itself (inside a
-    /// block) and those that move to lines of their own before it.
+    /// block or a list value) and those that move to lines of their own before it.
     fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>);
 
     /// Prints the node at `indent` with the comments it keeps and its trailing comment.
@@ -843,6 +844,22 @@ mod tests {
         check("group a = x\r\n", "group a = x\n");
         check("", "");
         check("\n\n  \n", "");
+    }
+
+    #[test]
+    fn line_breaks_of_every_kind_become_newlines_and_a_byte_order_mark_goes() {
+        check(
+            "\u{FEFF}group a = x # a\r\rgroup b = y\r\ngroup c = z\r",
+            "group a = x # a\n\ngroup b = y\ngroup c = z\n",
+        );
+    }
+
+    #[test]
+    fn a_line_holding_only_semicolons_counts_as_blank() {
+        check(
+            "group a = x\n ; ;\ngroup b = y\n",
+            "group a = x\n\ngroup b = y\n",
+        );
     }
 
     #[test]
