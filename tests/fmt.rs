@@ -551,7 +551,7 @@ fn expr() -> BoxedStrategy<GenExpr> {
         .prop_recursive(4, 24, 2, |inner| {
             prop_oneof![
                 (
-                    pick(&["implies", "or", "and"]),
+                    proptest::sample::select(&["implies", "or", "and"][..]),
                     blanks1(),
                     word_gap(),
                     inner.clone(),
@@ -559,7 +559,9 @@ fn expr() -> BoxedStrategy<GenExpr> {
                 )
                     .prop_map(|(op, before, after, lhs, rhs)| binary(op, before, after, lhs, rhs)),
                 (
-                    pick(&["==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/"]),
+                    proptest::sample::select(
+                        &["==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/"][..]
+                    ),
                     blanks(),
                     gap(),
                     inner.clone(),
@@ -580,22 +582,7 @@ fn expr() -> BoxedStrategy<GenExpr> {
         .boxed()
 }
 
-fn binary(op: String, before: String, after: String, lhs: GenExpr, rhs: GenExpr) -> GenExpr {
-    let op = match op.as_str() {
-        "implies" => "implies",
-        "or" => "or",
-        "and" => "and",
-        "==" => "==",
-        "!=" => "!=",
-        "<" => "<",
-        "<=" => "<=",
-        ">" => ">",
-        ">=" => ">=",
-        "+" => "+",
-        "-" => "-",
-        "*" => "*",
-        _ => "/",
-    };
+fn binary(op: &'static str, before: String, after: String, lhs: GenExpr, rhs: GenExpr) -> GenExpr {
     GenExpr::Binary {
         op,
         before,
