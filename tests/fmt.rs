@@ -258,7 +258,7 @@ fn blanks1() -> BoxedStrategy<String> {
 }
 
 fn comment() -> BoxedStrategy<String> {
-    "#[ a-z#\"{};=\\[\\]]{0,12}".boxed()
+    "#[ \ta-z#\"{};=\\[\\]é—]{0,12}".boxed()
 }
 
 /// The end of a line: blanks, maybe a comment, a line break.
@@ -266,7 +266,7 @@ fn line_end() -> BoxedStrategy<String> {
     (
         blanks(),
         proptest::option::weighted(0.4, comment()),
-        pick(&["\n", "\n", "\n", "\r\n"]),
+        pick(&["\n", "\n", "\n", "\n", "\r\n", "\r"]),
     )
         .prop_map(|(blanks, comment, newline)| {
             format!("{blanks}{}{newline}", comment.unwrap_or_default())
