@@ -147,10 +147,7 @@ pub enum ValueKind {
     /// A number without a unit (`40_000`, `1.5`).
     Number(Number),
     /// A number with a unit word (`500 MiB`); the unit is not yet interpreted.
-    Quantity {
-        number: Number,
-        unit: Ident,
-    },
+    Quantity { number: Number, unit: Ident },
     Bool(bool),
     String(String),
     Date(Date),
@@ -199,16 +196,9 @@ pub struct Expr {
 pub enum ExprKind {
     Literal(Value),
     /// `parameter` or `tier.parameter`.
-    Reference {
-        qualifier: Option<Ident>,
-        name: Ident,
-    },
+    Reference { qualifier: Option<Ident>, name: Ident },
     Not(Box<Expr>),
-    Binary {
-        op: BinaryOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
-    },
+    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
     /// Parentheses as written, kept so the formatter can keep them.
     Paren(Box<Expr>),
 }

@@ -81,13 +81,14 @@ fn syntax_error(file: FileId, text: &str, error: &pest::error::Error<Rule>) -> D
     } else {
         format!("expected {}", join_or(&expected))
     };
-    let mut diagnostic = Diagnostic::error("charter::syntax", message)
-        .with_label(Span::new(file, start, end), label);
+    let mut diagnostic =
+        Diagnostic::error("charter::syntax", message).with_label(Span::new(file, start, end), label);
     if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
     {
-        diagnostic =
-            diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
+        diagnostic = diagnostic.with_help(format!(
+            "`{word}` is a reserved word; choose another name"
+        ));
     }
     diagnostic
 }
@@ -122,41 +123,10 @@ fn describe_found(text: &str, offset: usize) -> (String, usize) {
 
 fn is_reserved(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "instance",
-        "tier",
-        "abstract",
-        "extends",
-        "addon",
-        "group",
-        "rule",
-        "assert",
-        "ladder",
-        "for",
-        "all",
-        "customer",
-        "roster",
-        "staff",
-        "lifecycle",
-        "state",
-        "initial",
-        "transition",
-        "from",
-        "to",
-        "when",
-        "after",
-        "manual",
-        "if",
-        "with",
-        "demote",
-        "test",
-        "expect",
-        "at",
-        "and",
-        "or",
-        "not",
-        "implies",
-        "true",
-        "false",
+        "instance", "tier", "abstract", "extends", "addon", "group", "rule", "assert", "ladder",
+        "for", "all", "customer", "roster", "staff", "lifecycle", "state", "initial",
+        "transition", "from", "to", "when", "after", "manual", "if", "with", "demote", "test",
+        "expect", "at", "and", "or", "not", "implies", "true", "false",
     ];
     KEYWORDS.contains(&word)
 }
