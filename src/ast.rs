@@ -147,7 +147,10 @@ pub enum ValueKind {
     /// A number without a unit (`40_000`, `1.5`).
     Number(Number),
     /// A number with a unit word (`500 MiB`); the unit is not yet interpreted.
-    Quantity { number: Number, unit: Ident },
+    Quantity {
+        number: Number,
+        unit: Ident,
+    },
     Bool(bool),
     String(String),
     Date(Date),
@@ -196,9 +199,16 @@ pub struct Expr {
 pub enum ExprKind {
     Literal(Value),
     /// `parameter` or `tier.parameter`.
-    Reference { qualifier: Option<Ident>, name: Ident },
+    Reference {
+        qualifier: Option<Ident>,
+        name: Ident,
+    },
     Not(Box<Expr>),
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// Parentheses as written, kept so the formatter can keep them.
     Paren(Box<Expr>),
 }
@@ -259,5 +269,80 @@ impl BinaryOp {
 
     pub fn is_comparison(self) -> bool {
         self.precedence() == 5
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.digits.to_string();
+        let scale = self.scale as usize;
+        if scale == 0 {
+            return f.write_str(&digits);
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - scale);
+        write!(f, "{whole}.{fraction}")
+    }
+}
+
+/// Writes a string literal with its quotes and the language's escapes.
+pub fn write_string(f: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
+    f.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            ValueKind::Number(n) => write!(f, "{n}"),
+            ValueKind::Quantity { number, unit } => write!(f, "{number} {}", unit.name),
+            ValueKind::Bool(b) => write!(f, "{b}"),
+            ValueKind::String(s) => write_string(f, s),
+            ValueKind::Date(d) => match jiff::Timestamp::from_second(d.unix_seconds) {
+                Ok(t) if d.has_time => write!(f, "{}", t.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                Ok(t) => write!(f, "{}", t.strftime("%Y-%m-%d")),
+                Err(_) => write!(f, "{}", d.unix_seconds),
+            },
+            ValueKind::Word(w) => f.write_str(w),
+            ValueKind::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// An expression on one line, with single spaces around operators and parentheses as written.
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            ExprKind::Literal(v) => write!(f, "{v}"),
+            ExprKind::Reference {
+                qualifier: Some(q),
+                name,
+            } => write!(f, "{}.{}", q.name, name.name),
+            ExprKind::Reference {
+                qualifier: None,
+                name,
+            } => f.write_str(&name.name),
+            ExprKind::Not(inner) => write!(f, "not {inner}"),
+            ExprKind::Binary { op, lhs, rhs } => write!(f, "{lhs} {} {rhs}", op.as_str()),
+            ExprKind::Paren(inner) => write!(f, "({inner})"),
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! The pipeline and the module boundaries are described in ARCHITECTURE.md.
 
 pub mod ast;
+pub mod check;
 pub mod cli;
+pub mod compile;
 pub mod diagnostic;
 pub mod model;
 pub mod source;

@@ -64,7 +64,10 @@ impl Lowering {
         self.errors.push(
             Diagnostic::error(
                 "charter::internal",
-                format!("internal error: unexpected `{:?}` in {context}", pair.as_rule()),
+                format!(
+                    "internal error: unexpected `{:?}` in {context}",
+                    pair.as_rule()
+                ),
             )
             .with_label(self.span(pair), "")
             .with_help("this is a bug in charter; please report it with this file"),
@@ -381,9 +384,14 @@ impl Lowering {
             }),
             Err(_) => {
                 self.errors.push(
-                    Diagnostic::error("charter::invalid_date", format!("`{text}` is not a valid date"))
-                        .with_label(self.span(pair), "no such day or time")
-                        .with_help("write a date as `2027-01-31` or an instant as `2027-01-31T09:00:00Z`"),
+                    Diagnostic::error(
+                        "charter::invalid_date",
+                        format!("`{text}` is not a valid date"),
+                    )
+                    .with_label(self.span(pair), "no such day or time")
+                    .with_help(
+                        "write a date as `2027-01-31` or an instant as `2027-01-31T09:00:00Z`",
+                    ),
                 );
                 None
             }

@@ -81,14 +81,28 @@ fn syntax_error(file: FileId, text: &str, error: &pest::error::Error<Rule>) -> D
     } else {
         format!("expected {}", join_or(&expected))
     };
-    let mut diagnostic =
-        Diagnostic::error("charter::syntax", message).with_label(Span::new(file, start, end), label);
-    if let Some(word) = text.get(start..start + found.1)
+    let mut diagnostic = Diagnostic::error("charter::syntax", message)
+        .with_label(Span::new(file, start, end), label);
+    let line_start = text
+        .get(..start)
+        .map_or(0, |t| t.rfind('\n').map_or(0, |i| i + 1));
+    let first_word = text
+        .get(line_start..)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("");
+    let opens_item = matches!(
+        first_word,
+        "tier" | "abstract" | "addon" | "group" | "assert" | "instance"
+    );
+    if opens_item && line_start < start && text[..line_start].contains('{') {
+        diagnostic = diagnostic.with_help(format!(
+            "`{first_word}` starts a new declaration; is a `}}` missing before this line?"
+        ));
+    } else if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
     {
-        diagnostic = diagnostic.with_help(format!(
-            "`{word}` is a reserved word; choose another name"
-        ));
+        diagnostic =
+            diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
     }
     diagnostic
 }
@@ -123,10 +137,41 @@ fn describe_found(text: &str, offset: usize) -> (String, usize) {
 
 fn is_reserved(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "instance", "tier", "abstract", "extends", "addon", "group", "rule", "assert", "ladder",
-        "for", "all", "customer", "roster", "staff", "lifecycle", "state", "initial",
-        "transition", "from", "to", "when", "after", "manual", "if", "with", "demote", "test",
-        "expect", "at", "and", "or", "not", "implies", "true", "false",
+        "instance",
+        "tier",
+        "abstract",
+        "extends",
+        "addon",
+        "group",
+        "rule",
+        "assert",
+        "ladder",
+        "for",
+        "all",
+        "customer",
+        "roster",
+        "staff",
+        "lifecycle",
+        "state",
+        "initial",
+        "transition",
+        "from",
+        "to",
+        "when",
+        "after",
+        "manual",
+        "if",
+        "with",
+        "demote",
+        "test",
+        "expect",
+        "at",
+        "and",
+        "or",
+        "not",
+        "implies",
+        "true",
+        "false",
     ];
     KEYWORDS.contains(&word)
 }
