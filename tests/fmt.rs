@@ -224,6 +224,43 @@ fn the_instance_example_is_already_canonical() {
     assert_eq!(format(&text), text);
 }
 
+/// Every `.charter` file under `dir`, at any depth, in name order.
+fn charter_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("the directory is readable")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            charter_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "charter") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_policy_file_in_the_repository_keeps_the_guarantees() {
+    let mut files = Vec::new();
+    charter_files(std::path::Path::new("policies"), &mut files);
+    charter_files(std::path::Path::new("tests"), &mut files);
+    let mut formatted = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("the file is readable");
+        // Fixtures of syntax errors do not parse, and there is nothing to format.
+        if parse(&text).is_ok() {
+            check_guarantees(&text);
+            formatted += 1;
+        }
+    }
+    assert!(
+        formatted >= 5,
+        "only {formatted} of {} files parse",
+        files.len()
+    );
+}
+
 #[test]
 fn the_comment_scanner_of_these_tests_sees_strings() {
     assert_eq!(
