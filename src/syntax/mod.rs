@@ -4,8 +4,10 @@
 //! [`ast::File`] or the diagnostics that stopped it; a syntax error stops that file early, which
 //! is the one place the pipeline does not go on to report everything.
 
+mod fmt;
 mod lower;
 
+pub use fmt::{format, format_source};
 use pest::Parser as _;
 
 use crate::ast;
