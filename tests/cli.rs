@@ -330,3 +330,77 @@ fn compiled_licenses_satisfy_the_schema_constraints() {
         }
     }
 }
+
+#[test]
+fn fmt_check_lists_unformatted_files_and_exits_1() {
+    let dir = scratch(
+        "fmt-check",
+        "tier pro extends base { operations = 40_000; interval = 1min }\n",
+    );
+    let before = std::fs::read_to_string(dir.join("policy.charter")).unwrap();
+    let run = charter(&["fmt", "--check", dir.to_str().unwrap()]).code(1);
+    assert!(
+        run.stdout.trim_end().ends_with("policy.charter"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("1 file is not formatted"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("policy.charter")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn fmt_rewrites_files_and_is_then_clean() {
+    let dir = scratch(
+        "fmt-write",
+        "tier pro extends base { operations = 40_000; interval = 1min }   # pro\n",
+    );
+    let run = charter(&["fmt", dir.to_str().unwrap()]).success();
+    assert!(run.stdout.contains("formatted "));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("policy.charter")).unwrap(),
+        "tier pro extends base {\n  operations = 40_000\n  interval = 1 min\n} # pro\n"
+    );
+    charter(&["fmt", "--check", dir.to_str().unwrap()]).success();
+}
+
+#[test]
+fn fmt_refuses_to_touch_a_policy_set_with_a_syntax_error() {
+    let dir = scratch("fmt-syntax", "tier pro extends base {\n");
+    let before = std::fs::read_to_string(dir.join("base.charter")).unwrap();
+    charter(&["fmt", dir.to_str().unwrap()]).code(1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("base.charter")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn fmt_of_the_example_policies_changes_nothing() {
+    charter(&["fmt", "--check", ACME]).success();
+}
+
+#[test]
+fn fmt_reads_standard_input() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["fmt", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"group  g =  operations,transfer")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "group g = operations, transfer\n"
+    );
+}

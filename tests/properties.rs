@@ -42,6 +42,17 @@ fn compile_all(files: &[(String, String)]) -> String {
     out
 }
 
+/// Only the compiled license objects (diagnostics point at positions, which formatting moves).
+fn compile_licenses(files: &[(String, String)]) -> Option<String> {
+    let mut sources = Sources::new();
+    for (name, text) in files {
+        sources.add(name.clone(), text.clone());
+    }
+    let parsed = syntax::parse_all(&sources).ok()?;
+    let program = check::check(&parsed).program?;
+    Some(serde_json::to_string(&compile::all_tier_licenses(&program)).unwrap())
+}
+
 fn assignment() -> impl Strategy<Value = String> {
     prop_oneof![
         (0u64..1_000_000).prop_map(|n| format!("operations = {n}")),
@@ -195,6 +206,15 @@ proptest! {
         let first = compile_all(&files);
         let second = compile_all(&files);
         prop_assert_eq!(first, second);
+    }
+
+    #[test]
+    fn formatted_policy_compiles_to_the_same_objects(files in policy_set()) {
+        let formatted: Vec<(String, String)> = files
+            .iter()
+            .map(|(name, text)| (name.clone(), syntax::format_source(name, text).unwrap()))
+            .collect();
+        prop_assert_eq!(compile_licenses(&files), compile_licenses(&formatted));
     }
 
     #[test]

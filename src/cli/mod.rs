@@ -4,6 +4,7 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+mod format;
 mod policy;
 
 use std::io::IsTerminal;
@@ -66,6 +67,15 @@ enum Command {
         tier: String,
         /// Only this parameter.
         param: Option<String>,
+    },
+    /// Rewrite files in the canonical layout (comments kept).
+    Fmt {
+        /// A `.charter` file, a directory of them, or `-` for standard input to standard output.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Change nothing; list the files that are not formatted and exit 1 if there are any.
+        #[arg(long)]
+        check: bool,
     },
     /// Print the tier comparison table.
     Matrix {
@@ -204,6 +214,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             );
             Outcome::Success
         }
+        Command::Fmt { path, check } => format::run(&path, check, output),
         Command::Matrix { path, format } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,

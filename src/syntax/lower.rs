@@ -53,6 +53,18 @@ impl Lowering {
         Span::new(self.file, s.start(), s.end())
     }
 
+    /// The span of a rule that may end with an optional or repeated part: pest's span then
+    /// includes the spacing and comments it skipped before finding the part absent. The end is
+    /// moved back to the last character of a real token.
+    fn tight_span(&self, pair: &P<'_>) -> Span {
+        let s = pair.as_span();
+        Span::new(
+            self.file,
+            s.start(),
+            s.start() + significant_len(s.as_str()),
+        )
+    }
+
     fn ident(&self, pair: &P<'_>) -> ast::Ident {
         ast::Ident {
             name: pair.as_str().to_string(),
@@ -182,7 +194,7 @@ impl Lowering {
     }
 
     fn lower_group(&mut self, pair: P<'_>) -> ast::Group {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         let mut name = None;
         let mut members = Vec::new();
         for child in children(pair) {
@@ -200,7 +212,7 @@ impl Lowering {
     }
 
     fn lower_ladder_rule(&mut self, pair: P<'_>) -> ast::Ladder {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         let mut tiers = Vec::new();
         for child in children(pair) {
             match child.as_rule() {
@@ -212,7 +224,7 @@ impl Lowering {
     }
 
     fn lower_for_rule(&mut self, pair: P<'_>) -> Option<ast::Assert> {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         let mut scope = None;
         let mut expr = None;
         let mut message = None;
@@ -447,7 +459,7 @@ impl Lowering {
     }
 
     pub(super) fn lower_expr(&mut self, pair: P<'_>) -> Option<ast::Expr> {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         match pair.as_rule() {
             Rule::expr => {
                 let inner = children(pair).next()?;
@@ -577,4 +589,42 @@ fn empty_block(span: Span) -> ast::Block {
         assignments: Vec::new(),
         span,
     }
+}
+
+/// The length of `text` up to the end of its last character that is neither spacing nor part of
+/// a comment (a `#` inside a string is text).
+fn significant_len(text: &str) -> usize {
+    let mut end = 0;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+            continue;
+        }
+        if in_string {
+            end = i + c.len_utf8();
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '#' => in_comment = true,
+            '"' => {
+                in_string = true;
+                end = i + c.len_utf8();
+            }
+            c if c.is_whitespace() => {}
+            c => end = i + c.len_utf8(),
+        }
+    }
+    end
 }
