@@ -366,7 +366,13 @@ fn chain_help(
     result: Option<i64>,
 ) -> String {
     let mut steps: Vec<String> = existing
-        .map(|s| s.chain.iter().map(|step| step.describe(param)).collect())
+        .map(|s| {
+            s.chain
+                .steps()
+                .iter()
+                .map(|step| step.describe(param))
+                .collect()
+        })
         .unwrap_or_default();
     let operand = match assignment.op {
         AssignOp::Mul => assignment.operand.as_int().unwrap_or(0).to_string(),

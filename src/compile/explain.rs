@@ -47,7 +47,8 @@ pub fn license(sources: &Sources, license: &License, param: Option<usize>) -> St
         out.push_str(&format!("\n{} = {}\n", p.name, setting.value.human(p)));
         let steps: Vec<(String, String)> = setting
             .chain
-            .iter()
+            .steps()
+            .into_iter()
             .map(|step| {
                 let location = step
                     .span

@@ -1,6 +1,7 @@
 //! License values, their provenance, and the complete license object sent to Make.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::ast::AssignOp;
 use crate::model::catalog::{self, ApiUnit, CATALOG, EnumVariant, FixedValue, Kind, Parameter};
@@ -191,7 +192,71 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Setting {
     pub value: LicenseValue,
-    pub chain: Vec<Step>,
+    pub chain: Chain,
+}
+
+/// The steps that produced a value, oldest first. A persistent list: a tier that inherits a
+/// value shares its parent's steps instead of copying them, so resolving thousands of tiers
+/// costs one allocation per assignment, not per inherited value.
+#[derive(Clone, Default)]
+pub struct Chain(Option<Arc<Link>>);
+
+struct Link {
+    step: Step,
+    previous: Chain,
+}
+
+impl Chain {
+    fn pushed(&self, step: Step) -> Chain {
+        Chain(Some(Arc::new(Link {
+            step,
+            previous: self.clone(),
+        })))
+    }
+
+    /// The most recent step.
+    pub fn last(&self) -> Option<&Step> {
+        self.0.as_ref().map(|link| &link.step)
+    }
+
+    /// Every step, oldest first.
+    pub fn steps(&self) -> Vec<&Step> {
+        let mut steps = Vec::new();
+        let mut current = self;
+        while let Some(link) = &current.0 {
+            steps.push(&link.step);
+            current = &link.previous;
+        }
+        steps.reverse();
+        steps
+    }
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, other: &Chain) -> bool {
+        self.steps() == other.steps()
+    }
+}
+
+impl Eq for Chain {}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.steps()).finish()
+    }
+}
+
+impl Drop for Chain {
+    /// Unlinks iteratively: a chain as long as a tier hierarchy is deep must not recurse.
+    fn drop(&mut self) {
+        let mut next = self.0.take();
+        while let Some(link) = next {
+            match Arc::try_unwrap(link) {
+                Ok(mut link) => next = link.previous.0.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// An assignment, checked: a known parameter, an operator valid for it and an operand in API
@@ -285,12 +350,12 @@ impl License {
         match slot {
             Some(setting) => {
                 setting.value = result;
-                setting.chain.push(step);
+                setting.chain = setting.chain.pushed(step);
             }
             None => {
                 *slot = Some(Setting {
                     value: result,
-                    chain: vec![step],
+                    chain: Chain::default().pushed(step),
                 });
             }
         }
@@ -326,13 +391,13 @@ impl License {
             };
             *slot = Some(Setting {
                 value,
-                chain: vec![Step {
+                chain: Chain::default().pushed(Step {
                     origin: Origin::Default,
                     op: AssignOp::Set,
                     operand: value,
                     result: value,
                     span: None,
-                }],
+                }),
             });
         }
     }

@@ -14,6 +14,8 @@ use crate::source::{FileId, Span};
 
 pub(super) struct Lowering {
     file: FileId,
+    /// Where the parsed text starts in its file (a large file is parsed in pieces).
+    offset: usize,
     pub(super) errors: Vec<Diagnostic>,
 }
 
@@ -41,16 +43,17 @@ fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
 }
 
 impl Lowering {
-    pub(super) fn new(file: FileId) -> Lowering {
+    pub(super) fn new(file: FileId, offset: usize) -> Lowering {
         Lowering {
             file,
+            offset,
             errors: Vec::new(),
         }
     }
 
     fn span(&self, pair: &P<'_>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        Span::new(self.file, self.offset + s.start(), self.offset + s.end())
     }
 
     /// The span of a rule that may end with an optional or repeated part: pest's span then
@@ -58,11 +61,8 @@ impl Lowering {
     /// moved back to the last character of a real token.
     fn tight_span(&self, pair: &P<'_>) -> Span {
         let s = pair.as_span();
-        Span::new(
-            self.file,
-            s.start(),
-            s.start() + significant_len(s.as_str()),
-        )
+        let start = self.offset + s.start();
+        Span::new(self.file, start, start + significant_len(s.as_str()))
     }
 
     fn ident(&self, pair: &P<'_>) -> ast::Ident {

@@ -3,11 +3,20 @@
 //! This is the only module that names pest types. [`parse`] turns one file into an
 //! [`ast::File`] or the diagnostics that stopped it; a syntax error stops that file early, which
 //! is the one place the pipeline does not go on to report everything.
+//!
+//! Large inputs are parsed in parallel: [`parse_all`] cuts every file at top-level declarations
+//! into pieces of a hundred kilobytes or so and parses the pieces on all cores. The result is
+//! the same as parsing each file whole (pieces are lowered with their offsets and joined in
+//! order), except that a syntax error is reported per piece, so independent declarations can
+//! each report theirs.
 
 mod fmt;
 mod lower;
 
 pub use fmt::{format, format_source};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pest::Parser as _;
 
 use crate::ast;
@@ -18,35 +27,85 @@ use crate::source::{FileId, Sources, Span};
 #[grammar = "../grammar/charter.pest"]
 struct CharterParser;
 
-/// Parses one file of `sources`.
+/// Parses one file of `sources`, whole, on the calling thread.
 pub fn parse(sources: &Sources, file: FileId) -> Result<ast::File, Vec<Diagnostic>> {
     let text = sources.file(file).map_or("", |f| f.text.as_str());
-    let pairs = match CharterParser::parse(Rule::file, text) {
+    parse_piece(file, text, 0..text.len()).map(|items| ast::File { items })
+}
+
+/// Parses `text[range]`, a run of whole top-level declarations, into items whose spans are
+/// positions in the whole file.
+fn parse_piece(
+    file: FileId,
+    text: &str,
+    range: Range<usize>,
+) -> Result<Vec<ast::Item>, Vec<Diagnostic>> {
+    let offset = range.start;
+    let piece = text.get(range).unwrap_or("");
+    let pairs = match CharterParser::parse(Rule::file, piece) {
         Ok(pairs) => pairs,
-        Err(error) => return Err(vec![syntax_error(file, text, &error)]),
+        Err(error) => return Err(vec![syntax_error(file, text, offset, &error)]),
     };
-    let mut lowering = lower::Lowering::new(file);
+    let mut lowering = lower::Lowering::new(file, offset);
     let parsed = pairs
         .into_iter()
         .next()
         .map(|pair| lowering.lower_file(pair));
     match parsed {
-        Some(parsed) if lowering.errors.is_empty() => Ok(parsed),
+        Some(parsed) if lowering.errors.is_empty() => Ok(parsed.items),
         Some(_) => Err(lowering.errors),
         None => Err(vec![
             Diagnostic::error("charter::syntax", "the file could not be parsed")
-                .with_label(Span::new(file, 0, 0), ""),
+                .with_label(Span::new(file, offset, offset), ""),
         ]),
     }
 }
 
+/// Below this many bytes in all, a policy set is parsed on one thread.
+const PARALLEL_THRESHOLD: usize = 256 * 1024;
+/// About how large the pieces of a large file are.
+const PIECE_SIZE: usize = 128 * 1024;
+
+type Piece<'a> = (FileId, &'a str, Range<usize>);
+type PieceResult = Result<Vec<ast::Item>, Vec<Diagnostic>>;
+
 /// Parses every file of a policy set, collecting the syntax errors of all files.
 pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diagnostic>> {
-    let mut files = Vec::new();
+    let texts: Vec<(FileId, &str)> = sources
+        .ids()
+        .filter_map(|id| sources.file(id).map(|f| (id, f.text.as_str())))
+        .collect();
+    let total: usize = texts.iter().map(|(_, t)| t.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let parallel = total >= PARALLEL_THRESHOLD && threads > 1;
+    let pieces: Vec<Piece<'_>> = texts
+        .iter()
+        .flat_map(|&(id, text)| {
+            let ranges = if parallel {
+                pieces(text, PIECE_SIZE)
+            } else {
+                std::iter::once(0..text.len()).collect()
+            };
+            ranges.into_iter().map(move |r| (id, text, r))
+        })
+        .collect();
+    let results: Vec<PieceResult> = if parallel && pieces.len() > 1 {
+        parse_in_parallel(&pieces, threads)
+    } else {
+        pieces
+            .iter()
+            .map(|(id, text, range)| parse_piece(*id, text, range.clone()))
+            .collect()
+    };
+
+    let mut files: Vec<(FileId, ast::File)> = Vec::new();
     let mut errors = Vec::new();
-    for id in sources.ids() {
-        match parse(sources, id) {
-            Ok(file) => files.push((id, file)),
+    for ((id, _, _), result) in pieces.iter().zip(results) {
+        match result {
+            Ok(items) => match files.last_mut() {
+                Some((last, file)) if last == id => file.items.extend(items),
+                _ => files.push((*id, ast::File { items })),
+            },
             Err(e) => errors.extend(e),
         }
     }
@@ -57,13 +116,113 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
     }
 }
 
+/// Parses pieces on up to `threads` threads; the results come back in the pieces' order.
+fn parse_in_parallel(pieces: &[Piece<'_>], threads: usize) -> Vec<PieceResult> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, PieceResult)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(pieces.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((id, text, range)) = pieces.get(i) else {
+                            break;
+                        };
+                        done.push((i, parse_piece(*id, text, range.clone())));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let mut results = results.into_iter().peekable();
+    // Every piece has exactly one result unless a worker panicked; say so rather than lose
+    // the piece.
+    (0..pieces.len())
+        .map(|i| match results.next_if(|(j, _)| *j == i) {
+            Some((_, result)) => result,
+            None => Err(vec![Diagnostic::error(
+                "charter::internal",
+                "internal error: a part of the policy set was not parsed",
+            )]),
+        })
+        .collect()
+}
+
+/// Cuts `text` into ranges of about `size` bytes, each a run of whole top-level declarations:
+/// a cut is made only before a line that starts, at column 0 and outside any string, comment or
+/// bracket, with a word that begins a declaration.
+fn pieces(text: &str, size: usize) -> Vec<Range<usize>> {
+    const STARTS: &[&str] = &[
+        "tier ",
+        "abstract ",
+        "addon ",
+        "group ",
+        "assert ",
+        "instance ",
+    ];
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut depth: i64 = 0;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_comment {
+            if b != b'\n' {
+                continue;
+            }
+            // The line end closes the comment and may still be a place to cut.
+            in_comment = false;
+        }
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"' | b'\n') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'#' => in_comment = true,
+            b'"' => in_string = true,
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => depth -= 1,
+            b'\n' if depth == 0 && i + 1 - start >= size => {
+                let rest = text.get(i + 1..).unwrap_or("");
+                if STARTS.iter().any(|w| rest.starts_with(w)) {
+                    ranges.push(start..i + 1);
+                    start = i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    ranges.push(start..text.len());
+    ranges
+}
+
 /// Turns pest's error into a located diagnostic that names what was found and what would have
 /// been accepted there, in the language's words rather than rule names.
-fn syntax_error(file: FileId, text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
-    let start = match error.location {
-        pest::error::InputLocation::Pos(p) => p,
-        pest::error::InputLocation::Span((s, _)) => s,
-    };
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    error: &pest::error::Error<Rule>,
+) -> Diagnostic {
+    let start = offset
+        + match error.location {
+            pest::error::InputLocation::Pos(p) => p,
+            pest::error::InputLocation::Span((s, _)) => s,
+        };
     let found = describe_found(text, start);
     let end = (start + found.1).min(text.len());
     let expected = match &error.variant {
@@ -237,8 +396,72 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::COMMENT
         | Rule::gap
         | Rule::inline
+        | Rule::block_sep
+        | Rule::line_comment
+        | Rule::not_eol
         | Rule::ident_start
         | Rule::ident_char
         | Rule::atom => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn large_policy() -> String {
+        let mut text = String::from("# header\n");
+        for i in 0..4_000 {
+            text.push_str(&format!(
+                "tier t{i} extends base {{\n  operations = {i}  # \"{{\n  transfer = 1 GB\n}}\n\
+                 group g{i} = operations,\ntransfer\nassert for t{i}: (operations >=\n0)\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn pieces_cut_only_between_declarations() {
+        let text = large_policy();
+        let ranges = pieces(&text, 4_096);
+        assert!(ranges.len() > 10);
+        for r in &ranges {
+            let piece = &text[r.clone()];
+            let declaration = ["tier ", "group ", "assert "]
+                .iter()
+                .any(|w| piece.starts_with(w));
+            assert!(r.start == 0 || declaration, "{piece:.40}");
+        }
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(text.len()));
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn parallel_parsing_equals_parsing_whole() {
+        let text = large_policy();
+        assert!(text.len() > PARALLEL_THRESHOLD);
+        let mut sources = Sources::new();
+        let id = sources.add("large.charter", text);
+        let whole = parse(&sources, id).expect("parses");
+        let all = parse_all(&sources).expect("parses");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1, whole);
+    }
+
+    #[test]
+    fn parallel_parsing_reports_errors_at_file_positions() {
+        let mut text = large_policy();
+        let bad = text.len();
+        text.push_str("tier broken extends base {\n  operations = = 1\n}\n");
+        let mut sources = Sources::new();
+        sources.add("large.charter", text);
+        let errors = parse_all(&sources).expect_err("fails");
+        assert_eq!(errors.len(), 1);
+        let span = errors[0].primary_span().expect("located");
+        assert_eq!(
+            span.start as usize,
+            bad + "tier broken extends base {\n  operations = ".len()
+        );
+    }
 }
