@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod sandbox;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "charter",
@@ -19,6 +21,8 @@ struct Cli {
 enum Command {
     /// Print the JSON Schema of the license object.
     Schema,
+    /// Run a local Make-compatible admin API to plan and apply against.
+    Sandbox(sandbox::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -29,5 +33,6 @@ pub fn main() -> ExitCode {
             println!("{{}}");
             ExitCode::SUCCESS
         }
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
