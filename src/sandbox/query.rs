@@ -2,8 +2,11 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use std::collections::HashMap;
+
 use serde::Serialize;
-use serde_json::Value;
+use serde::ser::SerializeMap;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use crate::api::wire::Pg;
@@ -152,43 +155,84 @@ impl Page {
     }
 }
 
-/// The columns `cols[]` asked for, checked against what the objects have.
+/// The columns `cols[]` asked for, checked against what the objects have, in the objects' own
+/// order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Columns(Option<Vec<String>>);
+pub struct Columns(Option<Vec<&'static str>>);
 
 impl Columns {
-    pub fn read(params: &Params, available: &[&str]) -> Result<Columns, ApiError> {
+    pub fn read(params: &Params, available: &[&'static str]) -> Result<Columns, ApiError> {
         let wanted = params.all("cols[]");
         if wanted.is_empty() {
             return Ok(Columns(None));
         }
-        let mut columns = Vec::new();
-        for name in wanted {
-            if !available.contains(&name) {
-                let allowed: Vec<String> = available.iter().map(|c| format!("`{c}`")).collect();
-                return Err(ApiError::bad_request(format!(
-                    "`cols[]` cannot be `{name}`; it can be {}",
-                    allowed.join(", ")
-                )));
-            }
-            columns.push(name.to_owned());
+        if let Some(unknown) = wanted.iter().find(|name| !available.contains(name)) {
+            let allowed: Vec<String> = available.iter().map(|c| format!("`{c}`")).collect();
+            return Err(ApiError::bad_request(format!(
+                "`cols[]` cannot be `{unknown}`; it can be {}",
+                allowed.join(", ")
+            )));
         }
-        Ok(Columns(Some(columns)))
+        Ok(Columns(Some(
+            available
+                .iter()
+                .copied()
+                .filter(|column| wanted.contains(column))
+                .collect(),
+        )))
     }
 
-    /// The objects as JSON, narrowed to the selected columns.
-    pub fn select<T: Serialize>(&self, objects: &[T]) -> Result<Vec<Value>, ApiError> {
+    /// The objects as JSON text, narrowed to the selected columns. Fields keep their order, and
+    /// a license keeps its catalog order.
+    pub fn select<T: Serialize>(&self, objects: &[T]) -> Result<Vec<Box<RawValue>>, ApiError> {
+        let failed = |error: serde_json::Error| ApiError::internal(error.to_string());
         objects
             .iter()
             .map(|object| {
-                let mut value = serde_json::to_value(object)
-                    .map_err(|error| ApiError::internal(error.to_string()))?;
-                if let (Some(columns), Value::Object(map)) = (&self.0, &mut value) {
-                    map.retain(|key, _| columns.iter().any(|c| c == key));
-                }
-                Ok(value)
+                let whole = serde_json::value::to_raw_value(object).map_err(failed)?;
+                let Some(columns) = &self.0 else {
+                    return Ok(whole);
+                };
+                let fields: HashMap<String, Box<RawValue>> =
+                    serde_json::from_str(whole.get()).map_err(failed)?;
+                let selected = Selected(
+                    columns
+                        .iter()
+                        .filter_map(|c| fields.get(*c).map(|value| (*c, &**value)))
+                        .collect(),
+                );
+                serde_json::value::to_raw_value(&selected).map_err(failed)
             })
             .collect()
+    }
+}
+
+/// Some fields of an object, in order.
+struct Selected<'a>(Vec<(&'static str, &'a RawValue)>);
+
+impl Serialize for Selected<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// A list response: `{<name>: [...], pg}`.
+pub struct ListBody {
+    pub name: &'static str,
+    pub items: Vec<Box<RawValue>>,
+    pub pg: Pg,
+}
+
+impl Serialize for ListBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(self.name, &self.items)?;
+        map.serialize_entry("pg", &self.pg)?;
+        map.end()
     }
 }
 

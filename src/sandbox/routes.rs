@@ -13,21 +13,21 @@ use axum::routing::{get, patch, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Notify;
 
 use super::db::Db;
 use super::error::ApiError;
 use super::faults::{Faults, Generator};
-use super::query::{Columns, Page, Params};
+use super::query::{Columns, ListBody, Page, Params};
 use super::ratelimit::RateLimiter;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
 use crate::api::wire::{
     AdminRole, AdminRoleList, DailyUsage, DefaultLicense, License, NewOrganization, NewTeam,
-    NewUser, OrganizationChanges, OrganizationEnvelope, RoleAssignment, TeamEnvelope, UserChanges,
-    UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope, UserOrganizationRoleList,
-    UserTeamRoleEnvelope, UsersRole, UsersRoleList,
+    NewUser, OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope,
+    UserChanges, UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope,
+    UserOrganizationRoleList, UserTeamRoleEnvelope, UsersRole, UsersRoleList,
 };
 
 /// Where Make's endpoints live.
@@ -248,12 +248,18 @@ fn today() -> jiff::civil::Date {
         .date()
 }
 
-type Answer = Result<Json<Value>, ApiError>;
+type Answer = Result<Response, ApiError>;
 
 fn answer<T: serde::Serialize>(body: T) -> Answer {
-    serde_json::to_value(body)
-        .map(Json)
-        .map_err(|error| ApiError::internal(error.to_string()))
+    Ok(Json(body).into_response())
+}
+
+fn list<T: serde::Serialize>(name: &'static str, items: &[T], columns: &Columns, pg: Pg) -> Answer {
+    answer(ListBody {
+        name,
+        items: columns.select(items)?,
+        pg,
+    })
 }
 
 // Organizations
@@ -285,9 +291,7 @@ async fn list_organizations(State(shared): State<AppState>, params: Params) -> A
         .db
         .run(move |conn| store::organizations(conn, &filter, &page))
         .await?;
-    Ok(Json(
-        json!({ "organizations": columns.select(&organizations)?, "pg": pg }),
-    ))
+    list("organizations", &organizations, &columns, pg)
 }
 
 async fn create_organization(
@@ -321,7 +325,7 @@ async fn delete_organization(State(shared): State<AppState>, Path(id): Path<Stri
         .db
         .write(move |tx| store::delete_organization(tx, id))
         .await?;
-    Ok(Json(json!({ "organization": id })))
+    answer(json!({ "organization": id }))
 }
 
 async fn default_license(State(shared): State<AppState>) -> Answer {
@@ -369,7 +373,7 @@ async fn list_users(State(shared): State<AppState>, params: Params) -> Answer {
         .db
         .run(move |conn| store::users(conn, &filter, &page))
         .await?;
-    Ok(Json(json!({ "users": columns.select(&users)?, "pg": pg })))
+    list("users", &users, &columns, pg)
 }
 
 async fn lookup_user(State(shared): State<AppState>, params: Params) -> Answer {
@@ -432,7 +436,7 @@ async fn delete_user(
         .db
         .write(move |tx| store::delete_user(tx, id, &callers))
         .await?;
-    Ok(Json(json!({ "user": id })))
+    answer(json!({ "user": id }))
 }
 
 async fn admin_roles(params: Params) -> Answer {
@@ -535,7 +539,7 @@ async fn list_teams(State(shared): State<AppState>, params: Params) -> Answer {
         .db
         .run(move |conn| store::teams(conn, organization_id, &page))
         .await?;
-    Ok(Json(json!({ "teams": columns.select(&teams)?, "pg": pg })))
+    list("teams", &teams, &columns, pg)
 }
 
 async fn create_team(State(shared): State<AppState>, Body(new): Body<NewTeam>) -> Answer {
