@@ -62,6 +62,18 @@ async fn main() {
     let token = format!("Token {}", sandbox::DEFAULT_TOKEN);
     let client = reqwest::Client::new();
 
+    let baseline = {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        run(&budget, move |_| {
+            client
+                .get(format!("{base}/users/roles?category=organization"))
+                .header("Authorization", token.clone())
+                .send()
+        })
+        .await
+    };
+    report("floor", "GET /users/roles (no database)", baseline);
+
     let read = {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
         run(&budget, move |_| {
