@@ -1669,3 +1669,132 @@ async fn concurrent_clients_leave_one_owner_per_organization_and_no_duplicate_us
     let unique: HashSet<&String> = emails.iter().collect();
     assert_eq!(unique.len(), emails.len());
 }
+
+// The command line
+
+/// `charter sandbox …` as a child process, with its startup line read.
+#[cfg(unix)]
+struct Process {
+    child: std::process::Child,
+    url: String,
+}
+
+#[cfg(unix)]
+impl Process {
+    fn start(args: &[&str]) -> Process {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+            .arg("sandbox")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("charter sandbox listening on http://127.0.0.1:"),
+            "{line}"
+        );
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .to_owned();
+        Process { child, url }
+    }
+
+    /// Sends SIGTERM and returns what it wrote to stderr.
+    fn stop(self) -> String {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = self.child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_command_serves_a_seeded_file_stops_on_a_signal_and_keeps_its_data() {
+    let path = temp_db("command");
+    let db = path.display().to_string();
+    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["sandbox", "seed", "--db", &db, "--orgs", "3", "--seed", "9"])
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
+    assert!(String::from_utf8_lossy(&seeded.stdout).contains("3 organizations"));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let count = |url: &str| {
+        runtime.block_on(async {
+            let body: Value = client
+                .get(format!("{url}/admin/organizations?pg[limit]=100"))
+                .header("Authorization", "Token my-secret")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["organizations"].as_array().unwrap().len()
+        })
+    };
+
+    let process = Process::start(&[
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "my-secret",
+    ]);
+    assert_eq!(count(&process.url), 3);
+    let created = runtime.block_on(async {
+        client
+            .post(format!("{}/admin/organizations", process.url))
+            .header("Authorization", "Token my-secret")
+            .json(&json!({ "name": "Added before the signal" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(created, StatusCode::OK);
+    let stderr = process.stop();
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains("my-secret"), "the token is never printed");
+
+    let process = Process::start(&[
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "my-secret",
+    ]);
+    assert_eq!(count(&process.url), 4);
+    process.stop();
+    remove_db(&path);
+}
+
+#[test]
+fn the_command_refuses_a_bad_fault_spec() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["sandbox", "--faults", "lost=2"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("probability `2`"), "{stderr}");
+}

@@ -136,7 +136,8 @@ fn serve(config: Config) -> Result<(), String> {
             format!("the default token `{}` (sa)", sandbox::DEFAULT_TOKEN)
         } else {
             let roles: Vec<&str> = tokens.iter().map(|t| t.role.word()).collect();
-            format!("{} tokens ({})", tokens.len(), roles.join(", "))
+            let plural = if tokens.len() == 1 { "" } else { "s" };
+            format!("{} token{plural} ({})", tokens.len(), roles.join(", "))
         };
         println!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
