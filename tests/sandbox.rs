@@ -528,6 +528,47 @@ async fn a_hand_edited_license_is_served_as_it_is() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_ids_and_pauses_are_staged_and_filtered_on() {
+    let h = harness().await;
+    let owner = h.create_user("Olga", "olga@external.example").await;
+    let id = h.create_organization("External", owner).await["id"]
+        .as_i64()
+        .unwrap();
+    h.create_organization("Other", owner).await;
+    let staged = h
+        .send(
+            Some(SA),
+            "PATCH",
+            &format!("/_sandbox/organizations/{id}"),
+            Some(json!({ "externalId": "crm-42", "isPaused": true })),
+        )
+        .await
+        .ok();
+    assert_eq!(staged["organization"]["externalId"], "crm-42");
+    assert_eq!(staged["organization"]["isPaused"], true);
+    let found = h.get("/admin/organizations?externalId=crm-42").await.ok();
+    assert_eq!(ids(&found["organizations"]), vec![id]);
+    let cleared = h
+        .send(
+            Some(SA),
+            "PATCH",
+            &format!("/_sandbox/organizations/{id}"),
+            Some(json!({ "externalId": null })),
+        )
+        .await
+        .ok();
+    assert!(cleared["organization"]["externalId"].is_null());
+    assert_eq!(cleared["organization"]["isPaused"], true);
+    // Make offers no way to write `externalId`: its own PATCH refuses the field.
+    h.patch(
+        &format!("/admin/organizations/{id}"),
+        json!({ "externalId": "crm-43" }),
+    )
+    .await
+    .error(400, "externalId");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_license_can_be_replaced_for_a_rehearsal() {
     let h = harness().await;
     let mut license = h.default_license().await;

@@ -99,6 +99,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(set_team_role),
         );
     let control = Router::new()
+        .route("/organizations/{id}", patch(control_set_attributes))
         .route("/organizations/{id}/usage", put(control_set_usage))
         .route(
             "/organizations/{id}/license",
@@ -599,6 +600,42 @@ async fn control_set_usage(
         })
         .await?;
     answer(usage)
+}
+
+/// The body of `PATCH /_sandbox/organizations/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributeChanges {
+    /// Absent: unchanged; `null`: removed.
+    #[serde(default, deserialize_with = "present")]
+    pub external_id: Option<Option<String>>,
+    #[serde(default)]
+    pub is_paused: Option<bool>,
+}
+
+/// Reads a field that is present (even as `null`) as `Some`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+async fn control_set_attributes(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Body(changes): Body<AttributeChanges>,
+) -> Answer {
+    let id = parse_id("organization", &id)?;
+    let organization = shared
+        .db
+        .write(move |tx| {
+            store::set_organization_attributes(tx, id, changes.external_id, changes.is_paused)?;
+            store::organization(tx, id)
+        })
+        .await?;
+    answer(OrganizationEnvelope { organization })
 }
 
 async fn control_overwrite_license(

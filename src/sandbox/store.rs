@@ -341,6 +341,30 @@ pub fn set_usage(
     Ok(())
 }
 
+/// Sets what only Make's own staff or its UI can set: the external id and the paused flag
+/// (sandbox control only).
+pub fn set_organization_attributes(
+    conn: &Connection,
+    id: i64,
+    external_id: Option<Option<String>>,
+    is_paused: Option<bool>,
+) -> Result<(), ApiError> {
+    require_organization(conn, id)?;
+    if let Some(external_id) = external_id {
+        conn.execute(
+            "UPDATE organizations SET external_id = ?1 WHERE id = ?2",
+            params![external_id, id],
+        )?;
+    }
+    if let Some(is_paused) = is_paused {
+        conn.execute(
+            "UPDATE organizations SET is_paused = ?1 WHERE id = ?2",
+            params![is_paused, id],
+        )?;
+    }
+    Ok(())
+}
+
 /// Stores a license as it is, unchecked: how a test stages drift made by hand in Make's UI.
 pub fn overwrite_license(conn: &Connection, id: i64, license: &License) -> Result<(), ApiError> {
     require_organization(conn, id)?;
