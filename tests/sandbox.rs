@@ -1839,3 +1839,86 @@ fn the_command_refuses_a_bad_fault_spec() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("probability `2`"), "{stderr}");
 }
+
+// Wire types
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_reads_as_its_wire_type() {
+    use charter::api::wire::{
+        AdminRoleList, DefaultLicense, ErrorBody, OrganizationEnvelope, OrganizationList,
+        TeamEnvelope, TeamList, Usage, UserEnvelope, UserList, UserLookupEnvelope,
+        UserOrganizationRoleEnvelope, UserOrganizationRoleList, UserTeamRoleEnvelope,
+        UsersRoleList,
+    };
+    fn read<T: serde::de::DeserializeOwned>(body: Value) -> T {
+        serde_json::from_value(body.clone()).unwrap_or_else(|error| panic!("{error}: {body}"))
+    }
+    let h = harness().await;
+    let owner: UserEnvelope = read(
+        h.post(
+            "/admin/users",
+            json!({ "name": "Olga", "email": "olga@wire.example" }),
+        )
+        .await
+        .ok(),
+    );
+    let member = h.create_user("Max", "max@wire.example").await;
+    let created: OrganizationEnvelope = read(
+        h.post(
+            "/admin/organizations",
+            json!({ "name": "Wire", "userOrgAdmin": owner.user.id }),
+        )
+        .await
+        .ok(),
+    );
+    let id = created.organization.id;
+    let listed: OrganizationList = read(h.get("/admin/organizations").await.ok());
+    assert_eq!(listed.organizations, vec![created.organization.clone()]);
+    let _: DefaultLicense = read(h.get("/admin/system-settings/default-license").await.ok());
+    let _: Usage = read(h.get(&format!("/organizations/{id}/usage")).await.ok());
+    let users: UserList = read(h.get("/admin/users").await.ok());
+    assert!(users.users.contains(&owner.user));
+    let _: UserLookupEnvelope = read(
+        h.get("/admin/users/lookup?q=olga@wire.example&type=email")
+            .await
+            .ok(),
+    );
+    let _: AdminRoleList = read(h.get("/admin/users/admins-roles").await.ok());
+    let _: UsersRoleList = read(h.get("/users/roles").await.ok());
+    let _: UserOrganizationRoleEnvelope = read(
+        h.post(
+            &format!("/admin/users/{member}/user-organization-roles/{id}"),
+            json!({ "usersRoleId": MEMBER_ROLE }),
+        )
+        .await
+        .ok(),
+    );
+    let _: UserOrganizationRoleList = read(
+        h.get(&format!("/users/{member}/user-organization-roles"))
+            .await
+            .ok(),
+    );
+    let team: TeamEnvelope = read(
+        h.post(
+            "/admin/teams",
+            json!({ "name": "Ops", "organizationId": id }),
+        )
+        .await
+        .ok(),
+    );
+    let _: TeamList = read(
+        h.get(&format!("/admin/teams?organizationId={id}"))
+            .await
+            .ok(),
+    );
+    let _: UserTeamRoleEnvelope = read(
+        h.post(
+            &format!("/admin/users/{member}/user-team-roles/{}", team.team.id),
+            json!({ "usersRoleId": 3 }),
+        )
+        .await
+        .ok(),
+    );
+    let error: ErrorBody = read(h.get("/admin/teams").await.body);
+    assert_eq!(error.code, "SC400");
+}

@@ -185,6 +185,52 @@ mod tests {
         );
     }
 
+    /// A value of the wrong kind, or outside the bounds, for a parameter.
+    fn spoilt_value(parameter: &Parameter, choice: u8) -> Value {
+        match (parameter.kind, choice % 3) {
+            (Kind::Boolean, 0) => Value::from(1),
+            (Kind::Boolean, _) => Value::String("true".to_owned()),
+            (Kind::Integer | Kind::Size | Kind::Duration, 0) => Value::from(parameter.min - 1),
+            (Kind::Integer | Kind::Size | Kind::Duration, 1) => Value::from(0.5),
+            (Kind::Integer | Kind::Size | Kind::Duration, _) => parameter
+                .max
+                .map_or(Value::String("1".to_owned()), |max| Value::from(max + 1)),
+            (Kind::Enum(_), _) => Value::String("fortnightly".to_owned()),
+            (Kind::Fixed(_), _) => Value::Bool(false),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_spoilt_key_is_the_one_problem_named(index in 0..catalog::CATALOG.len(), choice in 0u8..3) {
+            let parameter = &catalog::CATALOG[index];
+            let license = with(parameter.name, spoilt_value(parameter, choice));
+            let found = problems(&license);
+            proptest::prop_assert_eq!(found.len(), 1, "{:?}", found);
+            let named = format!("`{}`", parameter.name);
+            proptest::prop_assert!(found[0].contains(&named), "{:?}", found);
+        }
+
+        #[test]
+        fn any_in_bounds_value_is_accepted(index in 0..catalog::CATALOG.len(), offset in 0i64..1_000_000) {
+            let parameter = &catalog::CATALOG[index];
+            let value = match parameter.kind {
+                Kind::Integer | Kind::Size | Kind::Duration => {
+                    let top = parameter.max.unwrap_or(i64::MAX);
+                    Value::from((parameter.min + offset).min(top))
+                }
+                Kind::Boolean => Value::Bool(offset % 2 == 0 && parameter.needs_parameter.is_none()),
+                Kind::Enum(variants) => {
+                    let pick = usize::try_from(offset).unwrap() % variants.len();
+                    Value::String(variants[pick].wire.to_owned())
+                }
+                Kind::Fixed(_) => plausible_value(parameter),
+            };
+            let found = problems(&with(parameter.name, value));
+            proptest::prop_assert!(found.is_empty(), "{:?}", found);
+        }
+    }
+
     #[test]
     fn dynamic_connections_with_dynamic_dependencies_is_valid() {
         let mut license = with("dynamicConnections", Value::Bool(true));
