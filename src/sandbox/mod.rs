@@ -6,6 +6,7 @@
 //! for tests and for commands that use the embedded sandbox; `charter sandbox` runs it until
 //! Ctrl-C; [`seed`] fills a database for demos and benchmarks.
 
+mod control;
 mod db;
 mod error;
 mod faults;

@@ -9,9 +9,8 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -24,10 +23,10 @@ use super::ratelimit::RateLimiter;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
 use crate::api::wire::{
-    AdminRole, AdminRoleList, DailyUsage, DefaultLicense, License, NewOrganization, NewTeam,
-    NewUser, OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope,
-    UserChanges, UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope,
-    UserOrganizationRoleList, UserTeamRoleEnvelope, UsersRole, UsersRoleList,
+    AdminRole, AdminRoleList, DefaultLicense, NewOrganization, NewTeam, NewUser,
+    OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope, UserChanges,
+    UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope, UserOrganizationRoleList,
+    UserTeamRoleEnvelope, UsersRole, UsersRoleList,
 };
 
 /// Where Make's endpoints live.
@@ -53,7 +52,7 @@ pub struct Shared {
     pub generator: Mutex<Generator>,
 }
 
-type AppState = Arc<Shared>;
+pub(super) type AppState = Arc<Shared>;
 
 /// Put in each request's extensions by the server: notifying it drops the request's connection
 /// without a response.
@@ -98,17 +97,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/admin/users/{user}/user-team-roles/{team}",
             post(set_team_role),
         );
-    let control = Router::new()
-        .route("/organizations/{id}", patch(control_set_attributes))
-        .route("/organizations/{id}/usage", put(control_set_usage))
-        .route(
-            "/organizations/{id}/license",
-            put(control_overwrite_license),
-        )
-        .route("/default-license", put(control_set_default_license));
     Router::new()
         .nest(API_PREFIX, api)
-        .nest(CONTROL_PREFIX, control)
+        .nest(CONTROL_PREFIX, super::control::router())
         .fallback(no_endpoint)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), gate))
@@ -238,20 +229,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn parse_id(what: &str, text: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_id(what: &str, text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()
         .map_err(|_| ApiError::bad_request(format!("`{text}` is not a valid {what} id")))
 }
 
-fn today() -> jiff::civil::Date {
+pub(super) fn today() -> jiff::civil::Date {
     jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date()
 }
 
-type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ApiError>;
 
-fn answer<T: serde::Serialize>(body: T) -> Answer {
+pub(super) fn answer<T: serde::Serialize>(body: T) -> Answer {
     Ok(Json(body).into_response())
 }
 
@@ -563,107 +554,4 @@ async fn set_team_role(
         .write(move |tx| store::set_team_role(tx, user, team, assignment.users_role_id))
         .await?;
     answer(UserTeamRoleEnvelope { user_team_role })
-}
-
-// The sandbox's own endpoints
-
-/// The body of `PUT /_sandbox/organizations/{id}/usage`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UsageChanges {
-    #[serde(default)]
-    pub scenarios: Option<i64>,
-    #[serde(default)]
-    pub active_scenarios: Option<i64>,
-    #[serde(default)]
-    pub data: Vec<DailyUsage>,
-}
-
-async fn control_set_usage(
-    State(shared): State<AppState>,
-    Path(id): Path<String>,
-    Body(changes): Body<UsageChanges>,
-) -> Answer {
-    let id = parse_id("organization", &id)?;
-    let today = today();
-    let usage = shared
-        .db
-        .write(move |tx| {
-            store::set_usage(
-                tx,
-                id,
-                changes.scenarios,
-                changes.active_scenarios,
-                &changes.data,
-            )?;
-            store::usage(tx, id, today)
-        })
-        .await?;
-    answer(usage)
-}
-
-/// The body of `PATCH /_sandbox/organizations/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AttributeChanges {
-    /// Absent: unchanged; `null`: removed.
-    #[serde(default, deserialize_with = "present")]
-    pub external_id: Option<Option<String>>,
-    #[serde(default)]
-    pub is_paused: Option<bool>,
-}
-
-/// Reads a field that is present (even as `null`) as `Some`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
-
-async fn control_set_attributes(
-    State(shared): State<AppState>,
-    Path(id): Path<String>,
-    Body(changes): Body<AttributeChanges>,
-) -> Answer {
-    let id = parse_id("organization", &id)?;
-    let organization = shared
-        .db
-        .write(move |tx| {
-            store::set_organization_attributes(tx, id, changes.external_id, changes.is_paused)?;
-            store::organization(tx, id)
-        })
-        .await?;
-    answer(OrganizationEnvelope { organization })
-}
-
-async fn control_overwrite_license(
-    State(shared): State<AppState>,
-    Path(id): Path<String>,
-    Body(license): Body<License>,
-) -> Answer {
-    let id = parse_id("organization", &id)?;
-    let organization = shared
-        .db
-        .write(move |tx| {
-            store::overwrite_license(tx, id, &license)?;
-            store::organization(tx, id)
-        })
-        .await?;
-    answer(OrganizationEnvelope { organization })
-}
-
-async fn control_set_default_license(
-    State(shared): State<AppState>,
-    Body(license): Body<License>,
-) -> Answer {
-    let default_license = shared
-        .db
-        .write(move |tx| {
-            store::set_default_license(tx, &license)?;
-            store::default_license(tx)
-        })
-        .await?;
-    answer(DefaultLicense { default_license })
 }
