@@ -1334,6 +1334,21 @@ async fn data_survives_a_restart_on_the_same_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_folder_of_a_new_database_is_created() {
+    let folder = temp_db("folder");
+    let path = folder.join(".charter").join("sandbox.db");
+    let h = start(Config {
+        storage: Storage::File(path.clone()),
+        ..config()
+    })
+    .await;
+    h.create_user("Ada", "ada@folder.example").await;
+    h.running.shutdown().await.unwrap();
+    assert!(path.is_file());
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_is_not_a_sandbox_is_refused() {
     let path = temp_db("foreign");
     std::fs::write(&path, b"this is not a database, it is a shopping list").unwrap();

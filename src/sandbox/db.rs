@@ -105,7 +105,16 @@ impl Storage {
 pub fn open(storage: &Storage) -> Result<Connection, SandboxError> {
     let (conn, path) = match storage {
         Storage::Memory => (Connection::open_in_memory(), PathBuf::from(":memory:")),
-        Storage::File(path) => (Connection::open(path), path.clone()),
+        Storage::File(path) => {
+            // The embedded sandbox lives in `.charter/sandbox.db`, whose folder may not exist yet.
+            if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|source| SandboxError::Folder {
+                    path: folder.to_owned(),
+                    source,
+                })?;
+            }
+            (Connection::open(path), path.clone())
+        }
     };
     let conn = conn.map_err(|source| SandboxError::Open {
         path: path.clone(),

@@ -121,6 +121,11 @@ pub enum SandboxError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot create the folder `{path}` for the sandbox database: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a charter sandbox database: {reason}")]
     NotASandbox { path: PathBuf, reason: String },
     #[error("sandbox database error: {0}")]
