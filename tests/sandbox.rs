@@ -1368,9 +1368,11 @@ async fn a_file_that_is_not_a_sandbox_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_a_request_in_flight_finish() {
+async fn shutdown_lets_a_request_in_flight_finish_and_keeps_it() {
+    let path = temp_db("drain");
     let h = start(Config {
-        faults: "latency=1:400ms".parse().unwrap(),
+        storage: Storage::File(path.clone()),
+        faults: "latency=1:1500ms".parse().unwrap(),
         ..config()
     })
     .await;
@@ -1385,9 +1387,20 @@ async fn shutdown_lets_a_request_in_flight_finish() {
             .await
             .map(|r| r.status())
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Well inside the injected latency, even on a busy machine.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     h.running.shutdown().await.unwrap();
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
+    let h = start(Config {
+        storage: Storage::File(path.clone()),
+        ..config()
+    })
+    .await;
+    h.get("/admin/users/lookup?q=late@flight.example&type=email")
+        .await
+        .ok();
+    h.running.shutdown().await.unwrap();
+    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
