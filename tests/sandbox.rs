@@ -452,6 +452,30 @@ async fn malformed_bodies_are_refused_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let untyped = h
+        .client
+        .post(h.url("/admin/users"))
+        .header("Authorization", format!("Token {SA}"))
+        .body(r#"{"name": "Ada", "email": "ada@untyped.example"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), StatusCode::BAD_REQUEST);
+    let body: Value = untyped.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("Content-Type"),
+        "{body}"
+    );
+    let not_json = h
+        .client
+        .post(h.url("/admin/users"))
+        .header("Authorization", format!("Token {SA}"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
     h.patch("/admin/organizations/abc", json!({}))
         .await
         .error(400, "`abc`");

@@ -202,14 +202,25 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
     response
 }
 
-/// A JSON request body, parsed strictly: a wrong type or an unknown field is a 400 that names
-/// the field.
+/// A JSON request body, parsed strictly: it must be sent as `application/json`, and a wrong
+/// type or an unknown field is a 400 that names the field.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::bad_request(
+                "the body must be JSON, sent with `Content-Type: application/json`",
+            ));
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|error| ApiError::bad_request(format!("cannot read the body: {error}")))?;
