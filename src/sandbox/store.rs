@@ -900,3 +900,113 @@ pub fn set_team_role(
         users_role_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::db::{Storage, open};
+
+    /// One API call, by small numbers that pick among the objects made so far.
+    #[derive(Clone, Debug)]
+    enum Call {
+        CreateUser,
+        CreateOrganization {
+            owner: usize,
+        },
+        SetRole {
+            user: usize,
+            organization: usize,
+            role: i64,
+        },
+        Transfer {
+            user: usize,
+            organization: usize,
+        },
+        DeleteUser {
+            user: usize,
+        },
+        DeleteOrganization {
+            organization: usize,
+        },
+    }
+
+    fn call() -> impl proptest::strategy::Strategy<Value = Call> {
+        use proptest::prelude::*;
+        let role = prop_oneof![Just(11_i64), Just(12), Just(13), Just(14), Just(3)];
+        prop_oneof![
+            Just(Call::CreateUser),
+            (0..8_usize).prop_map(|owner| Call::CreateOrganization { owner }),
+            (0..8_usize, 0..4_usize, role).prop_map(|(user, organization, role)| Call::SetRole {
+                user,
+                organization,
+                role
+            }),
+            (0..8_usize, 0..4_usize)
+                .prop_map(|(user, organization)| Call::Transfer { user, organization }),
+            (0..8_usize).prop_map(|user| Call::DeleteUser { user }),
+            (0..4_usize).prop_map(|organization| Call::DeleteOrganization { organization }),
+        ]
+    }
+
+    fn owners_per_organization(conn: &Connection) -> Vec<(i64, i64)> {
+        conn.prepare(
+            "SELECT o.id, (SELECT count(*) FROM organization_roles r
+                           WHERE r.organization_id = o.id AND r.users_role_id = 11)
+             FROM organizations o",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_organization_keeps_exactly_one_owner(calls in proptest::collection::vec(call(), 1..60)) {
+            let mut conn = open(&Storage::Memory).unwrap();
+            let caller_id = crate::sandbox::db::ensure_caller(&conn, TokenRole::SystemAdministrator).unwrap();
+            let caller = Caller { role: TokenRole::SystemAdministrator, user_id: caller_id };
+            let mut users: Vec<i64> = Vec::new();
+            let mut organizations: Vec<i64> = Vec::new();
+            let pick = |ids: &[i64], n: usize| ids.get(n % ids.len().max(1)).copied().unwrap_or(999);
+            for (step, call) in calls.into_iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                let outcome = match call {
+                    Call::CreateUser => create_user(&tx, &NewUser {
+                        name: "U".to_owned(),
+                        email: format!("u{step}@example.com"),
+                        ..NewUser::default()
+                    })
+                    .map(|u| users.push(u.id)),
+                    Call::CreateOrganization { owner } => create_organization(&tx, &NewOrganization {
+                        name: "O".to_owned(),
+                        user_org_admin: Some(pick(&users, owner)),
+                        ..NewOrganization::default()
+                    }, caller)
+                    .map(|o| organizations.push(o.id)),
+                    Call::SetRole { user, organization, role } => set_organization_role(
+                        &tx, pick(&users, user), pick(&organizations, organization), role,
+                    ).map(drop),
+                    Call::Transfer { user, organization } => transfer_ownership(
+                        &tx, pick(&users, user), pick(&organizations, organization),
+                    ).map(drop),
+                    Call::DeleteUser { user } => delete_user(&tx, pick(&users, user), &[caller_id]),
+                    Call::DeleteOrganization { organization } => {
+                        delete_organization(&tx, pick(&organizations, organization))
+                    }
+                };
+                // A refused call changes nothing: its transaction is rolled back, as the server's
+                // `Db::write` does.
+                if outcome.is_ok() {
+                    tx.commit().unwrap();
+                } else {
+                    tx.rollback().unwrap();
+                }
+                for (organization, owners) in owners_per_organization(&conn) {
+                    proptest::prop_assert_eq!(owners, 1, "organization {} after step {}", organization, step);
+                }
+            }
+        }
+    }
+}
