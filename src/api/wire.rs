@@ -35,10 +35,14 @@ impl Serialize for License {
                 map.serialize_entry(parameter.name, value)?;
             }
         }
-        for (key, value) in &self.0 {
-            if catalog::lookup(key).is_none() {
-                map.serialize_entry(key, value)?;
-            }
+        let mut unknown: Vec<(&String, &Value)> = self
+            .0
+            .iter()
+            .filter(|(key, _)| catalog::lookup(key).is_none())
+            .collect();
+        unknown.sort_unstable_by_key(|(key, _)| *key);
+        for (key, value) in unknown {
+            map.serialize_entry(key, value)?;
         }
         map.end()
     }
@@ -386,9 +390,13 @@ mod tests {
     #[test]
     fn license_is_written_in_catalog_order_then_unknown_keys() {
         let license: License =
-            serde_json::from_str(r#"{"zeta": 1, "gracePeriod": 7, "operations": 10}"#).unwrap();
+            serde_json::from_str(r#"{"zeta": 1, "gracePeriod": 7, "alpha": 2, "operations": 10}"#)
+                .unwrap();
         let text = serde_json::to_string(&license).unwrap();
-        assert_eq!(text, r#"{"operations":10,"gracePeriod":7,"zeta":1}"#);
+        assert_eq!(
+            text,
+            r#"{"operations":10,"gracePeriod":7,"alpha":2,"zeta":1}"#
+        );
     }
 
     #[test]
