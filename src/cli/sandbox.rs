@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::str::FromStr;
 
+use super::Outcome;
 use crate::sandbox::{self, Config, Faults, SeedOptions, Storage, TokenGrant};
 
 /// Run a local Make-compatible admin API (HTTP on loopback, backed by SQLite).
@@ -73,7 +73,7 @@ impl FromStr for RateLimit {
 }
 
 /// Runs `charter sandbox …`.
-pub fn run(args: Args) -> ExitCode {
+pub(super) fn run(args: Args) -> Outcome {
     let outcome = match args.command {
         Some(SandboxCommand::Seed(seed_args)) => seed(seed_args),
         None => serve(Config {
@@ -86,10 +86,10 @@ pub fn run(args: Args) -> ExitCode {
         }),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Outcome::Success,
         Err(message) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            Outcome::Failure
         }
     }
 }

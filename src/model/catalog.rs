@@ -22,7 +22,7 @@ pub enum Kind {
 }
 
 /// One word of an enum parameter and what it is sent as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EnumVariant {
     /// The word written in a policy (`monthly`).
     pub word: &'static str,
@@ -33,7 +33,7 @@ pub struct EnumVariant {
 }
 
 /// The fixed value of a deprecated parameter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FixedValue {
     Text(&'static str),
     Integer(i64),

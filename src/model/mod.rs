@@ -1,3 +1,10 @@
-//! The meaning of a policy set: the built-in catalog and, after checking, the `Program`.
+//! The meaning of a policy set: the built-in catalog, license values with their provenance,
+//! and the checked `Program`.
 
 pub mod catalog;
+pub mod license;
+pub mod program;
+pub mod schema;
+
+pub use license::{License, LicenseObject, LicenseValue};
+pub use program::Program;

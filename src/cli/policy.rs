@@ -1,0 +1,115 @@
+//! Loading a policy set for a command: read, parse, check, and print the diagnostics.
+
+use std::path::Path;
+
+use super::{ErrorFormat, Outcome, usage_error};
+use crate::check;
+use crate::diagnostic::{Diagnostic, JsonDiagnostic, RenderOptions, render_human};
+use crate::model::program::Program;
+use crate::source::Sources;
+use crate::syntax;
+
+/// How diagnostics are shown.
+pub(crate) struct Output {
+    pub(crate) error_format: ErrorFormat,
+    pub(crate) color: bool,
+}
+
+/// A policy set that checked without errors.
+pub(crate) struct Loaded {
+    pub(crate) sources: Sources,
+    pub(crate) program: Program,
+    pub(crate) warnings: usize,
+}
+
+impl Loaded {
+    /// `checked 4 files: 6 tiers (5 deployable), 4 add-ons, 2 groups, 1 ladder, 7 rules`.
+    pub(crate) fn summary(&self) -> String {
+        let p = &self.program;
+        let deployable = p.tiers.iter().filter(|t| !t.is_abstract).count();
+        let files = self.sources.ids().count();
+        format!(
+            "checked {}: {}, {} deployable; {}; {}; {}; {} — {}",
+            plural(files, "file"),
+            plural(p.tiers.len(), "tier"),
+            deployable,
+            plural(p.addons.len(), "add-on"),
+            plural(p.groups.len(), "group"),
+            plural(p.ladders.len(), "ladder"),
+            plural(p.rules.len(), "rule"),
+            if self.warnings == 0 {
+                "no problems".to_string()
+            } else {
+                plural(self.warnings, "warning")
+            }
+        )
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Reads, parses and checks a policy set, printing every diagnostic. Returns the program, or
+/// the outcome to exit with.
+pub(crate) fn load(path: &Path, output: &Output) -> Result<Loaded, Outcome> {
+    let sources = match Sources::read_policy_set(path) {
+        Ok(s) => s,
+        Err(e) => return Err(usage_error(&e.to_string(), None)),
+    };
+    let files = match syntax::parse_all(&sources) {
+        Ok(files) => files,
+        Err(errors) => {
+            report(&sources, &errors, output);
+            return Err(Outcome::Failure);
+        }
+    };
+    let checked = check::check(&files);
+    report(&sources, &checked.diagnostics.0, output);
+    let warnings = checked.diagnostics.warnings().count();
+    match checked.program {
+        Some(program) => Ok(Loaded {
+            sources,
+            program,
+            warnings,
+        }),
+        None => Err(Outcome::Failure),
+    }
+}
+
+/// Prints diagnostics on stderr, then (for people) a count.
+pub(crate) fn report(sources: &Sources, diagnostics: &[Diagnostic], output: &Output) {
+    match output.error_format {
+        ErrorFormat::Json => {
+            for d in diagnostics {
+                let json = JsonDiagnostic::new(sources, d);
+                if let Ok(line) = serde_json::to_string(&json) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        ErrorFormat::Human => {
+            let options = RenderOptions {
+                color: output.color,
+                width: 100,
+            };
+            for d in diagnostics {
+                eprint!("{}", render_human(sources, d, options));
+                eprintln!();
+            }
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = diagnostics.len() - errors;
+            if errors > 0 {
+                eprintln!(
+                    "error: {} and {}",
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
+                );
+            }
+        }
+    }
+}

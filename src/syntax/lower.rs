@@ -1,0 +1,630 @@
+//! Lowering: pest's parse tree to the AST, one `lower_<rule>` function per rule.
+//!
+//! The grammar guarantees the shape of every pair, so an unexpected child here is a bug in
+//! this file, not a user error; it is still reported as a diagnostic rather than a panic.
+//! User errors that the grammar cannot express (a number too large, an unknown escape, a
+//! date that does not exist) are collected in `errors`.
+
+use pest::iterators::Pair;
+
+use super::Rule;
+use crate::ast::{self, AssignOp, BinaryOp, ExprKind, ValueKind};
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, Span};
+
+pub(super) struct Lowering {
+    file: FileId,
+    pub(super) errors: Vec<Diagnostic>,
+}
+
+type P<'i> = Pair<'i, Rule>;
+
+/// The children of a pair without the keyword tokens, which carry no information.
+fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
+    pair.into_inner().filter(|p| {
+        !matches!(
+            p.as_rule(),
+            Rule::kw_instance
+                | Rule::kw_tier
+                | Rule::kw_extends
+                | Rule::kw_addon
+                | Rule::kw_group
+                | Rule::kw_assert
+                | Rule::kw_ladder
+                | Rule::kw_for
+                | Rule::kw_and
+                | Rule::kw_or
+                | Rule::kw_not
+                | Rule::kw_implies
+        )
+    })
+}
+
+impl Lowering {
+    pub(super) fn new(file: FileId) -> Lowering {
+        Lowering {
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    fn span(&self, pair: &P<'_>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    /// The span of a rule that may end with an optional or repeated part: pest's span then
+    /// includes the spacing and comments it skipped before finding the part absent. The end is
+    /// moved back to the last character of a real token.
+    fn tight_span(&self, pair: &P<'_>) -> Span {
+        let s = pair.as_span();
+        Span::new(
+            self.file,
+            s.start(),
+            s.start() + significant_len(s.as_str()),
+        )
+    }
+
+    fn ident(&self, pair: &P<'_>) -> ast::Ident {
+        ast::Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(pair),
+        }
+    }
+
+    /// A declared or referenced name, which must not be a reserved word.
+    fn name(&mut self, pair: &P<'_>) -> ast::Ident {
+        let ident = self.ident(pair);
+        if super::is_reserved(&ident.name) {
+            self.errors.push(
+                Diagnostic::error(
+                    "charter::reserved_word",
+                    format!("`{}` is a reserved word", ident.name),
+                )
+                .with_label(ident.span, "cannot be used as a name")
+                .with_help("choose another name; reserved words are listed in grammar/README.md"),
+            );
+        }
+        ident
+    }
+
+    fn bug(&mut self, pair: &P<'_>, context: &str) {
+        self.errors.push(
+            Diagnostic::error(
+                "charter::internal",
+                format!(
+                    "internal error: unexpected `{:?}` in {context}",
+                    pair.as_rule()
+                ),
+            )
+            .with_label(self.span(pair), "")
+            .with_help("this is a bug in charter; please report it with this file"),
+        );
+    }
+
+    pub(super) fn lower_file(&mut self, pair: P<'_>) -> ast::File {
+        let mut items = Vec::new();
+        for child in children(pair) {
+            let item = match child.as_rule() {
+                Rule::instance => ast::Item::Instance(self.lower_instance(child)),
+                Rule::tier => ast::Item::Tier(self.lower_tier(child)),
+                Rule::addon => ast::Item::Addon(self.lower_addon(child)),
+                Rule::group => ast::Item::Group(self.lower_group(child)),
+                Rule::ladder_rule => ast::Item::Ladder(self.lower_ladder_rule(child)),
+                Rule::for_rule => match self.lower_for_rule(child) {
+                    Some(rule) => ast::Item::Assert(rule),
+                    None => continue,
+                },
+                Rule::EOI => continue,
+                _ => {
+                    self.bug(&child, "a file");
+                    continue;
+                }
+            };
+            items.push(item);
+        }
+        ast::File { items }
+    }
+
+    fn lower_instance(&mut self, pair: P<'_>) -> ast::Instance {
+        let span = self.span(&pair);
+        let keyword = pair
+            .clone()
+            .into_inner()
+            .next()
+            .map_or(span, |k| self.span(&k));
+        let mut body = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::block => body = Some(self.lower_block(child)),
+                _ => self.bug(&child, "an instance block"),
+            }
+        }
+        ast::Instance {
+            keyword,
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn lower_tier(&mut self, pair: P<'_>) -> ast::Tier {
+        let span = self.span(&pair);
+        let mut is_abstract = false;
+        let mut name = None;
+        let mut extends = None;
+        let mut body = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::kw_abstract => is_abstract = true,
+                Rule::name => name = Some(self.name(&child)),
+                Rule::extends => extends = self.lower_extends(child),
+                Rule::block => body = Some(self.lower_block(child)),
+                _ => self.bug(&child, "a tier"),
+            }
+        }
+        ast::Tier {
+            is_abstract,
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            extends,
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn lower_extends(&mut self, pair: P<'_>) -> Option<ast::Ident> {
+        children(pair).next().map(|p| self.name(&p))
+    }
+
+    fn lower_addon(&mut self, pair: P<'_>) -> ast::Addon {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut body = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => name = Some(self.name(&child)),
+                Rule::block => body = Some(self.lower_block(child)),
+                _ => self.bug(&child, "an add-on"),
+            }
+        }
+        ast::Addon {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn lower_group(&mut self, pair: P<'_>) -> ast::Group {
+        let span = self.tight_span(&pair);
+        let mut name = None;
+        let mut members = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => name = Some(self.name(&child)),
+                Rule::field => members.push(self.ident(&child)),
+                _ => self.bug(&child, "a group"),
+            }
+        }
+        ast::Group {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            members,
+            span,
+        }
+    }
+
+    fn lower_ladder_rule(&mut self, pair: P<'_>) -> ast::Ladder {
+        let span = self.tight_span(&pair);
+        let mut tiers = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => tiers.push(self.name(&child)),
+                _ => self.bug(&child, "a ladder"),
+            }
+        }
+        ast::Ladder { tiers, span }
+    }
+
+    fn lower_for_rule(&mut self, pair: P<'_>) -> Option<ast::Assert> {
+        let span = self.tight_span(&pair);
+        let mut scope = None;
+        let mut expr = None;
+        let mut message = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::scope => scope = Some(self.lower_scope(child)),
+                Rule::expr => expr = self.lower_expr(child),
+                Rule::message => message = self.lower_message(child),
+                _ => self.bug(&child, "an assertion"),
+            }
+        }
+        Some(ast::Assert {
+            scope: scope.unwrap_or(ast::Scope::Tiers(Vec::new())),
+            expr: expr?,
+            message,
+            span,
+        })
+    }
+
+    fn lower_scope(&mut self, pair: P<'_>) -> ast::Scope {
+        let mut tiers = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::kw_all => return ast::Scope::All(self.span(&child)),
+                Rule::name => tiers.push(self.name(&child)),
+                _ => self.bug(&child, "a rule's scope"),
+            }
+        }
+        ast::Scope::Tiers(tiers)
+    }
+
+    fn lower_message(&mut self, pair: P<'_>) -> Option<ast::StringLit> {
+        let string = children(pair).next()?;
+        let span = self.span(&string);
+        let value = self.lower_string(string);
+        Some(ast::StringLit { value, span })
+    }
+
+    fn lower_block(&mut self, pair: P<'_>) -> ast::Block {
+        let span = self.span(&pair);
+        let mut assignments = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::assignment => {
+                    if let Some(a) = self.lower_assignment(child) {
+                        assignments.push(a);
+                    }
+                }
+                _ => self.bug(&child, "a block"),
+            }
+        }
+        ast::Block { assignments, span }
+    }
+
+    fn lower_assignment(&mut self, pair: P<'_>) -> Option<ast::Assignment> {
+        let span = self.span(&pair);
+        let mut field = None;
+        let mut op = None;
+        let mut value = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => field = Some(self.ident(&child)),
+                Rule::assign_op => op = Some(self.lower_assign_op(&child)),
+                Rule::value => value = self.lower_value(child),
+                _ => self.bug(&child, "an assignment"),
+            }
+        }
+        let (op, op_span) = op?;
+        Some(ast::Assignment {
+            field: field?,
+            op,
+            op_span,
+            value: value?,
+            span,
+        })
+    }
+
+    fn lower_assign_op(&mut self, pair: &P<'_>) -> (AssignOp, Span) {
+        let op = match pair.as_str() {
+            "+=" => AssignOp::Add,
+            "-=" => AssignOp::Sub,
+            "*=" => AssignOp::Mul,
+            _ => AssignOp::Set,
+        };
+        (op, self.span(pair))
+    }
+
+    fn lower_value(&mut self, pair: P<'_>) -> Option<ast::Value> {
+        let inner = children(pair).next()?;
+        let span = self.span(&inner);
+        let kind = match inner.as_rule() {
+            Rule::list => {
+                let mut values = Vec::new();
+                for child in children(inner) {
+                    match child.as_rule() {
+                        Rule::value => values.extend(self.lower_value(child)),
+                        _ => self.bug(&child, "a list"),
+                    }
+                }
+                ValueKind::List(values)
+            }
+            Rule::string => ValueKind::String(self.lower_string(inner)),
+            Rule::boolean => ValueKind::Bool(inner.as_str() == "true"),
+            Rule::date => ValueKind::Date(self.lower_date(&inner)?),
+            Rule::quantity => return self.lower_quantity(inner),
+            Rule::word => ValueKind::Word(inner.as_str().to_string()),
+            _ => {
+                self.bug(&inner, "a value");
+                return None;
+            }
+        };
+        Some(ast::Value { kind, span })
+    }
+
+    fn lower_quantity(&mut self, pair: P<'_>) -> Option<ast::Value> {
+        let span = self.span(&pair);
+        let mut number = None;
+        let mut unit = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::number => number = self.lower_number(&child),
+                Rule::unit => unit = Some(self.ident(&child)),
+                _ => self.bug(&child, "a number"),
+            }
+        }
+        let number = number?;
+        let kind = match unit {
+            Some(unit) => ValueKind::Quantity { number, unit },
+            None => ValueKind::Number(number),
+        };
+        Some(ast::Value { kind, span })
+    }
+
+    fn lower_number(&mut self, pair: &P<'_>) -> Option<ast::Number> {
+        let span = self.span(pair);
+        let text = pair.as_str();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let mut digits: u128 = 0;
+        for c in whole.chars().chain(fraction.chars()) {
+            let Some(d) = c.to_digit(10) else { continue };
+            let next = digits
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u128::from(d)));
+            match next {
+                Some(n) => digits = n,
+                None => {
+                    self.errors.push(
+                        Diagnostic::error("charter::overflow", "number is too large")
+                            .with_label(span, "does not fit in 64 bits"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ast::Number {
+            digits,
+            scale: u32::try_from(fraction.len()).unwrap_or(u32::MAX),
+            span,
+        })
+    }
+
+    fn lower_date(&mut self, pair: &P<'_>) -> Option<ast::Date> {
+        let text = pair.as_str();
+        let has_time = text.contains('T');
+        let parsed = if has_time {
+            let normalized = if text.len() == "2027-01-31T09:00Z".len() {
+                format!("{}:00Z", text.trim_end_matches('Z'))
+            } else {
+                text.to_string()
+            };
+            normalized
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_second())
+                .map_err(|e| e.to_string())
+        } else {
+            format!("{text}T00:00:00Z")
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_second())
+                .map_err(|e| e.to_string())
+        };
+        match parsed {
+            Ok(unix_seconds) => Some(ast::Date {
+                unix_seconds,
+                has_time,
+            }),
+            Err(_) => {
+                self.errors.push(
+                    Diagnostic::error(
+                        "charter::invalid_date",
+                        format!("`{text}` is not a valid date"),
+                    )
+                    .with_label(self.span(pair), "no such day or time")
+                    .with_help(
+                        "write a date as `2027-01-31` or an instant as `2027-01-31T09:00:00Z`",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn lower_string(&mut self, pair: P<'_>) -> String {
+        let outer = self.span(&pair);
+        let Some(inner) = pair.into_inner().next() else {
+            return String::new();
+        };
+        let raw = inner.as_str();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, '"')) => out.push('"'),
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                other => {
+                    let start = outer.start as usize + 1 + i;
+                    let len = 1 + other.map_or(0, |(_, c)| c.len_utf8());
+                    self.errors.push(
+                        Diagnostic::error("charter::invalid_escape", "unknown escape in string")
+                            .with_label(Span::new(self.file, start, start + len), "not an escape")
+                            .with_help(r#"the escapes are `\"`, `\\`, `\n` and `\t`"#),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn lower_expr(&mut self, pair: P<'_>) -> Option<ast::Expr> {
+        let span = self.tight_span(&pair);
+        match pair.as_rule() {
+            Rule::expr => {
+                let inner = children(pair).next()?;
+                self.lower_expr(inner)
+            }
+            Rule::implies_expr
+            | Rule::or_expr
+            | Rule::and_expr
+            | Rule::cmp_expr
+            | Rule::sum_expr
+            | Rule::product_expr => self.lower_binary_chain(pair),
+            Rule::not_expr => {
+                let mut inner = children(pair);
+                let first = inner.next()?;
+                if first.as_rule() == Rule::not_expr {
+                    let operand = self.lower_expr(first)?;
+                    Some(ast::Expr {
+                        kind: ExprKind::Not(Box::new(operand)),
+                        span,
+                    })
+                } else {
+                    self.lower_expr(first)
+                }
+            }
+            Rule::paren => {
+                let inner = children(pair).next()?;
+                let inner = self.lower_expr(inner)?;
+                Some(ast::Expr {
+                    kind: ExprKind::Paren(Box::new(inner)),
+                    span,
+                })
+            }
+            Rule::literal => {
+                let value = self.lower_literal(pair)?;
+                Some(ast::Expr {
+                    kind: ExprKind::Literal(value),
+                    span,
+                })
+            }
+            Rule::reference => {
+                let words: Vec<ast::Ident> = children(pair).map(|p| self.ident(&p)).collect();
+                let kind = match words.as_slice() {
+                    [name] => ExprKind::Reference {
+                        qualifier: None,
+                        name: name.clone(),
+                    },
+                    [qualifier, name] => ExprKind::Reference {
+                        qualifier: Some(qualifier.clone()),
+                        name: name.clone(),
+                    },
+                    _ => return None,
+                };
+                Some(ast::Expr { kind, span })
+            }
+            _ => {
+                self.bug(&pair, "an expression");
+                None
+            }
+        }
+    }
+
+    /// `operand (op operand)*`, folded to the left. A chain of one operand is that operand.
+    fn lower_binary_chain(&mut self, pair: P<'_>) -> Option<ast::Expr> {
+        let mut parts = pair.into_inner();
+        let first = parts.next()?;
+        let mut lhs = self.lower_expr(first)?;
+        while let Some(op_pair) = parts.next() {
+            let op = match (op_pair.as_rule(), op_pair.as_str()) {
+                (Rule::kw_implies, _) => BinaryOp::Implies,
+                (Rule::kw_or, _) => BinaryOp::Or,
+                (Rule::kw_and, _) => BinaryOp::And,
+                (_, "==") => BinaryOp::Eq,
+                (_, "!=") => BinaryOp::Ne,
+                (_, "<=") => BinaryOp::Le,
+                (_, ">=") => BinaryOp::Ge,
+                (_, "<") => BinaryOp::Lt,
+                (_, ">") => BinaryOp::Gt,
+                (_, "+") => BinaryOp::Add,
+                (_, "-") => BinaryOp::Sub,
+                (_, "*") => BinaryOp::Mul,
+                (_, "/") => BinaryOp::Div,
+                _ => {
+                    self.bug(&op_pair, "an operator");
+                    return None;
+                }
+            };
+            let rhs = self.lower_expr(parts.next()?)?;
+            let span = lhs.span.to(rhs.span);
+            lhs = ast::Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+                span,
+            };
+        }
+        Some(lhs)
+    }
+
+    fn lower_literal(&mut self, pair: P<'_>) -> Option<ast::Value> {
+        let inner = children(pair).next()?;
+        let span = self.span(&inner);
+        let kind = match inner.as_rule() {
+            Rule::string => ValueKind::String(self.lower_string(inner)),
+            Rule::boolean => ValueKind::Bool(inner.as_str() == "true"),
+            Rule::date => ValueKind::Date(self.lower_date(&inner)?),
+            Rule::quantity => return self.lower_quantity(inner),
+            _ => {
+                self.bug(&inner, "a literal");
+                return None;
+            }
+        };
+        Some(ast::Value { kind, span })
+    }
+}
+
+fn missing_ident(span: Span) -> ast::Ident {
+    ast::Ident {
+        name: String::new(),
+        span,
+    }
+}
+
+fn empty_block(span: Span) -> ast::Block {
+    ast::Block {
+        assignments: Vec::new(),
+        span,
+    }
+}
+
+/// The length of `text` up to the end of its last character that is neither spacing nor part of
+/// a comment (a `#` inside a string is text).
+fn significant_len(text: &str) -> usize {
+    let mut end = 0;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+            continue;
+        }
+        if in_string {
+            end = i + c.len_utf8();
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '#' => in_comment = true,
+            '"' => {
+                in_string = true;
+                end = i + c.len_utf8();
+            }
+            c if c.is_whitespace() => {}
+            c => end = i + c.len_utf8(),
+        }
+    }
+    end
+}

@@ -1,0 +1,106 @@
+//! Data-driven checker tests: every `tests/check/ok/*` fixture compiles, and its license
+//! objects (and any warnings) are a reviewed snapshot; every `tests/check/err/*` fixture fails,
+//! and its rendered diagnostics are a reviewed snapshot. A fixture is a `.charter` file or a
+//! directory of them; `tests/check/prelude.charter` is loaded with each one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use charter::check;
+use charter::compile;
+use charter::diagnostic::{RenderOptions, render_human};
+use charter::source::Sources;
+use charter::syntax;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check");
+
+fn load(path: &Path) -> Sources {
+    let root = Path::new(ROOT);
+    let mut sources = Sources::new();
+    let prelude = std::fs::read_to_string(root.join("prelude.charter")).unwrap();
+    sources.add("prelude.charter", prelude);
+    let mut files = if path.is_dir() {
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "charter"))
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files.sort();
+    for file in files {
+        let name = file.strip_prefix(root).unwrap().display().to_string();
+        sources.add(name, std::fs::read_to_string(&file).unwrap());
+    }
+    sources
+}
+
+/// Checks the fixture; returns the rendered diagnostics and the program if it compiled.
+fn run(path: &Path) -> (String, Option<charter::model::Program>) {
+    let sources = load(path);
+    let options = RenderOptions {
+        color: false,
+        width: 100,
+    };
+    let render = |diags: &[charter::diagnostic::Diagnostic]| -> String {
+        diags
+            .iter()
+            .map(|d| render_human(&sources, d, options))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match syntax::parse_all(&sources) {
+        Err(errors) => (render(&errors), None),
+        Ok(files) => {
+            let checked = check::check(&files);
+            (render(&checked.diagnostics.0), checked.program)
+        }
+    }
+}
+
+fn fixtures(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(Path::new(ROOT).join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn ok_fixtures_compile_to_their_snapshots() {
+    for path in fixtures("ok") {
+        let (diagnostics, program) = run(&path);
+        let program =
+            program.unwrap_or_else(|| panic!("{} failed:\n{diagnostics}", path.display()));
+        let licenses = compile::all_tier_licenses(&program);
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let mut snapshot = serde_json::to_string_pretty(&licenses).unwrap();
+        if !diagnostics.is_empty() {
+            snapshot.push_str("\n\n--- warnings ---\n");
+            snapshot.push_str(&diagnostics);
+        }
+        insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(format!("ok__{name}"), snapshot);
+        });
+    }
+}
+
+#[test]
+fn err_fixtures_fail_with_their_snapshots() {
+    for path in fixtures("err") {
+        let (diagnostics, program) = run(&path);
+        assert!(
+            program.is_none(),
+            "{} was expected to fail but compiled",
+            path.display()
+        );
+        assert!(!diagnostics.is_empty());
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(format!("err__{name}"), diagnostics);
+        });
+    }
+}
