@@ -2,11 +2,13 @@
 //!
 //! The pipeline and the module boundaries are described in ARCHITECTURE.md.
 
+pub mod api;
 pub mod ast;
 pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod model;
+pub mod sandbox;
 pub mod source;
 pub mod syntax;

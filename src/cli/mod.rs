@@ -6,6 +6,7 @@
 
 mod format;
 mod policy;
+mod sandbox;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -89,6 +90,8 @@ enum Command {
         #[arg(value_enum, default_value_t = SchemaName::License)]
         name: SchemaName,
     },
+    /// Run a local Make-compatible admin API to plan and apply against.
+    Sandbox(sandbox::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,6 +235,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             }
             Outcome::Success
         }
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 

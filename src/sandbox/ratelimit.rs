@@ -1,0 +1,79 @@
+//! The per-token requests-per-minute limit.
+//!
+//! A sliding window: a request is allowed when fewer than `limit` requests of the same token were
+//! allowed in the 60 seconds before it. Refused requests do not count. This is the strictest
+//! reading of "N per minute": no burst of 2N across a minute boundary.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Requests allowed per token per minute.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: u32,
+    /// For each token (by its position among the grants), when its allowed requests came.
+    windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: u32) -> RateLimiter {
+        RateLimiter {
+            limit,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Counts a request of this token now; false when it is over the limit.
+    pub fn allow(&self, token: usize) -> bool {
+        self.allow_at(token, Instant::now())
+    }
+
+    fn allow_at(&self, token: usize, now: Instant) -> bool {
+        let mut windows = match self.windows.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let window = windows.entry(token).or_default();
+        while window
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) >= WINDOW)
+        {
+            window.pop_front();
+        }
+        if window.len() >= self.limit as usize {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_after_the_limit_is_refused_until_the_window_slides() {
+        let limiter = RateLimiter::new(3);
+        let start = Instant::now();
+        for i in 0..3 {
+            assert!(limiter.allow_at(0, start + Duration::from_secs(i)));
+        }
+        assert!(!limiter.allow_at(0, start + Duration::from_secs(59)));
+        assert!(
+            limiter.allow_at(1, start + Duration::from_secs(59)),
+            "tokens are separate"
+        );
+        assert!(limiter.allow_at(0, start + Duration::from_secs(60)));
+        assert!(!limiter.allow_at(0, start + Duration::from_secs(60)));
+    }
+}
