@@ -7,11 +7,10 @@
 
 use std::path::Path;
 
-use charter::check;
 use charter::compile;
 use charter::diagnostic::{RenderOptions, render_human};
+use charter::policy;
 use charter::source::Sources;
-use charter::syntax;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check");
 
@@ -37,26 +36,27 @@ fn load(path: &Path) -> Sources {
     sources
 }
 
-/// Checks the fixture; returns the rendered diagnostics and the program if it compiled.
+/// Checks the fixture (with the rosters it names); returns the rendered diagnostics and the
+/// program if it compiled.
 fn run(path: &Path) -> (String, Option<charter::model::Program>) {
-    let sources = load(path);
     let options = RenderOptions {
         color: false,
         width: 100,
     };
-    let render = |diags: &[charter::diagnostic::Diagnostic]| -> String {
+    let render = |sources: &charter::source::Sources, diags: &[charter::diagnostic::Diagnostic]| {
         diags
             .iter()
-            .map(|d| render_human(&sources, d, options))
+            .map(|d| render_human(sources, d, options))
             .collect::<Vec<_>>()
             .join("\n")
     };
-    match syntax::parse_all(&sources) {
-        Err(errors) => (render(&errors), None),
-        Ok(files) => {
-            let checked = check::check(&files);
-            (render(&checked.diagnostics.0), checked.program)
-        }
+    match policy::check_sources(load(path), Path::new(ROOT)) {
+        Err(policy::Failure::Syntax(sources, errors)) => (render(&sources, &errors), None),
+        Err(policy::Failure::Load(e)) => panic!("{e}"),
+        Ok(set) => (
+            render(&set.sources, &set.checked.diagnostics.0),
+            set.checked.program,
+        ),
     }
 }
 
@@ -78,6 +78,16 @@ fn ok_fixtures_compile_to_their_snapshots() {
         let licenses = compile::all_tier_licenses(&program);
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let mut snapshot = serde_json::to_string_pretty(&licenses).unwrap();
+        if !program.customers.is_empty() {
+            // Customers' desired states on a fixed day.
+            let at = charter::model::time::parse_instant("2027-01-01").unwrap();
+            snapshot.push_str("\n\n--- customers at 2027-01-01 ---\n");
+            for c in &program.customers {
+                let d = compile::customer::desired(&program, c, &Default::default(), at);
+                snapshot.push_str(&serde_json::to_string(&d.to_json()).unwrap());
+                snapshot.push('\n');
+            }
+        }
         if !diagnostics.is_empty() {
             snapshot.push_str("\n\n--- warnings ---\n");
             snapshot.push_str(&diagnostics);

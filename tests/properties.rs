@@ -254,3 +254,127 @@ proptest! {
         }
     }
 }
+
+/// A policy set with a lifecycle and random customers: random tiers, add-ons, overrides and
+/// contract ends.
+fn customer_policy() -> impl Strategy<Value = String> {
+    let customer = (
+        prop::sample::select(vec!["small", "large"]),
+        prop::collection::vec(prop::sample::select(vec!["more_ops", "more_transfer", "fast"]), 0..3),
+        prop::option::of(0u64..200_000),
+        1_700_000_000i64..1_900_000_000,
+        any::<bool>(),
+    );
+    prop::collection::vec(customer, 1..8).prop_map(|customers| {
+        let mut text = String::from(concat!(
+            "instance { dummy_owner = \"gone@reseller.example\" }\n",
+            "tier small extends base {}\n",
+            "tier large extends base { operations = 100_000; transfer = 10 GB; apiLimit = 120 }\n",
+            "addon more_ops { operations += 5_000 }\n",
+            "addon more_transfer { transfer += 1 GB }\n",
+            "addon fast { interval = 1 min }\n",
+            "lifecycle {\n  initial active\n  state active {\n    license = tier\n  }\n",
+            "  state frozen {\n    license = tier with consumables = 0\n  }\n",
+            "  state gone {\n    license = tier with consumables = 0, apiLimit = 0\n",
+            "    owner = dummy_owner\n    demote owner, admins to member\n  }\n",
+            "  transition freeze from active to frozen when contract_end + 7 days\n",
+            "  transition expire from frozen to gone after 30 days\n",
+            "  transition back from frozen, gone to active manual\n",
+            "  transition overdue from active to frozen when contract_end if payment == \"late\"\n}\n",
+        ));
+        for (i, (tier, addons, ops, end, late)) in customers.iter().enumerate() {
+            let mut unique: Vec<&str> = Vec::new();
+            for a in addons {
+                if !unique.contains(a) {
+                    unique.push(a);
+                }
+            }
+            let end = jiff::Timestamp::from_second(*end).unwrap().strftime("%Y-%m-%d");
+            text.push_str(&format!(
+                "customer c{i} {{\n  name = \"C{i}\"\n  tier = {tier}\n  addons = [{}]\n  \
+                 owner = \"o{i}@c.example\"\n  admins = [\"a{i}@c.example\"]\n  contract_end = {end}\n  \
+                 attributes {{ payment = \"{}\" }}\n{}}}\n",
+                unique.join(", "),
+                if *late { "late" } else { "ok" },
+                ops.map(|n| format!("  override {{ operations = {n} }}\n")).unwrap_or_default(),
+            ));
+        }
+        text
+    })
+}
+
+fn customer_program(text: &str) -> charter::model::Program {
+    let mut sources = Sources::new();
+    sources.add("base.charter", PRELUDE);
+    sources.add("customers.charter", text);
+    let parsed = syntax::parse_all(&sources).unwrap();
+    let checked = check::check(&parsed);
+    checked
+        .program
+        .unwrap_or_else(|| panic!("{:?}", checked.diagnostics.errors().next()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    #[test]
+    fn desired_state_is_deterministic(text in customer_policy(), at in 1_700_000_000i64..1_950_000_000) {
+        let program = customer_program(&text);
+        for c in &program.customers {
+            let history = charter::compile::customer::History::default();
+            let a = charter::compile::customer::desired(&program, c, &history, at).to_json();
+            let b = charter::compile::customer::desired(&program, c, &history, at).to_json();
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn a_frozen_or_gone_license_never_exceeds_the_active_one_on_what_it_zeroes(
+        text in customer_policy(),
+        at in 1_700_000_000i64..1_950_000_000,
+        back in prop::option::of(1_700_000_000i64..1_950_000_000),
+    ) {
+        use charter::compile::customer::{desired, Event, History};
+        let program = customer_program(&text);
+        let history = History {
+            transitions: Vec::new(),
+            requests: back.map(|at| Event { transition: "back".to_string(), at }).into_iter().collect(),
+        };
+        for c in &program.customers {
+            let now = desired(&program, c, &history, at);
+            let active = desired(&program, c, &History::default(), 0);
+            prop_assert_eq!(&active.walk.state, "active");
+            let Some(state) = program.lifecycle.state(&now.walk.state) else { continue };
+            for (param, _, _) in &state.overlays {
+                let p = &charter::model::catalog::CATALOG[*param];
+                let (Some(x), Some(y)) = (now.license.value(*param), active.license.value(*param)) else { continue };
+                if let (Some(x), Some(y)) = (x.as_int(), y.as_int()) {
+                    prop_assert!(x <= y, "{}: {} in {} > {} active", p.name, x, now.walk.state, y);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_customer_license_passes_the_checks_of_a_tier(
+        text in customer_policy(),
+        at in 1_700_000_000i64..1_950_000_000,
+    ) {
+        let program = customer_program(&text);
+        for c in &program.customers {
+            let d = charter::compile::customer::desired(&program, c, &Default::default(), at);
+            let license = d.license_object().expect("complete");
+            for (param, value) in license.values() {
+                if let Some(n) = value.as_int() {
+                    prop_assert!(charter::model::license::in_range(param, n), "{}: {}", param.name, n);
+                }
+            }
+            prop_assert!(
+                license.get("dynamicConnections") != Some(charter::model::LicenseValue::Bool(true))
+                || license.get("dynamicDependencies") == Some(charter::model::LicenseValue::Bool(true))
+            );
+            let owners = d.roles.values().filter(|r| **r == charter::model::customer::OrgRole::Owner).count();
+            prop_assert_eq!(owners, 1, "exactly one owner");
+        }
+    }
+}

@@ -19,10 +19,12 @@ pub enum Type {
     Enum,
     Text,
     Date,
+    /// The name of a state or a tier (`state == frozen`).
+    Name,
 }
 
 impl Type {
-    fn noun(self) -> &'static str {
+    pub fn noun(self) -> &'static str {
         match self {
             Type::Int => "a number",
             Type::Size => "a size",
@@ -31,6 +33,7 @@ impl Type {
             Type::Enum => "an enum word",
             Type::Text => "a string",
             Type::Date => "a date",
+            Type::Name => "a name",
         }
     }
 
@@ -49,6 +52,7 @@ pub enum Val {
     Enum(&'static str),
     Text(String),
     Date(i64),
+    Name(String),
 }
 
 impl fmt::Display for Val {
@@ -61,6 +65,7 @@ impl fmt::Display for Val {
             Val::Bool(b) => write!(f, "{b}"),
             Val::Enum(w) => f.write_str(w),
             Val::Text(t) => write!(f, "{t:?}"),
+            Val::Name(n) => f.write_str(n),
             Val::Date(d) => match jiff::Timestamp::from_second(*d) {
                 Ok(t) if d % 86_400 == 0 => write!(f, "{}", t.strftime("%Y-%m-%d")),
                 Ok(t) => write!(f, "{}", t.strftime("%Y-%m-%dT%H:%M:%SZ")),

@@ -6,7 +6,11 @@
 //! no clock.
 
 pub(crate) mod expr;
-mod rules;
+mod customers;
+pub use customers::customers_suggestion;
+mod lifecycle;
+pub(crate) mod rules;
+mod tests;
 mod tiers;
 pub(crate) mod values;
 
@@ -29,6 +33,15 @@ pub struct Checked {
 
 /// Checks a parsed policy set.
 pub fn check(files: &[(FileId, ast::File)]) -> Checked {
+    check_with_rosters(files, &[])
+}
+
+/// Checks a parsed policy set with its rosters, each given with the span of the `roster`
+/// declaration that names it.
+pub fn check_with_rosters(
+    files: &[(FileId, ast::File)],
+    rosters: &[(Span, crate::syntax::roster::Roster)],
+) -> Checked {
     let mut diags = Diagnostics::default();
     let decls = Declarations::collect(files, &mut diags);
     let instance = instance_settings(&decls, &mut diags);
@@ -64,6 +77,37 @@ pub fn check(files: &[(FileId, ast::File)]) -> Checked {
     let resolved = tiers::resolve(&decls, tier_blocks, &instance, &mut diags);
     let ladders = rules::ladders(&decls, &resolved, &mut diags);
     let rules = rules::asserts(&decls, &resolved, &mut diags);
+    let customers = customers::customers(
+        &customers::Context {
+            decls: &decls,
+            resolved: &resolved,
+            addons: &addons,
+            instance: &instance,
+            groups: &groups,
+        },
+        files,
+        rosters,
+        &mut diags,
+    );
+    let attributes = attribute_types(&customers);
+    let lifecycle = lifecycle::lifecycle(
+        &decls.lifecycles,
+        &instance,
+        &groups,
+        &attributes,
+        &mut diags,
+    );
+    let tests = tests::tests(&decls, &resolved, &customers, &lifecycle, &attributes, &mut diags);
+    for staff in &decls.staff {
+        diags.push(
+            Diagnostic::warning(
+                "charter::staff_not_supported",
+                "`staff` blocks are not applied by this version of charter",
+            )
+            .with_label(staff.email.span, "ignored")
+            .with_help("instance-level roles for the reseller's own people come in a later version"),
+        );
+    }
 
     diags.sort();
     let program = (!diags.has_errors()).then(|| {
@@ -74,6 +118,9 @@ pub fn check(files: &[(FileId, ast::File)]) -> Checked {
             groups,
             ladders,
             rules,
+            customers,
+            lifecycle,
+            tests,
             ..Program::default()
         };
         program.index();
@@ -93,6 +140,9 @@ pub(crate) struct Declarations<'a> {
     pub(crate) groups: Vec<&'a ast::Group>,
     pub(crate) ladders: Vec<&'a ast::Ladder>,
     pub(crate) asserts: Vec<&'a ast::Assert>,
+    pub(crate) lifecycles: Vec<&'a ast::Lifecycle>,
+    pub(crate) tests: Vec<&'a ast::Test>,
+    pub(crate) staff: Vec<&'a ast::Staff>,
     tier_index: HashMap<&'a str, usize>,
     addon_names: HashSet<&'a str>,
 }
@@ -106,6 +156,9 @@ impl<'a> Declarations<'a> {
             groups: Vec::new(),
             ladders: Vec::new(),
             asserts: Vec::new(),
+            lifecycles: Vec::new(),
+            tests: Vec::new(),
+            staff: Vec::new(),
             tier_index: HashMap::new(),
             addon_names: HashSet::new(),
         };
@@ -148,6 +201,11 @@ impl<'a> Declarations<'a> {
                     }
                     ast::Item::Ladder(l) => decls.ladders.push(l),
                     ast::Item::Assert(a) => decls.asserts.push(a),
+                    ast::Item::Lifecycle(l) => decls.lifecycles.push(l),
+                    ast::Item::Test(t) => decls.tests.push(t),
+                    ast::Item::Staff(s) => decls.staff.push(s),
+                    // Checked in order, with the rosters, by `customers`.
+                    ast::Item::Customer(_) | ast::Item::Roster(_) => {}
                 }
             }
         }
@@ -449,4 +507,23 @@ fn assignments(
         }
     }
     out
+}
+
+/// The type of every customer attribute, from its first value; `contract_end` is always a date.
+fn attribute_types(
+    customers: &[crate::model::customer::Customer],
+) -> BTreeMap<String, expr::Type> {
+    use crate::model::customer::Attribute;
+    let mut types = BTreeMap::from([("contract_end".to_string(), expr::Type::Date)]);
+    for customer in customers {
+        for (name, value) in &customer.attributes {
+            types.entry(name.clone()).or_insert(match value {
+                Attribute::Text(_) => expr::Type::Text,
+                Attribute::Date(_) => expr::Type::Date,
+                Attribute::Int(_) => expr::Type::Int,
+                Attribute::Bool(_) => expr::Type::Bool,
+            });
+        }
+    }
+    types
 }

@@ -113,7 +113,11 @@ fn at_least_as_good(p: &Parameter, lower: LicenseValue, upper: LicenseValue) -> 
 }
 
 /// A name that must be a non-abstract tier; reports and returns false otherwise.
-fn concrete_tier(decls: &Declarations<'_>, name: &ast::Ident, diags: &mut Diagnostics) -> bool {
+pub(super) fn concrete_tier(
+    decls: &Declarations<'_>,
+    name: &ast::Ident,
+    diags: &mut Diagnostics,
+) -> bool {
     match decls.tier(&name.name) {
         Some(t) if t.is_abstract => {
             diags.push(
@@ -180,7 +184,7 @@ pub(super) fn asserts(
                         "charter::type_mismatch",
                         "a rule must be a true-or-false expression",
                     )
-                    .with_label(assert.expr.span, format!("this is {}", type_noun(other))),
+                    .with_label(assert.expr.span, format!("this is {}", other.noun())),
                 );
                 continue;
             }
@@ -236,18 +240,6 @@ pub(super) fn asserts(
     rules
 }
 
-fn type_noun(t: Type) -> &'static str {
-    match t {
-        Type::Int => "a number",
-        Type::Size => "a size",
-        Type::Duration => "a duration",
-        Type::Bool => "a boolean",
-        Type::Enum => "an enum word",
-        Type::Text => "a string",
-        Type::Date => "a date",
-    }
-}
-
 fn seen_values(seen: &[Seen]) -> String {
     seen.iter()
         .map(|s| format!("{} = {}", s.name, s.value))
@@ -271,8 +263,8 @@ fn failed(assert: &ast::Assert, tier: &str, seen: &[Seen]) -> Diagnostic {
 }
 
 /// Names in a tier rule: the tier's parameters, `tier.parameter`, and enum words.
-struct TierResolver<'a, 'b> {
-    decls: &'a Declarations<'b>,
+pub(super) struct TierResolver<'a, 'b> {
+    pub(super) decls: &'a Declarations<'b>,
 }
 
 impl Resolver for TierResolver<'_, '_> {
@@ -322,7 +314,7 @@ pub(crate) fn parameter_type(p: &Parameter) -> Type {
 }
 
 /// The canonical word of an enum value written as `word` (aliases map to their word).
-fn enum_word(word: &str) -> Option<&'static str> {
+pub(crate) fn enum_word(word: &str) -> Option<&'static str> {
     CATALOG.iter().find_map(|p| match p.kind {
         Kind::Enum(variants) => variants
             .iter()

@@ -449,8 +449,8 @@ fn ancestors<'a>(decls: &Declarations<'a>, name: &str) -> Vec<&'a str> {
 
 /// A feature turned on needs its instance flags; reported once at the assignment that turns
 /// it on.
-fn check_flags(
-    tier: &str,
+pub(crate) fn check_flags(
+    owner: &str,
     license: &License,
     instance: &InstanceSettings,
     reported: &mut HashSet<Span>,
@@ -486,7 +486,7 @@ fn check_flags(
             Diagnostic::error(
                 "charter::missing_flag",
                 format!(
-                    "`{}` in `{tier}` needs the instance flag {}",
+                    "`{}` in {owner} needs the instance flag {}",
                     param.name,
                     list.join(" and ")
                 ),
@@ -501,8 +501,8 @@ fn check_flags(
 }
 
 /// A boolean that needs another one (`dynamicConnections` needs `dynamicDependencies`).
-fn check_dependencies(
-    tier: &str,
+pub(crate) fn check_dependencies(
+    owner: &str,
     license: &License,
     tier_span: Span,
     reported: &mut HashSet<Span>,
@@ -533,11 +533,11 @@ fn check_dependencies(
         diags.push(
             Diagnostic::error(
                 "charter::needs_parameter",
-                format!("`{}` needs `{needed} = true` in tier `{tier}`", param.name),
+                format!("`{}` needs `{needed} = true` in {owner}", param.name),
             )
             .with_label(span, "turned on here")
             .with_help(format!(
-                "Make rejects `{}` without `{needed}`; set `{needed} = true` in `{tier}` or a tier it extends",
+                "Make rejects `{}` without `{needed}`; set `{needed} = true` in {owner} or a tier it extends",
                 param.name
             )),
         );

@@ -5,6 +5,7 @@
 //! Results go to stdout, diagnostics to stderr.
 
 mod format;
+mod lifecycle;
 mod policy;
 mod sandbox;
 
@@ -50,24 +51,70 @@ enum Command {
         #[arg(default_value = ".")]
         path: PathBuf,
     },
-    /// Print compiled license objects.
+    /// Print compiled license objects (tiers), or customers' desired state.
     Compile {
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Only this tier's license object.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["customer", "customers"])]
         tier: Option<String>,
+        /// This customer's desired state: lifecycle state, license, owner, roles, teams.
+        #[arg(long, conflicts_with = "customers")]
+        customer: Option<String>,
+        /// Every customer's desired state, one JSON object per line.
+        #[arg(long)]
+        customers: bool,
+        /// The instant for customers (`2027-02-08` or `2027-02-08T09:00:00Z`); default now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<i64>,
         #[arg(long, value_enum, default_value_t = CompileFormat::Json)]
         format: CompileFormat,
     },
-    /// Show every value of a tier with the chain of assignments that produced it.
+    /// Show every value with the chain that produced it; for a customer, also why it is in its state.
+    #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer"]))]
     Explain {
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long)]
-        tier: String,
+        tier: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        /// The instant for a customer; default now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<i64>,
         /// Only this parameter.
         param: Option<String>,
+    },
+    /// Run the policy set's `test` blocks.
+    Test {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// The clock for test blocks without `at`; default now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<i64>,
+    },
+    /// List the lifecycle transitions due at an instant and those coming within a horizon.
+    Schedule {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Default now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<i64>,
+        /// How far ahead to look (`30 days`, `2 weeks`, `12 h`).
+        #[arg(long, value_parser = parse_horizon, default_value = "30 days")]
+        horizon: i64,
+        #[arg(long, value_enum, default_value_t = ScheduleFormat::Text)]
+        format: ScheduleFormat,
+    },
+    /// Print the lifecycle as a state diagram.
+    Graph {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
     },
     /// Rewrite files in the canonical layout (comments kept).
     Fmt {
@@ -100,6 +147,33 @@ enum CompileFormat {
     Json,
     /// Aligned, in human units.
     Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScheduleFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+fn parse_at(text: &str) -> Result<i64, String> {
+    crate::model::time::parse_instant(text)
+        .ok_or_else(|| format!("`{text}` is not a date (`2027-02-08`) or an instant (`2027-02-08T09:00:00Z`)"))
+}
+
+fn parse_horizon(text: &str) -> Result<i64, String> {
+    crate::model::time::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `30 days`, `2 weeks` or `12 h`"))
+}
+
+/// The current instant: the one place the command line reads the clock.
+pub(crate) fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,12 +236,26 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             println!("{}", loaded.summary());
             Outcome::Success
         }
-        Command::Compile { path, tier, format } => {
+        Command::Compile {
+            path,
+            tier,
+            customer,
+            customers,
+            at,
+            format,
+        } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,
                 Err(outcome) => return outcome,
             };
             let program = &loaded.program;
+            let at = at.unwrap_or_else(now);
+            if let Some(key) = customer {
+                return lifecycle::compile_customer(program, &key, at, format == CompileFormat::Text);
+            }
+            if customers {
+                return lifecycle::compile_customers(program, at);
+            }
             match (tier, format) {
                 (Some(name), format) => match compile::tier_license(program, &name) {
                     Ok(license) => {
@@ -198,17 +286,29 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 }
             }
         }
-        Command::Explain { path, tier, param } => {
+        Command::Explain {
+            path,
+            tier,
+            customer,
+            at,
+            param,
+        } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,
                 Err(outcome) => return outcome,
             };
-            let tier = match compile::deployable_tier(&loaded.program, &tier) {
-                Ok(t) => t,
-                Err(e) => return usage_error(&e.to_string(), e.help()),
-            };
             let param = match param.map(|p| compile::parameter(&p)).transpose() {
                 Ok(p) => p,
+                Err(e) => return usage_error(&e.to_string(), e.help()),
+            };
+            if let Some(key) = customer {
+                return lifecycle::explain_customer(&loaded, &key, at.unwrap_or_else(now), param);
+            }
+            let Some(tier) = tier else {
+                return usage_error("give `--tier NAME` or `--customer KEY`", None);
+            };
+            let tier = match compile::deployable_tier(&loaded.program, &tier) {
+                Ok(t) => t,
                 Err(e) => return usage_error(&e.to_string(), e.help()),
             };
             print!(
@@ -218,6 +318,23 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             Outcome::Success
         }
         Command::Fmt { path, check } => format::run(&path, check, output),
+        Command::Test { path, junit, at } => match policy::load(&path, output) {
+            Ok(loaded) => lifecycle::test(&loaded, at.unwrap_or_else(now), junit.as_deref()),
+            Err(outcome) => outcome,
+        },
+        Command::Schedule {
+            path,
+            at,
+            horizon,
+            format,
+        } => match policy::load(&path, output) {
+            Ok(loaded) => lifecycle::schedule(&loaded.program, at.unwrap_or_else(now), horizon, format),
+            Err(outcome) => outcome,
+        },
+        Command::Graph { path, format } => match policy::load(&path, output) {
+            Ok(loaded) => lifecycle::graph(&loaded.program, format),
+            Err(outcome) => outcome,
+        },
         Command::Matrix { path, format } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,

@@ -3,11 +3,10 @@
 use std::path::Path;
 
 use super::{ErrorFormat, Outcome, usage_error};
-use crate::check;
 use crate::diagnostic::{Diagnostic, JsonDiagnostic, RenderOptions, render_human};
 use crate::model::program::Program;
+use crate::policy;
 use crate::source::Sources;
-use crate::syntax;
 
 /// How diagnostics are shown.
 pub(crate) struct Output {
@@ -29,7 +28,7 @@ impl Loaded {
         let deployable = p.tiers.iter().filter(|t| !t.is_abstract).count();
         let files = self.sources.ids().count();
         format!(
-            "checked {}: {}, {} deployable; {}; {}; {}; {} — {}",
+            "checked {}: {}, {} deployable; {}; {}; {}; {}; {}; {} states, {}; {} — {}",
             plural(files, "file"),
             plural(p.tiers.len(), "tier"),
             deployable,
@@ -37,6 +36,10 @@ impl Loaded {
             plural(p.groups.len(), "group"),
             plural(p.ladders.len(), "ladder"),
             plural(p.rules.len(), "rule"),
+            plural(p.customers.len(), "customer"),
+            p.lifecycle.states.len(),
+            plural(p.lifecycle.transitions.len(), "transition"),
+            plural(p.tests.len(), "test"),
             if self.warnings == 0 {
                 "no problems".to_string()
             } else {
@@ -57,18 +60,14 @@ fn plural(n: usize, noun: &str) -> String {
 /// Reads, parses and checks a policy set, printing every diagnostic. Returns the program, or
 /// the outcome to exit with.
 pub(crate) fn load(path: &Path, output: &Output) -> Result<Loaded, Outcome> {
-    let sources = match Sources::read_policy_set(path) {
-        Ok(s) => s,
-        Err(e) => return Err(usage_error(&e.to_string(), None)),
-    };
-    let files = match syntax::parse_all(&sources) {
-        Ok(files) => files,
-        Err(errors) => {
+    let (sources, checked) = match policy::load(path) {
+        Ok(set) => (set.sources, set.checked),
+        Err(policy::Failure::Load(e)) => return Err(usage_error(&e.to_string(), None)),
+        Err(policy::Failure::Syntax(sources, errors)) => {
             report(&sources, &errors, output);
             return Err(Outcome::Failure);
         }
     };
-    let checked = check::check(&files);
     report(&sources, &checked.diagnostics.0, output);
     let warnings = checked.diagnostics.warnings().count();
     match checked.program {

@@ -69,3 +69,70 @@ pub fn license(sources: &Sources, license: &License, param: Option<usize>) -> St
     }
     out
 }
+
+/// Why a customer is in its state, and the provenance of its license values and roles.
+pub fn customer(
+    sources: &Sources,
+    program: &Program,
+    desired: &crate::compile::customer::Desired,
+    param: Option<usize>,
+) -> String {
+    use crate::model::time::format_instant;
+    let mut out = String::new();
+    let Some(c) = program.customer(&desired.customer) else {
+        return out;
+    };
+    out.push_str(&format!(
+        "customer `{}` ({}), tier `{}`{}\n",
+        c.key,
+        c.name,
+        c.tier,
+        if c.addons.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", add-ons {}",
+                c.addons
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    match desired.walk.since {
+        Some(since) => out.push_str(&format!(
+            "state `{}` since {}\n",
+            desired.walk.state,
+            format_instant(since)
+        )),
+        None => out.push_str(&format!(
+            "state `{}`, the initial state; no transition has been due\n",
+            desired.walk.state
+        )),
+    }
+    for f in &desired.walk.fired {
+        out.push_str(&format!(
+            "  {} `{}` {} → {}: {}\n",
+            format_instant(f.at),
+            f.transition,
+            f.from,
+            f.to,
+            f.cause
+        ));
+    }
+    if param.is_none() {
+        out.push_str(&format!("\nowner = {}\n", desired.owner));
+        for (email, role) in &desired.roles {
+            out.push_str(&format!("  {email}: {}\n", role.as_str()));
+        }
+        for (team, people) in &desired.teams {
+            out.push_str(&format!("team \"{team}\"\n"));
+            for (email, role) in people {
+                out.push_str(&format!("  {email}: {}\n", role.as_str()));
+            }
+        }
+    }
+    out.push_str(&license(sources, &desired.license, param));
+    out
+}

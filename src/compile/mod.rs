@@ -2,8 +2,12 @@
 //! customer's desired state at an instant), plus the views derived from them: `explain` and
 //! the tier matrix. Pure: no IO, no clock.
 
+pub mod customer;
 pub mod explain;
+pub mod graph;
 pub mod matrix;
+pub mod schedule;
+pub mod tests;
 
 use crate::model::catalog::CATALOG;
 use crate::model::license::LicenseObject;

@@ -2,9 +2,11 @@
 //! and the checked `Program`.
 
 pub mod catalog;
+pub mod customer;
 pub mod license;
 pub mod program;
 pub mod schema;
+pub mod time;
 
 pub use license::{License, LicenseObject, LicenseValue};
 pub use program::Program;

@@ -20,6 +20,11 @@ pub struct Program {
     pub ladders: Vec<Vec<String>>,
     /// Every `assert for` rule (already verified against every tier).
     pub rules: Vec<Rule>,
+    /// Every customer, from blocks and rosters, in declaration order.
+    pub customers: Vec<crate::model::customer::Customer>,
+    pub lifecycle: crate::model::customer::Lifecycle,
+    pub tests: Vec<crate::model::customer::Test>,
+    pub(crate) customer_index: HashMap<String, usize>,
     pub(crate) tier_index: HashMap<String, usize>,
 }
 
@@ -33,13 +38,27 @@ impl Program {
         }
     }
 
-    /// Rebuilds the name index after `tiers` changed.
+    pub fn customer(&self, key: &str) -> Option<&crate::model::customer::Customer> {
+        match self.customer_index.get(key) {
+            Some(&i) => self.customers.get(i),
+            None if self.customer_index.is_empty() => self.customers.iter().find(|c| c.key == key),
+            None => None,
+        }
+    }
+
+    /// Rebuilds the name indexes after `tiers` or `customers` changed.
     pub fn index(&mut self) {
         self.tier_index = self
             .tiers
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        self.customer_index = self
+            .customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.key.clone(), i))
             .collect();
     }
 

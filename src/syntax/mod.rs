@@ -12,6 +12,7 @@
 
 mod fmt;
 mod lower;
+pub mod roster;
 
 pub use fmt::{format, format_source};
 use std::ops::Range;

@@ -1,0 +1,151 @@
+//! The commands about customers and their lifecycle: `compile --customer`, `explain
+//! --customer`, `test`, `schedule` and `graph`.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::policy::Loaded;
+use super::{GraphFormat, Outcome, ScheduleFormat, usage_error};
+use crate::check::customers_suggestion;
+use crate::compile::customer::{self, History};
+use crate::compile::{self, explain, graph as graphs, schedule as schedules, tests};
+use crate::model::customer::Customer;
+use crate::model::program::Program;
+
+fn find<'a>(program: &'a Program, key: &str) -> Result<&'a Customer, Outcome> {
+    program.customer(key).ok_or_else(|| {
+        usage_error(
+            &format!("unknown customer `{key}`"),
+            customers_suggestion(key, &program.customers).map(|s| format!("did you mean `{s}`?")),
+        )
+    })
+}
+
+pub(super) fn compile_customer(program: &Program, key: &str, at: i64, text: bool) -> Outcome {
+    let c = match find(program, key) {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
+    };
+    let desired = customer::desired(program, c, &History::default(), at);
+    if text {
+        let mut out = format!(
+            "customer {} ({}): state {}, owner {}\n",
+            desired.customer, desired.name, desired.walk.state, desired.owner
+        );
+        if let Some(license) = desired.license_object() {
+            out.push_str(&compile::render_text(&c.tier, &license));
+        }
+        print!("{out}");
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&desired.to_json()).unwrap_or_default()
+        );
+    }
+    Outcome::Success
+}
+
+/// Every customer, one JSON object per line, written as computed so that a large roster
+/// streams instead of being held whole.
+pub(super) fn compile_customers(program: &Program, at: i64) -> Outcome {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for c in &program.customers {
+        let desired = customer::desired(program, c, &History::default(), at);
+        let line = serde_json::to_string(&desired.to_json()).unwrap_or_default();
+        if writeln!(out, "{line}").is_err() {
+            // The reader went away (`| head`); stop quietly.
+            return Outcome::Success;
+        }
+    }
+    let _ = out.flush();
+    Outcome::Success
+}
+
+pub(super) fn explain_customer(
+    loaded: &Loaded,
+    key: &str,
+    at: i64,
+    param: Option<usize>,
+) -> Outcome {
+    let c = match find(&loaded.program, key) {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
+    };
+    let desired = customer::desired(&loaded.program, c, &History::default(), at);
+    print!(
+        "{}",
+        explain::customer(&loaded.sources, &loaded.program, &desired, param)
+    );
+    Outcome::Success
+}
+
+pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
+    let results = tests::run(&loaded.program, now);
+    let location = |span| loaded.sources.location(span).to_string();
+    println!("running {} tests", results.len());
+    for r in &results {
+        println!(
+            "test {} ... {}",
+            r.name,
+            if r.passed() { "ok" } else { "FAILED" }
+        );
+    }
+    let failed: Vec<&tests::TestResult> = results.iter().filter(|r| !r.passed()).collect();
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for r in &failed {
+            println!("\n---- {}", r.name);
+            for f in &r.failures {
+                print!("{}", tests::describe_failure(f, &location));
+            }
+        }
+    }
+    let passed = results.len() - failed.len();
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    if let Some(path) = junit {
+        let suite = loaded
+            .sources
+            .ids()
+            .next()
+            .and_then(|id| loaded.sources.file(id))
+            .map_or("charter".to_string(), |f| f.name.clone());
+        if let Err(e) = std::fs::write(path, tests::junit(&results, &suite, location)) {
+            eprintln!(
+                "error: cannot write `{}`: {}",
+                path.display(),
+                e.to_string().to_lowercase()
+            );
+            return Outcome::Failure;
+        }
+    }
+    if failed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    }
+}
+
+pub(super) fn schedule(program: &Program, at: i64, horizon: i64, format: ScheduleFormat) -> Outcome {
+    let entries = schedules::schedule(program, &|_| History::default(), at, horizon);
+    match format {
+        ScheduleFormat::Text => print!("{}", schedules::render_text(&entries, at, horizon)),
+        ScheduleFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&schedules::to_json(&entries)).unwrap_or_default()
+        ),
+    }
+    Outcome::Success
+}
+
+pub(super) fn graph(program: &Program, format: GraphFormat) -> Outcome {
+    match format {
+        GraphFormat::Mermaid => print!("{}", graphs::mermaid(&program.lifecycle)),
+        GraphFormat::Dot => print!("{}", graphs::dot(&program.lifecycle)),
+    }
+    Outcome::Success
+}

@@ -1,0 +1,93 @@
+//! Loading a policy set from disk: its `.charter` files, parsed; the rosters they name, read
+//! and parsed; then the whole checked. This and `source.rs` are the only places the core reads
+//! files.
+
+use std::path::Path;
+
+use crate::check::{self, Checked};
+use crate::diagnostic::Diagnostic;
+use crate::source::{LoadError, Sources, Span};
+use crate::syntax::{self, roster};
+
+/// A policy set as loaded: its sources (rosters included, for diagnostics) and the result of
+/// checking it.
+pub struct PolicySet {
+    pub sources: Sources,
+    pub checked: Checked,
+}
+
+/// Why a policy set could not be checked at all.
+pub enum Failure {
+    /// The path could not be read.
+    Load(LoadError),
+    /// Syntax errors (in policy files or rosters); nothing was checked.
+    Syntax(Sources, Vec<Diagnostic>),
+}
+
+/// Reads, parses and checks the policy set at `path`.
+pub fn load(path: &Path) -> Result<PolicySet, Failure> {
+    let sources = Sources::read_policy_set(path).map_err(Failure::Load)?;
+    check_sources(sources, Path::new(""))
+}
+
+/// Parses and checks policy files already read. Roster paths are relative to the file that
+/// names them, whose name is taken relative to `root`.
+pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Failure> {
+    let files = match syntax::parse_all(&sources) {
+        Ok(files) => files,
+        Err(errors) => return Err(Failure::Syntax(sources, errors)),
+    };
+    let mut rosters: Vec<(Span, roster::Roster)> = Vec::new();
+    let mut errors = Vec::new();
+    for (file, ast) in &files {
+        let Some(dir) = sources
+            .file(*file)
+            .map(|f| Path::new(&f.name).parent().unwrap_or(Path::new("")).to_path_buf())
+        else {
+            continue;
+        };
+        for item in &ast.items {
+            let crate::ast::Item::Roster(r) = item else {
+                continue;
+            };
+            let csv_path = dir.join(&r.path.value);
+            let text = match std::fs::read(root.join(&csv_path)) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        errors.push(
+                            Diagnostic::error(
+                                "charter::roster_unreadable",
+                                format!("roster `{}` is not valid UTF-8", csv_path.display()),
+                            )
+                            .with_label(r.path.span, "named here"),
+                        );
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    errors.push(
+                        Diagnostic::error(
+                            "charter::roster_unreadable",
+                            format!("cannot read roster `{}`", csv_path.display()),
+                        )
+                        .with_label(r.path.span, e.to_string().to_lowercase())
+                        .with_help("a roster's path is relative to the file that names it"),
+                    );
+                    continue;
+                }
+            };
+            let id = sources.add(csv_path.display().to_string(), text);
+            let text = sources.file(id).map_or("", |f| f.text.as_str());
+            match roster::parse(id, text) {
+                Ok(table) => rosters.push((r.span, table)),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Failure::Syntax(sources, errors));
+    }
+    let checked = check::check_with_rosters(&files, &rosters);
+    Ok(PolicySet { sources, checked })
+}
