@@ -27,6 +27,11 @@ pub enum Item {
     Group(Group),
     Ladder(Ladder),
     Assert(Assert),
+    Customer(Customer),
+    Roster(Roster),
+    Staff(Staff),
+    Lifecycle(Lifecycle),
+    Test(Test),
 }
 
 impl Item {
@@ -38,8 +43,153 @@ impl Item {
             Item::Group(g) => g.span,
             Item::Ladder(l) => l.span,
             Item::Assert(a) => a.span,
+            Item::Customer(c) => c.span,
+            Item::Roster(r) => r.span,
+            Item::Staff(s) => s.span,
+            Item::Lifecycle(l) => l.span,
+            Item::Test(t) => t.span,
         }
     }
+}
+
+/// `customer KEY { … }`: fields (`name = "…"`, `tier = pro`, `owner = "…"`, dates, lists) and
+/// nested blocks (`attributes { … }`, `override { … }`, `team "NAME" { … }`), in source order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Customer {
+    pub key: Ident,
+    pub body: Vec<Statement>,
+    /// The braces.
+    pub body_span: Span,
+    pub span: Span,
+}
+
+/// A statement of a customer (or staff) block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Statement {
+    /// `field = value` (any operator; the checker says which are allowed where).
+    Assign(Assignment),
+    /// `attributes { … }`, `override { … }` or `team "NAME" { … }`.
+    Nested(NestedBlock),
+}
+
+/// `KEYWORD ["LABEL"] { assignments }` inside a customer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NestedBlock {
+    /// `attributes`, `override` or `team` (any word; the checker refuses others).
+    pub keyword: Ident,
+    /// The team's name in `team "Marketing" { … }`.
+    pub label: Option<StringLit>,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `roster "customers.csv"`: more customers from a CSV file, relative to this file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roster {
+    pub path: StringLit,
+    pub span: Span,
+}
+
+/// `staff "EMAIL" { name = "…"; role = "D1"; options = […] }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Staff {
+    pub email: StringLit,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `lifecycle { initial …; state …; transition … }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lifecycle {
+    pub keyword: Span,
+    pub items: Vec<LifecycleItem>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LifecycleItem {
+    /// `initial STATE`
+    Initial { state: Ident, span: Span },
+    State(StateDecl),
+    Transition(Transition),
+}
+
+/// `state NAME { license = tier [with …]; owner = dummy_owner; demote … to … }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateDecl {
+    pub name: Ident,
+    pub body: Vec<StateStatement>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateStatement {
+    /// `license = tier [with p = v, group = v, …]`; `source` is the word after `=` (`tier`).
+    License {
+        source: Ident,
+        overlays: Vec<Overlay>,
+        span: Span,
+    },
+    /// `owner = dummy_owner`; `value` is the word after `=`.
+    Owner { value: Ident, span: Span },
+    /// `demote owner, admins to member`
+    Demote {
+        parties: Vec<Ident>,
+        role: Ident,
+        span: Span,
+    },
+}
+
+/// `p = v` or `group = v` in a `with` overlay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overlay {
+    pub target: Ident,
+    pub value: Value,
+    pub span: Span,
+}
+
+/// `transition NAME from A, B to C (when EXPR | after DURATION | manual) [if EXPR]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub name: Ident,
+    pub from: Vec<Ident>,
+    pub to: Ident,
+    pub trigger: Trigger,
+    pub guard: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// `when EXPR`: due once the date the expression gives has passed.
+    When(Expr),
+    /// `after DURATION`: due that long after the customer entered the source state.
+    After(Value),
+    /// `manual`: only on request.
+    Manual(Span),
+}
+
+/// `test "NAME" { [at DATE] expect SUBJECT: EXPR … }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Test {
+    pub name: StringLit,
+    pub at: Option<Value>,
+    pub expects: Vec<Expect>,
+    pub span: Span,
+}
+
+/// `expect tier NAME: EXPR` or `expect customer KEY: EXPR`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    pub subject: Subject,
+    pub expr: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subject {
+    Tier(Ident),
+    Customer(Ident),
 }
 
 /// `instance { flags = […]; dummy_owner = "…" }`
