@@ -96,17 +96,122 @@ fn strip_item(item: &mut Item) {
             }
             assert.span = NOWHERE;
         }
+        Item::Customer(customer) => {
+            strip_ident(&mut customer.key);
+            for statement in &mut customer.body {
+                match statement {
+                    ast::Statement::Assign(assignment) => strip_assignment(assignment),
+                    ast::Statement::Nested(nested) => {
+                        strip_ident(&mut nested.keyword);
+                        if let Some(label) = &mut nested.label {
+                            label.span = NOWHERE;
+                        }
+                        strip_block(&mut nested.body);
+                        nested.span = NOWHERE;
+                    }
+                }
+            }
+            customer.body_span = NOWHERE;
+            customer.span = NOWHERE;
+        }
+        Item::Roster(roster) => {
+            roster.path.span = NOWHERE;
+            roster.span = NOWHERE;
+        }
+        Item::Staff(staff) => {
+            staff.email.span = NOWHERE;
+            strip_block(&mut staff.body);
+            staff.span = NOWHERE;
+        }
+        Item::Lifecycle(lifecycle) => {
+            lifecycle.keyword = NOWHERE;
+            lifecycle.items.iter_mut().for_each(strip_lifecycle_item);
+            lifecycle.span = NOWHERE;
+        }
+        Item::Test(test) => {
+            test.name.span = NOWHERE;
+            if let Some(at) = &mut test.at {
+                strip_value(at);
+            }
+            for expect in &mut test.expects {
+                match &mut expect.subject {
+                    ast::Subject::Tier(name) | ast::Subject::Customer(name) => strip_ident(name),
+                }
+                strip_expr(&mut expect.expr);
+                expect.span = NOWHERE;
+            }
+            test.span = NOWHERE;
+        }
+    }
+}
+
+fn strip_lifecycle_item(item: &mut ast::LifecycleItem) {
+    match item {
+        ast::LifecycleItem::Initial { state, span } => {
+            strip_ident(state);
+            *span = NOWHERE;
+        }
+        ast::LifecycleItem::State(state) => {
+            strip_ident(&mut state.name);
+            for statement in &mut state.body {
+                match statement {
+                    ast::StateStatement::License {
+                        source,
+                        overlays,
+                        span,
+                    } => {
+                        strip_ident(source);
+                        for overlay in overlays {
+                            strip_ident(&mut overlay.target);
+                            strip_value(&mut overlay.value);
+                            overlay.span = NOWHERE;
+                        }
+                        *span = NOWHERE;
+                    }
+                    ast::StateStatement::Owner { value, span } => {
+                        strip_ident(value);
+                        *span = NOWHERE;
+                    }
+                    ast::StateStatement::Demote {
+                        parties,
+                        role,
+                        span,
+                    } => {
+                        parties.iter_mut().for_each(strip_ident);
+                        strip_ident(role);
+                        *span = NOWHERE;
+                    }
+                }
+            }
+            state.span = NOWHERE;
+        }
+        ast::LifecycleItem::Transition(transition) => {
+            strip_ident(&mut transition.name);
+            transition.from.iter_mut().for_each(strip_ident);
+            strip_ident(&mut transition.to);
+            match &mut transition.trigger {
+                ast::Trigger::When(expr) => strip_expr(expr),
+                ast::Trigger::After(value) => strip_value(value),
+                ast::Trigger::Manual(span) => *span = NOWHERE,
+            }
+            if let Some(guard) = &mut transition.guard {
+                strip_expr(guard);
+            }
+            transition.span = NOWHERE;
+        }
     }
 }
 
 fn strip_block(block: &mut ast::Block) {
     block.span = NOWHERE;
-    for assignment in &mut block.assignments {
-        strip_ident(&mut assignment.field);
-        assignment.op_span = NOWHERE;
-        strip_value(&mut assignment.value);
-        assignment.span = NOWHERE;
-    }
+    block.assignments.iter_mut().for_each(strip_assignment);
+}
+
+fn strip_assignment(assignment: &mut ast::Assignment) {
+    strip_ident(&mut assignment.field);
+    assignment.op_span = NOWHERE;
+    strip_value(&mut assignment.value);
+    assignment.span = NOWHERE;
 }
 
 fn strip_value(value: &mut ast::Value) {

@@ -148,6 +148,11 @@ impl<'a> Declarations<'a> {
                     }
                     ast::Item::Ladder(l) => decls.ladders.push(l),
                     ast::Item::Assert(a) => decls.asserts.push(a),
+                    ast::Item::Customer(_)
+                    | ast::Item::Roster(_)
+                    | ast::Item::Staff(_)
+                    | ast::Item::Lifecycle(_)
+                    | ast::Item::Test(_) => {}
                 }
             }
         }
