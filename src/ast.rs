@@ -109,7 +109,10 @@ pub struct Lifecycle {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LifecycleItem {
     /// `initial STATE`
-    Initial { state: Ident, span: Span },
+    Initial {
+        state: Ident,
+        span: Span,
+    },
     State(StateDecl),
     Transition(Transition),
 }

@@ -357,7 +357,11 @@ impl Node for ast::Item {
                 writer.braces(header, open, &customer.body, kept, trailing, indent);
             }
             ast::Item::Roster(roster) => {
-                writer.line(indent, &format!("roster {}", quote(&roster.path.value)), trailing);
+                writer.line(
+                    indent,
+                    &format!("roster {}", quote(&roster.path.value)),
+                    trailing,
+                );
             }
             ast::Item::Staff(staff) => {
                 let header = format!("staff {}", quote(&staff.email.value));
@@ -395,7 +399,11 @@ fn span_range(span: crate::source::Span) -> (usize, usize) {
 }
 
 /// Splits `comments` into those strictly between `start` and `end` and the others.
-fn inside(comments: Vec<Comment<'_>>, start: usize, end: usize) -> (Vec<Comment<'_>>, Vec<Comment<'_>>) {
+fn inside(
+    comments: Vec<Comment<'_>>,
+    start: usize,
+    end: usize,
+) -> (Vec<Comment<'_>>, Vec<Comment<'_>>) {
     comments
         .into_iter()
         .partition(|comment| start < comment.start && comment.start < end)
@@ -529,9 +537,9 @@ impl Node for ast::StateStatement {
                 span,
             } => (
                 span.start as usize,
-                overlays
-                    .last()
-                    .map_or(source.span.end as usize, |overlay| value_end(&overlay.value)),
+                overlays.last().map_or(source.span.end as usize, |overlay| {
+                    value_end(&overlay.value)
+                }),
             ),
             ast::StateStatement::Owner { value, span } => {
                 (span.start as usize, value.span.end as usize)
