@@ -13,13 +13,26 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("charter-roster-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-    for file in ["instance.charter", "tiers.charter", "addons.charter", "rules.charter", "lifecycle.charter"] {
+    for file in [
+        "instance.charter",
+        "tiers.charter",
+        "addons.charter",
+        "rules.charter",
+        "lifecycle.charter",
+    ] {
         std::fs::copy(acme.join(file), dir.join(file)).expect("the example policy set");
     }
     std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
     let tiers = ["free", "core", "pro", "teams", "enterprise"];
-    let addons = ["", "extra_ops", "extra_transfer", "analytics", "extra_ops;analytics"];
-    let mut csv = String::from("key,name,tier,addons,owner,admins,members,contract_end,region,payment\n");
+    let addons = [
+        "",
+        "extra_ops",
+        "extra_transfer",
+        "analytics",
+        "extra_ops;analytics",
+    ];
+    let mut csv =
+        String::from("key,name,tier,addons,owner,admins,members,contract_end,region,payment\n");
     for i in 0..CUSTOMERS {
         csv.push_str(&format!(
             "c{i},Customer {i},{},{},owner{i}@c{i}.example,admin{i}@c{i}.example,m{i}a@c{i}.example;m{i}b@c{i}.example,{}-{:02}-{:02},{},{}\n",

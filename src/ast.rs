@@ -107,9 +107,16 @@ pub struct Lifecycle {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a lifecycle holds a handful of items; boxing transitions would buy nothing"
+)]
 pub enum LifecycleItem {
     /// `initial STATE`
-    Initial { state: Ident, span: Span },
+    Initial {
+        state: Ident,
+        span: Span,
+    },
     State(StateDecl),
     Transition(Transition),
 }

@@ -40,10 +40,12 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
     let mut rosters: Vec<(Span, roster::Roster)> = Vec::new();
     let mut errors = Vec::new();
     for (file, ast) in &files {
-        let Some(dir) = sources
-            .file(*file)
-            .map(|f| Path::new(&f.name).parent().unwrap_or(Path::new("")).to_path_buf())
-        else {
+        let Some(dir) = sources.file(*file).map(|f| {
+            Path::new(&f.name)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf()
+        }) else {
             continue;
         };
         for item in &ast.items {
@@ -71,7 +73,7 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
                             "charter::roster_unreadable",
                             format!("cannot read roster `{}`", csv_path.display()),
                         )
-                        .with_label(r.path.span, e.to_string().to_lowercase())
+                        .with_label(r.path.span, io_reason(&e))
                         .with_help("a roster's path is relative to the file that names it"),
                     );
                     continue;
@@ -85,9 +87,20 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
             }
         }
     }
+    // A roster that cannot be read is an error like any other: the rest is still checked.
+    let mut checked = check::check_with_rosters(&files, &rosters);
     if !errors.is_empty() {
-        return Err(Failure::Syntax(sources, errors));
+        checked.diagnostics.extend(errors);
+        checked.diagnostics.sort();
+        checked.program = None;
     }
-    let checked = check::check_with_rosters(&files, &rosters);
     Ok(PolicySet { sources, checked })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string().to_lowercase(),
+    }
 }

@@ -67,7 +67,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
     let run = charter(&["check", ACME]).success();
     assert!(
         run.stdout
-            .starts_with("checked 4 files: 6 tiers, 5 deployable"),
+            .starts_with("checked 8 files: 6 tiers, 5 deployable"),
         "{}",
         run.stdout
     );
@@ -77,7 +77,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
 #[test]
 fn check_defaults_to_the_current_directory() {
     let run = charter_in(Path::new(ACME), &["check"]).success();
-    assert!(run.stdout.starts_with("checked 4 files"));
+    assert!(run.stdout.starts_with("checked 8 files"));
 }
 
 #[test]
@@ -429,7 +429,10 @@ fn compile_customers_prints_one_object_per_line() {
         .collect();
     assert_eq!(lines.len(), 12);
     assert_eq!(lines[0]["customer"], "acme");
-    assert!(lines.iter().any(|l| l["customer"] == "wonka"), "roster customers too");
+    assert!(
+        lines.iter().any(|l| l["customer"] == "wonka"),
+        "roster customers too"
+    );
 }
 
 #[test]
@@ -443,12 +446,39 @@ fn compile_refuses_an_unknown_customer() {
 
 #[test]
 fn explain_a_customer_says_why_it_is_in_its_state() {
-    let run = charter(&["explain", ACME, "--customer", "acme", "--at", "2027-05-09", "operations"]).success();
-    assert!(run.stdout.starts_with("customer `acme` (Acme Corp), tier `pro`, add-ons `extra_ops`\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("state `deprovisioned` since 2027-05-08"));
-    assert!(run.stdout.contains("2027-02-07 `freeze` active → frozen: when contract_end + 7 days (2027-02-07)"));
-    assert!(run.stdout.contains("2027-05-08 `deprovision` frozen → deprovisioned: after 90 days"));
-    assert!(run.stdout.contains("add-on `extra_ops` adds 10,000 → 50,000"));
+    let run = charter(&[
+        "explain",
+        ACME,
+        "--customer",
+        "acme",
+        "--at",
+        "2027-05-09",
+        "operations",
+    ])
+    .success();
+    assert!(
+        run.stdout
+            .starts_with("customer `acme` (Acme Corp), tier `pro`, add-ons `extra_ops`\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("state `deprovisioned` since 2027-05-08")
+    );
+    assert!(
+        run.stdout.contains(
+            "2027-02-07 `freeze` active → frozen: when contract_end + 7 days (2027-02-07)"
+        )
+    );
+    assert!(
+        run.stdout
+            .contains("2027-05-08 `deprovision` frozen → deprovisioned: after 90 days")
+    );
+    assert!(
+        run.stdout
+            .contains("add-on `extra_ops` adds 10,000 → 50,000")
+    );
     assert!(run.stdout.contains("override sets 55,000"));
     assert!(run.stdout.contains("state `deprovisioned` sets 0"));
 }
@@ -461,8 +491,15 @@ fn explain_needs_a_tier_or_a_customer() {
 #[test]
 fn test_runs_every_test_block() {
     let run = charter(&["test", ACME]).success();
-    assert!(run.stdout.contains("test acme freezes a week after its contract ... ok"));
-    assert!(run.stdout.contains("test result: ok. 8 passed; 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("test acme freezes a week after its contract ... ok")
+    );
+    assert!(
+        run.stdout.contains("test result: ok. 8 passed; 0 failed"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -475,27 +512,63 @@ fn a_failing_test_shows_the_values_and_where_they_came_from() {
          test \"pro is pro\" {\n  expect tier pro: operations == 40_000\n}\n",
     );
     let junit = dir.join("junit.xml");
-    let run = charter(&["test", dir.to_str().unwrap(), "--junit", junit.to_str().unwrap()]).code(1);
+    let run = charter(&[
+        "test",
+        dir.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .code(1);
     assert!(run.stdout.contains("test acme has plenty ... FAILED"));
-    assert!(run.stdout.contains("expect customer acme: operations >= 50_000 and state == active"));
+    assert!(
+        run.stdout
+            .contains("expect customer acme: operations >= 50_000 and state == active")
+    );
     assert!(run.stdout.contains("operations = 40,000"), "{}", run.stdout);
     assert!(run.stdout.contains("(tier `pro` sets 40,000)"));
     assert!(run.stdout.contains("state = active"));
-    assert!(run.stdout.contains("test result: FAILED. 1 passed; 1 failed"));
+    assert!(
+        run.stdout
+            .contains("test result: FAILED. 1 passed; 1 failed")
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("<testsuites name=\"charter\" tests=\"2\" failures=\"1\">"), "{xml}");
+    assert!(
+        xml.contains("<testsuites name=\"charter\" tests=\"2\" failures=\"1\">"),
+        "{xml}"
+    );
     assert!(xml.contains("<testcase name=\"pro is pro\""));
-    assert!(xml.contains("<failure message=\"expect customer acme: operations &gt;= 50_000 and state == active\">"));
+    assert!(xml.contains(
+        "<failure message=\"expect customer acme: operations &gt;= 50_000 and state == active\">"
+    ));
 }
 
 #[test]
 fn schedule_lists_due_and_upcoming_transitions() {
-    let run = charter(&["schedule", ACME, "--at", "2027-02-01", "--horizon", "10 days"]).success();
-    assert!(run.stdout.starts_with("at 2027-02-01, looking ahead 10 days\n"), "{}", run.stdout);
+    let run = charter(&[
+        "schedule",
+        ACME,
+        "--at",
+        "2027-02-01",
+        "--horizon",
+        "10 days",
+    ])
+    .success();
+    assert!(
+        run.stdout
+            .starts_with("at 2027-02-01, looking ahead 10 days\n"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("acme (Acme Corp): active"));
     assert!(run.stdout.contains("upcoming  freeze       active → frozen  2027-02-07  when contract_end + 7 days (2027-02-07)"), "{}", run.stdout);
-    assert!(run.stdout.contains("hooli (Hooli): deprovisioned since 2026-08-20"));
-    assert!(run.stdout.contains("due now   deprovision  frozen → deprovisioned  2026-08-20  after 90 days"));
+    assert!(
+        run.stdout
+            .contains("hooli (Hooli): deprovisioned since 2026-08-20")
+    );
+    assert!(
+        run.stdout
+            .contains("due now   deprovision  frozen → deprovisioned  2026-08-20  after 90 days")
+    );
     let json = charter(&["schedule", ACME, "--at", "2027-02-01", "--format", "json"]).success();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value.as_array().unwrap().len(), 12);
@@ -505,11 +578,28 @@ fn schedule_lists_due_and_upcoming_transitions() {
 #[test]
 fn graph_draws_the_lifecycle() {
     let run = charter(&["graph", ACME]).success();
-    assert!(run.stdout.starts_with("stateDiagram-v2\n    [*] --> active\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("    active --> frozen : freeze (when contract_end + 7 days)\n"));
-    assert!(run.stdout.contains("    deprovisioned --> active : reactivate (manual)\n"));
-    assert!(run.stdout.contains("active --> frozen : cancel (when contract_end, if payment == \"overdue\")"));
+    assert!(
+        run.stdout
+            .starts_with("stateDiagram-v2\n    [*] --> active\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("    active --> frozen : freeze (when contract_end + 7 days)\n")
+    );
+    assert!(
+        run.stdout
+            .contains("    deprovisioned --> active : reactivate (manual)\n")
+    );
+    assert!(
+        run.stdout
+            .contains("active --> frozen : cancel (when contract_end, if payment == \"overdue\")")
+    );
     let run = charter(&["graph", ACME, "--format", "dot"]).success();
     assert!(run.stdout.starts_with("digraph lifecycle {"));
-    assert!(run.stdout.contains("\"frozen\" -> \"deprovisioned\" [label=\"deprovision (after 90 days)\"];"));
+    assert!(
+        run.stdout
+            .contains("\"frozen\" -> \"deprovisioned\" [label=\"deprovision (after 90 days)\"];")
+    );
 }

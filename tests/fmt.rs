@@ -96,17 +96,122 @@ fn strip_item(item: &mut Item) {
             }
             assert.span = NOWHERE;
         }
+        Item::Customer(customer) => {
+            strip_ident(&mut customer.key);
+            for statement in &mut customer.body {
+                match statement {
+                    ast::Statement::Assign(assignment) => strip_assignment(assignment),
+                    ast::Statement::Nested(nested) => {
+                        strip_ident(&mut nested.keyword);
+                        if let Some(label) = &mut nested.label {
+                            label.span = NOWHERE;
+                        }
+                        strip_block(&mut nested.body);
+                        nested.span = NOWHERE;
+                    }
+                }
+            }
+            customer.body_span = NOWHERE;
+            customer.span = NOWHERE;
+        }
+        Item::Roster(roster) => {
+            roster.path.span = NOWHERE;
+            roster.span = NOWHERE;
+        }
+        Item::Staff(staff) => {
+            staff.email.span = NOWHERE;
+            strip_block(&mut staff.body);
+            staff.span = NOWHERE;
+        }
+        Item::Lifecycle(lifecycle) => {
+            lifecycle.keyword = NOWHERE;
+            lifecycle.items.iter_mut().for_each(strip_lifecycle_item);
+            lifecycle.span = NOWHERE;
+        }
+        Item::Test(test) => {
+            test.name.span = NOWHERE;
+            if let Some(at) = &mut test.at {
+                strip_value(at);
+            }
+            for expect in &mut test.expects {
+                match &mut expect.subject {
+                    ast::Subject::Tier(name) | ast::Subject::Customer(name) => strip_ident(name),
+                }
+                strip_expr(&mut expect.expr);
+                expect.span = NOWHERE;
+            }
+            test.span = NOWHERE;
+        }
+    }
+}
+
+fn strip_lifecycle_item(item: &mut ast::LifecycleItem) {
+    match item {
+        ast::LifecycleItem::Initial { state, span } => {
+            strip_ident(state);
+            *span = NOWHERE;
+        }
+        ast::LifecycleItem::State(state) => {
+            strip_ident(&mut state.name);
+            for statement in &mut state.body {
+                match statement {
+                    ast::StateStatement::License {
+                        source,
+                        overlays,
+                        span,
+                    } => {
+                        strip_ident(source);
+                        for overlay in overlays {
+                            strip_ident(&mut overlay.target);
+                            strip_value(&mut overlay.value);
+                            overlay.span = NOWHERE;
+                        }
+                        *span = NOWHERE;
+                    }
+                    ast::StateStatement::Owner { value, span } => {
+                        strip_ident(value);
+                        *span = NOWHERE;
+                    }
+                    ast::StateStatement::Demote {
+                        parties,
+                        role,
+                        span,
+                    } => {
+                        parties.iter_mut().for_each(strip_ident);
+                        strip_ident(role);
+                        *span = NOWHERE;
+                    }
+                }
+            }
+            state.span = NOWHERE;
+        }
+        ast::LifecycleItem::Transition(transition) => {
+            strip_ident(&mut transition.name);
+            transition.from.iter_mut().for_each(strip_ident);
+            strip_ident(&mut transition.to);
+            match &mut transition.trigger {
+                ast::Trigger::When(expr) => strip_expr(expr),
+                ast::Trigger::After(value) => strip_value(value),
+                ast::Trigger::Manual(span) => *span = NOWHERE,
+            }
+            if let Some(guard) = &mut transition.guard {
+                strip_expr(guard);
+            }
+            transition.span = NOWHERE;
+        }
     }
 }
 
 fn strip_block(block: &mut ast::Block) {
     block.span = NOWHERE;
-    for assignment in &mut block.assignments {
-        strip_ident(&mut assignment.field);
-        assignment.op_span = NOWHERE;
-        strip_value(&mut assignment.value);
-        assignment.span = NOWHERE;
-    }
+    block.assignments.iter_mut().for_each(strip_assignment);
+}
+
+fn strip_assignment(assignment: &mut ast::Assignment) {
+    strip_ident(&mut assignment.field);
+    assignment.op_span = NOWHERE;
+    strip_value(&mut assignment.value);
+    assignment.span = NOWHERE;
 }
 
 fn strip_value(value: &mut ast::Value) {
@@ -275,8 +380,10 @@ fn the_comment_scanner_of_these_tests_sees_strings() {
 // The generator follows the grammar, so every text it makes parses (the properties fail if one
 // does not): random blanks, `;` and blank-line runs as separators, comments at the end of any
 // line (the only place the grammar allows one), line breaks wherever the grammar has a gap
-// (lists, group and ladder members, after operators, inside parentheses), and expressions
-// built as trees and printed with the parentheses their shape needs plus some of their own.
+// (lists, group and ladder members, the states of a transition, overlays and demoted parties,
+// after operators and `with`, inside parentheses), and expressions built as trees and printed
+// with the parentheses their shape needs plus some of their own. Every declaration of the
+// language is made, customers, the lifecycle and tests included.
 
 fn pick(options: &'static [&'static str]) -> BoxedStrategy<String> {
     proptest::sample::select(options)
@@ -450,11 +557,16 @@ fn assignment() -> BoxedStrategy<String> {
 }
 
 fn block() -> BoxedStrategy<String> {
+    block_of(assignment())
+}
+
+/// A block of `statement`s, maybe empty, with separators around and between them.
+fn block_of(statement: BoxedStrategy<String>) -> BoxedStrategy<String> {
     (
         blanks(),
         proptest::option::of(sep()),
-        proptest::collection::vec((assignment(), sep()), 0..5),
-        assignment(),
+        proptest::collection::vec((statement.clone(), sep()), 0..5),
+        statement,
         proptest::option::of(sep()),
         proptest::bool::weighted(0.15),
     )
@@ -704,6 +816,15 @@ fn item() -> BoxedStrategy<String> {
                 expr.print()
             )
         });
+    let customer = (
+        blanks1(),
+        pick(&["acme", "globex", "initech"]),
+        block_of(customer_statement()),
+    )
+        .prop_map(|(b, key, block)| format!("customer{b}{key}{block}"));
+    let roster = (blanks(), string()).prop_map(|(b, path)| format!("roster{b}{path}"));
+    let staff = (blanks(), string(), block())
+        .prop_map(|(b, email, block)| format!("staff{b}{email}{block}"));
     prop_oneof![
         3 => tier,
         2 => addon,
@@ -711,8 +832,180 @@ fn item() -> BoxedStrategy<String> {
         1 => group,
         1 => ladder,
         3 => assert,
+        3 => customer,
+        1 => roster,
+        1 => staff,
+        2 => lifecycle(),
+        2 => test_block(),
     ]
     .boxed()
+}
+
+fn string_label() -> BoxedStrategy<String> {
+    pick(&["\"Marketing\"", "\"Sales & Ops\"", "\"\""])
+}
+
+/// A statement of a customer block: an assignment or a nested block.
+fn customer_statement() -> BoxedStrategy<String> {
+    let nested = (
+        pick(&["attributes", "override", "team", "tier"]),
+        blanks(),
+        proptest::option::of((string_label(), blanks())),
+        block(),
+    )
+        .prop_map(|(keyword, b, label, block)| {
+            let label = label
+                .map(|(label, b)| format!("{label}{b}"))
+                .unwrap_or_default();
+            format!("{keyword}{b}{label}{block}")
+        });
+    prop_oneof![3 => assignment(), 1 => nested].boxed()
+}
+
+fn state_name() -> BoxedStrategy<String> {
+    pick(&["active", "frozen", "deprovisioned", "gone_2"])
+}
+
+/// `first, rest…` with blanks before each comma and a gap after it.
+fn comma_list(
+    element: BoxedStrategy<String>,
+    more: std::ops::Range<usize>,
+) -> BoxedStrategy<String> {
+    (
+        element.clone(),
+        proptest::collection::vec((blanks(), gap(), element), more),
+    )
+        .prop_map(|(first, rest)| {
+            let mut out = first;
+            for (before, after, element) in rest {
+                out.push_str(&format!("{before},{after}{element}"));
+            }
+            out
+        })
+        .boxed()
+}
+
+/// A block of a lifecycle, state or test, whose statements are separated like declarations.
+fn statements_block(statements: BoxedStrategy<Vec<String>>) -> BoxedStrategy<String> {
+    (
+        blanks(),
+        proptest::option::of(sep()),
+        statements,
+        proptest::collection::vec(sep(), 16),
+        proptest::option::of(sep()),
+        blanks(),
+    )
+        .prop_map(|(before, open_sep, statements, seps, close_sep, after)| {
+            let mut out = format!("{before}{{{}", open_sep.unwrap_or_default());
+            for (i, statement) in statements.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&seps[i % seps.len()]);
+                }
+                out.push_str(statement);
+            }
+            out.push_str(&close_sep.unwrap_or_default());
+            out.push_str(&after);
+            out.push('}');
+            out
+        })
+        .boxed()
+}
+
+fn state_statement() -> BoxedStrategy<String> {
+    let overlay = (
+        pick(&["consumables", "apiLimit", "operations", "restartPeriod"]),
+        blanks(),
+        blanks(),
+        value(),
+    )
+        .prop_map(|(target, a, b, value)| format!("{target}{a}={b}{value}"))
+        .boxed();
+    let license = (
+        blanks(),
+        blanks(),
+        proptest::option::of((blanks1(), word_gap(), comma_list(overlay, 0..3))),
+    )
+        .prop_map(|(a, b, with)| {
+            let with = with
+                .map(|(before, after, overlays)| format!("{before}with{after}{overlays}"))
+                .unwrap_or_default();
+            format!("license{a}={b}tier{with}")
+        });
+    let owner = (blanks(), blanks()).prop_map(|(a, b)| format!("owner{a}={b}dummy_owner"));
+    let demote = (
+        blanks1(),
+        comma_list(pick(&["owner", "admins", "members"]), 0..3),
+        blanks1(),
+        blanks1(),
+        pick(&["member", "monitor"]),
+    )
+        .prop_map(|(a, parties, b, c, role)| format!("demote{a}{parties}{b}to{c}{role}"));
+    prop_oneof![2 => license, 1 => owner, 1 => demote].boxed()
+}
+
+fn lifecycle() -> BoxedStrategy<String> {
+    let initial = (blanks1(), state_name()).prop_map(|(b, state)| format!("initial{b}{state}"));
+    let state = (
+        blanks1(),
+        state_name(),
+        statements_block(proptest::collection::vec(state_statement(), 0..4).boxed()),
+    )
+        .prop_map(|(b, name, block)| format!("state{b}{name}{block}"));
+    let trigger = prop_oneof![
+        (blanks1(), expr()).prop_map(|(b, expr)| format!("when{b}{}", expr.print())),
+        (blanks1(), quantity()).prop_map(|(b, duration)| format!("after{b}{duration}")),
+        Just("manual".to_string()),
+    ];
+    let transition = (
+        (
+            blanks1(),
+            pick(&["freeze", "thaw", "cancel"]),
+            blanks1(),
+            blanks1(),
+        ),
+        comma_list(state_name(), 0..3),
+        (blanks1(), blanks1(), state_name(), blanks1()),
+        trigger,
+        proptest::option::of((blanks1(), blanks1(), expr())),
+    )
+        .prop_map(|((a, name, b, c), from, (d, e, to, f), trigger, guard)| {
+            let guard = guard
+                .map(|(a, b, guard)| format!("{a}if{b}{}", guard.print()))
+                .unwrap_or_default();
+            format!("transition{a}{name}{b}from{c}{from}{d}to{e}{to}{f}{trigger}{guard}")
+        });
+    let entry = prop_oneof![1 => initial, 2 => state, 2 => transition].boxed();
+    statements_block(proptest::collection::vec(entry, 0..5).boxed())
+        .prop_map(|block| format!("lifecycle{block}"))
+        .boxed()
+}
+
+fn test_block() -> BoxedStrategy<String> {
+    let at = (
+        blanks1(),
+        prop_oneof![pick(&["2027-02-08", "2027-02-08T12:00Z"]), quantity(),],
+    )
+        .prop_map(|(b, value)| format!("at{b}{value}"));
+    let expect = (
+        blanks1(),
+        prop_oneof![
+            tier_name().prop_map(|tier| format!("tier {tier}")),
+            pick(&["acme", "globex"]).prop_map(|key| format!("customer {key}")),
+        ],
+        blanks(),
+        gap(),
+        expr(),
+    )
+        .prop_map(|(a, subject, b, c, expr)| format!("expect{a}{subject}{b}:{c}{}", expr.print()));
+    let statements = (
+        proptest::option::of(at),
+        proptest::collection::vec(expect, 0..3),
+    )
+        .prop_map(|(at, expects)| at.into_iter().chain(expects).collect::<Vec<_>>())
+        .boxed();
+    (blanks(), string(), statements_block(statements))
+        .prop_map(|(b, name, block)| format!("test{b}{name}{block}"))
+        .boxed()
 }
 
 /// A whole file: separators around and between declarations, maybe a comment at the very end
@@ -740,6 +1033,55 @@ fn policy_text() -> BoxedStrategy<String> {
             out
         })
         .boxed()
+}
+
+/// The properties only cover what the generator makes: every kind of declaration, and the
+/// optional parts of the newer ones, must turn up in a few hundred texts.
+#[test]
+fn the_generator_makes_every_kind_of_declaration() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = policy_text();
+    let mut texts = String::new();
+    for _ in 0..300 {
+        let tree = strategy
+            .new_tree(&mut runner)
+            .expect("the generator makes a text");
+        texts.push_str(&tree.current());
+        texts.push('\n');
+    }
+    for construct in [
+        "tier",
+        "addon",
+        "instance",
+        "group",
+        "ladder",
+        "assert",
+        "customer",
+        "team",
+        "roster",
+        "staff",
+        "lifecycle",
+        "initial",
+        "state",
+        "license",
+        "with",
+        "owner",
+        "demote",
+        "transition",
+        "when",
+        "after",
+        "manual",
+        "if",
+        "test",
+        "at",
+        "expect",
+    ] {
+        let found = texts.split(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        assert!(
+            found.into_iter().any(|word| word == construct),
+            "no generated text holds `{construct}`"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

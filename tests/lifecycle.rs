@@ -50,7 +50,10 @@ fn acme_walks_through_its_whole_life() {
     let d = at("2027-02-06T23:59:59Z", &none);
     assert_eq!(d.walk.state, "active");
     assert_eq!(d.walk.since, None);
-    assert_eq!(operations(&program, "acme", &none, "2027-02-06T23:59:59Z"), 55_000);
+    assert_eq!(
+        operations(&program, "acme", &none, "2027-02-06T23:59:59Z"),
+        55_000
+    );
     assert_eq!(d.owner, "jane@acme.example");
     assert_eq!(d.roles.get("raj@acme.example"), Some(&OrgRole::Admin));
 
@@ -64,8 +67,15 @@ fn acme_walks_through_its_whole_life() {
     let license = d.license_object().unwrap();
     assert_eq!(license.get("operations").unwrap().as_int(), Some(0));
     assert_eq!(license.get("transfer").unwrap().as_int(), Some(0));
-    assert_eq!(license.get("apiLimit").unwrap().as_int(), Some(120), "frozen keeps the API");
-    assert_eq!(d.owner, "jane@acme.example", "a frozen customer keeps its owner");
+    assert_eq!(
+        license.get("apiLimit").unwrap().as_int(),
+        Some(120),
+        "frozen keeps the API"
+    );
+    assert_eq!(
+        d.owner, "jane@acme.example",
+        "a frozen customer keeps its owner"
+    );
 
     // Deprovisioned 90 days after it was frozen, not a day early.
     assert_eq!(at("2027-05-07T23:59:59Z", &none).walk.state, "frozen");
@@ -74,9 +84,16 @@ fn acme_walks_through_its_whole_life() {
     assert_eq!(d.walk.since, Some(t("2027-05-08")));
     let license = d.license_object().unwrap();
     assert_eq!(license.get("apiLimit").unwrap().as_int(), Some(0));
-    assert_eq!(license.get("dsslimit").unwrap().as_int(), Some(100 * (1 << 20)), "data stays");
+    assert_eq!(
+        license.get("dsslimit").unwrap().as_int(),
+        Some(100 * (1 << 20)),
+        "data stays"
+    );
     assert_eq!(d.owner, "offboarded@acme-automation.example");
-    assert_eq!(d.roles.get("offboarded@acme-automation.example"), Some(&OrgRole::Owner));
+    assert_eq!(
+        d.roles.get("offboarded@acme-automation.example"),
+        Some(&OrgRole::Owner)
+    );
     assert_eq!(d.roles.get("jane@acme.example"), Some(&OrgRole::Member));
     assert_eq!(d.roles.get("raj@acme.example"), Some(&OrgRole::Member));
     assert_eq!(d.roles.get("li@acme.example"), Some(&OrgRole::Member));
@@ -89,7 +106,10 @@ fn acme_walks_through_its_whole_life() {
             at: t("2027-06-01T10:00:00Z"),
         }],
     };
-    assert_eq!(at("2027-06-01T09:59:59Z", &reactivated).walk.state, "deprovisioned");
+    assert_eq!(
+        at("2027-06-01T09:59:59Z", &reactivated).walk.state,
+        "deprovisioned"
+    );
     let d = at("2027-06-01T10:00:00Z", &reactivated);
     assert_eq!(d.walk.state, "active");
     assert_eq!(d.walk.since, Some(t("2027-06-01T10:00:00Z")));
@@ -118,7 +138,10 @@ fn a_recorded_transition_replaces_the_computed_time() {
         requests: Vec::new(),
     };
     let w = walk(&program.lifecycle, acme, &history, t("2027-05-09"));
-    assert_eq!(w.state, "frozen", "90 days from the recorded freeze is May 10");
+    assert_eq!(
+        w.state, "frozen",
+        "90 days from the recorded freeze is May 10"
+    );
     let w = walk(&program.lifecycle, acme, &history, t("2027-05-10"));
     assert_eq!(w.state, "deprovisioned");
     assert_eq!(w.fired[0].cause, Cause::Recorded);
@@ -129,13 +152,36 @@ fn a_guard_chooses_the_transition() {
     let program = acme();
     // initech's payment is overdue: cancelled on the day its contract ends.
     let initech = program.customer("initech").unwrap();
-    let w = walk(&program.lifecycle, initech, &History::default(), t("2026-12-31"));
+    let w = walk(
+        &program.lifecycle,
+        initech,
+        &History::default(),
+        t("2026-12-31"),
+    );
     assert_eq!(w.state, "frozen");
     assert_eq!(w.fired[0].transition, "cancel");
     // stark pays: nothing happens at its contract's end, only a week later.
     let stark = program.customer("stark").unwrap();
-    assert_eq!(walk(&program.lifecycle, stark, &History::default(), t("2029-12-31")).state, "active");
-    assert_eq!(walk(&program.lifecycle, stark, &History::default(), t("2030-01-07")).state, "frozen");
+    assert_eq!(
+        walk(
+            &program.lifecycle,
+            stark,
+            &History::default(),
+            t("2029-12-31")
+        )
+        .state,
+        "active"
+    );
+    assert_eq!(
+        walk(
+            &program.lifecycle,
+            stark,
+            &History::default(),
+            t("2030-01-07")
+        )
+        .state,
+        "frozen"
+    );
 }
 
 #[test]
@@ -143,7 +189,12 @@ fn a_customer_whose_date_has_long_passed_starts_where_the_walk_leads() {
     let program = acme();
     // hooli's contract ended 2026-05-15: frozen 05-22, deprovisioned 08-20.
     let hooli = program.customer("hooli").unwrap();
-    let w = walk(&program.lifecycle, hooli, &History::default(), t("2026-11-28"));
+    let w = walk(
+        &program.lifecycle,
+        hooli,
+        &History::default(),
+        t("2026-11-28"),
+    );
     assert_eq!(w.state, "deprovisioned");
     assert_eq!(w.since, Some(t("2026-08-20")));
     let names: Vec<&str> = w.fired.iter().map(|f| f.transition.as_str()).collect();
@@ -154,9 +205,21 @@ fn a_customer_whose_date_has_long_passed_starts_where_the_walk_leads() {
 fn upcoming_lists_what_the_horizon_holds() {
     let program = acme();
     let acme = program.customer("acme").unwrap();
-    let next = upcoming(&program.lifecycle, acme, &History::default(), t("2027-02-01"), 100 * 86_400);
+    let next = upcoming(
+        &program.lifecycle,
+        acme,
+        &History::default(),
+        t("2027-02-01"),
+        100 * 86_400,
+    );
     let names: Vec<(&str, i64)> = next.iter().map(|f| (f.transition.as_str(), f.at)).collect();
-    assert_eq!(names, [("freeze", t("2027-02-07")), ("deprovision", t("2027-05-08"))]);
+    assert_eq!(
+        names,
+        [
+            ("freeze", t("2027-02-07")),
+            ("deprovision", t("2027-05-08"))
+        ]
+    );
 }
 
 #[test]
@@ -164,7 +227,10 @@ fn roster_customers_compile_like_blocks() {
     let program = acme();
     let wonka = program.customer("wonka").unwrap();
     assert_eq!(wonka.addons, ["extra_ops", "analytics"]);
-    assert_eq!(wonka.members, ["charlie@wonka.example", "oompa@wonka.example"]);
+    assert_eq!(
+        wonka.members,
+        ["charlie@wonka.example", "oompa@wonka.example"]
+    );
     let d = desired(&program, wonka, &History::default(), t("2027-01-01"));
     let license = d.license_object().unwrap();
     assert_eq!(license.get("operations").unwrap().as_int(), Some(50_000));

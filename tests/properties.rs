@@ -260,7 +260,10 @@ proptest! {
 fn customer_policy() -> impl Strategy<Value = String> {
     let customer = (
         prop::sample::select(vec!["small", "large"]),
-        prop::collection::vec(prop::sample::select(vec!["more_ops", "more_transfer", "fast"]), 0..3),
+        prop::collection::vec(
+            prop::sample::select(vec!["more_ops", "more_transfer", "fast"]),
+            0..3,
+        ),
         prop::option::of(0u64..200_000),
         1_700_000_000i64..1_900_000_000,
         any::<bool>(),

@@ -18,9 +18,6 @@ use crate::syntax::roster::{self, Cell};
 struct Draft {
     key: String,
     key_span: Span,
-    /// Where to point at the customer as a whole.
-    span: Span,
-    /// `customer `acme`` or `roster row 12`, for messages.
     name: Option<(String, Span)>,
     tier: Option<(String, Span)>,
     addons: Vec<(String, Span)>,
@@ -29,15 +26,14 @@ struct Draft {
     members: Vec<(String, Span)>,
     attributes: BTreeMap<String, (Attribute, Span)>,
     overrides: Vec<Assignment>,
-    teams: Vec<(String, Span, Vec<(String, TeamRole, Span)>)>,
+    teams: Vec<TeamDraft>,
 }
 
 impl Draft {
-    fn new(key: String, key_span: Span, span: Span) -> Draft {
+    fn new(key: String, key_span: Span) -> Draft {
         Draft {
             key,
             key_span,
-            span,
             name: None,
             tier: None,
             addons: Vec::new(),
@@ -50,6 +46,9 @@ impl Draft {
         }
     }
 }
+
+/// A team as written: its name, where, and each address with its role and where.
+type TeamDraft = (String, Span, Vec<(String, TeamRole, Span)>);
 
 /// What checking customers needs from the rest of the policy set.
 pub(super) struct Context<'a> {
@@ -77,7 +76,10 @@ pub(super) fn customers(
             let drafts: Vec<Draft> = match item {
                 ast::Item::Customer(c) => vec![draft_from_block(c, cx, diags)],
                 ast::Item::Roster(r) => {
-                    let table = rosters.iter().skip(next_roster).find(|(span, _)| *span == r.span);
+                    let table = rosters
+                        .iter()
+                        .skip(next_roster)
+                        .find(|(span, _)| *span == r.span);
                     next_roster += 1;
                     match table {
                         Some((_, table)) => drafts_from_roster(table, diags),
@@ -110,7 +112,7 @@ pub(super) fn customers(
 }
 
 fn draft_from_block(c: &ast::Customer, cx: &Context<'_>, diags: &mut Diagnostics) -> Draft {
-    let mut draft = Draft::new(c.key.name.clone(), c.key.span, c.key.span);
+    let mut draft = Draft::new(c.key.name.clone(), c.key.span);
     let owner = format!("customer `{}`", c.key.name);
     let mut seen: HashMap<String, Span> = HashMap::new();
     for statement in &c.body {
@@ -204,7 +206,11 @@ fn block_field(draft: &mut Draft, a: &ast::Assignment, diags: &mut Diagnostics) 
                     .filter_map(|item| string(item, field, diags).map(|s| (s, item.span)))
                     .collect(),
                 _ => {
-                    diags.push(expected(value, &format!("`{field}`"), "a list of addresses"));
+                    diags.push(expected(
+                        value,
+                        &format!("`{field}`"),
+                        "a list of addresses",
+                    ));
                     Vec::new()
                 }
             };
@@ -216,11 +222,16 @@ fn block_field(draft: &mut Draft, a: &ast::Assignment, diags: &mut Diagnostics) 
         }
         "contract_end" => match &value.kind {
             ValueKind::Date(d) => {
-                draft
-                    .attributes
-                    .insert(field.to_string(), (Attribute::Date(d.unix_seconds), value.span));
+                draft.attributes.insert(
+                    field.to_string(),
+                    (Attribute::Date(d.unix_seconds), value.span),
+                );
             }
-            _ => diags.push(expected(value, "`contract_end`", "a date such as `2027-01-31`")),
+            _ => diags.push(expected(
+                value,
+                "`contract_end`",
+                "a date such as `2027-01-31`",
+            )),
         },
         _ => diags.push(
             Diagnostic::error(
@@ -252,7 +263,10 @@ fn expected(value: &ast::Value, what: &str, wanted: &str) -> Diagnostic {
             values::describe_value(value)
         ),
     )
-    .with_label(value.span, format!("this is {}", values::describe_value(value)))
+    .with_label(
+        value.span,
+        format!("this is {}", values::describe_value(value)),
+    )
 }
 
 fn attributes(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnostics) {
@@ -269,7 +283,11 @@ fn attributes(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnosti
                 }
             },
             _ => {
-                diags.push(expected(&a.value, "an attribute", "a string, date, number or boolean"));
+                diags.push(expected(
+                    &a.value,
+                    "an attribute",
+                    "a string, date, number or boolean",
+                ));
                 continue;
             }
         };
@@ -284,10 +302,16 @@ fn attributes(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnosti
             continue;
         }
         if let Some((_, first)) = draft.attributes.get(&a.field.name) {
-            diags.push(assigned_twice(&a.field, *first, &format!("customer `{}`", draft.key)));
+            diags.push(assigned_twice(
+                &a.field,
+                *first,
+                &format!("customer `{}`", draft.key),
+            ));
             continue;
         }
-        draft.attributes.insert(a.field.name.clone(), (value, a.field.span));
+        draft
+            .attributes
+            .insert(a.field.name.clone(), (value, a.field.span));
     }
 }
 
@@ -303,7 +327,10 @@ fn team(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnostics) {
         diags.push(
             Diagnostic::error(
                 "charter::duplicate_definition",
-                format!("team `{}` is declared twice for customer `{}`", label.value, draft.key),
+                format!(
+                    "team `{}` is declared twice for customer `{}`",
+                    label.value, draft.key
+                ),
             )
             .with_label(label.span, "declared again here")
             .with_label(*first, "first declared here"),
@@ -332,7 +359,11 @@ fn team(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnostics) {
             }
         };
         let ValueKind::List(items) = &a.value.kind else {
-            diags.push(expected(&a.value, &format!("`{}`", a.field.name), "a list of addresses"));
+            diags.push(expected(
+                &a.value,
+                &format!("`{}`", a.field.name),
+                "a list of addresses",
+            ));
             continue;
         };
         for item in items {
@@ -366,7 +397,10 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
                 format!("the roster's header lacks {}", missing.join(", ")),
             )
             .with_label(header_span, "header line")
-            .with_help(format!("the header is `{}`, then any attribute columns", roster::KNOWN_COLUMNS.join(","))),
+            .with_help(format!(
+                "the header is `{}`, then any attribute columns",
+                roster::KNOWN_COLUMNS.join(",")
+            )),
         );
         return Vec::new();
     }
@@ -374,16 +408,23 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
     for cell in &table.header {
         if let Some(first) = seen_columns.insert(cell.value.as_str(), cell.span) {
             diags.push(
-                Diagnostic::error("charter::roster_header", format!("column `{}` appears twice", cell.value))
-                    .with_label(cell.span, "again here")
-                    .with_label(first, "first here"),
+                Diagnostic::error(
+                    "charter::roster_header",
+                    format!("column `{}` appears twice", cell.value),
+                )
+                .with_label(cell.span, "again here")
+                .with_label(first, "first here"),
             );
             return Vec::new();
         }
     }
     let mut drafts = Vec::with_capacity(table.rows.len());
     for row in &table.rows {
-        let cell = |name: &str| column(name).and_then(|i| row.get(i)).filter(|c| !c.value.is_empty());
+        let cell = |name: &str| {
+            column(name)
+                .and_then(|i| row.get(i))
+                .filter(|c| !c.value.is_empty())
+        };
         let Some(key) = cell("key") else {
             let span = row.first().map_or(header_span, |c| c.span);
             diags.push(
@@ -398,15 +439,14 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
                     "charter::roster_row",
                     format!("`{}` is not a valid customer key", key.value),
                 )
-                .with_label(key.span, "expected letters, digits and `_`, not starting with a digit"),
+                .with_label(
+                    key.span,
+                    "expected letters, digits and `_`, not starting with a digit",
+                ),
             );
             continue;
         }
-        let row_span = match (row.first(), row.last()) {
-            (Some(a), Some(b)) => a.span.to(b.span),
-            _ => key.span,
-        };
-        let mut draft = Draft::new(key.value.clone(), key.span, row_span);
+        let mut draft = Draft::new(key.value.clone(), key.span);
         draft.name = cell("name").map(|c| (c.value.clone(), c.span));
         draft.tier = cell("tier").map(|c| (c.value.clone(), c.span));
         draft.owner = cell("owner").map(|c| (c.value.clone(), c.span));
@@ -421,7 +461,9 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
             if name == "contract_end" {
                 match crate::model::time::parse_instant(&c.value) {
                     Some(d) => {
-                        draft.attributes.insert(name.to_string(), (Attribute::Date(d), c.span));
+                        draft
+                            .attributes
+                            .insert(name.to_string(), (Attribute::Date(d), c.span));
                     }
                     None => diags.push(
                         Diagnostic::error(
@@ -445,7 +487,9 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -498,8 +542,11 @@ fn finish(
     let name = match &draft.name {
         Some((n, span)) if n.trim().is_empty() => {
             diags.push(
-                Diagnostic::error("charter::missing_field", format!("{who} has an empty `name`"))
-                    .with_label(*span, "empty"),
+                Diagnostic::error(
+                    "charter::missing_field",
+                    format!("{who} has an empty `name`"),
+                )
+                .with_label(*span, "empty"),
             );
             None
         }
@@ -535,9 +582,10 @@ fn finish(
             }
             Some(_) => cx.resolved.sound(t).map(|tier| (t.clone(), tier)),
             None => {
-                let mut d = Diagnostic::error("charter::unknown_tier", format!("unknown tier `{t}`"))
-                    .with_label(*span, "no tier has this name")
-                    .with_suggestion(t, cx.decls.tier_names());
+                let mut d =
+                    Diagnostic::error("charter::unknown_tier", format!("unknown tier `{t}`"))
+                        .with_label(*span, "no tier has this name")
+                        .with_suggestion(t, cx.decls.tier_names());
                 if cx.decls.is_addon(t) {
                     d = d.with_help(format!("`{t}` is an add-on; list it in `addons`"));
                 }
@@ -552,14 +600,18 @@ fn finish(
     for (name, span) in &draft.addons {
         match cx.addons.iter().find(|a| a.name == *name) {
             Some(_) if addons.iter().any(|(a, _)| a.name == *name) => diags.push(
-                Diagnostic::error("charter::duplicate_addon", format!("add-on `{name}` is listed twice"))
-                    .with_label(*span, "listed again here"),
+                Diagnostic::error(
+                    "charter::duplicate_addon",
+                    format!("add-on `{name}` is listed twice"),
+                )
+                .with_label(*span, "listed again here"),
             ),
             Some(addon) => addons.push((addon, *span)),
             None => {
-                let mut d = Diagnostic::error("charter::unknown_addon", format!("unknown add-on `{name}`"))
-                    .with_label(*span, "no add-on has this name")
-                    .with_suggestion(name, cx.addons.iter().map(|a| a.name.as_str()));
+                let mut d =
+                    Diagnostic::error("charter::unknown_addon", format!("unknown add-on `{name}`"))
+                        .with_label(*span, "no add-on has this name")
+                        .with_suggestion(name, cx.addons.iter().map(|a| a.name.as_str()));
                 if cx.decls.tier(name).is_some() {
                     d = d.with_help(format!("`{name}` is a tier; set it with `tier = {name}`"));
                 }
@@ -591,27 +643,36 @@ fn finish(
             diags.push(invalid_email(email, span));
             continue;
         }
-        if cx.instance.dummy_owner.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(email)) {
+        if cx
+            .instance
+            .dummy_owner
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(email))
+        {
             diags.push(
                 Diagnostic::error(
                     "charter::dummy_owner_as_customer",
                     format!("`{email}` is the instance's dummy owner"),
                 )
                 .with_label(span, "cannot be one of a customer's people")
-                .with_help("the dummy owner holds deprovisioned organizations; use another address"),
+                .with_help(
+                    "the dummy owner holds deprovisioned organizations; use another address",
+                ),
             );
             continue;
         }
         let key = email.to_lowercase();
         if let Some((first_role, first)) = roles.get(&key) {
+            let message = if *first_role == role {
+                format!("`{email}` is listed twice in {who}")
+            } else {
+                format!("`{email}` holds two roles in {who}")
+            };
             diags.push(
-                Diagnostic::error(
-                    "charter::duplicate_person",
-                    format!("`{email}` holds two roles in {who}"),
-                )
-                .with_label(span, format!("as {role} here"))
-                .with_label(*first, format!("as {first_role} here"))
-                .with_help("one address holds one role per customer: owner, admin or member"),
+                Diagnostic::error("charter::duplicate_person", message)
+                    .with_label(span, format!("as {role} here"))
+                    .with_label(*first, format!("as {first_role} here"))
+                    .with_help("one address holds one role per customer: owner, admin or member"),
             );
             continue;
         }
@@ -629,7 +690,9 @@ fn finish(
                 diags.push(
                     Diagnostic::error(
                         "charter::team_outsider",
-                        format!("`{email}` is in team `{team_name}` but is not one of {who}'s people"),
+                        format!(
+                            "`{email}` is in team `{team_name}` but is not one of {who}'s people"
+                        ),
                     )
                     .with_label(*span, "not the owner, an admin or a member")
                     .with_help("add the address to `admins` or `members` first"),
@@ -665,7 +728,8 @@ fn finish(
             for a in &addon.assignments {
                 if let Err(e) = license.apply(&origin, a) {
                     ok = false;
-                    let d = apply_error(&format!("{who} (add-on `{}`)", addon.name), &license, a, &e);
+                    let d =
+                        apply_error(&format!("{who} (add-on `{}`)", addon.name), &license, a, &e);
                     diags.push(d.with_label(draft.key_span, "for this customer"));
                 }
             }
@@ -759,7 +823,9 @@ fn conflicting_addons(addons: &[(&Addon, Span)], who: &str, diags: &mut Diagnost
 }
 
 fn shown(param: usize, value: LicenseValue) -> String {
-    CATALOG.get(param).map_or_else(String::new, |p| value.human(p))
+    CATALOG
+        .get(param)
+        .map_or_else(String::new, |p| value.human(p))
 }
 
 /// Suggests a customer key for an unknown one.

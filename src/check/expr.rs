@@ -242,9 +242,13 @@ pub fn eval(expr: &ast::Expr, env: &dyn Env, seen: &mut Vec<Seen>) -> Result<Val
                 .value(q, &name.name)
                 .ok_or_else(|| EvalError::Unavailable(reference_text(qualifier.as_ref(), name)))?;
             let text = reference_text(qualifier.as_ref(), name);
-            if !seen.iter().any(|s| s.name == text)
-                && !matches!(value, Val::Enum(w) if w == name.name)
-            {
+            // A word that names itself (an enum value, a state or tier name) is not a reading.
+            let literal_word = match &value {
+                Val::Enum(w) => *w == name.name,
+                Val::Name(n) => *n == name.name,
+                _ => false,
+            };
+            if !literal_word && !seen.iter().any(|s| s.name == text) {
                 seen.push(Seen {
                     name: text,
                     value: value.clone(),

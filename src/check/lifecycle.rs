@@ -25,10 +25,13 @@ pub(super) fn lifecycle(
     };
     for extra in rest {
         diags.push(
-            Diagnostic::error("charter::duplicate_definition", "more than one `lifecycle` block")
-                .with_label(extra.keyword, "second `lifecycle` block")
-                .with_label(first.keyword, "first `lifecycle` block")
-                .with_help("a policy set has one lifecycle; merge them"),
+            Diagnostic::error(
+                "charter::duplicate_definition",
+                "more than one `lifecycle` block",
+            )
+            .with_label(extra.keyword, "second `lifecycle` block")
+            .with_label(first.keyword, "first `lifecycle` block")
+            .with_help("a policy set has one lifecycle; merge them"),
         );
     }
     let block = first;
@@ -40,9 +43,12 @@ pub(super) fn lifecycle(
         match item {
             LifecycleItem::Initial { state, span } => match initial {
                 Some((_, first)) => diags.push(
-                    Diagnostic::error("charter::duplicate_initial", "the lifecycle has two `initial` states")
-                        .with_label(*span, "second `initial`")
-                        .with_label(first, "first `initial`"),
+                    Diagnostic::error(
+                        "charter::duplicate_initial",
+                        "the lifecycle has two `initial` states",
+                    )
+                    .with_label(*span, "second `initial`")
+                    .with_label(first, "first `initial`"),
                 ),
                 None => initial = Some((state, *span)),
             },
@@ -70,9 +76,12 @@ pub(super) fn lifecycle(
             return true;
         }
         diags.push(
-            Diagnostic::error("charter::unknown_state", format!("unknown state `{}`", name.name))
-                .with_label(name.span, "no state has this name")
-                .with_suggestion(&name.name, state_names.iter().copied()),
+            Diagnostic::error(
+                "charter::unknown_state",
+                format!("unknown state `{}`", name.name),
+            )
+            .with_label(name.span, "no state has this name")
+            .with_suggestion(&name.name, state_names.iter().copied()),
         );
         false
     };
@@ -82,9 +91,12 @@ pub(super) fn lifecycle(
         Some(_) => None,
         None => {
             diags.push(
-                Diagnostic::error("charter::no_initial", "the lifecycle has no `initial` state")
-                    .with_label(block.keyword, "needs `initial STATE`")
-                    .with_help("name the state every new customer starts in, e.g. `initial active`"),
+                Diagnostic::error(
+                    "charter::no_initial",
+                    "the lifecycle has no `initial` state",
+                )
+                .with_label(block.keyword, "needs `initial STATE`")
+                .with_help("name the state every new customer starts in, e.g. `initial active`"),
             );
             None
         }
@@ -92,6 +104,7 @@ pub(super) fn lifecycle(
 
     let resolver = AttributeResolver { attributes };
     let mut transitions: Vec<Transition> = Vec::new();
+    let mut all_sound = true;
     let mut names: HashMap<&str, crate::source::Span> = HashMap::new();
     for item in &block.items {
         let LifecycleItem::Transition(t) = item else {
@@ -163,6 +176,9 @@ pub(super) fn lifecycle(
                 }
             }
         };
+        if !(ok && trigger.is_some() && guard.is_some()) {
+            all_sound = false;
+        }
         if let (true, Some(trigger), Some(guard)) = (ok, trigger, guard) {
             transitions.push(Transition {
                 name: t.name.name.clone(),
@@ -175,7 +191,8 @@ pub(super) fn lifecycle(
         }
     }
 
-    if let Some(initial) = &initial_name {
+    // With a transition left out for its own error, the graph would be judged wrongly.
+    if let (Some(initial), true) = (&initial_name, all_sound) {
         graph_checks(initial, &states, &transitions, &state_spans, diags);
     }
     overlaps(&transitions, diags);
@@ -201,9 +218,12 @@ fn state(
         span: Some(decl.name.span),
     };
     let mut demoted_owner = None;
+    let mut names_owner = false;
     for statement in &decl.body {
         match statement {
-            StateStatement::License { source, overlays, .. } => {
+            StateStatement::License {
+                source, overlays, ..
+            } => {
                 if source.name != "tier" {
                     diags.push(
                         Diagnostic::error(
@@ -211,7 +231,9 @@ fn state(
                             format!("`license = {}` is not supported", source.name),
                         )
                         .with_label(source.span, "expected `tier`")
-                        .with_help("a state's license is the customer's own: `license = tier [with …]`"),
+                        .with_help(
+                            "a state's license is the customer's own: `license = tier [with …]`",
+                        ),
                     );
                     continue;
                 }
@@ -220,6 +242,7 @@ fn state(
                 }
             }
             StateStatement::Owner { value, span } => {
+                names_owner = true;
                 if value.name != "dummy_owner" {
                     diags.push(
                         Diagnostic::error(
@@ -241,15 +264,22 @@ fn state(
                     state.owner_to_dummy = true;
                 }
             }
-            StateStatement::Demote { parties, role, span } => {
+            StateStatement::Demote {
+                parties,
+                role,
+                span,
+            } => {
                 let role_value = match role.name.as_str() {
                     "member" => Some(OrgRole::Member),
                     "admin" => Some(OrgRole::Admin),
                     other => {
                         diags.push(
-                            Diagnostic::error("charter::unknown_role", format!("unknown role `{other}`"))
-                                .with_label(role.span, "expected `member` or `admin`")
-                                .with_suggestion(other, ["member", "admin"]),
+                            Diagnostic::error(
+                                "charter::unknown_role",
+                                format!("unknown role `{other}`"),
+                            )
+                            .with_label(role.span, "expected `member` or `admin`")
+                            .with_suggestion(other, ["member", "admin"]),
                         );
                         None
                     }
@@ -261,9 +291,12 @@ fn state(
                         "members" => Party::Members,
                         other => {
                             diags.push(
-                                Diagnostic::error("charter::unknown_party", format!("`{other}` is not a party"))
-                                    .with_label(party.span, "expected `owner`, `admins` or `members`")
-                                    .with_suggestion(other, ["owner", "admins", "members"]),
+                                Diagnostic::error(
+                                    "charter::unknown_party",
+                                    format!("`{other}` is not a party"),
+                                )
+                                .with_label(party.span, "expected `owner`, `admins` or `members`")
+                                .with_suggestion(other, ["owner", "admins", "members"]),
                             );
                             continue;
                         }
@@ -279,12 +312,15 @@ fn state(
         }
     }
     if let Some(span) = demoted_owner
-        && !state.owner_to_dummy
+        && !names_owner
     {
         diags.push(
             Diagnostic::error(
                 "charter::demoted_owner",
-                format!("state `{}` demotes the owner but keeps no other owner", state.name),
+                format!(
+                    "state `{}` demotes the owner but keeps no other owner",
+                    state.name
+                ),
             )
             .with_label(span, "the owner is demoted here")
             .with_help("every organization has exactly one owner; add `owner = dummy_owner`"),
@@ -321,7 +357,9 @@ fn overlay_values(
         },
     };
     for i in params {
-        let Some(param) = CATALOG.get(i) else { continue };
+        let Some(param) = CATALOG.get(i) else {
+            continue;
+        };
         // A plain `0` fits every number, size and duration; it needs no unit.
         let zero = matches!(&overlay.value.kind, ValueKind::Number(n) if n.digits == 0);
         let numeric = matches!(param.kind, Kind::Integer | Kind::Size | Kind::Duration);
@@ -386,7 +424,9 @@ fn graph_checks(
     let forward = reach(initial, transitions, false);
     let backward = reach(initial, transitions, true);
     for s in states {
-        let Some(span) = spans.get(&s.name) else { continue };
+        let Some(span) = spans.get(&s.name) else {
+            continue;
+        };
         if !forward.contains(s.name.as_str()) {
             diags.push(
                 Diagnostic::error(
@@ -475,13 +515,20 @@ struct AttributeResolver<'a> {
 }
 
 impl Resolver for AttributeResolver<'_> {
-    fn resolve(&self, qualifier: Option<&ast::Ident>, name: &ast::Ident) -> Result<Type, Diagnostic> {
+    fn resolve(
+        &self,
+        qualifier: Option<&ast::Ident>,
+        name: &ast::Ident,
+    ) -> Result<Type, Diagnostic> {
         if let Some(q) = qualifier {
             return Err(Diagnostic::error(
                 "charter::unknown_attribute",
                 format!("`{}.{}` is not an attribute", q.name, name.name),
             )
-            .with_label(q.span.to(name.span), "triggers and guards read the customer's attributes"));
+            .with_label(
+                q.span.to(name.span),
+                "triggers and guards read the customer's attributes",
+            ));
         }
         match self.attributes.get(&name.name) {
             Some(t) => Ok(*t),

@@ -5,8 +5,8 @@
 //! messages), and all diagnostics come back together, sorted by position. It is pure: no IO,
 //! no clock.
 
-pub(crate) mod expr;
 mod customers;
+pub(crate) mod expr;
 pub use customers::customers_suggestion;
 mod lifecycle;
 pub(crate) mod rules;
@@ -97,7 +97,14 @@ pub fn check_with_rosters(
         &attributes,
         &mut diags,
     );
-    let tests = tests::tests(&decls, &resolved, &customers, &lifecycle, &attributes, &mut diags);
+    let tests = tests::tests(
+        &decls,
+        &resolved,
+        &customers,
+        &lifecycle,
+        &attributes,
+        &mut diags,
+    );
     for staff in &decls.staff {
         diags.push(
             Diagnostic::warning(
@@ -105,7 +112,9 @@ pub fn check_with_rosters(
                 "`staff` blocks are not applied by this version of charter",
             )
             .with_label(staff.email.span, "ignored")
-            .with_help("instance-level roles for the reseller's own people come in a later version"),
+            .with_help(
+                "instance-level roles for the reseller's own people come in a later version",
+            ),
         );
     }
 
@@ -510,9 +519,7 @@ fn assignments(
 }
 
 /// The type of every customer attribute, from its first value; `contract_end` is always a date.
-fn attribute_types(
-    customers: &[crate::model::customer::Customer],
-) -> BTreeMap<String, expr::Type> {
+fn attribute_types(customers: &[crate::model::customer::Customer]) -> BTreeMap<String, expr::Type> {
     use crate::model::customer::Attribute;
     let mut types = BTreeMap::from([("contract_end".to_string(), expr::Type::Date)]);
     for customer in customers {

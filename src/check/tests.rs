@@ -84,7 +84,9 @@ pub(super) fn tests(
             };
             let mut local = Diagnostics::default();
             let ty = match &subject {
-                Subject::Tier(_) => expr::type_of(&expect.expr, &TierResolver { decls }, &mut local),
+                Subject::Tier(_) => {
+                    expr::type_of(&expect.expr, &TierResolver { decls }, &mut local)
+                }
                 Subject::Customer(_) => expr::type_of(
                     &expect.expr,
                     &CustomerResolver {
@@ -147,7 +149,11 @@ struct CustomerResolver<'a, 'b> {
 }
 
 impl Resolver for CustomerResolver<'_, '_> {
-    fn resolve(&self, qualifier: Option<&ast::Ident>, name: &ast::Ident) -> Result<Type, Diagnostic> {
+    fn resolve(
+        &self,
+        qualifier: Option<&ast::Ident>,
+        name: &ast::Ident,
+    ) -> Result<Type, Diagnostic> {
         if let Some(q) = qualifier {
             return TierResolver { decls: self.decls }.resolve(Some(q), name);
         }
@@ -171,8 +177,10 @@ impl Resolver for CustomerResolver<'_, '_> {
         candidates.extend(CUSTOMER_FIELDS.iter().map(|(f, _)| *f));
         candidates.extend(self.attributes.keys().map(String::as_str));
         candidates.extend(self.lifecycle.states.iter().map(|s| s.name.as_str()));
-        Err(Diagnostic::error("charter::unknown_name", format!("unknown name `{n}`"))
-            .with_label(name.span, "not a parameter, field, attribute or state")
-            .with_suggestion(n, candidates))
+        Err(
+            Diagnostic::error("charter::unknown_name", format!("unknown name `{n}`"))
+                .with_label(name.span, "not a parameter, field, attribute or state")
+                .with_suggestion(n, candidates),
+        )
     }
 }

@@ -120,11 +120,12 @@ pub(super) fn resolve(
         };
         if !broken.contains(&name) {
             license.fill_defaults();
-            check_flags(&name, &license, instance, &mut reported_spans, diags);
+            let owner = format!("tier `{name}`");
+            check_flags(&owner, &license, instance, &mut reported_spans, diags);
             if !tier.is_abstract {
                 let sound = check_complete(decls, &name, &license, tier.name.span, diags)
                     && check_dependencies(
-                        &name,
+                        &owner,
                         &license,
                         tier.name.span,
                         &mut reported_spans,

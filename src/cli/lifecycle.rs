@@ -83,6 +83,11 @@ pub(super) fn explain_customer(
 pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
     let results = tests::run(&loaded.program, now);
     let location = |span| loaded.sources.location(span).to_string();
+    let text = |span| loaded.sources.slice(span).to_string();
+    let source = tests::Source {
+        location: &location,
+        text: &text,
+    };
     println!("running {} tests", results.len());
     for r in &results {
         println!(
@@ -97,7 +102,7 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
         for r in &failed {
             println!("\n---- {}", r.name);
             for f in &r.failures {
-                print!("{}", tests::describe_failure(f, &location));
+                print!("{}", tests::describe_failure(f, &source));
             }
         }
     }
@@ -114,7 +119,7 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
             .next()
             .and_then(|id| loaded.sources.file(id))
             .map_or("charter".to_string(), |f| f.name.clone());
-        if let Err(e) = std::fs::write(path, tests::junit(&results, &suite, location)) {
+        if let Err(e) = std::fs::write(path, tests::junit(&results, &suite, &source)) {
             eprintln!(
                 "error: cannot write `{}`: {}",
                 path.display(),
@@ -130,7 +135,12 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
     }
 }
 
-pub(super) fn schedule(program: &Program, at: i64, horizon: i64, format: ScheduleFormat) -> Outcome {
+pub(super) fn schedule(
+    program: &Program,
+    at: i64,
+    horizon: i64,
+    format: ScheduleFormat,
+) -> Outcome {
     let entries = schedules::schedule(program, &|_| History::default(), at, horizon);
     match format {
         ScheduleFormat::Text => print!("{}", schedules::render_text(&entries, at, horizon)),

@@ -162,8 +162,9 @@ pub(crate) enum GraphFormat {
 }
 
 fn parse_at(text: &str) -> Result<i64, String> {
-    crate::model::time::parse_instant(text)
-        .ok_or_else(|| format!("`{text}` is not a date (`2027-02-08`) or an instant (`2027-02-08T09:00:00Z`)"))
+    crate::model::time::parse_instant(text).ok_or_else(|| {
+        format!("`{text}` is not a date (`2027-02-08`) or an instant (`2027-02-08T09:00:00Z`)")
+    })
 }
 
 fn parse_horizon(text: &str) -> Result<i64, String> {
@@ -251,7 +252,12 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             let program = &loaded.program;
             let at = at.unwrap_or_else(now);
             if let Some(key) = customer {
-                return lifecycle::compile_customer(program, &key, at, format == CompileFormat::Text);
+                return lifecycle::compile_customer(
+                    program,
+                    &key,
+                    at,
+                    format == CompileFormat::Text,
+                );
             }
             if customers {
                 return lifecycle::compile_customers(program, at);
@@ -328,7 +334,9 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             horizon,
             format,
         } => match policy::load(&path, output) {
-            Ok(loaded) => lifecycle::schedule(&loaded.program, at.unwrap_or_else(now), horizon, format),
+            Ok(loaded) => {
+                lifecycle::schedule(&loaded.program, at.unwrap_or_else(now), horizon, format)
+            }
             Err(outcome) => outcome,
         },
         Command::Graph { path, format } => match policy::load(&path, output) {

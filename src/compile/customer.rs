@@ -137,7 +137,14 @@ pub fn walk(lifecycle: &Lifecycle, customer: &Customer, history: &History, at: i
                         continue;
                     }
                     let due = since.map_or(date, |s| s.max(date));
-                    (due, Cause::When { expr: e.to_string(), date }, None)
+                    (
+                        due,
+                        Cause::When {
+                            expr: e.to_string(),
+                            date,
+                        },
+                        None,
+                    )
                 }
                 Trigger::After(seconds) => {
                     let Some(entered) = since else { continue };
@@ -160,7 +167,10 @@ pub fn walk(lifecycle: &Lifecycle, customer: &Customer, history: &History, at: i
             if due > at {
                 continue;
             }
-            if best.as_ref().is_none_or(|(d, i, _, _)| (due, index) < (*d, *i)) {
+            if best
+                .as_ref()
+                .is_none_or(|(d, i, _, _)| (due, index) < (*d, *i))
+            {
                 best = Some((due, index, cause, request));
             }
         }

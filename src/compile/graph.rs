@@ -25,7 +25,9 @@ pub fn mermaid(lifecycle: &Lifecycle) -> String {
 
 /// Graphviz `dot`.
 pub fn dot(lifecycle: &Lifecycle) -> String {
-    let mut out = String::from("digraph lifecycle {\n    rankdir=LR;\n    node [shape=box, style=rounded];\n");
+    let mut out = String::from(
+        "digraph lifecycle {\n    rankdir=LR;\n    node [shape=box, style=rounded];\n",
+    );
     out.push_str("    start [shape=point, label=\"\"];\n");
     out.push_str(&format!("    start -> {};\n", quote(&lifecycle.initial)));
     for s in &lifecycle.states {

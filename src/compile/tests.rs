@@ -33,6 +33,8 @@ pub struct Failure {
     /// `customer acme` or `tier pro`.
     pub subject: String,
     pub expr: String,
+    /// The expression as written, for showing it verbatim.
+    pub expr_span: Span,
     pub span: Span,
     /// Each name read: its value and where the value came from.
     pub values: Vec<(String, String, String)>,
@@ -40,9 +42,16 @@ pub struct Failure {
     pub error: Option<String>,
 }
 
+/// Where each value a failing expectation read came from, by name.
+type Origins = Box<dyn Fn(&str) -> String>;
+
 /// Runs every test; `now` is the instant for blocks without `at`.
 pub fn run(program: &Program, now: i64) -> Vec<TestResult> {
-    program.tests.iter().map(|t| run_one(program, t, now)).collect()
+    program
+        .tests
+        .iter()
+        .map(|t| run_one(program, t, now))
+        .collect()
 }
 
 fn run_one(program: &Program, test: &Test, now: i64) -> TestResult {
@@ -50,9 +59,11 @@ fn run_one(program: &Program, test: &Test, now: i64) -> TestResult {
     let mut failures = Vec::new();
     for expect in &test.expects {
         let mut seen = Vec::new();
-        let (subject, result, origins): (String, _, Box<dyn Fn(&str) -> String>) = match &expect.subject {
+        let (subject, result, origins): (String, _, Origins) = match &expect.subject {
             Subject::Tier(name) => {
-                let Some(tier) = program.tier(name) else { continue };
+                let Some(tier) = program.tier(name) else {
+                    continue;
+                };
                 let env = TierEnv {
                     program,
                     license: &tier.license,
@@ -66,7 +77,9 @@ fn run_one(program: &Program, test: &Test, now: i64) -> TestResult {
                 )
             }
             Subject::Customer(key) => {
-                let Some(c) = program.customer(key) else { continue };
+                let Some(c) = program.customer(key) else {
+                    continue;
+                };
                 let desired = customer::desired(program, c, &History::default(), at);
                 let env = CustomerEnv {
                     program,
@@ -95,6 +108,7 @@ fn run_one(program: &Program, test: &Test, now: i64) -> TestResult {
         failures.push(Failure {
             subject,
             expr: expect.expr.to_string(),
+            expr_span: expect.expr.span,
             span: expect.span,
             values: values(),
             error: failure,
@@ -175,7 +189,10 @@ impl Env for CustomerEnv<'_> {
             return Some(parameter_value(CATALOG.get(i)?, license.value(i)?));
         }
         if let Some(i) = catalog::index_of(name) {
-            return Some(parameter_value(CATALOG.get(i)?, self.desired.license.value(i)?));
+            return Some(parameter_value(
+                CATALOG.get(i)?,
+                self.desired.license.value(i)?,
+            ));
         }
         let customer = self.program.customer(&self.desired.customer)?;
         match name {
@@ -196,8 +213,14 @@ impl Env for CustomerEnv<'_> {
     }
 }
 
+/// How to show source positions and text in reports (the caller has the sources).
+pub struct Source<'a> {
+    pub location: &'a dyn Fn(Span) -> String,
+    pub text: &'a dyn Fn(Span) -> String,
+}
+
 /// The results as JUnit XML, for CI systems.
-pub fn junit(results: &[TestResult], suite: &str, location: impl Fn(Span) -> String) -> String {
+pub fn junit(results: &[TestResult], suite: &str, source: &Source<'_>) -> String {
     let failures = results.iter().filter(|r| !r.passed()).count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
@@ -214,7 +237,7 @@ pub fn junit(results: &[TestResult], suite: &str, location: impl Fn(Span) -> Str
             "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\"",
             xml(&r.name),
             xml(suite),
-            xml(&location(r.span))
+            xml(&(source.location)(r.span))
         ));
         if r.passed() {
             out.push_str("/>\n");
@@ -224,8 +247,12 @@ pub fn junit(results: &[TestResult], suite: &str, location: impl Fn(Span) -> Str
         for f in &r.failures {
             out.push_str(&format!(
                 "      <failure message=\"{}\">{}</failure>\n",
-                xml(&format!("expect {}: {}", f.subject, f.expr)),
-                xml(&describe_failure(f, &location))
+                xml(&format!(
+                    "expect {}: {}",
+                    f.subject,
+                    (source.text)(f.expr_span)
+                )),
+                xml(&describe_failure(f, source))
             ));
         }
         out.push_str("    </testcase>\n");
@@ -235,12 +262,22 @@ pub fn junit(results: &[TestResult], suite: &str, location: impl Fn(Span) -> Str
 }
 
 /// A failure in plain text: the expectation, where, and every value with its origin.
-pub fn describe_failure(f: &Failure, location: &impl Fn(Span) -> String) -> String {
-    let mut out = format!("expect {}: {}\n  at {}\n", f.subject, f.expr, location(f.span));
+pub fn describe_failure(f: &Failure, source: &Source<'_>) -> String {
+    let mut out = format!(
+        "expect {}: {}\n  at {}\n",
+        f.subject,
+        (source.text)(f.expr_span),
+        (source.location)(f.span)
+    );
     if let Some(error) = &f.error {
         out.push_str(&format!("  could not be evaluated: {error}\n"));
     }
-    let width = f.values.iter().map(|(n, v, _)| n.len() + v.len() + 3).max().unwrap_or(0);
+    let width = f
+        .values
+        .iter()
+        .map(|(n, v, _)| n.len() + v.len() + 3)
+        .max()
+        .unwrap_or(0);
     for (name, value, origin) in &f.values {
         let shown = format!("{name} = {value}");
         if origin.is_empty() {

@@ -263,23 +263,37 @@ impl Node for ast::Item {
                 Some(message) => message.span.end as usize,
                 None => expr_end(&assert.expr),
             },
+            ast::Item::Customer(customer) => customer.body_span.end as usize,
+            ast::Item::Roster(roster) => roster.path.span.end as usize,
+            ast::Item::Staff(staff) => staff.body.span.end as usize,
+            ast::Item::Lifecycle(lifecycle) => lifecycle.span.end as usize,
+            ast::Item::Test(test) => test.span.end as usize,
         };
         start..end.max(start)
     }
 
     fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
-        let body = match self {
-            ast::Item::Instance(instance) => &instance.body,
-            ast::Item::Tier(tier) => &tier.body,
-            ast::Item::Addon(addon) => &addon.body,
-            ast::Item::Group(_) | ast::Item::Ladder(_) | ast::Item::Assert(_) => {
+        // Where the braces are. In a lifecycle, state or test, nothing but blanks can come
+        // between the header and its `{` (a comment there would hide the brace), so every
+        // comment after the header is inside the braces.
+        let (start, end) = match self {
+            ast::Item::Instance(instance) => span_range(instance.body.span),
+            ast::Item::Tier(tier) => span_range(tier.body.span),
+            ast::Item::Addon(addon) => span_range(addon.body.span),
+            ast::Item::Customer(customer) => span_range(customer.body_span),
+            ast::Item::Staff(staff) => span_range(staff.body.span),
+            ast::Item::Lifecycle(lifecycle) => {
+                (lifecycle.keyword.end as usize, lifecycle.span.end as usize)
+            }
+            ast::Item::Test(test) => (test.name.span.end as usize, test.span.end as usize),
+            ast::Item::Group(_)
+            | ast::Item::Ladder(_)
+            | ast::Item::Assert(_)
+            | ast::Item::Roster(_) => {
                 return (Vec::new(), inner);
             }
         };
-        let (start, end) = (body.span.start as usize, body.span.end as usize);
-        inner
-            .into_iter()
-            .partition(|comment| start < comment.start && comment.start < end)
+        inside(inner, start, end)
     }
 
     fn print(
@@ -337,7 +351,279 @@ impl Node for ast::Item {
                 }
                 writer.line(indent, &line, trailing);
             }
+            ast::Item::Customer(customer) => {
+                let header = format!("customer {}", customer.key.name);
+                let open = customer.body_span.start as usize + 1;
+                writer.braces(header, open, &customer.body, kept, trailing, indent);
+            }
+            ast::Item::Roster(roster) => {
+                writer.line(
+                    indent,
+                    &format!("roster {}", quote(&roster.path.value)),
+                    trailing,
+                );
+            }
+            ast::Item::Staff(staff) => {
+                let header = format!("staff {}", quote(&staff.email.value));
+                writer.block(header, &staff.body, kept, trailing, indent);
+            }
+            ast::Item::Lifecycle(lifecycle) => {
+                let open = lifecycle.keyword.end as usize;
+                writer.braces(
+                    "lifecycle".to_string(),
+                    open,
+                    &lifecycle.items,
+                    kept,
+                    trailing,
+                    indent,
+                );
+            }
+            ast::Item::Test(test) => {
+                let header = format!("test {}", quote(&test.name.value));
+                let open = test.name.span.end as usize;
+                let lines: Vec<TestLine<'_>> = test
+                    .at
+                    .iter()
+                    .map(TestLine::At)
+                    .chain(test.expects.iter().map(TestLine::Expect))
+                    .collect();
+                writer.braces(header, open, &lines, kept, trailing, indent);
+            }
         }
+    }
+}
+
+/// A span as a range of byte offsets.
+fn span_range(span: crate::source::Span) -> (usize, usize) {
+    (span.start as usize, span.end as usize)
+}
+
+/// Splits `comments` into those strictly between `start` and `end` and the others.
+fn inside(
+    comments: Vec<Comment<'_>>,
+    start: usize,
+    end: usize,
+) -> (Vec<Comment<'_>>, Vec<Comment<'_>>) {
+    comments
+        .into_iter()
+        .partition(|comment| start < comment.start && comment.start < end)
+}
+
+/// A statement of a customer block: an assignment, or a nested block printed like a tier's.
+impl Node for ast::Statement {
+    fn range(&self) -> Range<usize> {
+        match self {
+            ast::Statement::Assign(assignment) => assignment.range(),
+            ast::Statement::Nested(nested) => {
+                let start = nested.span.start as usize;
+                start..(nested.body.span.end as usize).max(start)
+            }
+        }
+    }
+
+    fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
+        match self {
+            ast::Statement::Assign(assignment) => assignment.split_comments(inner),
+            ast::Statement::Nested(nested) => {
+                let (start, end) = span_range(nested.body.span);
+                inside(inner, start, end)
+            }
+        }
+    }
+
+    fn print(
+        &self,
+        writer: &mut Writer<'_>,
+        kept: Vec<Comment<'_>>,
+        trailing: Option<&str>,
+        indent: usize,
+    ) {
+        match self {
+            ast::Statement::Assign(assignment) => assignment.print(writer, kept, trailing, indent),
+            ast::Statement::Nested(nested) => {
+                let mut header = nested.keyword.name.clone();
+                if let Some(label) = &nested.label {
+                    header.push(' ');
+                    header.push_str(&quote(&label.value));
+                }
+                writer.block(header, &nested.body, kept, trailing, indent);
+            }
+        }
+    }
+}
+
+/// An entry of the lifecycle: `initial` and transitions on one line each, a state as a block.
+impl Node for ast::LifecycleItem {
+    fn range(&self) -> Range<usize> {
+        let (start, end) = match self {
+            ast::LifecycleItem::Initial { state, span } => (span.start, state.span.end),
+            ast::LifecycleItem::State(state) => (state.span.start, state.span.end),
+            ast::LifecycleItem::Transition(transition) => {
+                let end = match (&transition.guard, &transition.trigger) {
+                    (Some(guard), _) => expr_end(guard),
+                    (None, ast::Trigger::When(expr)) => expr_end(expr),
+                    (None, ast::Trigger::After(value)) => value_end(value),
+                    (None, ast::Trigger::Manual(span)) => span.end as usize,
+                };
+                let start = transition.span.start as usize;
+                return start..end.max(start);
+            }
+        };
+        start as usize..end.max(start) as usize
+    }
+
+    fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
+        match self {
+            // Nothing but blanks comes between a state's name and its `{`.
+            ast::LifecycleItem::State(state) => {
+                inside(inner, state.name.span.end as usize, state.span.end as usize)
+            }
+            ast::LifecycleItem::Initial { .. } | ast::LifecycleItem::Transition(_) => {
+                (Vec::new(), inner)
+            }
+        }
+    }
+
+    fn print(
+        &self,
+        writer: &mut Writer<'_>,
+        kept: Vec<Comment<'_>>,
+        trailing: Option<&str>,
+        indent: usize,
+    ) {
+        match self {
+            ast::LifecycleItem::Initial { state, .. } => {
+                writer.line(indent, &format!("initial {}", state.name), trailing);
+            }
+            ast::LifecycleItem::State(state) => {
+                let header = format!("state {}", state.name.name);
+                let open = state.name.span.end as usize;
+                writer.braces(header, open, &state.body, kept, trailing, indent);
+            }
+            ast::LifecycleItem::Transition(transition) => {
+                let from = join(transition.from.iter().map(|s| s.name.as_str()), ", ");
+                let mut line = format!(
+                    "transition {} from {from} to {} ",
+                    transition.name.name, transition.to.name
+                );
+                match &transition.trigger {
+                    ast::Trigger::When(expr) => {
+                        line.push_str("when ");
+                        line.push_str(&writer.expr(expr));
+                    }
+                    ast::Trigger::After(value) => {
+                        line.push_str("after ");
+                        line.push_str(&writer.flat_value(value));
+                    }
+                    ast::Trigger::Manual(_) => line.push_str("manual"),
+                }
+                if let Some(guard) = &transition.guard {
+                    line.push_str(" if ");
+                    line.push_str(&writer.expr(guard));
+                }
+                writer.line(indent, &line, trailing);
+            }
+        }
+    }
+}
+
+/// A statement of a state, always on one line.
+impl Node for ast::StateStatement {
+    fn range(&self) -> Range<usize> {
+        let (start, end) = match self {
+            ast::StateStatement::License {
+                source,
+                overlays,
+                span,
+            } => (
+                span.start as usize,
+                overlays.last().map_or(source.span.end as usize, |overlay| {
+                    value_end(&overlay.value)
+                }),
+            ),
+            ast::StateStatement::Owner { value, span } => {
+                (span.start as usize, value.span.end as usize)
+            }
+            ast::StateStatement::Demote { role, span, .. } => {
+                (span.start as usize, role.span.end as usize)
+            }
+        };
+        start..end.max(start)
+    }
+
+    fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
+        (Vec::new(), inner)
+    }
+
+    fn print(
+        &self,
+        writer: &mut Writer<'_>,
+        _kept: Vec<Comment<'_>>,
+        trailing: Option<&str>,
+        indent: usize,
+    ) {
+        let line = match self {
+            ast::StateStatement::License {
+                source, overlays, ..
+            } => {
+                let mut line = format!("license = {}", source.name);
+                for (i, overlay) in overlays.iter().enumerate() {
+                    line.push_str(if i == 0 { " with " } else { ", " });
+                    line.push_str(&overlay.target.name);
+                    line.push_str(" = ");
+                    line.push_str(&writer.flat_value(&overlay.value));
+                }
+                line
+            }
+            ast::StateStatement::Owner { value, .. } => format!("owner = {}", value.name),
+            ast::StateStatement::Demote { parties, role, .. } => {
+                let parties = join(parties.iter().map(|p| p.name.as_str()), ", ");
+                format!("demote {parties} to {}", role.name)
+            }
+        };
+        writer.line(indent, &line, trailing);
+    }
+}
+
+/// A line of a test block: its `at` or one of its `expect`s.
+enum TestLine<'a> {
+    At(&'a ast::Value),
+    Expect(&'a ast::Expect),
+}
+
+impl Node for TestLine<'_> {
+    /// An `at` starts, for the arrangement of comments, at its value: the two are on one line
+    /// with only blanks between them, so the line breaks counted are the same.
+    fn range(&self) -> Range<usize> {
+        let (start, end) = match self {
+            TestLine::At(value) => (value.span.start as usize, value_end(value)),
+            TestLine::Expect(expect) => (expect.span.start as usize, expr_end(&expect.expr)),
+        };
+        start..end.max(start)
+    }
+
+    fn split_comments<'t>(&self, inner: Vec<Comment<'t>>) -> (Vec<Comment<'t>>, Vec<Comment<'t>>) {
+        (Vec::new(), inner)
+    }
+
+    fn print(
+        &self,
+        writer: &mut Writer<'_>,
+        _kept: Vec<Comment<'_>>,
+        trailing: Option<&str>,
+        indent: usize,
+    ) {
+        let line = match self {
+            TestLine::At(value) => format!("at {}", writer.flat_value(value)),
+            TestLine::Expect(expect) => {
+                let subject = match &expect.subject {
+                    ast::Subject::Tier(tier) => format!("tier {}", tier.name),
+                    ast::Subject::Customer(key) => format!("customer {}", key.name),
+                };
+                format!("expect {subject}: {}", writer.expr(&expect.expr))
+            }
+        };
+        writer.line(indent, &line, trailing);
     }
 }
 
@@ -475,15 +761,30 @@ impl Writer<'_> {
         trailing: Option<&str>,
         indent: usize,
     ) {
-        let ranges: Vec<Range<usize>> = block.assignments.iter().map(Node::range).collect();
         let open = block.span.start as usize + 1;
+        self.braces(header, open, &block.assignments, kept, trailing, indent);
+    }
+
+    /// Writes `header {`, the `nodes` and comments between the braces, and `}`; or `header {}`
+    /// when there are neither. `open` is an offset on the line of the `{`, after the header's
+    /// last token and before any comment of that line.
+    fn braces<N: Node>(
+        &mut self,
+        header: String,
+        open: usize,
+        nodes: &[N],
+        kept: Vec<Comment<'_>>,
+        trailing: Option<&str>,
+        indent: usize,
+    ) {
+        let ranges: Vec<Range<usize>> = nodes.iter().map(Node::range).collect();
         let arrangement = arrange(self.text, kept, &ranges, Some(open));
         if arrangement.entries.is_empty() && arrangement.header.is_none() {
             self.line(indent, &format!("{header} {{}}"), trailing);
             return;
         }
         self.line(indent, &format!("{header} {{"), arrangement.header);
-        self.entries(arrangement.entries, &block.assignments, indent + 1);
+        self.entries(arrangement.entries, nodes, indent + 1);
         self.line(indent, "}", trailing);
     }
 

@@ -38,6 +38,25 @@ fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
                 | Rule::kw_or
                 | Rule::kw_not
                 | Rule::kw_implies
+                | Rule::kw_customer
+                | Rule::kw_roster
+                | Rule::kw_staff
+                | Rule::kw_lifecycle
+                | Rule::kw_initial
+                | Rule::kw_state
+                | Rule::kw_transition
+                | Rule::kw_from
+                | Rule::kw_to
+                | Rule::kw_when
+                | Rule::kw_after
+                | Rule::kw_if
+                | Rule::kw_with
+                | Rule::kw_demote
+                | Rule::kw_test
+                | Rule::kw_expect
+                | Rule::kw_at
+                | Rule::kw_license
+                | Rule::kw_owner
         )
     })
 }
@@ -115,6 +134,14 @@ impl Lowering {
                     Some(rule) => ast::Item::Assert(rule),
                     None => continue,
                 },
+                Rule::customer => ast::Item::Customer(self.lower_customer(child)),
+                Rule::roster => match self.lower_roster(child) {
+                    Some(roster) => ast::Item::Roster(roster),
+                    None => continue,
+                },
+                Rule::staff => ast::Item::Staff(self.lower_staff(child)),
+                Rule::lifecycle => ast::Item::Lifecycle(self.lower_lifecycle(child)),
+                Rule::test => ast::Item::Test(self.lower_test(child)),
                 Rule::EOI => continue,
                 _ => {
                     self.bug(&child, "a file");
@@ -258,9 +285,334 @@ impl Lowering {
 
     fn lower_message(&mut self, pair: P<'_>) -> Option<ast::StringLit> {
         let string = children(pair).next()?;
-        let span = self.span(&string);
-        let value = self.lower_string(string);
-        Some(ast::StringLit { value, span })
+        Some(self.string_lit(string))
+    }
+
+    /// A `string` pair as a literal with the span of its quotes.
+    fn string_lit(&mut self, pair: P<'_>) -> ast::StringLit {
+        let span = self.span(&pair);
+        let value = self.lower_string(pair);
+        ast::StringLit { value, span }
+    }
+
+    fn lower_customer(&mut self, pair: P<'_>) -> ast::Customer {
+        let span = self.span(&pair);
+        let mut key = None;
+        let mut body = Vec::new();
+        let mut body_span = span;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => key = Some(self.name(&child)),
+                Rule::customer_block => {
+                    body_span = self.span(&child);
+                    body = self.lower_customer_block(child);
+                }
+                _ => self.bug(&child, "a customer"),
+            }
+        }
+        ast::Customer {
+            key: key.unwrap_or_else(|| missing_ident(span)),
+            body,
+            body_span,
+            span,
+        }
+    }
+
+    fn lower_customer_block(&mut self, pair: P<'_>) -> Vec<ast::Statement> {
+        let mut body = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::assignment => {
+                    if let Some(a) = self.lower_assignment(child) {
+                        body.push(ast::Statement::Assign(a));
+                    }
+                }
+                Rule::nested_block => {
+                    body.push(ast::Statement::Nested(self.lower_nested_block(child)));
+                }
+                _ => self.bug(&child, "a customer block"),
+            }
+        }
+        body
+    }
+
+    fn lower_nested_block(&mut self, pair: P<'_>) -> ast::NestedBlock {
+        let span = self.span(&pair);
+        let mut keyword = None;
+        let mut label = None;
+        let mut body = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => keyword = Some(self.ident(&child)),
+                Rule::string => label = Some(self.string_lit(child)),
+                Rule::block => body = Some(self.lower_block(child)),
+                _ => self.bug(&child, "a nested block"),
+            }
+        }
+        ast::NestedBlock {
+            keyword: keyword.unwrap_or_else(|| missing_ident(span)),
+            label,
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn lower_roster(&mut self, pair: P<'_>) -> Option<ast::Roster> {
+        let span = self.span(&pair);
+        let mut path = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::string => path = Some(self.string_lit(child)),
+                _ => self.bug(&child, "a roster"),
+            }
+        }
+        Some(ast::Roster { path: path?, span })
+    }
+
+    fn lower_staff(&mut self, pair: P<'_>) -> ast::Staff {
+        let span = self.span(&pair);
+        let mut email = None;
+        let mut body = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::string => email = Some(self.string_lit(child)),
+                Rule::block => body = Some(self.lower_block(child)),
+                _ => self.bug(&child, "a staff block"),
+            }
+        }
+        ast::Staff {
+            email: email.unwrap_or_else(|| ast::StringLit {
+                value: String::new(),
+                span,
+            }),
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn lower_lifecycle(&mut self, pair: P<'_>) -> ast::Lifecycle {
+        let span = self.span(&pair);
+        let keyword = pair
+            .clone()
+            .into_inner()
+            .next()
+            .map_or(span, |k| self.span(&k));
+        let mut items = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::initial_state => items.extend(self.lower_initial_state(child)),
+                Rule::state_decl => {
+                    items.push(ast::LifecycleItem::State(self.lower_state_decl(child)));
+                }
+                Rule::transition => {
+                    if let Some(t) = self.lower_transition(child) {
+                        items.push(ast::LifecycleItem::Transition(t));
+                    }
+                }
+                _ => self.bug(&child, "a lifecycle"),
+            }
+        }
+        ast::Lifecycle {
+            keyword,
+            items,
+            span,
+        }
+    }
+
+    fn lower_initial_state(&mut self, pair: P<'_>) -> Option<ast::LifecycleItem> {
+        let span = self.span(&pair);
+        let mut state = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => state = Some(self.name(&child)),
+                _ => self.bug(&child, "an initial state"),
+            }
+        }
+        Some(ast::LifecycleItem::Initial {
+            state: state?,
+            span,
+        })
+    }
+
+    fn lower_state_decl(&mut self, pair: P<'_>) -> ast::StateDecl {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut body = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::name => name = Some(self.name(&child)),
+                Rule::license => body.extend(self.lower_license(child)),
+                Rule::owner_change => body.extend(self.lower_owner_change(child)),
+                Rule::demote => body.extend(self.lower_demote(child)),
+                _ => self.bug(&child, "a state"),
+            }
+        }
+        ast::StateDecl {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            body,
+            span,
+        }
+    }
+
+    fn lower_license(&mut self, pair: P<'_>) -> Option<ast::StateStatement> {
+        let span = self.tight_span(&pair);
+        let mut source = None;
+        let mut overlays = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => source = Some(self.ident(&child)),
+                Rule::overlay => overlays.extend(self.lower_overlay(child)),
+                _ => self.bug(&child, "a license statement"),
+            }
+        }
+        Some(ast::StateStatement::License {
+            source: source?,
+            overlays,
+            span,
+        })
+    }
+
+    fn lower_overlay(&mut self, pair: P<'_>) -> Option<ast::Overlay> {
+        let span = self.tight_span(&pair);
+        let mut target = None;
+        let mut value = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => target = Some(self.ident(&child)),
+                Rule::value => value = self.lower_value(child),
+                _ => self.bug(&child, "an overlay"),
+            }
+        }
+        Some(ast::Overlay {
+            target: target?,
+            value: value?,
+            span,
+        })
+    }
+
+    fn lower_owner_change(&mut self, pair: P<'_>) -> Option<ast::StateStatement> {
+        let span = self.span(&pair);
+        let mut value = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => value = Some(self.ident(&child)),
+                _ => self.bug(&child, "an owner statement"),
+            }
+        }
+        Some(ast::StateStatement::Owner {
+            value: value?,
+            span,
+        })
+    }
+
+    /// `demote a, b to role`: every field but the last is a party, the last is the role.
+    fn lower_demote(&mut self, pair: P<'_>) -> Option<ast::StateStatement> {
+        let span = self.span(&pair);
+        let mut parties = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::field => parties.push(self.ident(&child)),
+                _ => self.bug(&child, "a demote statement"),
+            }
+        }
+        let role = parties.pop()?;
+        Some(ast::StateStatement::Demote {
+            parties,
+            role,
+            span,
+        })
+    }
+
+    fn lower_transition(&mut self, pair: P<'_>) -> Option<ast::Transition> {
+        let span = self.tight_span(&pair);
+        let mut name = None;
+        let mut from = Vec::new();
+        let mut to = None;
+        let mut trigger = None;
+        let mut guard = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                // The transition's name comes before `from`, the target state after `to`.
+                Rule::name if name.is_none() => name = Some(self.name(&child)),
+                Rule::name => to = Some(self.name(&child)),
+                Rule::from_states => {
+                    for state in children(child) {
+                        match state.as_rule() {
+                            Rule::name => from.push(self.name(&state)),
+                            _ => self.bug(&state, "the source states of a transition"),
+                        }
+                    }
+                }
+                Rule::when_trigger => {
+                    let expr = children(child).next().and_then(|e| self.lower_expr(e));
+                    trigger = expr.map(ast::Trigger::When);
+                }
+                Rule::after_trigger => {
+                    let value = children(child).next().and_then(|v| self.lower_value(v));
+                    trigger = value.map(ast::Trigger::After);
+                }
+                Rule::kw_manual => trigger = Some(ast::Trigger::Manual(self.span(&child))),
+                Rule::guard => guard = children(child).next().and_then(|e| self.lower_expr(e)),
+                _ => self.bug(&child, "a transition"),
+            }
+        }
+        Some(ast::Transition {
+            name: name?,
+            from,
+            to: to?,
+            trigger: trigger?,
+            guard,
+            span,
+        })
+    }
+
+    fn lower_test(&mut self, pair: P<'_>) -> ast::Test {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut at = None;
+        let mut expects = Vec::new();
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::string => name = Some(self.string_lit(child)),
+                Rule::test_at => at = children(child).next().and_then(|v| self.lower_value(v)),
+                Rule::expect => expects.extend(self.lower_expect(child)),
+                _ => self.bug(&child, "a test"),
+            }
+        }
+        ast::Test {
+            name: name.unwrap_or_else(|| ast::StringLit {
+                value: String::new(),
+                span,
+            }),
+            at,
+            expects,
+            span,
+        }
+    }
+
+    fn lower_expect(&mut self, pair: P<'_>) -> Option<ast::Expect> {
+        let span = self.tight_span(&pair);
+        let mut subject = None;
+        let mut expr = None;
+        for child in children(pair) {
+            match child.as_rule() {
+                Rule::tier_subject => {
+                    let tier = children(child).next().map(|n| self.name(&n));
+                    subject = tier.map(ast::Subject::Tier);
+                }
+                Rule::customer_subject => {
+                    let key = children(child).next().map(|n| self.name(&n));
+                    subject = key.map(ast::Subject::Customer);
+                }
+                Rule::expr => expr = self.lower_expr(child),
+                _ => self.bug(&child, "an expectation"),
+            }
+        }
+        Some(ast::Expect {
+            subject: subject?,
+            expr: expr?,
+            span,
+        })
     }
 
     fn lower_block(&mut self, pair: P<'_>) -> ast::Block {

@@ -167,6 +167,11 @@ fn pieces(text: &str, size: usize) -> Vec<Range<usize>> {
         "group ",
         "assert ",
         "instance ",
+        "customer ",
+        "roster ",
+        "staff ",
+        "lifecycle ",
+        "test ",
     ];
     let bytes = text.as_bytes();
     let mut ranges = Vec::new();
@@ -250,13 +255,19 @@ fn syntax_error(
         .get(line_start..)
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or("");
-    let opens_item = matches!(
-        first_word,
-        "tier" | "abstract" | "addon" | "group" | "assert" | "instance"
-    );
-    if opens_item && line_start < start && text[..line_start].contains('{') {
+    // A line that starts a declaration inside a block, or a lifecycle entry inside a state,
+    // most likely follows a block whose `}` was forgotten.
+    let depth = brace_depth(text.get(..line_start).unwrap_or(""));
+    let starts = if depth > 0 && DECLARATION_WORDS.contains(&first_word) {
+        Some("declaration")
+    } else if depth > 1 && matches!(first_word, "initial" | "state" | "transition") {
+        Some("lifecycle entry")
+    } else {
+        None
+    };
+    if let Some(what) = starts {
         diagnostic = diagnostic.with_help(format!(
-            "`{first_word}` starts a new declaration; is a `}}` missing before this line?"
+            "`{first_word}` starts a new {what}; is a `}}` missing before this line?"
         ));
     } else if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
@@ -265,6 +276,52 @@ fn syntax_error(
             diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
     }
     diagnostic
+}
+
+/// The words that start a top-level declaration.
+const DECLARATION_WORDS: &[&str] = &[
+    "tier",
+    "abstract",
+    "addon",
+    "group",
+    "assert",
+    "instance",
+    "customer",
+    "roster",
+    "staff",
+    "lifecycle",
+    "test",
+];
+
+/// How many blocks are open at the end of `text`: `{` less `}`, outside strings and comments.
+fn brace_depth(text: &str) -> i64 {
+    let mut depth = 0;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_comment {
+            in_comment = b != b'\n';
+            continue;
+        }
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"' | b'\n') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'#' => in_comment = true,
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
 }
 
 fn join_or(items: &[&str]) -> String {
@@ -357,13 +414,46 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::kw_or => "`or`",
         Rule::kw_not => "`not`",
         Rule::kw_implies => "`implies`",
+        Rule::kw_customer => "`customer`",
+        Rule::kw_roster => "`roster`",
+        Rule::kw_staff => "`staff`",
+        Rule::kw_lifecycle => "`lifecycle`",
+        Rule::kw_initial => "`initial`",
+        Rule::kw_state => "`state`",
+        Rule::kw_transition => "`transition`",
+        Rule::kw_from => "`from`",
+        Rule::kw_to => "`to`",
+        Rule::kw_when | Rule::when_trigger => "`when`",
+        Rule::kw_after | Rule::after_trigger => "`after`",
+        Rule::kw_manual => "`manual`",
+        Rule::kw_if | Rule::guard => "`if`",
+        Rule::kw_with => "`with`",
+        Rule::kw_demote | Rule::demote => "`demote`",
+        Rule::kw_test => "`test`",
+        Rule::kw_expect | Rule::expect => "`expect`",
+        Rule::kw_at | Rule::test_at => "`at`",
+        Rule::kw_license | Rule::license => "`license`",
+        Rule::kw_owner | Rule::owner_change => "`owner`",
         Rule::item
         | Rule::instance
         | Rule::tier
         | Rule::addon
         | Rule::group
         | Rule::ladder_rule
-        | Rule::for_rule => "a declaration",
+        | Rule::for_rule
+        | Rule::customer
+        | Rule::roster
+        | Rule::staff
+        | Rule::lifecycle
+        | Rule::test => "a declaration",
+        Rule::customer_block => "`{`",
+        Rule::nested_block => "a nested block",
+        Rule::initial_state | Rule::state_decl | Rule::transition => {
+            "`initial`, `state` or `transition`"
+        }
+        Rule::overlay => "a parameter or group to overlay",
+        Rule::from_states => "a state",
+        Rule::tier_subject | Rule::customer_subject => "`tier` or `customer`",
         Rule::extends => "`extends`",
         Rule::scope => "a tier list or `all`",
         Rule::message => "a message string",
@@ -399,6 +489,10 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::inline
         | Rule::block_sep
         | Rule::line_comment
+        | Rule::customer_statement
+        | Rule::lifecycle_item
+        | Rule::state_statement
+        | Rule::test_body
         | Rule::not_eol
         | Rule::ident_start
         | Rule::ident_char

@@ -59,7 +59,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
                     continue;
                 }
                 let raw = text.get(start..end.min(text.len())).unwrap_or("");
-                let spans = field_spans(raw, start);
+                // The reader skips blank lines before a record; so do the spans.
+                let blank = raw.len() - raw.trim_start_matches(['\r', '\n']).len();
+                let spans = field_spans(raw.get(blank..).unwrap_or(""), start + blank);
                 let cells = record
                     .iter()
                     .enumerate()
@@ -67,7 +69,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
                         value: value.trim().to_string(),
                         span: spans
                             .get(i)
-                            .map_or(Span::new(file, start, start), |&(s, e)| Span::new(file, s, e)),
+                            .map_or(Span::new(file, start, start), |&(s, e)| {
+                                Span::new(file, s, e)
+                            }),
                     })
                     .collect::<Vec<_>>();
                 records.push(cells);
@@ -97,7 +101,10 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
     let mut rows = Vec::new();
     for mut row in records {
         if row.len() > header.len() {
-            let extra = row.get(header.len()).map(|c| c.span).unwrap_or(Span::new(file, 0, 0));
+            let extra = row
+                .get(header.len())
+                .map(|c| c.span)
+                .unwrap_or(Span::new(file, 0, 0));
             errors.push(
                 Diagnostic::error(
                     "charter::roster_row",
@@ -178,9 +185,15 @@ mod tests {
         assert_eq!(roster.rows.len(), 2);
         let name = &roster.rows[0][1];
         assert_eq!(name.value, "Acme, Inc.");
-        assert_eq!(&text[name.span.start as usize..name.span.end as usize], "Acme, Inc.");
+        assert_eq!(
+            &text[name.span.start as usize..name.span.end as usize],
+            "Acme, Inc."
+        );
         let tier = &roster.rows[1][2];
-        assert_eq!(&text[tier.span.start as usize..tier.span.end as usize], "core");
+        assert_eq!(
+            &text[tier.span.start as usize..tier.span.end as usize],
+            "core"
+        );
     }
 
     #[test]
