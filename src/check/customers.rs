@@ -7,9 +7,9 @@ use super::tiers::{Resolved, apply_error, check_dependencies, check_flags};
 use super::{Declarations, assigned_twice, invalid_email, looks_like_email, values};
 use crate::ast::{self, AssignOp, Statement, ValueKind};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
-use crate::model::catalog::CATALOG;
+use crate::model::catalog::{self, CATALOG};
 use crate::model::customer::{Attribute, Customer, Team, TeamRole};
-use crate::model::license::{Assignment, LicenseValue, Origin};
+use crate::model::license::{Assignment, License, LicenseValue, Origin};
 use crate::model::program::{Addon, InstanceSettings};
 use crate::source::{FileId, Span};
 use crate::syntax::roster::{self, Cell};
@@ -718,32 +718,56 @@ fn finish(
         });
     }
 
-    // The license: tier, then add-ons in order, then the override.
+    // The license: tier, then add-ons in order, then the override. Most customers change a few
+    // values of a tier that is already checked, so only the values they change are computed;
+    // the full license with provenance is built only to explain an error.
     if let Some((tier_name, tier)) = &tier {
-        let mut license = tier.license.clone();
         conflicting_addons(&addons, &who, diags);
+        let changes = changed_values(&tier.license, &addons, &draft.overrides);
+        let teams_limit = changes
+            .as_ref()
+            .ok()
+            .and_then(|c| {
+                c.iter()
+                    .find(|(p, _)| Some(*p) == catalog::index_of("teams"))
+            })
+            .map(|(_, v)| *v)
+            .or_else(|| tier.license.value_of("teams"))
+            .and_then(LicenseValue::as_int);
+        let mut license = match changes {
+            Ok(changes) if touches_dependencies(&changes) => {
+                // Flags and parameter dependencies look across values: check them in full.
+                Some(tier.license.clone())
+            }
+            Ok(_) => None,
+            Err(()) => Some(tier.license.clone()),
+        };
         let mut ok = true;
-        for (addon, _) in &addons {
-            let origin = Origin::Addon(addon.name.clone());
-            for a in &addon.assignments {
-                if let Err(e) = license.apply(&origin, a) {
-                    ok = false;
-                    let d =
-                        apply_error(&format!("{who} (add-on `{}`)", addon.name), &license, a, &e);
-                    diags.push(d.with_label(draft.key_span, "for this customer"));
+        if let Some(license) = license.as_mut() {
+            for (addon, _) in &addons {
+                let origin = Origin::Addon(addon.name.clone());
+                for a in &addon.assignments {
+                    if let Err(e) = license.apply(&origin, a) {
+                        ok = false;
+                        let owner = format!("{who} (add-on `{}`)", addon.name);
+                        let d = apply_error(&owner, license, a, &e);
+                        diags.push(d.with_label(draft.key_span, "for this customer"));
+                    }
                 }
             }
-        }
-        for a in &draft.overrides {
-            if let Err(e) = license.apply(&Origin::Override, a) {
-                ok = false;
-                diags.push(apply_error(&who, &license, a, &e));
+            for a in &draft.overrides {
+                if let Err(e) = license.apply(&Origin::Override, a) {
+                    ok = false;
+                    diags.push(apply_error(&who, license, a, &e));
+                }
+            }
+            if ok {
+                check_flags(&who, license, cx.instance, reported, diags);
+                check_dependencies(&who, license, draft.key_span, reported, diags);
             }
         }
         if ok {
-            check_flags(&who, &license, cx.instance, reported, diags);
-            check_dependencies(&who, &license, draft.key_span, reported, diags);
-            if let Some(limit) = license.value_of("teams").and_then(LicenseValue::as_int)
+            if let Some(limit) = teams_limit
                 && i64::try_from(teams.len()).unwrap_or(i64::MAX) > limit
             {
                 let first_over = draft
@@ -789,6 +813,47 @@ fn finish(
         overrides: draft.overrides,
         teams,
         span: draft.key_span,
+    })
+}
+
+/// The values a customer's add-ons and override change, in order, or `Err` if one of them
+/// cannot be applied (the caller then applies them in full to explain why).
+fn changed_values(
+    tier: &License,
+    addons: &[(&Addon, Span)],
+    overrides: &[Assignment],
+) -> Result<Vec<(usize, LicenseValue)>, ()> {
+    let mut changes: Vec<(usize, LicenseValue)> = Vec::new();
+    let assignments = addons
+        .iter()
+        .flat_map(|(a, _)| a.assignments.iter())
+        .chain(overrides);
+    for a in assignments {
+        let param = CATALOG.get(a.param).ok_or(())?;
+        let current = match changes.iter().find(|(p, _)| *p == a.param) {
+            Some((_, v)) => Some(*v),
+            None => tier.value(a.param),
+        };
+        let result = a.result(param, current).map_err(|_| ())?;
+        match changes.iter_mut().find(|(p, _)| *p == a.param) {
+            Some(slot) => slot.1 = result,
+            None => changes.push((a.param, result)),
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether changed values include one that needs a flag or another parameter, or that another
+/// parameter needs.
+fn touches_dependencies(changes: &[(usize, LicenseValue)]) -> bool {
+    changes.iter().any(|(p, _)| {
+        CATALOG.get(*p).is_some_and(|param| {
+            !param.needs_flags.is_empty()
+                || param.needs_parameter.is_some()
+                || CATALOG
+                    .iter()
+                    .any(|q| q.needs_parameter == Some(param.name))
+        })
     })
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::check::expr::{self, Env, Val};
+use crate::model::catalog::CATALOG;
 use crate::model::customer::{Attribute, Customer, Lifecycle, OrgRole, Party, TeamRole, Trigger};
 use crate::model::license::{License, LicenseObject, Origin};
 use crate::model::program::Program;
@@ -246,8 +247,8 @@ pub struct Desired {
     pub customer: String,
     pub name: String,
     pub walk: Walk,
-    /// With provenance: tier chain, add-ons, override, state overlay.
-    pub license: License,
+    /// The complete license object (its provenance: [`provenance`]).
+    pub license: LicenseObject,
     pub owner: String,
     /// Address → role, every person of the organization (the dummy owner included when it
     /// holds the organization).
@@ -259,7 +260,7 @@ pub struct Desired {
 impl Desired {
     /// The complete license object sent to the API.
     pub fn license_object(&self) -> Option<LicenseObject> {
-        self.license.to_object()
+        Some(self.license.clone())
     }
 
     /// `{"customer", "state", "since", "license", "owner", "roles", "teams"}`.
@@ -285,7 +286,7 @@ impl Desired {
             "name": self.name,
             "state": self.walk.state,
             "since": self.walk.since.map(format_instant),
-            "license": self.license_object().map(|l| l.to_json()),
+            "license": self.license.to_json(),
             "owner": self.owner,
             "roles": roles,
             "teams": teams,
@@ -299,24 +300,29 @@ pub fn desired(program: &Program, customer: &Customer, history: &History, at: i6
     let walk = walk(lifecycle, customer, history, at);
     let state = lifecycle.state(&walk.state);
 
+    // Values only, from the tier's checked object: provenance is built on request.
     let mut license = program
         .tier(&customer.tier)
-        .map(|t| t.license.clone())
+        .and_then(|t| t.license.to_object())
         .unwrap_or_default();
-    for name in &customer.addons {
-        if let Some(addon) = program.addon(name) {
-            let origin = Origin::Addon(addon.name.clone());
-            for a in &addon.assignments {
-                // The checker applied the same add-ons to this customer without error.
-                let _ = license.apply(&origin, a);
-            }
+    let assignments = customer
+        .addons
+        .iter()
+        .filter_map(|name| program.addon(name))
+        .flat_map(|addon| addon.assignments.iter())
+        .chain(&customer.overrides);
+    for a in assignments {
+        // The checker applied the same assignments to this customer without error.
+        if let Some(param) = CATALOG.get(a.param)
+            && let Ok(value) = a.result(param, license.value(a.param))
+        {
+            license.set(a.param, value);
         }
     }
-    for a in &customer.overrides {
-        let _ = license.apply(&Origin::Override, a);
-    }
     if let Some(state) = state {
-        license = state.apply_to(&license);
+        for (param, value, _) in &state.overlays {
+            license.set(*param, *value);
+        }
     }
 
     let mut roles: BTreeMap<String, OrgRole> = BTreeMap::new();
@@ -366,5 +372,29 @@ pub fn desired(program: &Program, customer: &Customer, history: &History, at: i6
         owner,
         roles,
         teams,
+    }
+}
+
+/// A customer's license in a state with the chain behind every value: tier chain, add-ons,
+/// override, state overlay (for `explain` and test failures).
+pub fn provenance(program: &Program, customer: &Customer, state: &str) -> License {
+    let mut license = program
+        .tier(&customer.tier)
+        .map(|t| t.license.clone())
+        .unwrap_or_default();
+    for name in &customer.addons {
+        if let Some(addon) = program.addon(name) {
+            let origin = Origin::Addon(addon.name.clone());
+            for a in &addon.assignments {
+                let _ = license.apply(&origin, a);
+            }
+        }
+    }
+    for a in &customer.overrides {
+        let _ = license.apply(&Origin::Override, a);
+    }
+    match program.lifecycle.state(state) {
+        Some(state) => state.apply_to(&license),
+        None => license,
     }
 }

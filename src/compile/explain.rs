@@ -133,6 +133,7 @@ pub fn customer(
             }
         }
     }
-    out.push_str(&license(sources, &desired.license, param));
+    let provenance = crate::compile::customer::provenance(program, c, &desired.walk.state);
+    out.push_str(&license(sources, &provenance, param));
     out
 }

@@ -86,10 +86,11 @@ fn run_one(program: &Program, test: &Test, now: i64) -> TestResult {
                     desired: &desired,
                 };
                 let result = expr::eval(&expect.expr, &env, &mut seen);
+                let provenance = customer::provenance(program, c, &desired.walk.state);
                 (
                     format!("customer {key}"),
                     result,
-                    Box::new(move |n| customer_origin(&desired, n)),
+                    Box::new(move |n| customer_origin(&desired, &provenance, n)),
                 )
             }
         };
@@ -135,7 +136,7 @@ fn parameter_origin(license: &License, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn customer_origin(desired: &Desired, name: &str) -> String {
+fn customer_origin(desired: &Desired, provenance: &License, name: &str) -> String {
     match name {
         "state" => match desired.walk.fired.last() {
             Some(f) => format!(
@@ -150,7 +151,7 @@ fn customer_origin(desired: &Desired, name: &str) -> String {
         "owner" => format!("the organization's owner in state `{}`", desired.walk.state),
         "since" => "when the customer entered its state".to_string(),
         "tier" | "name" => "the customer block".to_string(),
-        other if catalog::lookup(other).is_some() => parameter_origin(&desired.license, other),
+        other if catalog::lookup(other).is_some() => parameter_origin(provenance, other),
         _ => "an attribute".to_string(),
     }
 }

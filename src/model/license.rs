@@ -269,6 +269,37 @@ pub struct Assignment {
     pub span: Span,
 }
 
+impl Assignment {
+    /// The value after this assignment, given the value before it (`None` if unset).
+    pub fn result(
+        &self,
+        param: &Parameter,
+        current: Option<LicenseValue>,
+    ) -> Result<LicenseValue, ApplyError> {
+        let result = match (self.op, current, self.operand) {
+            (AssignOp::Set, _, operand) => operand,
+            (_, None, _) => return Err(ApplyError::Unset),
+            (AssignOp::Add, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
+                LicenseValue::Int(a.checked_add(b).ok_or(ApplyError::Overflow)?)
+            }
+            (AssignOp::Sub, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
+                LicenseValue::Int(a.checked_sub(b).ok_or(ApplyError::Overflow)?)
+            }
+            (AssignOp::Mul, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
+                LicenseValue::Int(a.checked_mul(b).ok_or(ApplyError::Overflow)?)
+            }
+            // The checker only lets arithmetic through for numeric parameters.
+            (_, Some(_), _) => return Err(ApplyError::Overflow),
+        };
+        if let LicenseValue::Int(n) = result
+            && !in_range(param, n)
+        {
+            return Err(ApplyError::OutOfRange { value: n });
+        }
+        Ok(result)
+    }
+}
+
 /// Why an assignment could not be applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyError {
@@ -319,27 +350,7 @@ impl License {
         let Some(slot) = self.settings.get_mut(assignment.param) else {
             return Err(ApplyError::Unset);
         };
-        let current = slot.as_ref().map(|s| s.value);
-        let result = match (assignment.op, current, assignment.operand) {
-            (AssignOp::Set, _, operand) => operand,
-            (_, None, _) => return Err(ApplyError::Unset),
-            (AssignOp::Add, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
-                LicenseValue::Int(a.checked_add(b).ok_or(ApplyError::Overflow)?)
-            }
-            (AssignOp::Sub, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
-                LicenseValue::Int(a.checked_sub(b).ok_or(ApplyError::Overflow)?)
-            }
-            (AssignOp::Mul, Some(LicenseValue::Int(a)), LicenseValue::Int(b)) => {
-                LicenseValue::Int(a.checked_mul(b).ok_or(ApplyError::Overflow)?)
-            }
-            // The checker only lets arithmetic through for numeric parameters.
-            (_, Some(_), _) => return Err(ApplyError::Overflow),
-        };
-        if let LicenseValue::Int(n) = result
-            && !in_range(param, n)
-        {
-            return Err(ApplyError::OutOfRange { value: n });
-        }
+        let result = assignment.result(param, slot.as_ref().map(|s| s.value))?;
         let step = Step {
             origin: origin.clone(),
             op: assignment.op,
@@ -429,12 +440,23 @@ pub fn in_range(param: &Parameter, value: i64) -> bool {
 }
 
 /// A complete Make license object: every catalog key, in catalog order, in API units.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LicenseObject {
     values: Vec<LicenseValue>,
 }
 
 impl LicenseObject {
+    pub fn value(&self, param: usize) -> Option<LicenseValue> {
+        self.values.get(param).copied()
+    }
+
+    /// Replaces one value (the caller has checked it).
+    pub fn set(&mut self, param: usize, value: LicenseValue) {
+        if let Some(slot) = self.values.get_mut(param) {
+            *slot = value;
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<LicenseValue> {
         catalog::index_of(name).and_then(|i| self.values.get(i).copied())
     }
