@@ -235,7 +235,18 @@ fn syntax_error(
             let mut names: Vec<&str> = positives.iter().filter_map(|r| describe_rule(*r)).collect();
             names.sort_unstable();
             names.dedup();
+            // Among other things, "`=`, `+=`, `-=` or `*=`" reads "`=`, `+=`, `-=`, `*=`".
+            let several = names.len() > 1;
             names
+                .into_iter()
+                .map(|n| {
+                    if several {
+                        n.replace(" or ", ", ")
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect::<Vec<String>>()
         }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
@@ -268,8 +279,11 @@ fn syntax_error(
         diagnostic = diagnostic.with_help(format!(
             "`{first_word}` starts a new {what}; is a `}}` missing before this line?"
         ));
+    } else if first_word == "at" && expected.iter().any(|e| e == "`expect`") {
+        diagnostic = diagnostic.with_help("a test has at most one `at`, before its first `expect`");
     } else if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
+        && expected.iter().any(|e| e.contains("a name"))
     {
         diagnostic =
             diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
@@ -323,10 +337,10 @@ fn brace_depth(text: &str) -> i64 {
     depth
 }
 
-fn join_or(items: &[&str]) -> String {
+fn join_or(items: &[String]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
@@ -445,7 +459,10 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::staff
         | Rule::lifecycle
         | Rule::test => "a declaration",
-        Rule::customer_block => "`{`",
+        Rule::customer_block | Rule::open_brace => "`{`",
+        Rule::close_brace => "`}`",
+        Rule::equals => "`=`",
+        Rule::colon => "`:`",
         Rule::nested_block => "a nested block",
         Rule::initial_state | Rule::state_decl | Rule::transition => {
             "`initial`, `state` or `transition`"
