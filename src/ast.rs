@@ -107,6 +107,10 @@ pub struct Lifecycle {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a lifecycle holds a handful of entries; boxing transitions would only add indirection"
+)]
 pub enum LifecycleItem {
     /// `initial STATE`
     Initial {
