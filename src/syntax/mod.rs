@@ -281,6 +281,8 @@ fn syntax_error(
         ));
     } else if found.1 == 0 && start >= text.len() && brace_depth(text) > 0 {
         diagnostic = diagnostic.with_help("the file ends inside a block; is a `}` missing?");
+    } else if expected == ["a string"] && found.0.starts_with('`') && found.1 > 0 {
+        diagnostic = diagnostic.with_help("a string is written in double quotes: `\"…\"`");
     } else if first_word == "at" && expected.iter().any(|e| e == "`expect`") {
         diagnostic = diagnostic.with_help("a test has at most one `at`, before its first `expect`");
     } else if let Some(word) = text.get(start..start + found.1)
@@ -638,6 +640,18 @@ mod tests {
             help.as_deref(),
             Some("`state` starts a new lifecycle entry; is a `}` missing before this line?")
         );
+    }
+
+    #[test]
+    fn an_unquoted_path_or_email_asks_for_quotes() {
+        for text in ["roster customers.csv\n", "staff dana {}\n", "test pro {}\n"] {
+            let (_, label, help) = syntax_error_of(text);
+            assert_eq!(label, "expected a string");
+            assert_eq!(
+                help.as_deref(),
+                Some("a string is written in double quotes: `\"…\"`")
+            );
+        }
     }
 
     #[test]
