@@ -324,6 +324,11 @@ fn messy_snapshot() {
 }
 
 #[test]
+fn customers_and_lifecycle_snapshot() {
+    insta::assert_snapshot!(snapshot_file("tests/fmt/customers.charter"));
+}
+
+#[test]
 fn the_instance_example_is_already_canonical() {
     let text = std::fs::read_to_string("policies/acme/instance.charter").expect("readable");
     assert_eq!(format(&text), text);

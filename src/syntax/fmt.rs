@@ -1270,6 +1270,76 @@ mod tests {
     }
 
     #[test]
+    fn customers_print_nested_blocks_as_blocks() {
+        check(
+            "customer   acme{name=\"Acme Corp\";tier=pro\n  attributes{region=\"eu\";payment=\"ok\"}\n\toverride {operations=55_000}\nteam\"Marketing\"{admins=[\"raj@acme.example\"]} }",
+            "customer acme {\n  name = \"Acme Corp\"\n  tier = pro\n  attributes {\n    region = \"eu\"\n    payment = \"ok\"\n  }\n  override {\n    operations = 55_000\n  }\n  team \"Marketing\" {\n    admins = [\"raj@acme.example\"]\n  }\n}\n",
+        );
+        check("customer c {;}\n", "customer c {}\n");
+        check(
+            "customer c { team \"T\"{}  # no one yet\n}",
+            "customer c {\n  team \"T\" {} # no one yet\n}\n",
+        );
+    }
+
+    #[test]
+    fn comments_in_a_customer_stay_where_they_were() {
+        check(
+            "customer c { # header\n  # about the name\n  name = \"C\" # trailing\n  attributes { # attrs\n    region = \"eu\"\n    # last\n  } # after attrs\n\n\n  # end\n} # done\n",
+            "customer c { # header\n  # about the name\n  name = \"C\" # trailing\n  attributes { # attrs\n    region = \"eu\"\n    # last\n  } # after attrs\n\n  # end\n} # done\n",
+        );
+    }
+
+    #[test]
+    fn rosters_and_staff_have_single_spaces() {
+        check(
+            "roster\t  \"customers.csv\"   # more\nstaff   \"dana@reseller.example\"{role=\"D1\";options=[private_apps]}\n",
+            "roster \"customers.csv\" # more\nstaff \"dana@reseller.example\" {\n  role = \"D1\"\n  options = [private_apps]\n}\n",
+        );
+    }
+
+    #[test]
+    fn states_are_blocks_and_transitions_are_lines() {
+        check(
+            "lifecycle {\n  initial   active\n  state active        { license = tier }\n  state deprovisioned { license=tier  with consumables=0,apiLimit =0; owner=dummy_owner\n demote owner ,admins to   member }\n  transition freeze      from active to frozen    when contract_end+7days\n  transition reactivate  from frozen,deprovisioned to active  manual\n  transition cancel from active to frozen after 90 days if payment==\"overdue\"\n}\n",
+            "lifecycle {\n  initial active\n  state active {\n    license = tier\n  }\n  state deprovisioned {\n    license = tier with consumables = 0, apiLimit = 0\n    owner = dummy_owner\n    demote owner, admins to member\n  }\n  transition freeze from active to frozen when contract_end + 7 days\n  transition reactivate from frozen, deprovisioned to active manual\n  transition cancel from active to frozen after 90 days if payment == \"overdue\"\n}\n",
+        );
+        check(
+            "lifecycle {}\nlifecycle {\n\n  state s {;}\n\n}\n",
+            "lifecycle {}\nlifecycle {\n  state s {}\n}\n",
+        );
+    }
+
+    #[test]
+    fn lines_broken_inside_a_lifecycle_statement_are_joined_and_their_comments_move_before_it() {
+        check(
+            "lifecycle {\n  state s {\n    license = tier with # overlays\n      consumables = 0,\n      apiLimit = 0 # none\n  }\n  transition t from a, # sources\n    b to c when x + # plus\n    7 days if p ==\n    \"q\" # end\n}\n",
+            "lifecycle {\n  state s {\n    # overlays\n    license = tier with consumables = 0, apiLimit = 0 # none\n  }\n  # sources\n  # plus\n  transition t from a, b to c when x + 7 days if p == \"q\" # end\n}\n",
+        );
+    }
+
+    #[test]
+    fn comments_and_blank_lines_in_a_lifecycle_are_kept() {
+        check(
+            "lifecycle { # states first\n  initial a # start here\n\n\n  # A state.\n  state a { # header\n    license = tier\n  } # after a\n  state b { # empty\n  }\n\n  # The end.\n}\n",
+            "lifecycle { # states first\n  initial a # start here\n\n  # A state.\n  state a { # header\n    license = tier\n  } # after a\n  state b { # empty\n  }\n\n  # The end.\n}\n",
+        );
+    }
+
+    #[test]
+    fn tests_print_their_clock_then_their_expectations() {
+        check(
+            "test   \"acme freezes\"{at   2027-02-08;expect customer acme:state==frozen and\n  operations == 0\nexpect tier pro :analyticsAccess}\n",
+            "test \"acme freezes\" {\n  at 2027-02-08\n  expect customer acme: state == frozen and operations == 0\n  expect tier pro: analyticsAccess\n}\n",
+        );
+        check("test \"none\" {\n}\n", "test \"none\" {}\n");
+        check(
+            "test \"t\" { # why\n  at 1 days # clock\n  # then\n  expect tier pro: (a # inner\n  ) # done\n}\n",
+            "test \"t\" { # why\n  at 1 days # clock\n  # then\n  # inner\n  expect tier pro: (a) # done\n}\n",
+        );
+    }
+
+    #[test]
     fn a_hash_inside_a_string_is_not_a_comment() {
         check(
             "instance { dummy_owner = \"#1 \\\"#2\\\" \\\\\" # real\n}\n",

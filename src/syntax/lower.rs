@@ -57,6 +57,10 @@ fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
                 | Rule::kw_at
                 | Rule::kw_license
                 | Rule::kw_owner
+                | Rule::open_brace
+                | Rule::close_brace
+                | Rule::equals
+                | Rule::colon
         )
     })
 }
@@ -980,3 +984,6 @@ fn significant_len(text: &str) -> usize {
     }
     end
 }
+
+#[cfg(test)]
+mod tests;

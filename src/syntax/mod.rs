@@ -236,7 +236,18 @@ fn syntax_error(
             let mut names: Vec<&str> = positives.iter().filter_map(|r| describe_rule(*r)).collect();
             names.sort_unstable();
             names.dedup();
+            // Among other things, "`=`, `+=`, `-=` or `*=`" reads "`=`, `+=`, `-=`, `*=`".
+            let several = names.len() > 1;
             names
+                .into_iter()
+                .map(|n| {
+                    if several {
+                        n.replace(" or ", ", ")
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect::<Vec<String>>()
         }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
@@ -269,8 +280,15 @@ fn syntax_error(
         diagnostic = diagnostic.with_help(format!(
             "`{first_word}` starts a new {what}; is a `}}` missing before this line?"
         ));
+    } else if found.1 == 0 && start >= text.len() && brace_depth(text) > 0 {
+        diagnostic = diagnostic.with_help("the file ends inside a block; is a `}` missing?");
+    } else if expected == ["a string"] && found.0.starts_with('`') && found.1 > 0 {
+        diagnostic = diagnostic.with_help("a string is written in double quotes: `\"…\"`");
+    } else if first_word == "at" && expected.iter().any(|e| e == "`expect`") {
+        diagnostic = diagnostic.with_help("a test has at most one `at`, before its first `expect`");
     } else if let Some(word) = text.get(start..start + found.1)
         && is_reserved(word)
+        && expected.iter().any(|e| e.contains("a name"))
     {
         diagnostic =
             diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
@@ -324,10 +342,10 @@ fn brace_depth(text: &str) -> i64 {
     depth
 }
 
-fn join_or(items: &[&str]) -> String {
+fn join_or(items: &[String]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
@@ -446,7 +464,10 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::staff
         | Rule::lifecycle
         | Rule::test => "a declaration",
-        Rule::customer_block => "`{`",
+        Rule::customer_block | Rule::open_brace => "`{`",
+        Rule::close_brace => "`}`",
+        Rule::equals => "`=`",
+        Rule::colon => "`:`",
         Rule::nested_block => "a nested block",
         Rule::initial_state | Rule::state_decl | Rule::transition => {
             "`initial`, `state` or `transition`"
@@ -542,6 +563,179 @@ mod tests {
         let all = parse_all(&sources).expect("parses");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].1, whole);
+    }
+
+    /// The message, label and help of the one syntax error in `text`.
+    fn syntax_error_of(text: &str) -> (String, String, Option<String>) {
+        let mut sources = Sources::new();
+        let id = sources.add("test.charter", text);
+        let errors = parse(&sources, id).expect_err("does not parse");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let error = &errors[0];
+        assert_eq!(error.code, "charter::syntax");
+        (
+            error.message.clone(),
+            error.labels[0].message.clone(),
+            error.help.clone(),
+        )
+    }
+
+    #[test]
+    fn a_missing_trigger_names_the_three_triggers() {
+        let (message, label, help) =
+            syntax_error_of("lifecycle {\n  transition freeze from active to frozen\n}\n");
+        assert_eq!(message, "unexpected end of line");
+        assert_eq!(label, "expected `after`, `manual` or `when`");
+        assert_eq!(help, None);
+    }
+
+    #[test]
+    fn a_declaration_inside_a_block_asks_for_a_missing_brace() {
+        for text in [
+            "customer a {\n  tier = pro\ncustomer b {}\n",
+            "tier t {\n  operations = 1\nroster \"c.csv\"\n",
+            "customer a {\n  attributes {\n    x = \"y\"\n  staff \"s@x.example\" {}\n}\n",
+            "lifecycle {\n  initial a\ntest \"t\" {}\n",
+        ] {
+            let (_, _, help) = syntax_error_of(text);
+            let help = help.unwrap_or_default();
+            assert!(
+                help.ends_with("is a `}` missing before this line?"),
+                "{text:?}: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_a_block_asks_for_a_missing_brace() {
+        // `test "t" {}` is a valid nested block in a customer, so the error is at the end.
+        for text in [
+            "customer a {\n  tier = pro\ntest \"t\" {}\n",
+            "tier t {\n  a = 1\n",
+            "lifecycle {\n  initial a\n",
+        ] {
+            let (message, _, help) = syntax_error_of(text);
+            assert_eq!(message, "unexpected end of file");
+            assert_eq!(
+                help.as_deref(),
+                Some("the file ends inside a block; is a `}` missing?")
+            );
+        }
+    }
+
+    #[test]
+    fn braces_in_strings_and_comments_do_not_open_blocks() {
+        assert_eq!(brace_depth("a { \"}\" # }\n"), 1);
+        assert_eq!(brace_depth("x = \"{\\\"{\" # {\ny { }"), 0);
+        // A `tier` line at the top level after a block that did close is its own mistake.
+        let (_, _, help) = syntax_error_of("customer a { # {\n  name = \"{\"\n}\ntier t extends\n");
+        assert_eq!(help, None);
+    }
+
+    #[test]
+    fn a_state_inside_a_state_asks_for_a_missing_brace() {
+        let (_, label, help) =
+            syntax_error_of("lifecycle {\n  state a {\n    license = tier\n  state b {}\n}\n");
+        assert_eq!(label, "expected `demote`, `license`, `owner` or `}`");
+        assert_eq!(
+            help.as_deref(),
+            Some("`state` starts a new lifecycle entry; is a `}` missing before this line?")
+        );
+    }
+
+    #[test]
+    fn an_unquoted_path_or_email_asks_for_quotes() {
+        for text in ["roster customers.csv\n", "staff dana {}\n", "test pro {}\n"] {
+            let (_, label, help) = syntax_error_of(text);
+            assert_eq!(label, "expected a string");
+            assert_eq!(
+                help.as_deref(),
+                Some("a string is written in double quotes: `\"…\"`")
+            );
+        }
+    }
+
+    #[test]
+    fn a_late_clock_in_a_test_says_where_it_goes() {
+        let (_, label, help) =
+            syntax_error_of("test \"t\" {\n  expect tier pro: true\n  at 2027-01-01\n}\n");
+        assert_eq!(label, "expected `expect` or `}`");
+        assert_eq!(
+            help.as_deref(),
+            Some("a test has at most one `at`, before its first `expect`")
+        );
+    }
+
+    #[test]
+    fn the_reserved_word_help_comes_only_where_a_name_was_expected() {
+        let (_, label, help) = syntax_error_of("group and = a\n");
+        assert_eq!(label, "expected a name");
+        assert_eq!(
+            help.as_deref(),
+            Some("`and` is a reserved word; choose another name")
+        );
+        let (_, label, help) =
+            syntax_error_of("lifecycle {\n  transition a from x to y manual with z\n}\n");
+        assert_eq!(label, "expected `if` or `}`");
+        assert_eq!(help, None);
+    }
+
+    #[test]
+    fn a_missing_equals_sign_or_colon_is_pointed_at() {
+        let (message, label, _) = syntax_error_of("lifecycle {\n  state s { license tier }\n}\n");
+        assert_eq!(
+            (message.as_str(), label.as_str()),
+            ("unexpected `tier`", "expected `=`")
+        );
+        let (message, label, _) = syntax_error_of("test \"t\" { expect tier pro true }\n");
+        assert_eq!(
+            (message.as_str(), label.as_str()),
+            ("unexpected `true`", "expected `:`")
+        );
+        let (message, label, _) = syntax_error_of("lifecycle\n{}\n");
+        assert_eq!(
+            (message.as_str(), label.as_str()),
+            ("unexpected end of line", "expected `{`")
+        );
+    }
+
+    #[test]
+    fn operator_alternatives_among_others_read_as_one_list() {
+        let (_, label, _) = syntax_error_of("customer a {\n  team Marketing {}\n}\n");
+        assert_eq!(label, "expected `=`, `+=`, `-=`, `*=`, `{` or a string");
+    }
+
+    #[test]
+    fn pieces_cut_before_every_kind_of_declaration() {
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(&format!(
+                "customer c{i} {{\n  tier = pro\n  team \"T\" {{ admins = [] }}\n}}\n\
+                 roster \"r{i}.csv\"\nstaff \"s{i}@x.example\" {{}}\n\
+                 lifecycle {{\n  initial a\n}}\ntest \"t{i}\" {{\n  expect tier pro: true\n}}\n"
+            ));
+        }
+        let ranges = pieces(&text, 1);
+        let starts: std::collections::BTreeSet<&str> = ranges
+            .iter()
+            .skip(1)
+            .filter_map(|r| text[r.clone()].split_whitespace().next())
+            .collect();
+        assert_eq!(
+            starts.into_iter().collect::<Vec<_>>(),
+            ["customer", "lifecycle", "roster", "staff", "test"]
+        );
+        let mut sources = Sources::new();
+        let id = sources.add("many.charter", text);
+        let whole = parse(&sources, id).expect("parses");
+        let pieces: Vec<ast::Item> = ranges
+            .into_iter()
+            .flat_map(|r| {
+                let file = sources.file(id).expect("added");
+                parse_piece(id, &file.text, r).expect("parses")
+            })
+            .collect();
+        assert_eq!(pieces, whole.items);
     }
 
     #[test]
