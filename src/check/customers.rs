@@ -766,28 +766,27 @@ fn finish(
                 check_dependencies(&who, license, draft.key_span, reported, diags);
             }
         }
-        if ok {
-            if let Some(limit) = teams_limit
-                && i64::try_from(teams.len()).unwrap_or(i64::MAX) > limit
-            {
-                let first_over = draft
-                    .teams
-                    .get(usize::try_from(limit).unwrap_or(0))
-                    .map_or(draft.key_span, |(_, span, _)| *span);
-                diags.push(
-                    Diagnostic::error(
-                        "charter::too_many_teams",
-                        format!(
-                            "{who} declares {} teams but its license allows {limit}",
-                            teams.len()
-                        ),
-                    )
-                    .with_label(first_over, "one team too many")
-                    .with_help(format!(
-                        "tier `{tier_name}` sets `teams`; raise it with an add-on or `override`"
-                    )),
-                );
-            }
+        if ok
+            && let Some(limit) = teams_limit
+            && i64::try_from(teams.len()).unwrap_or(i64::MAX) > limit
+        {
+            let first_over = draft
+                .teams
+                .get(usize::try_from(limit).unwrap_or(0))
+                .map_or(draft.key_span, |(_, span, _)| *span);
+            diags.push(
+                Diagnostic::error(
+                    "charter::too_many_teams",
+                    format!(
+                        "{who} declares {} teams but its license allows {limit}",
+                        teams.len()
+                    ),
+                )
+                .with_label(first_over, "one team too many")
+                .with_help(format!(
+                    "tier `{tier_name}` sets `teams`; raise it with an add-on or `override`"
+                )),
+            );
         }
     }
 
