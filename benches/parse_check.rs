@@ -9,6 +9,10 @@ use charter::check;
 use charter::source::Sources;
 use charter::syntax;
 
+// The same allocator as the `charter` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BASE: &str = include_str!("../tests/check/prelude.charter");
 
 /// A policy set of at least `bytes` bytes: `base`, then families of tiers (each extending the

@@ -7,6 +7,10 @@
 use std::path::Path;
 use std::time::Instant;
 
+// The same allocator as the `charter` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CUSTOMERS: usize = 100_000;
 
 fn main() {
