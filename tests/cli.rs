@@ -427,7 +427,7 @@ fn compile_customers_prints_one_object_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 12);
+    assert_eq!(lines.len(), 18);
     assert_eq!(lines[0]["customer"], "acme");
     assert!(
         lines.iter().any(|l| l["customer"] == "wonka"),
@@ -571,7 +571,7 @@ fn schedule_lists_due_and_upcoming_transitions() {
     );
     let json = charter(&["schedule", ACME, "--at", "2027-02-01", "--format", "json"]).success();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(value.as_array().unwrap().len(), 12);
+    assert_eq!(value.as_array().unwrap().len(), 18);
     charter(&["schedule", ACME, "--horizon", "soon"]).code(2);
 }
 
