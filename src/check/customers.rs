@@ -168,15 +168,13 @@ fn draft_from_block(c: &ast::Customer, cx: &Context<'_>, diags: &mut Diagnostics
     draft
 }
 
-const CUSTOMER_FIELDS: &[&str] = &[
-    "name",
-    "tier",
-    "addons",
-    "owner",
-    "admins",
-    "members",
-    "contract_end",
-];
+/// A customer block's fields: the roster's columns but the key.
+fn customer_fields() -> impl Iterator<Item = &'static str> {
+    roster::KNOWN_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| *c != "key")
+}
 
 fn block_field(draft: &mut Draft, a: &ast::Assignment, diags: &mut Diagnostics) {
     let field = a.field.name.as_str();
@@ -239,7 +237,7 @@ fn block_field(draft: &mut Draft, a: &ast::Assignment, diags: &mut Diagnostics) 
                 format!("unknown field `{field}` in customer `{}`", draft.key),
             )
             .with_label(a.field.span, "not a customer field")
-            .with_suggestion(field, CUSTOMER_FIELDS.iter().copied())
+            .with_suggestion(field, customer_fields())
             .with_help("other facts about a customer go in `attributes { … }`"),
         ),
     }

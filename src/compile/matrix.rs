@@ -86,7 +86,8 @@ pub fn html(program: &Program) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML and XML.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

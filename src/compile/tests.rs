@@ -5,6 +5,7 @@
 use crate::check::expr::{self, Env, EvalError, Val};
 use crate::check::rules::{enum_word, parameter_value};
 use crate::compile::customer::{self, Desired, History};
+use crate::compile::matrix::escape as xml;
 use crate::model::catalog::{self, CATALOG};
 use crate::model::customer::{Subject, Test};
 use crate::model::license::License;
@@ -288,11 +289,4 @@ pub fn describe_failure(f: &Failure, source: &Source<'_>) -> String {
         }
     }
     out
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

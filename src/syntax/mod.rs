@@ -160,51 +160,19 @@ fn parse_in_parallel(pieces: &[Piece<'_>], threads: usize) -> Vec<PieceResult> {
 /// a cut is made only before a line that starts, at column 0 and outside any string, comment or
 /// bracket, with a word that begins a declaration.
 fn pieces(text: &str, size: usize) -> Vec<Range<usize>> {
-    const STARTS: &[&str] = &[
-        "tier ",
-        "abstract ",
-        "addon ",
-        "group ",
-        "assert ",
-        "instance ",
-        "customer ",
-        "roster ",
-        "staff ",
-        "lifecycle ",
-        "test ",
-    ];
-    let bytes = text.as_bytes();
     let mut ranges = Vec::new();
     let mut start = 0;
     let mut depth: i64 = 0;
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_comment {
-            if b != b'\n' {
-                continue;
-            }
-            // The line end closes the comment and may still be a place to cut.
-            in_comment = false;
-        }
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"' | b'\n') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    for (i, b) in code_bytes(text) {
         match b {
-            b'#' => in_comment = true,
-            b'"' => in_string = true,
             b'{' | b'[' | b'(' => depth += 1,
             b'}' | b']' | b')' => depth -= 1,
             b'\n' if depth == 0 && i + 1 - start >= size => {
                 let rest = text.get(i + 1..).unwrap_or("");
-                if STARTS.iter().any(|w| rest.starts_with(w)) {
+                let starts_declaration = DECLARATION_WORDS
+                    .iter()
+                    .any(|w| rest.strip_prefix(w).is_some_and(|r| r.starts_with(' ')));
+                if starts_declaration {
                     ranges.push(start..i + 1);
                     start = i + 1;
                 }
@@ -313,14 +281,26 @@ const DECLARATION_WORDS: &[&str] = &[
 
 /// How many blocks are open at the end of `text`: `{` less `}`, outside strings and comments.
 fn brace_depth(text: &str) -> i64 {
-    let mut depth = 0;
+    code_bytes(text)
+        .map(|(_, b)| match b {
+            b'{' => 1,
+            b'}' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The bytes of `text` that are code, with their offsets: strings (with their quotes) and
+/// comments are left out, except the line end that closes a comment. A string that reaches the
+/// end of its line ends there, as the grammar would reject it anyway.
+fn code_bytes(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
     let mut in_string = false;
     let mut in_comment = false;
     let mut escaped = false;
-    for b in text.bytes() {
+    text.bytes().enumerate().filter(move |&(_, b)| {
         if in_comment {
             in_comment = b != b'\n';
-            continue;
+            return !in_comment;
         }
         if in_string {
             match (escaped, b) {
@@ -329,17 +309,20 @@ fn brace_depth(text: &str) -> i64 {
                 (false, b'"' | b'\n') => in_string = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
         match b {
-            b'#' => in_comment = true,
-            b'"' => in_string = true,
-            b'{' => depth += 1,
-            b'}' => depth -= 1,
-            _ => {}
+            b'#' => {
+                in_comment = true;
+                false
+            }
+            b'"' => {
+                in_string = true;
+                false
+            }
+            _ => true,
         }
-    }
-    depth
+    })
 }
 
 fn join_or(items: &[String]) -> String {
