@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use super::expr::{self, Resolver, Type};
+use super::expr::{self, Resolver, Type, Val};
 use super::values;
 use crate::ast::{self, LifecycleItem, StateStatement, ValueKind};
+use crate::compile::customer::AttributeEnv;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::catalog::{self, CATALOG, Kind};
-use crate::model::customer::{Lifecycle, OrgRole, Party, State, Transition, Trigger};
+use crate::model::customer::{Customer, Lifecycle, OrgRole, Party, State, Transition, Trigger};
 use crate::model::license::{LicenseValue, in_range};
 use crate::model::program::InstanceSettings;
 
@@ -18,6 +19,7 @@ pub(super) fn lifecycle(
     instance: &InstanceSettings,
     groups: &BTreeMap<String, Vec<usize>>,
     attributes: &BTreeMap<String, Type>,
+    customers: &[Customer],
     diags: &mut Diagnostics,
 ) -> Lifecycle {
     let Some((first, rest)) = blocks.split_first() else {
@@ -195,7 +197,7 @@ pub(super) fn lifecycle(
     if let (Some(initial), true) = (&initial_name, all_sound) {
         graph_checks(initial, &states, &transitions, &state_spans, diags);
     }
-    overlaps(&transitions, diags);
+    overlaps(&transitions, customers, diags);
 
     Lifecycle {
         initial: initial_name.unwrap_or_else(|| "active".to_string()),
@@ -479,19 +481,33 @@ fn reach<'a>(start: &'a str, transitions: &'a [Transition], reverse: bool) -> Ha
 
 /// Two automatic transitions out of one state with the same trigger are due at the same moment
 /// for every customer: the first declared wins, which is worth a warning.
-fn overlaps(transitions: &[Transition], diags: &mut Diagnostics) {
+fn overlaps(transitions: &[Transition], customers: &[Customer], diags: &mut Diagnostics) {
     for (i, a) in transitions.iter().enumerate() {
         for b in transitions.iter().skip(i + 1) {
             let shared: Vec<&String> = a.from.iter().filter(|f| b.from.contains(f)).collect();
             if shared.is_empty() || !a.trigger.is_automatic() || !b.trigger.is_automatic() {
                 continue;
             }
-            let same = match (&a.trigger, &b.trigger) {
-                (Trigger::After(x), Trigger::After(y)) => x == y,
-                (Trigger::When(x), Trigger::When(y)) => x.to_string() == y.to_string(),
-                _ => false,
+            // `Some(None)`: always together; `Some(Some(…))`: together for this customer.
+            let together = match (&a.trigger, &b.trigger) {
+                (Trigger::After(x), Trigger::After(y)) => (x == y).then_some(None),
+                (Trigger::When(x), Trigger::When(y)) if x.to_string() == y.to_string() => {
+                    Some(None)
+                }
+                (Trigger::When(x), Trigger::When(y)) => customers
+                    .iter()
+                    .find_map(|c| same_date(x, y, a, b, c).map(|d| Some((c.key.as_str(), d)))),
+                _ => None,
             };
-            if same {
+            if let Some(example) = together {
+                let help = match example {
+                    Some((key, date)) => format!(
+                        "for customer `{key}` both are due at {}; give them guards that exclude each other",
+                        crate::model::time::format_instant(date)
+                    ),
+                    None => "give them different triggers, or guards that exclude each other"
+                        .to_string(),
+                };
                 diags.push(
                     Diagnostic::warning(
                         "charter::overlapping_transitions",
@@ -502,7 +518,7 @@ fn overlaps(transitions: &[Transition], diags: &mut Diagnostics) {
                     )
                     .with_label(b.span, "never fires unless its guard stops the first")
                     .with_label(a.span, "declared first, so it wins")
-                    .with_help("give them different triggers, or guards that exclude each other"),
+                    .with_help(help),
                 );
             }
         }
@@ -541,4 +557,26 @@ impl Resolver for AttributeResolver<'_> {
             .with_help("attributes are `contract_end`, the `attributes { … }` of customers and extra roster columns")),
         }
     }
+}
+
+/// The instant two `when` transitions (both allowed by their guards) share for a customer.
+fn same_date(
+    x: &ast::Expr,
+    y: &ast::Expr,
+    a: &Transition,
+    b: &Transition,
+    customer: &Customer,
+) -> Option<i64> {
+    let env = AttributeEnv { customer };
+    let allowed = |t: &Transition| {
+        t.guard
+            .as_ref()
+            .is_none_or(|g| expr::eval(g, &env, &mut Vec::new()) == Ok(Val::Bool(true)))
+    };
+    let date = |e: &ast::Expr| match expr::eval(e, &env, &mut Vec::new()) {
+        Ok(Val::Date(d)) => Some(d),
+        _ => None,
+    };
+    let day = date(x)?;
+    (allowed(a) && allowed(b) && date(y) == Some(day)).then_some(day)
 }

@@ -95,6 +95,7 @@ pub fn check_with_rosters(
         &instance,
         &groups,
         &attributes,
+        &customers,
         &mut diags,
     );
     let tests = tests::tests(

@@ -218,9 +218,9 @@ pub fn upcoming(
         .collect()
 }
 
-/// Customer attributes as expression values.
-struct AttributeEnv<'a> {
-    customer: &'a Customer,
+/// Customer attributes as expression values (for triggers and guards).
+pub(crate) struct AttributeEnv<'a> {
+    pub(crate) customer: &'a Customer,
 }
 
 impl Env for AttributeEnv<'_> {
