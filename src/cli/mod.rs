@@ -4,6 +4,7 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+mod diff;
 mod format;
 mod lifecycle;
 mod policy;
@@ -85,6 +86,21 @@ enum Command {
         /// Only this parameter.
         param: Option<String>,
     },
+    /// What a change to a policy set really changes: additive, breaking or neutral, and whom it hits.
+    Diff {
+        /// The policy set before: a path, or a git revision of one (`main:policies/acme`).
+        old: String,
+        /// The policy set after: a path, or a git revision of one.
+        new: String,
+        /// The instant customers are compared at; default now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<i64>,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Exit 0 even when something is breaking (the report still says so).
+        #[arg(long)]
+        allow_breaking: bool,
+    },
     /// Run the policy set's `test` blocks.
     Test {
         #[arg(default_value = ".")]
@@ -150,6 +166,15 @@ enum CompileFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DiffFormat {
+    /// A readable report.
+    Text,
+    /// A pull-request comment with a summary table.
+    Md,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ScheduleFormat {
     Text,
     Json,
@@ -196,6 +221,8 @@ pub(crate) enum Outcome {
     Failure,
     /// The command was used wrongly (exit 2).
     Usage,
+    /// The command found something to act on: a breaking change, a plan with changes (exit 2).
+    Changes,
 }
 
 impl From<Outcome> for ExitCode {
@@ -203,7 +230,7 @@ impl From<Outcome> for ExitCode {
         match outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Failure => ExitCode::from(1),
-            Outcome::Usage => ExitCode::from(2),
+            Outcome::Usage | Outcome::Changes => ExitCode::from(2),
         }
     }
 }
@@ -324,6 +351,20 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             Outcome::Success
         }
         Command::Fmt { path, check } => format::run(&path, check, output),
+        Command::Diff {
+            old,
+            new,
+            at,
+            format,
+            allow_breaking,
+        } => diff::run(
+            &old,
+            &new,
+            at.unwrap_or_else(now),
+            format,
+            allow_breaking,
+            output,
+        ),
         Command::Test { path, junit, at } => match policy::load(&path, output) {
             Ok(loaded) => lifecycle::test(&loaded, at.unwrap_or_else(now), junit.as_deref()),
             Err(outcome) => outcome,

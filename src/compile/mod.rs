@@ -3,6 +3,7 @@
 //! the tier matrix. Pure: no IO, no clock.
 
 pub mod customer;
+pub mod diff;
 pub mod explain;
 pub mod graph;
 pub mod matrix;
