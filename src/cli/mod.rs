@@ -9,6 +9,7 @@ mod format;
 mod lifecycle;
 mod policy;
 mod sandbox;
+mod tiers;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,7 +18,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::compile;
-use crate::model::schema;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -289,35 +289,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             if customers {
                 return lifecycle::compile_customers(program, at);
             }
-            match (tier, format) {
-                (Some(name), format) => match compile::tier_license(program, &name) {
-                    Ok(license) => {
-                        match format {
-                            CompileFormat::Json => println!("{}", pretty(&license.to_json())),
-                            CompileFormat::Text => {
-                                print!("{}", compile::render_text(&name, &license))
-                            }
-                        }
-                        Outcome::Success
-                    }
-                    Err(e) => usage_error(&e.to_string(), e.help()),
-                },
-                (None, CompileFormat::Json) => {
-                    println!("{}", pretty(&compile::all_tier_licenses(program)));
-                    Outcome::Success
-                }
-                (None, CompileFormat::Text) => {
-                    let texts: Vec<String> = program
-                        .deployable_tiers()
-                        .into_iter()
-                        .filter_map(|t| {
-                            Some(compile::render_text(&t.name, &t.license.to_object()?))
-                        })
-                        .collect();
-                    print!("{}", texts.join("\n"));
-                    Outcome::Success
-                }
-            }
+            tiers::compile(program, tier.as_deref(), format == CompileFormat::Text)
         }
         Command::Explain {
             path,
@@ -340,15 +312,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             let Some(tier) = tier else {
                 return usage_error("give `--tier NAME` or `--customer KEY`", None);
             };
-            let tier = match compile::deployable_tier(&loaded.program, &tier) {
-                Ok(t) => t,
-                Err(e) => return usage_error(&e.to_string(), e.help()),
-            };
-            print!(
-                "{}",
-                compile::explain::tier(&loaded.sources, &loaded.program, tier, param)
-            );
-            Outcome::Success
+            tiers::explain(&loaded, &tier, param)
         }
         Command::Fmt { path, check } => format::run(&path, check, output),
         Command::Diff {
@@ -384,28 +348,13 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             Ok(loaded) => lifecycle::graph(&loaded.program, format),
             Err(outcome) => outcome,
         },
-        Command::Matrix { path, format } => {
-            let loaded = match policy::load(&path, output) {
-                Ok(loaded) => loaded,
-                Err(outcome) => return outcome,
-            };
-            match format {
-                MatrixFormat::Md => print!("{}", compile::matrix::markdown(&loaded.program)),
-                MatrixFormat::Html => print!("{}", compile::matrix::html(&loaded.program)),
-            }
-            Outcome::Success
-        }
-        Command::Schema { name } => {
-            match name {
-                SchemaName::License => println!("{}", pretty(&schema::license())),
-            }
-            Outcome::Success
-        }
+        Command::Matrix { path, format } => match policy::load(&path, output) {
+            Ok(loaded) => tiers::matrix(&loaded.program, format == MatrixFormat::Html),
+            Err(outcome) => outcome,
+        },
+        Command::Schema { name } => match name {
+            SchemaName::License => tiers::schema(),
+        },
         Command::Sandbox(args) => sandbox::run(args),
     }
-}
-
-fn pretty(value: &serde_json::Value) -> String {
-    // Serializing a `serde_json::Value` to a String cannot fail.
-    serde_json::to_string_pretty(value).unwrap_or_default()
 }

@@ -63,9 +63,9 @@ fn parse_piece(
 }
 
 /// Below this many bytes in all, a policy set is parsed on one thread.
-const PARALLEL_THRESHOLD: usize = 256 * 1024;
+const PARALLEL_THRESHOLD: usize = 64 * 1024;
 /// About how large the pieces of a large file are.
-const PIECE_SIZE: usize = 128 * 1024;
+const PIECE_SIZE: usize = 32 * 1024;
 
 type Piece<'a> = (FileId, &'a str, Range<usize>);
 type PieceResult = Result<Vec<ast::Item>, Vec<Diagnostic>>;

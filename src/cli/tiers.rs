@@ -1,0 +1,67 @@
+//! The commands about tiers: `compile` of tiers, `explain --tier`, `matrix` and `schema`.
+
+use super::policy::Loaded;
+use super::{Outcome, usage_error};
+use crate::compile;
+use crate::model::program::Program;
+use crate::model::schema;
+
+pub(super) fn compile(program: &Program, tier: Option<&str>, text: bool) -> Outcome {
+    match (tier, text) {
+        (Some(name), text) => match compile::tier_license(program, name) {
+            Ok(license) => {
+                if text {
+                    print!("{}", compile::render_text(name, &license));
+                } else {
+                    println!("{}", pretty(&license.to_json()));
+                }
+                Outcome::Success
+            }
+            Err(e) => usage_error(&e.to_string(), e.help()),
+        },
+        (None, false) => {
+            println!("{}", pretty(&compile::all_tier_licenses(program)));
+            Outcome::Success
+        }
+        (None, true) => {
+            let texts: Vec<String> = program
+                .deployable_tiers()
+                .into_iter()
+                .filter_map(|t| Some(compile::render_text(&t.name, &t.license.to_object()?)))
+                .collect();
+            print!("{}", texts.join("\n"));
+            Outcome::Success
+        }
+    }
+}
+
+pub(super) fn explain(loaded: &Loaded, tier: &str, param: Option<usize>) -> Outcome {
+    let tier = match compile::deployable_tier(&loaded.program, tier) {
+        Ok(t) => t,
+        Err(e) => return usage_error(&e.to_string(), e.help()),
+    };
+    print!(
+        "{}",
+        compile::explain::tier(&loaded.sources, &loaded.program, tier, param)
+    );
+    Outcome::Success
+}
+
+pub(super) fn matrix(program: &Program, html: bool) -> Outcome {
+    if html {
+        print!("{}", compile::matrix::html(program));
+    } else {
+        print!("{}", compile::matrix::markdown(program));
+    }
+    Outcome::Success
+}
+
+pub(super) fn schema() -> Outcome {
+    println!("{}", pretty(&schema::license()));
+    Outcome::Success
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    // Serializing a `serde_json::Value` to a String cannot fail.
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
