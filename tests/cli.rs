@@ -67,7 +67,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
     let run = charter(&["check", ACME]).success();
     assert!(
         run.stdout
-            .starts_with("checked 8 files: 6 tiers, 5 deployable"),
+            .starts_with("checked 9 files: 6 tiers, 5 deployable"),
         "{}",
         run.stdout
     );
@@ -77,7 +77,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
 #[test]
 fn check_defaults_to_the_current_directory() {
     let run = charter_in(Path::new(ACME), &["check"]).success();
-    assert!(run.stdout.starts_with("checked 8 files"));
+    assert!(run.stdout.starts_with("checked 9 files"));
 }
 
 #[test]
@@ -601,5 +601,41 @@ fn graph_draws_the_lifecycle() {
     assert!(
         run.stdout
             .contains("\"frozen\" -> \"deprovisioned\" [label=\"deprovision (after 90 days)\"];")
+    );
+}
+
+#[test]
+fn explain_a_staff_member_lists_the_manual_options() {
+    let run = charter(&["explain", ACME, "--staff", "dana@acme-automation.example"]).success();
+    assert!(
+        run.stdout
+            .starts_with("staff `dana@acme-automation.example` (Dana Developer)\n")
+    );
+    assert!(run.stdout.contains("instance role `D1`"));
+    assert!(
+        run.stdout
+            .contains("Administration → Users → the user → Apps and Features")
+    );
+    assert!(
+        run.stdout
+            .contains("  private_apps: See and use private apps\n")
+    );
+    let run = charter(&["explain", ACME, "--staff", "dana@acme-automation.exampl"]).code(2);
+    assert!(
+        run.stderr
+            .contains("did you mean `dana@acme-automation.example`?")
+    );
+}
+
+#[test]
+fn the_matrix_has_a_staff_section() {
+    let run = charter(&["matrix", ACME]).success();
+    assert!(
+        run.stdout
+            .contains("| staff | name | instance role | options |")
+    );
+    assert!(
+        run.stdout
+            .contains("| sid@acme-automation.example | Sid Support | S4 (read-only) |  |")
     );
 }

@@ -10,6 +10,7 @@ pub(crate) mod expr;
 pub use customers::customers_suggestion;
 mod lifecycle;
 pub(crate) mod rules;
+mod staff;
 mod tests;
 mod tiers;
 pub(crate) mod values;
@@ -106,18 +107,7 @@ pub fn check_with_rosters(
         &attributes,
         &mut diags,
     );
-    for staff in &decls.staff {
-        diags.push(
-            Diagnostic::warning(
-                "charter::staff_not_supported",
-                "`staff` blocks are not applied by this version of charter",
-            )
-            .with_label(staff.email.span, "ignored")
-            .with_help(
-                "instance-level roles for the reseller's own people come in a later version",
-            ),
-        );
-    }
+    let staff = staff::staff(&decls, &customers, &instance, &mut diags);
 
     diags.sort();
     let program = (!diags.has_errors()).then(|| {
@@ -131,6 +121,7 @@ pub fn check_with_rosters(
             customers,
             lifecycle,
             tests,
+            staff,
             ..Program::default()
         };
         program.index();

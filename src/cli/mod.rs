@@ -72,7 +72,7 @@ enum Command {
         format: CompileFormat,
     },
     /// Show every value with the chain that produced it; for a customer, also why it is in its state.
-    #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer"]))]
+    #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer", "staff"]))]
     Explain {
         #[arg(default_value = ".")]
         path: PathBuf,
@@ -80,6 +80,9 @@ enum Command {
         tier: Option<String>,
         #[arg(long)]
         customer: Option<String>,
+        /// A staff member, by address: instance role and app-developer options.
+        #[arg(long)]
+        staff: Option<String>,
         /// The instant for a customer; default now.
         #[arg(long, value_parser = parse_at)]
         at: Option<i64>,
@@ -295,6 +298,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             path,
             tier,
             customer,
+            staff,
             at,
             param,
         } => {
@@ -306,6 +310,9 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 Ok(p) => p,
                 Err(e) => return usage_error(&e.to_string(), e.help()),
             };
+            if let Some(email) = staff {
+                return tiers::explain_staff(&loaded.program, &email);
+            }
             if let Some(key) = customer {
                 return lifecycle::explain_customer(&loaded, &key, at.unwrap_or_else(now), param);
             }

@@ -28,7 +28,7 @@ impl Loaded {
         let deployable = p.tiers.iter().filter(|t| !t.is_abstract).count();
         let files = self.sources.ids().count();
         format!(
-            "checked {}: {}, {} deployable; {}; {}; {}; {}; {}; {} states, {}; {} — {}",
+            "checked {}: {}, {} deployable; {}; {}; {}; {}; {}; {} states, {}; {}; {} — {}",
             plural(files, "file"),
             plural(p.tiers.len(), "tier"),
             deployable,
@@ -40,6 +40,7 @@ impl Loaded {
             p.lifecycle.states.len(),
             plural(p.lifecycle.transitions.len(), "transition"),
             plural(p.tests.len(), "test"),
+            plural(p.staff.len(), "staff member"),
             if self.warnings == 0 {
                 "no problems".to_string()
             } else {

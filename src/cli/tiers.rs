@@ -47,6 +47,21 @@ pub(super) fn explain(loaded: &Loaded, tier: &str, param: Option<usize>) -> Outc
     Outcome::Success
 }
 
+pub(super) fn explain_staff(program: &Program, email: &str) -> Outcome {
+    let Some(staff) = program
+        .staff
+        .iter()
+        .find(|s| s.email.eq_ignore_ascii_case(email))
+    else {
+        let suggestion =
+            crate::diagnostic::suggest(email, program.staff.iter().map(|s| s.email.as_str()))
+                .map(|s| format!("did you mean `{s}`?"));
+        return usage_error(&format!("no staff member `{email}`"), suggestion);
+    };
+    print!("{}", compile::explain::staff(staff));
+    Outcome::Success
+}
+
 pub(super) fn matrix(program: &Program, html: bool) -> Outcome {
     if html {
         print!("{}", compile::matrix::html(program));

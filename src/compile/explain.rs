@@ -137,3 +137,29 @@ pub fn customer(
     out.push_str(&license(sources, &provenance, param));
     out
 }
+
+/// A staff member: instance role and app-developer options, and how each is carried out.
+pub fn staff(staff: &crate::model::customer::Staff) -> String {
+    let mut out = format!("staff `{}`", staff.email);
+    if let Some(name) = &staff.name {
+        out.push_str(&format!(" ({name})"));
+    }
+    out.push('\n');
+    match &staff.role {
+        Some(role) => out.push_str(&format!(
+            "instance role `{role}`: set through the admin API, resolved by name on the instance\n"
+        )),
+        None => out.push_str("no instance role\n"),
+    }
+    if staff.options.is_empty() {
+        out.push_str("no Apps and Features options\n");
+    } else {
+        out.push_str(
+            "Apps and Features options (manual: Administration → Users → the user → Apps and Features):\n",
+        );
+        for option in &staff.options {
+            out.push_str(&format!("  {}: {}\n", option.word(), option.label()));
+        }
+    }
+    out
+}

@@ -36,6 +36,24 @@ fn table(program: &Program) -> Table {
 }
 
 pub fn markdown(program: &Program) -> String {
+    let mut out = tiers_markdown(program);
+    if !program.staff.is_empty() {
+        out.push_str("\n| staff | name | instance role | options |\n| --- | --- | --- | --- |\n");
+        for s in &program.staff {
+            let options: Vec<&str> = s.options.iter().map(|o| o.word()).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                s.email,
+                s.name.as_deref().unwrap_or(""),
+                s.role.as_deref().unwrap_or("—"),
+                options.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn tiers_markdown(program: &Program) -> String {
     let table = table(program);
     let mut out = String::from("| parameter |");
     for t in &table.tiers {

@@ -225,3 +225,74 @@ pub enum Subject {
     Tier(String),
     Customer(String),
 }
+
+/// A `staff` block: one of the reseller's own people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staff {
+    pub email: String,
+    pub name: Option<String>,
+    /// The instance-level role's name (`SA`, `Admin`, `D1`, `S4 (read-only)`), resolved on the
+    /// instance when planning; `None` for no instance role.
+    pub role: Option<String>,
+    pub options: Vec<AppOption>,
+    pub span: Span,
+}
+
+/// An option of a user's "Apps and Features" tab. The admin API cannot set these, so plans list
+/// them as manual steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AppOption {
+    AppsWithoutSuffix,
+    ImlFunctions,
+    CommitApprovedApps,
+    PrivateApps,
+    LocalNetwork,
+}
+
+impl AppOption {
+    pub const ALL: &[AppOption] = &[
+        AppOption::AppsWithoutSuffix,
+        AppOption::ImlFunctions,
+        AppOption::CommitApprovedApps,
+        AppOption::PrivateApps,
+        AppOption::LocalNetwork,
+    ];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            AppOption::AppsWithoutSuffix => "apps_without_suffix",
+            AppOption::ImlFunctions => "iml_functions",
+            AppOption::CommitApprovedApps => "commit_approved_apps",
+            AppOption::PrivateApps => "private_apps",
+            AppOption::LocalNetwork => "local_network",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<AppOption> {
+        AppOption::ALL.iter().copied().find(|o| o.word() == word)
+    }
+
+    /// The option's label in Make's Administration, for manual steps.
+    pub fn label(self) -> &'static str {
+        match self {
+            AppOption::AppsWithoutSuffix => "Custom apps without the ID suffix",
+            AppOption::ImlFunctions => "Custom IML functions in custom apps",
+            AppOption::CommitApprovedApps => "Commit changes to approved apps",
+            AppOption::PrivateApps => "See and use private apps",
+            AppOption::LocalNetwork => "Local network access (on-premises only)",
+        }
+    }
+
+    /// Why the option deserves a warning, if it does.
+    pub fn warning(self) -> Option<&'static str> {
+        match self {
+            AppOption::AppsWithoutSuffix => {
+                Some("custom apps without the ID suffix may clash with the names of native apps")
+            }
+            AppOption::LocalNetwork => {
+                Some("local network access only works on on-premises instances")
+            }
+            _ => None,
+        }
+    }
+}

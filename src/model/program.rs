@@ -24,6 +24,8 @@ pub struct Program {
     pub customers: Vec<crate::model::customer::Customer>,
     pub lifecycle: crate::model::customer::Lifecycle,
     pub tests: Vec<crate::model::customer::Test>,
+    /// The reseller's own people with instance roles.
+    pub staff: Vec<crate::model::customer::Staff>,
     pub(crate) customer_index: HashMap<String, usize>,
     pub(crate) tier_index: HashMap<String, usize>,
 }

@@ -1,0 +1,196 @@
+//! `staff` blocks: the reseller's own people, their instance-level role (resolved by name on the
+//! instance when planning) and their app-developer options (manual steps, since the admin API
+//! cannot set them).
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Declarations, assigned_twice, invalid_email, looks_like_email, values};
+use crate::ast::{AssignOp, ValueKind};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::customer::{AppOption, Customer, Staff};
+use crate::model::program::InstanceSettings;
+use crate::source::Span;
+
+const FIELDS: &[&str] = &["name", "role", "options"];
+
+pub(super) fn staff(
+    decls: &Declarations<'_>,
+    customers: &[Customer],
+    instance: &InstanceSettings,
+    diags: &mut Diagnostics,
+) -> Vec<Staff> {
+    // Every customer address, for "instance roles are for the reseller's own people".
+    let customer_of: HashMap<String, &str> = customers
+        .iter()
+        .flat_map(|c| {
+            std::iter::once(&c.owner)
+                .chain(&c.admins)
+                .chain(&c.members)
+                .map(move |e| (e.to_lowercase(), c.key.as_str()))
+        })
+        .collect();
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::new();
+    for block in &decls.staff {
+        let email = &block.email.value;
+        let span = block.email.span;
+        if !looks_like_email(email) {
+            diags.push(invalid_email(email, span));
+            continue;
+        }
+        let key = email.to_lowercase();
+        if let Some(first) = seen.get(&key) {
+            diags.push(
+                Diagnostic::error(
+                    "charter::duplicate_staff",
+                    format!("`{email}` is declared as staff twice"),
+                )
+                .with_label(span, "declared again here")
+                .with_label(*first, "first declared here"),
+            );
+            continue;
+        }
+        seen.insert(key.clone(), span);
+        if let Some(customer) = customer_of.get(&key) {
+            diags.push(
+                Diagnostic::error(
+                    "charter::staff_is_customer",
+                    format!("`{email}` is one of customer `{customer}`'s people"),
+                )
+                .with_label(span, "staff with an instance role")
+                .with_help("instance roles are for the reseller's own people; use another address"),
+            );
+            continue;
+        }
+        if instance
+            .dummy_owner
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(email))
+        {
+            diags.push(
+                Diagnostic::error(
+                    "charter::staff_is_dummy_owner",
+                    format!("`{email}` is the instance's dummy owner"),
+                )
+                .with_label(span, "cannot also be staff"),
+            );
+            continue;
+        }
+        if let Some(staff) = one(block, diags) {
+            out.push(staff);
+        }
+    }
+    out
+}
+
+fn one(block: &crate::ast::Staff, diags: &mut Diagnostics) -> Option<Staff> {
+    let before = diags.errors().count();
+    let owner = format!("staff `{}`", block.email.value);
+    let mut staff = Staff {
+        email: block.email.value.clone(),
+        name: None,
+        role: None,
+        options: Vec::new(),
+        span: block.email.span,
+    };
+    let mut fields: HashMap<&str, Span> = HashMap::new();
+    for a in &block.body.assignments {
+        let field = a.field.name.as_str();
+        if !FIELDS.contains(&field) {
+            diags.push(
+                Diagnostic::error(
+                    "charter::unknown_field",
+                    format!("unknown field `{field}` in {owner}"),
+                )
+                .with_label(a.field.span, "not a staff field")
+                .with_suggestion(field, FIELDS.iter().copied())
+                .with_help("staff take `name`, `role` and `options`"),
+            );
+            continue;
+        }
+        if let Some(first) = fields.insert(field, a.field.span) {
+            diags.push(assigned_twice(&a.field, first, &owner));
+            continue;
+        }
+        if a.op != AssignOp::Set {
+            diags.push(
+                Diagnostic::error(
+                    "charter::invalid_operator",
+                    format!("`{}` cannot be used on `{field}`", a.op.as_str()),
+                )
+                .with_label(a.op_span, "use `=`"),
+            );
+            continue;
+        }
+        match (field, &a.value.kind) {
+            ("name", ValueKind::String(s)) => staff.name = Some(s.clone()),
+            ("role", ValueKind::String(s)) if !s.trim().is_empty() => {
+                staff.role = Some(s.clone());
+            }
+            ("options", ValueKind::List(items)) => {
+                let mut listed = HashSet::new();
+                for item in items {
+                    let ValueKind::Word(word) = &item.kind else {
+                        diags.push(
+                            Diagnostic::error("charter::wrong_kind", "an option is a word")
+                                .with_label(item.span, "expected an option such as `private_apps`"),
+                        );
+                        continue;
+                    };
+                    let Some(option) = AppOption::from_word(word) else {
+                        diags.push(
+                            Diagnostic::error(
+                                "charter::unknown_option",
+                                format!("unknown option `{word}`"),
+                            )
+                            .with_label(item.span, "not an Apps and Features option")
+                            .with_suggestion(word, AppOption::ALL.iter().map(|o| o.word())),
+                        );
+                        continue;
+                    };
+                    if !listed.insert(option) {
+                        diags.push(
+                            Diagnostic::warning(
+                                "charter::duplicate_option",
+                                format!("option `{word}` is listed twice"),
+                            )
+                            .with_label(item.span, "listed again here"),
+                        );
+                        continue;
+                    }
+                    if let Some(warning) = option.warning() {
+                        diags.push(
+                            Diagnostic::warning(
+                                "charter::risky_option",
+                                format!("option `{word}` for `{}`", staff.email),
+                            )
+                            .with_label(item.span, warning),
+                        );
+                    }
+                    staff.options.push(option);
+                }
+            }
+            (_, _) => {
+                let wanted = match field {
+                    "options" => "a list of options",
+                    "role" => "a role's name in quotes, such as `\"D1\"`",
+                    _ => "a string in quotes",
+                };
+                diags.push(
+                    Diagnostic::error(
+                        "charter::wrong_kind",
+                        format!(
+                            "`{field}` takes {wanted}, not {}",
+                            values::describe_value(&a.value)
+                        ),
+                    )
+                    .with_label(
+                        a.value.span,
+                        format!("this is {}", values::describe_value(&a.value)),
+                    ),
+                );
+            }
+        }
+    }
+    (diags.errors().count() == before).then_some(staff)
+}
