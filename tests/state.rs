@@ -999,3 +999,36 @@ fn charter_test_ignores_the_state() {
         run.stdout
     );
 }
+
+#[test]
+fn transition_refuses_a_request_from_before_a_recorded_transition() {
+    let dir = acme_copy("cli-backdated");
+    let policy = dir.to_str().unwrap();
+    let state = State::open(&default_path(&dir)).unwrap();
+    state
+        .record_transition(&applied(
+            "hooli",
+            "deprovision",
+            "frozen",
+            "deprovisioned",
+            "2026-08-22",
+        ))
+        .unwrap();
+    // At 2026-08-01 hooli was frozen, from where `reactivate` is allowed; but the walk replays
+    // the recorded deprovisioning first, so a request from then would never be carried out.
+    let run = charter(&[
+        "transition",
+        policy,
+        "hooli",
+        "reactivate",
+        "--at",
+        "2026-08-01",
+    ])
+    .code(1);
+    assert_eq!(
+        run.stderr,
+        "error: customer `hooli` has a transition recorded after 2026-08-01: `deprovision` at 2026-08-22\n  \
+         help: request it at 2026-08-22 or later\n"
+    );
+    assert!(state.requests("hooli").unwrap().is_empty());
+}

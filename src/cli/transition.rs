@@ -79,6 +79,23 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         Ok(history) => history,
         Err(outcome) => return outcome,
     };
+    // The walk replays recorded transitions first: a request from before the latest one
+    // would never be carried out.
+    if let Some(last) = history.transitions.last().filter(|last| last.at > at) {
+        return refuse(
+            &format!(
+                "customer `{}` has a transition recorded after {}: `{}` at {}",
+                customer.key,
+                format_instant(at),
+                last.transition,
+                format_instant(last.at)
+            ),
+            Some(format!(
+                "request it at {} or later",
+                format_instant(last.at)
+            )),
+        );
+    }
     let current = walk(lifecycle, customer, &history, at);
     let since = current
         .since

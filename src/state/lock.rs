@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{State, StateError, connect, instant};
+use super::{State, StateError, connect};
+use crate::model::time::format_instant;
 
 /// Who holds the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,8 +61,8 @@ pub(super) fn describe_locked(holder: &LockHolder) -> String {
         holder.purpose,
         holder.pid,
         holder.host,
-        instant(holder.acquired_at),
-        instant(holder.heartbeat_at)
+        format_instant(holder.acquired_at),
+        format_instant(holder.heartbeat_at)
     )
 }
 

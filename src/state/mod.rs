@@ -22,7 +22,6 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::compile::customer::{Event, History};
-use crate::model::time::format_instant;
 
 pub use journal::{JournalEntry, Step, StepOutcome};
 pub use lock::{LockGuard, LockHolder, LockOptions};
@@ -478,9 +477,4 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         _ => e.to_string().to_lowercase(),
     }
-}
-
-/// An instant for messages.
-fn instant(seconds: i64) -> String {
-    format_instant(seconds)
 }
