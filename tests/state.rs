@@ -592,6 +592,10 @@ fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
     let dir = scratch("lock-dead");
     let path = dir.join("state.db");
     let state = State::open(&path).unwrap();
+    if !Path::new("/proc/self").exists() {
+        // Without `/proc` only the lease tells a dead holder.
+        return;
+    }
     let mut child = Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
