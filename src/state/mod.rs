@@ -478,3 +478,43 @@ fn io_reason(e: &std::io::Error) -> String {
         _ => e.to_string().to_lowercase(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The journal's promise rests on these settings of every connection.
+    #[test]
+    fn every_connection_is_durable_and_checks_references() {
+        let dir = std::env::temp_dir().join(format!("charter-state-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = State::open(&dir.join("state.db")).unwrap();
+        let pragma = |name: &str| -> String {
+            state
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        // 2 is FULL: the log is synced at every commit.
+        assert_eq!(pragma("synchronous"), "2");
+        assert_eq!(pragma("foreign_keys"), "1");
+        let error = state
+            .conn
+            .execute(
+                "INSERT INTO transitions (customer, transition, from_state, to_state, at)
+                 VALUES ('nobody', 'freeze', 'active', 'frozen', 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
