@@ -12,4 +12,5 @@ pub mod model;
 pub mod policy;
 pub mod sandbox;
 pub mod source;
+pub mod state;
 pub mod syntax;

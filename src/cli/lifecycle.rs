@@ -1,8 +1,10 @@
 //! The commands about customers and their lifecycle: `compile --customer`, `explain
-//! --customer`, `test`, `schedule` and `graph`.
+//! --customer`, `test`, `schedule` and `graph`. All but `test` and `graph` read customers'
+//! recorded history from charter's state database when there is one.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::policy::Loaded;
 use super::{GraphFormat, Outcome, ScheduleFormat, usage_error};
@@ -11,6 +13,37 @@ use crate::compile::customer::{self, History};
 use crate::compile::{self, explain, graph as graphs, schedule as schedules, tests};
 use crate::model::customer::Customer;
 use crate::model::program::Program;
+use crate::state::{State, StateError};
+
+/// The state database a command uses: `--state FILE`, or the default beside the policy set.
+pub(super) fn state_path(policy: &Path, state: Option<PathBuf>) -> PathBuf {
+    state.unwrap_or_else(|| crate::state::default_path(policy))
+}
+
+/// Prints a state database error; the operation fails (exit 1).
+pub(super) fn state_error(error: &StateError) -> Outcome {
+    eprintln!("error: {error}");
+    Outcome::Failure
+}
+
+/// A customer's recorded history; empty when the state database does not exist, which reading
+/// never creates.
+pub(super) fn history(state: &Path, key: &str) -> Result<History, Outcome> {
+    match State::open_existing(state) {
+        Ok(None) => Ok(History::default()),
+        Ok(Some(state)) => state.history(key).map_err(|e| state_error(&e)),
+        Err(e) => Err(state_error(&e)),
+    }
+}
+
+/// Every customer's recorded history, as [`history`] does for one.
+fn histories(state: &Path) -> Result<BTreeMap<String, History>, Outcome> {
+    match State::open_existing(state) {
+        Ok(None) => Ok(BTreeMap::new()),
+        Ok(Some(state)) => state.histories().map_err(|e| state_error(&e)),
+        Err(e) => Err(state_error(&e)),
+    }
+}
 
 fn find<'a>(program: &'a Program, key: &str) -> Result<&'a Customer, Outcome> {
     program.customer(key).ok_or_else(|| {
@@ -21,12 +54,22 @@ fn find<'a>(program: &'a Program, key: &str) -> Result<&'a Customer, Outcome> {
     })
 }
 
-pub(super) fn compile_customer(program: &Program, key: &str, at: i64, text: bool) -> Outcome {
+pub(super) fn compile_customer(
+    program: &Program,
+    key: &str,
+    at: i64,
+    text: bool,
+    state: &Path,
+) -> Outcome {
     let c = match find(program, key) {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };
-    let desired = customer::desired(program, c, &History::default(), at);
+    let history = match history(state, key) {
+        Ok(history) => history,
+        Err(outcome) => return outcome,
+    };
+    let desired = customer::desired(program, c, &history, at);
     if text {
         let mut out = format!(
             "customer {} ({}): state {}, owner {}\n",
@@ -47,11 +90,17 @@ pub(super) fn compile_customer(program: &Program, key: &str, at: i64, text: bool
 
 /// Every customer, one JSON object per line, written as computed so that a large roster
 /// streams instead of being held whole.
-pub(super) fn compile_customers(program: &Program, at: i64) -> Outcome {
+pub(super) fn compile_customers(program: &Program, at: i64, state: &Path) -> Outcome {
+    let histories = match histories(state) {
+        Ok(histories) => histories,
+        Err(outcome) => return outcome,
+    };
+    let none = History::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for c in &program.customers {
-        let desired = customer::desired(program, c, &History::default(), at);
+        let history = histories.get(&c.key).unwrap_or(&none);
+        let desired = customer::desired(program, c, history, at);
         let line = serde_json::to_string(&desired.to_json()).unwrap_or_default();
         if writeln!(out, "{line}").is_err() {
             // The reader went away (`| head`); stop quietly.
@@ -67,12 +116,17 @@ pub(super) fn explain_customer(
     key: &str,
     at: i64,
     param: Option<usize>,
+    state: &Path,
 ) -> Outcome {
     let c = match find(&loaded.program, key) {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };
-    let desired = customer::desired(&loaded.program, c, &History::default(), at);
+    let history = match history(state, key) {
+        Ok(history) => history,
+        Err(outcome) => return outcome,
+    };
+    let desired = customer::desired(&loaded.program, c, &history, at);
     print!(
         "{}",
         explain::customer(&loaded.sources, &loaded.program, &desired, param)
@@ -140,8 +194,14 @@ pub(super) fn schedule(
     at: i64,
     horizon: i64,
     format: ScheduleFormat,
+    state: &Path,
 ) -> Outcome {
-    let entries = schedules::schedule(program, &|_| History::default(), at, horizon);
+    let histories = match histories(state) {
+        Ok(histories) => histories,
+        Err(outcome) => return outcome,
+    };
+    let history = |key: &str| histories.get(key).cloned().unwrap_or_default();
+    let entries = schedules::schedule(program, &history, at, horizon);
     match format {
         ScheduleFormat::Text => print!("{}", schedules::render_text(&entries, at, horizon)),
         ScheduleFormat::Json => println!(

@@ -10,6 +10,7 @@ mod lifecycle;
 mod policy;
 mod sandbox;
 mod tiers;
+mod transition;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -70,6 +71,10 @@ enum Command {
         at: Option<i64>,
         #[arg(long, value_enum, default_value_t = CompileFormat::Json)]
         format: CompileFormat,
+        /// charter's state database, for customers' recorded transitions and requests;
+        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Show every value with the chain that produced it; for a customer, also why it is in its state.
     #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer", "staff"]))]
@@ -88,6 +93,10 @@ enum Command {
         at: Option<i64>,
         /// Only this parameter.
         param: Option<String>,
+        /// charter's state database, for customers' recorded transitions and requests;
+        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// What a change to a policy set really changes: additive, breaking or neutral, and whom it hits.
     Diff {
@@ -127,7 +136,13 @@ enum Command {
         horizon: i64,
         #[arg(long, value_enum, default_value_t = ScheduleFormat::Text)]
         format: ScheduleFormat,
+        /// charter's state database, for customers' recorded transitions and requests;
+        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
+    /// Request a `manual` lifecycle transition for a customer; the next plan or run carries it out.
+    Transition(transition::Args),
     /// Print the lifecycle as a state diagram.
     Graph {
         #[arg(default_value = ".")]
@@ -274,6 +289,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             customers,
             at,
             format,
+            state,
         } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,
@@ -281,16 +297,18 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             };
             let program = &loaded.program;
             let at = at.unwrap_or_else(now);
+            let state = lifecycle::state_path(&path, state);
             if let Some(key) = customer {
                 return lifecycle::compile_customer(
                     program,
                     &key,
                     at,
                     format == CompileFormat::Text,
+                    &state,
                 );
             }
             if customers {
-                return lifecycle::compile_customers(program, at);
+                return lifecycle::compile_customers(program, at, &state);
             }
             tiers::compile(program, tier.as_deref(), format == CompileFormat::Text)
         }
@@ -301,6 +319,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             staff,
             at,
             param,
+            state,
         } => {
             let loaded = match policy::load(&path, output) {
                 Ok(loaded) => loaded,
@@ -314,7 +333,13 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 return tiers::explain_staff(&loaded.program, &email);
             }
             if let Some(key) = customer {
-                return lifecycle::explain_customer(&loaded, &key, at.unwrap_or_else(now), param);
+                return lifecycle::explain_customer(
+                    &loaded,
+                    &key,
+                    at.unwrap_or_else(now),
+                    param,
+                    &lifecycle::state_path(&path, state),
+                );
             }
             let Some(tier) = tier else {
                 return usage_error("give `--tier NAME` or `--customer KEY`", None);
@@ -345,12 +370,18 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             at,
             horizon,
             format,
+            state,
         } => match policy::load(&path, output) {
-            Ok(loaded) => {
-                lifecycle::schedule(&loaded.program, at.unwrap_or_else(now), horizon, format)
-            }
+            Ok(loaded) => lifecycle::schedule(
+                &loaded.program,
+                at.unwrap_or_else(now),
+                horizon,
+                format,
+                &lifecycle::state_path(&path, state),
+            ),
             Err(outcome) => outcome,
         },
+        Command::Transition(args) => transition::run(args, output),
         Command::Graph { path, format } => match policy::load(&path, output) {
             Ok(loaded) => lifecycle::graph(&loaded.program, format),
             Err(outcome) => outcome,
