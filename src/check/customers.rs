@@ -527,6 +527,15 @@ fn roster_attribute(value: &str) -> Attribute {
     }
 }
 
+/// `customer `acme`` in messages, written only when a message is.
+struct Who<'a>(&'a str);
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "customer `{}`", self.0)
+    }
+}
+
 /// The checks that look across a customer's fields; the customer if it is sound.
 fn finish(
     draft: Draft,
@@ -535,7 +544,7 @@ fn finish(
     diags: &mut Diagnostics,
 ) -> Option<Customer> {
     let before = diags.errors().count();
-    let who = format!("customer `{}`", draft.key);
+    let who = Who(&draft.key);
 
     let name = match &draft.name {
         Some((n, span)) if n.trim().is_empty() => {
@@ -756,10 +765,11 @@ fn finish(
             for a in &draft.overrides {
                 if let Err(e) = license.apply(&Origin::Override, a) {
                     ok = false;
-                    diags.push(apply_error(&who, license, a, &e));
+                    diags.push(apply_error(&who.to_string(), license, a, &e));
                 }
             }
             if ok {
+                let who = who.to_string();
                 check_flags(&who, license, cx.instance, reported, diags);
                 check_dependencies(&who, license, draft.key_span, reported, diags);
             }
@@ -856,7 +866,7 @@ fn touches_dependencies(changes: &[(usize, LicenseValue)]) -> bool {
 
 /// Two add-ons that both `=` one parameter to different values conflict for a customer that
 /// has both.
-fn conflicting_addons(addons: &[(&Addon, Span)], who: &str, diags: &mut Diagnostics) {
+fn conflicting_addons(addons: &[(&Addon, Span)], who: &Who<'_>, diags: &mut Diagnostics) {
     let mut sets: HashMap<usize, (&str, LicenseValue, Span)> = HashMap::new();
     for (addon, span) in addons {
         for a in addon.assignments.iter().filter(|a| a.op == AssignOp::Set) {

@@ -19,6 +19,9 @@ pub(super) fn staff(
     instance: &InstanceSettings,
     diags: &mut Diagnostics,
 ) -> Vec<Staff> {
+    if decls.staff.is_empty() {
+        return Vec::new();
+    }
     // Every customer address, for "instance roles are for the reseller's own people".
     let customer_of: HashMap<String, &str> = customers
         .iter()
