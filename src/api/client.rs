@@ -20,12 +20,11 @@ use serde_json::value::RawValue;
 use super::error::{ApiError, ApiErrorKind, Call, Method};
 use super::roles::Roles;
 use super::wire::{
-    AdminRole, AdminRoleList, DefaultLicense, ErrorBody, IdOnly, License, NewOrganization,
-    NewTeam, NewUser, Organization, OrganizationChanges, OrganizationEnvelope,
-    PartialOrganization, Pg, RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges,
-    UserEnvelope, UserLookup, UserLookupEnvelope, UserOrganizationRole,
-    UserOrganizationRoleEnvelope, UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope,
-    UsersRole, UsersRoleList,
+    AdminRole, AdminRoleList, DefaultLicense, ErrorBody, IdOnly, License, NewOrganization, NewTeam,
+    NewUser, Organization, OrganizationChanges, OrganizationEnvelope, PartialOrganization, Pg,
+    RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges, UserEnvelope, UserLookup,
+    UserLookupEnvelope, UserOrganizationRole, UserOrganizationRoleEnvelope,
+    UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope, UsersRole, UsersRoleList,
 };
 use crate::model::{LicenseObject, catalog};
 
@@ -409,16 +408,15 @@ impl Client {
 
     /// Sends one call and returns the body of a successful answer.
     async fn exchange(&self, call: &Call, body: Option<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
-        let mut url = Url::parse(&format!("{}{}", self.url.api_root(), call.path)).map_err(
-            |error| {
+        let mut url =
+            Url::parse(&format!("{}{}", self.url.api_root(), call.path)).map_err(|error| {
                 ApiError::new(
                     call.clone(),
                     ApiErrorKind::NotSent {
                         reason: format!("the address cannot be built: {error}"),
                     },
                 )
-            },
-        )?;
+            })?;
         if !call.query.is_empty() {
             url.query_pairs_mut().extend_pairs(call.query.iter());
         }
@@ -470,17 +468,14 @@ impl Client {
         call: Call,
         body: Option<&impl Serialize>,
     ) -> Result<T, ApiError> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|error| {
-                ApiError::new(
-                    call.clone(),
-                    ApiErrorKind::NotSent {
-                        reason: format!("the body cannot be written: {error}"),
-                    },
-                )
-            })?;
+        let body = body.map(serde_json::to_vec).transpose().map_err(|error| {
+            ApiError::new(
+                call.clone(),
+                ApiErrorKind::NotSent {
+                    reason: format!("the body cannot be written: {error}"),
+                },
+            )
+        })?;
         let bytes = self.exchange(&call, body).await?;
         parse(&call, &bytes)
     }
@@ -578,8 +573,7 @@ impl Client {
         if let Some(license) = &new.license {
             complete(Method::Post, &call_path, license)?;
         }
-        let envelope: OrganizationEnvelope =
-            self.write(Method::Post, call_path, Some(new)).await?;
+        let envelope: OrganizationEnvelope = self.write(Method::Post, call_path, Some(new)).await?;
         Ok(envelope.organization)
     }
 
@@ -617,15 +611,21 @@ impl Client {
     /// `GET /admin/system-settings/default-license`.
     pub async fn default_license(&self) -> Result<License, ApiError> {
         let body: DefaultLicense = self
-            .get("/admin/system-settings/default-license".to_owned(), Vec::new())
+            .get(
+                "/admin/system-settings/default-license".to_owned(),
+                Vec::new(),
+            )
             .await?;
         Ok(body.default_license)
     }
 
     /// `GET /organizations/{id}/usage`: the daily usage of the last 30 days.
     pub async fn usage(&self, organization_id: i64) -> Result<Usage, ApiError> {
-        self.get(format!("/organizations/{organization_id}/usage"), Vec::new())
-            .await
+        self.get(
+            format!("/organizations/{organization_id}/usage"),
+            Vec::new(),
+        )
+        .await
     }
 
     // Users
@@ -882,14 +882,12 @@ fn answer_error(call: &Call, status: StatusCode, headers: &HeaderMap, bytes: &[u
         500..=599 => ApiErrorKind::Server,
         _ => ApiErrorKind::Rejected,
     };
-    let mut error = ApiError::new(call.clone(), kind);
-    error.status = Some(code);
+    let error = ApiError::new(call.clone(), kind).with_status(code);
     match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) => error.body = Some(body),
-        Err(_) if !bytes.is_empty() => error.excerpt = Some(excerpt(bytes)),
-        Err(_) => {}
+        Ok(body) => error.with_body(Some(body), None),
+        Err(_) if !bytes.is_empty() => error.with_body(None, Some(excerpt(bytes))),
+        Err(_) => error,
     }
-    error
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
@@ -899,7 +897,9 @@ fn retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    let wait = at.as_second().saturating_sub(jiff::Timestamp::now().as_second());
+    let wait = at
+        .as_second()
+        .saturating_sub(jiff::Timestamp::now().as_second());
     Some(Duration::from_secs(u64::try_from(wait).unwrap_or(0)))
 }
 
@@ -927,9 +927,7 @@ fn parse<T: DeserializeOwned>(call: &Call, bytes: &[u8]) -> Result<T, ApiError> 
 
 fn parse_at<T: DeserializeOwned>(call: &Call, bytes: &[u8], prefix: &str) -> Result<T, ApiError> {
     let bad = |problem: String| {
-        let mut failure = ApiError::new(call.clone(), ApiErrorKind::BadResponse { problem });
-        failure.status = Some(200);
-        failure
+        ApiError::new(call.clone(), ApiErrorKind::BadResponse { problem }).with_status(200)
     };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(
@@ -1013,9 +1011,7 @@ impl<T: DeserializeOwned> Pages<'_, T> {
         let bytes = self.client.exchange(&call, None).await?;
         let fields: BTreeMap<String, Box<RawValue>> = parse(&call, &bytes)?;
         let bad = |problem: String| {
-            let mut error = ApiError::new(call.clone(), ApiErrorKind::BadResponse { problem });
-            error.status = Some(200);
-            error
+            ApiError::new(call.clone(), ApiErrorKind::BadResponse { problem }).with_status(200)
         };
         let items_text = fields
             .get(self.key)

@@ -99,9 +99,13 @@ pub enum ApiErrorKind {
     Inconsistent { problem: String },
 }
 
-/// A failed call to Make's admin API.
+/// A failed call to Make's admin API (boxed: it travels in every `Result` of the client).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ApiError(Box<Failure>);
+
+/// What an [`ApiError`] holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
     pub call: Call,
     pub kind: ApiErrorKind,
     /// The HTTP status, when an answer came.
@@ -112,15 +116,38 @@ pub struct ApiError {
     pub excerpt: Option<String>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = Failure;
+
+    fn deref(&self) -> &Failure {
+        &self.0
+    }
+}
+
 impl ApiError {
     pub(crate) fn new(call: Call, kind: ApiErrorKind) -> ApiError {
-        ApiError {
+        ApiError(Box::new(Failure {
             call,
             kind,
             status: None,
             body: None,
             excerpt: None,
-        }
+        }))
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> ApiError {
+        self.0.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_body(
+        mut self,
+        body: Option<ErrorBody>,
+        excerpt: Option<String>,
+    ) -> ApiError {
+        self.0.body = body;
+        self.0.excerpt = excerpt;
+        self
     }
 
     /// Whether the same call may succeed if it is made again later: rate limits, server errors,
@@ -308,7 +335,10 @@ impl fmt::Display for ApiError {
                 write!(f, "`{call}` could not reach the instance: {reason}")
             }
             ApiErrorKind::ConnectionLost { reason } => {
-                write!(f, "`{call}` lost its connection before the answer: {reason}")?;
+                write!(
+                    f,
+                    "`{call}` lost its connection before the answer: {reason}"
+                )?;
                 if call.method.is_write() {
                     f.write_str("; whether it was applied is unknown")?;
                 }
@@ -336,7 +366,7 @@ impl std::error::Error for ApiError {}
 
 fn human_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{} s", millis / 1000)
     } else {
         format!("{millis} ms")

@@ -15,6 +15,6 @@ pub use client::{
     AdminRoleCategory, Client, ClientError, ClientOptions, InstanceUrl, OrganizationColumn,
     OrganizationFilter, Pages, RoleCategory, Token, TokenError, UserFilter, UserInvitation,
 };
-pub use error::{ApiError, ApiErrorKind, Call, Method};
+pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
 pub use observe::{Fingerprint, ObserveCalls, Observed, observe};
 pub use roles::{Role, RoleError, RoleKind, Roles};

@@ -202,7 +202,10 @@ mod tests {
     #[test]
     fn a_missing_role_is_an_error_with_a_suggestion() {
         let error = roles().organization_role("Onwer").unwrap_err();
-        assert_eq!(error.to_string(), "the instance has no organization role `Onwer`");
+        assert_eq!(
+            error.to_string(),
+            "the instance has no organization role `Onwer`"
+        );
         assert_eq!(
             error.help(),
             "did you mean `Owner`? its organization roles are `Owner`, `Admin`"

@@ -4,7 +4,9 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+pub mod config;
 mod format;
+mod instance;
 mod lifecycle;
 mod policy;
 mod sandbox;
@@ -139,6 +141,8 @@ enum Command {
     },
     /// Run a local Make-compatible admin API to plan and apply against.
     Sandbox(sandbox::Args),
+    /// Read the configured Make instance (or the embedded sandbox) and summarise it.
+    Instance(instance::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -361,6 +365,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             Outcome::Success
         }
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Instance(args) => instance::run(args, output),
     }
 }
 
