@@ -1326,3 +1326,128 @@ fn the_instance_command_refuses_a_token_in_the_file_and_plain_http() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not HTTPS"), "{stderr}");
 }
+
+/// A server that answers every request with this status line, these headers and this body.
+async fn fake_server(status: &str, headers: &[&str], body: &str) -> String {
+    let mut response = format!("HTTP/1.1 {status}\r\n");
+    for header in headers {
+        response.push_str(header);
+        response.push_str("\r\n");
+    }
+    response.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = vec![0u8; 8192];
+            let _ = stream.read(&mut buffer).await;
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_the_expected_json_is_named() {
+    let url = fake_server("200 OK", &["Content-Type: text/html"], "<html>hi</html>").await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client.default_license().await.unwrap_err();
+    assert!(matches!(error.kind, ApiErrorKind::BadResponse { .. }));
+    assert!(
+        error.to_string().starts_with(
+            "`GET /admin/system-settings/default-license` answered 200 with a body charter cannot read: "
+        ),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+
+    let url = fake_server(
+        "200 OK",
+        &["Content-Type: application/json"],
+        "{\"organizations\":[{\"id\":1,\"name\":2}],\"pg\":{\"limit\":1000}}  ",
+    )
+    .await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client
+        .list_organizations(&OrganizationFilter::default())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("`organizations[0].name`: invalid type: integer `2`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("GET /admin/organizations?pg[sortBy]=id"),
+        "{text}"
+    );
+
+    let url = fake_server(
+        "502 Bad Gateway",
+        &["Content-Type: text/html"],
+        "<html><body>502 Bad Gateway</body></html",
+    )
+    .await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client
+        .create_user(&invitation("A", "a@b.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ApiErrorKind::Server);
+    assert!(error.outcome_unknown());
+    assert_eq!(
+        error.to_string(),
+        "`POST /admin/users` failed on the instance (502): the answer is not Make's error body: \
+         `<html><body>502 Bad Gateway</body></html`"
+    );
+
+    let url = fake_server("429 Too Many Requests", &["Retry-After: 17"], "").await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client.default_license().await.unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(17)));
+    assert!(error.to_string().ends_with("; retry after 17 s"), "{error}");
+
+    let url = fake_server(
+        "301 Moved Permanently",
+        &["Location: http://elsewhere.example/api/v2/users/roles"],
+        "",
+    )
+    .await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client.users_roles(RoleCategory::Team).await.unwrap_err();
+    assert!(
+        matches!(error.kind, ApiErrorKind::Redirected { location: Some(ref l) } if l.contains("elsewhere")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_caps_pages_below_the_limit_is_still_read_to_the_end() {
+    // The page size asked for is 1000; this instance serves 2 and echoes `limit: 2`. The answer
+    // is the same for every offset, which the client notices instead of looping.
+    let url = fake_server(
+        "200 OK",
+        &["Content-Type: application/json"],
+        "{\"users\":[{\"id\":1},{\"id\":2}],\"pg\":{\"sortBy\":\"id\",\"sortDir\":\"asc\",\"limit\":2}}",
+    )
+    .await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let error = client
+        .list_user_ids(&UserFilter::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        client.calls(),
+        2,
+        "a full page of the capped size asks for the next"
+    );
+    assert!(
+        error.to_string().contains("ignores `pg[offset]`"),
+        "{error}"
+    );
+}

@@ -903,18 +903,13 @@ fn retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(u64::try_from(wait).unwrap_or(0)))
 }
 
-/// The first line of a body, shortened.
+/// A body on one line, shortened.
 fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(120)
-        .collect();
-    if text.chars().count() > line.chars().count() {
-        format!("{line}…")
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 120 {
+        let short: String = line.chars().take(120).collect();
+        format!("{short}…")
     } else {
         line
     }
@@ -1018,10 +1013,12 @@ impl<T: DeserializeOwned> Pages<'_, T> {
             .ok_or_else(|| bad(format!("the answer has no `{}` list", self.key)))?
             .get();
         let items: Vec<T> = parse_at(&call, items_text.as_bytes(), self.key)?;
-        let echoed = match fields.get("pg") {
-            Some(pg) => Some(parse_at::<Pg>(&call, pg.get().as_bytes(), "pg")?.limit),
-            None => None,
-        };
+        // The `pg` echo is read leniently: only its `limit` matters, and only when it is there.
+        let echoed = fields
+            .get("pg")
+            .and_then(|pg| serde_json::from_str::<serde_json::Value>(pg.get()).ok())
+            .and_then(|pg| pg.get("limit").and_then(serde_json::Value::as_u64))
+            .and_then(|limit| u32::try_from(limit).ok());
         let limit = echoed
             .filter(|&l| l > 0)
             .map_or(self.limit, |l| l.min(self.limit));
@@ -1047,5 +1044,29 @@ impl<T: DeserializeOwned> Pages<'_, T> {
             all.extend(page);
         }
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        assert_eq!(retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn an_excerpt_is_one_short_line() {
+        assert_eq!(
+            excerpt(b"<html>\n  <b>x</b>\n</html>"),
+            "<html> <b>x</b> </html>"
+        );
+        assert!(excerpt(&[b'a'; 500]).ends_with('…'));
     }
 }
