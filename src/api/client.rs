@@ -21,7 +21,7 @@ use super::error::{ApiError, ApiErrorKind, Call, Method};
 use super::roles::Roles;
 use super::wire::{
     AdminRole, AdminRoleList, DefaultLicense, ErrorBody, IdOnly, License, NewOrganization, NewTeam,
-    NewUser, Organization, OrganizationChanges, OrganizationEnvelope, PartialOrganization, Pg,
+    NewUser, Organization, OrganizationChanges, OrganizationEnvelope, PartialOrganization,
     RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges, UserEnvelope, UserLookup,
     UserLookupEnvelope, UserOrganizationRole, UserOrganizationRoleEnvelope,
     UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope, UsersRole, UsersRoleList,
