@@ -1085,6 +1085,10 @@ fn an_unknown_key_is_located() {
         "{text}"
     );
     assert_eq!(error.help().as_deref(), Some("did you mean `token_env`?"));
+    assert!(
+        !text.contains("`token`"),
+        "the refused key is not offered: {text}"
+    );
     let ConfigError::File {
         sources,
         diagnostic,

@@ -216,6 +216,10 @@ impl ApiError {
                  lower `rate_limit` in `charter.toml` or try again later"
                     .to_owned(),
             ),
+            ApiErrorKind::Unreachable { .. } => Some(
+                "check the instance's `url` and that it can be reached from this machine"
+                    .to_owned(),
+            ),
             ApiErrorKind::Redirected { .. } => Some(
                 "set `url` to the address the instance answers on itself; charter follows no \
                  redirects"

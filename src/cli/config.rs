@@ -224,6 +224,11 @@ impl fmt::Display for ConfigError {
                 None => f.write_str(&diagnostic.message),
             },
             ConfigError::Setting {
+                origin: Origin::Default,
+                message,
+                ..
+            } => f.write_str(message),
+            ConfigError::Setting {
                 origin, message, ..
             } => write!(f, "{origin}: {message}"),
         }
@@ -449,7 +454,13 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         }
     };
     let config: FileConfig = toml::from_str(text).map_err(|error| {
-        let message = error.message().trim().trim_end_matches('.').to_owned();
+        // The `token` keys exist only to be refused: they are not offered as expected keys.
+        let message = error
+            .message()
+            .trim()
+            .trim_end_matches('.')
+            .replace(", `token`", "")
+            .replace("`token`, ", "");
         let mut diagnostic = Diagnostic::error(CODE, first_lowercase(&message));
         if let Some(unknown) = message
             .strip_prefix("unknown field `")
