@@ -1455,3 +1455,31 @@ async fn an_instance_that_caps_pages_below_the_limit_is_still_read_to_the_end() 
         "{error}"
     );
 }
+
+#[test]
+fn a_file_naming_both_token_sources_is_refused() {
+    let dir = policy_dir(
+        "both",
+        "[instance]\ntoken_env = \"MAKE_TOKEN\"\ntoken_file = \"token.txt\"\n",
+    );
+    let error = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("charter.toml:3:14: `token_env` and `token_file` are both set"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_config_error_is_a_json_diagnostic_on_request() {
+    let dir = policy_dir("json", "[instance]\nconcurency = 4\n");
+    let (code, stdout, stderr) = charter(&dir, &["instance", "--error-format", "json"], &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    let diagnostic: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(diagnostic["code"], "charter::config");
+    assert_eq!(diagnostic["line"], 2);
+    assert_eq!(diagnostic["column"], 1);
+    assert_eq!(diagnostic["help"], "did you mean `concurrency`?");
+}

@@ -499,9 +499,8 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
     }
     let instance = config.instance;
     let token = match (instance.token_env, instance.token_file) {
-        (Some(env), Some(file)) => {
+        (Some(_), Some(file)) => {
             let range = file.span();
-            let _ = env;
             return Err(located(
                 text,
                 range,
