@@ -1483,3 +1483,89 @@ fn a_config_error_is_a_json_diagnostic_on_request() {
     assert_eq!(diagnostic["column"], 1);
     assert_eq!(diagnostic["help"], "did you mean `concurrency`?");
 }
+
+/// More members than organizations: memberships are read per organization, and the one person
+/// with two different roles is read per user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_reads_memberships_per_organization_when_that_is_cheaper() {
+    let running = sandbox::start(config()).await.unwrap();
+    let client = client(&running);
+    let roles = client.roles().await.unwrap();
+    let role = |name: &str| roles.organization_role(name).unwrap();
+    let mut people = Vec::new();
+    for n in 1..=8 {
+        let person = client
+            .create_user(&invitation(
+                &format!("P{n}"),
+                &format!("p{n}@per-org.example"),
+            ))
+            .await
+            .unwrap();
+        people.push(person.id);
+    }
+    let x = client
+        .create_organization(&NewOrganization {
+            name: "X".into(),
+            user_org_admin: Some(people[0]),
+            ..NewOrganization::default()
+        })
+        .await
+        .unwrap();
+    let y = client
+        .create_organization(&NewOrganization {
+            name: "Y".into(),
+            user_org_admin: Some(people[7]),
+            ..NewOrganization::default()
+        })
+        .await
+        .unwrap();
+    for &person in &people[1..6] {
+        client
+            .set_organization_role(person, x.id, role("Member"))
+            .await
+            .unwrap();
+    }
+    client
+        .set_organization_role(people[6], x.id, role("Admin"))
+        .await
+        .unwrap();
+    client
+        .set_organization_role(people[6], y.id, role("Member"))
+        .await
+        .unwrap();
+
+    let reader = client_with(&running, SA, ClientOptions::default());
+    let observed = observe(&reader).await.unwrap();
+    let members = |id: i64| -> Vec<(i64, i64)> {
+        observed
+            .organization(id)
+            .unwrap()
+            .members
+            .iter()
+            .map(|m| (m.user_id, m.role_id))
+            .collect()
+    };
+    let mut expected_x = vec![(people[0], role("Owner")), (people[6], role("Admin"))];
+    expected_x.extend(people[1..6].iter().map(|&p| (p, role("Member"))));
+    expected_x.sort();
+    assert_eq!(members(x.id), expected_x);
+    assert_eq!(
+        members(y.id),
+        vec![(people[6], role("Member")), (people[7], role("Owner"))]
+    );
+    // M = 8 people hold a role, A = 1 holds two, N = 2: 8 > 2 + 1, so per organization:
+    // 2 member lists + 1 per-user read. Owners are their organization's only team's admins:
+    // no team call. 5 + 1 + 1 + 5 + 3 + 5 + 0.
+    let calls = observed.calls;
+    assert!(!calls.memberships_per_user);
+    assert_eq!(calls.memberships, 3);
+    assert_eq!(calls.team_members, 0);
+    assert_eq!(calls.total(), 20);
+    assert_eq!(
+        observed.organization(x.id).unwrap().teams[0].members[0]
+            .role
+            .as_deref(),
+        Some("Team Admin")
+    );
+    running.shutdown().await.unwrap();
+}
