@@ -16,5 +16,8 @@ pub use client::{
     OrganizationFilter, Pages, RoleCategory, Token, TokenError, UserFilter, UserInvitation,
 };
 pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
-pub use observe::{Fingerprint, ObserveCalls, Observed, observe};
+pub use observe::{
+    Fingerprint, Membership, ObserveCalls, Observed, ObservedOrganization, ObservedTeam,
+    ObservedUser, observe,
+};
 pub use roles::{Role, RoleError, RoleKind, Roles};
