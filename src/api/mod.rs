@@ -1,6 +1,23 @@
-//! Make's admin API as charter sees it on the wire.
+//! Make's admin API as charter sees it: the wire types, the client, the roles and the observed
+//! state of an instance.
 //!
-//! [`wire`] holds the serde types of the JSON bodies. The sandbox serves them and the API client
+//! [`wire`] holds the serde types of the JSON bodies. The sandbox serves them and the [`client`]
 //! reads them; the two share nothing else, so a disagreement between them shows up in tests.
+//! [`observe`] reads everything a planner needs into plain, sorted data.
 
+pub mod client;
+pub mod error;
+pub mod observe;
+pub mod roles;
 pub mod wire;
+
+pub use client::{
+    AdminRoleCategory, Client, ClientError, ClientOptions, InstanceUrl, OrganizationColumn,
+    OrganizationFilter, Pages, RoleCategory, Token, TokenError, UserFilter, UserInvitation,
+};
+pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
+pub use observe::{
+    Fingerprint, Membership, ObserveCalls, Observed, ObservedOrganization, ObservedTeam,
+    ObservedUser, observe,
+};
+pub use roles::{Role, RoleError, RoleKind, Roles};

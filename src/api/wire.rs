@@ -48,6 +48,18 @@ impl Serialize for License {
     }
 }
 
+impl From<&crate::model::LicenseObject> for License {
+    /// The complete license object as it is sent: every catalog key.
+    fn from(object: &crate::model::LicenseObject) -> License {
+        License(
+            object
+                .values()
+                .map(|(parameter, value)| (parameter.name.to_owned(), value.to_json()))
+                .collect(),
+        )
+    }
+}
+
 /// Make's error body: `{message, detail, code, suberrors?}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -98,6 +110,45 @@ pub struct Organization {
     pub scenarios: i64,
     pub active_scenarios: i64,
     pub deleted: bool,
+}
+
+/// An organization narrowed by `cols[]`: only the selected fields are present.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialOrganization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<Vec<TeamSummary>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_paused: Option<bool>,
+    /// Absent when not selected; `Some(None)` when selected and `null`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenarios: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_scenarios: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}
+
+/// An object narrowed to its id by `cols[]=id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdOnly {
+    pub id: i64,
 }
 
 /// `{organization: {…}}`.

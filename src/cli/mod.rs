@@ -4,8 +4,10 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+pub mod config;
 mod diff;
 mod format;
+mod instance;
 mod lifecycle;
 mod policy;
 mod sandbox;
@@ -173,6 +175,8 @@ enum Command {
     },
     /// Run a local Make-compatible admin API to plan and apply against.
     Sandbox(sandbox::Args),
+    /// Read the configured Make instance (or the embedded sandbox) and summarise it.
+    Instance(instance::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -394,5 +398,6 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             SchemaName::License => tiers::schema(),
         },
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Instance(args) => instance::run(args, output),
     }
 }

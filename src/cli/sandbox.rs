@@ -139,13 +139,14 @@ fn serve(config: Config) -> Result<(), String> {
             let plural = if tokens.len() == 1 { "" } else { "s" };
             format!("{} token{plural} ({})", tokens.len(), roles.join(", "))
         };
+        let stop = stop_signal();
         println!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
              rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
             running.url()
         );
         let _ = std::io::stdout().flush();
-        stop_signal().await;
+        stop.await;
         eprintln!("stopping: finishing requests in flight");
         running
             .shutdown()
@@ -156,25 +157,32 @@ fn serve(config: Config) -> Result<(), String> {
     })
 }
 
-/// Ctrl-C, or SIGTERM where there is one.
-async fn stop_signal() {
+/// Ctrl-C, or SIGTERM where there is one. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal sent right after the startup line is not lost.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -1,0 +1,488 @@
+//! Reading an instance: every organization with its license, members and teams, every user, and
+//! the roles, in as few calls as Make's documented endpoints allow.
+//!
+//! The result, [`Observed`], is plain sorted data for a pure planner; each organization and user
+//! has a [`Fingerprint`] that a saved plan records, so that `apply` can tell whether it changed.
+//!
+//! # Calls
+//!
+//! Licenses and teams come inline in the organization list. Memberships are the expensive part:
+//! Make has no endpoint listing every membership. With `P` the page size and
+//! `pages(n) = ⌊n / P⌋ + 1` (the last page is the first shorter than `P`), observing costs:
+//!
+//! 1. roles: 5 calls (instance roles of the three categories, organization roles, team roles);
+//! 2. organizations: `pages(N)`; users: `pages(U)`;
+//! 3. holders: for each organization role `r`, `GET /admin/users?organizationRoleId=r&cols[]=id`
+//!    (`pages` of its holders): who holds `r` somewhere. A user found under exactly one role has
+//!    that role in every organization they belong to;
+//! 4. memberships, the cheaper of two ways, chosen from the holder lists (`M` users hold an
+//!    organization role, `A` of them more than one):
+//!    - per user (when `M ≤ N + A`): `GET /users/{id}/user-organization-roles` for each of the
+//!      `M`, which gives their role everywhere: `M` calls;
+//!    - per organization: `GET /admin/users?organizationId=o&cols[]=id` for each organization
+//!      (`pages` of its members), then the per-user call for each member whose role the holder
+//!      lists do not tell (the `A`, and any member found under no role);
+//! 5. team holders: for each team role, `GET /admin/users?teamRoleId=r&cols[]=id`. A user whose
+//!    organizations have one team between them, found under one team role, is placed without
+//!    another call; otherwise each team that may hold them is listed
+//!    (`GET /admin/users?teamId=t&cols[]=id`), and for members found under several team roles,
+//!    `GET /admin/users?teamId=t&teamRoleId=r&cols[]=id` for each of those roles.
+//!
+//! An instance where each organization has one team and nobody holds two different roles costs
+//! `5 + pages(N) + pages(U) + Σ pages(holders) + min(M, N)` calls: about `N + 17` with Make's
+//! five organization and five team roles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::client::{Client, UserFilter};
+use super::error::{ApiError, ApiErrorKind, Call, Method};
+use super::roles::{RoleKind, Roles};
+use super::wire::{License, Organization, User};
+
+/// A user's role in an organization or a team.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    pub user_id: i64,
+    pub role_id: i64,
+    /// The role's name, when the instance lists the role.
+    pub role: Option<String>,
+}
+
+/// A team and its members, sorted by user id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedTeam {
+    pub id: i64,
+    pub name: String,
+    pub members: Vec<Membership>,
+}
+
+/// An organization as read: its attributes, license, members and teams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedOrganization {
+    pub id: i64,
+    pub name: String,
+    pub timezone_id: i64,
+    pub country_id: i64,
+    pub license: License,
+    pub is_paused: bool,
+    pub external_id: Option<String>,
+    pub scenarios: i64,
+    pub active_scenarios: i64,
+    pub deleted: bool,
+    /// Sorted by user id.
+    pub members: Vec<Membership>,
+    /// Sorted by id.
+    pub teams: Vec<ObservedTeam>,
+}
+
+/// A user as read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedUser {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub instance_role_id: Option<i64>,
+    /// The instance role's name, when the user has one the instance lists.
+    pub instance_role: Option<String>,
+    pub language: String,
+    pub country_id: i64,
+    pub timezone_id: i64,
+    pub locale_id: i64,
+    pub deleted: bool,
+}
+
+/// How many calls each part of an observation took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObserveCalls {
+    pub roles: u64,
+    pub organizations: u64,
+    pub users: u64,
+    pub organization_role_holders: u64,
+    /// Per-user or per-organization membership reads (see the module documentation).
+    pub memberships: u64,
+    pub team_role_holders: u64,
+    pub team_members: u64,
+    /// Whether memberships were read per user (rather than per organization).
+    pub memberships_per_user: bool,
+}
+
+impl ObserveCalls {
+    pub fn total(&self) -> u64 {
+        self.roles
+            + self.organizations
+            + self.users
+            + self.organization_role_holders
+            + self.memberships
+            + self.team_role_holders
+            + self.team_members
+    }
+}
+
+/// Everything charter reads from an instance, sorted by id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub organizations: Vec<ObservedOrganization>,
+    pub users: Vec<ObservedUser>,
+    pub roles: Roles,
+    /// What reading it cost; not part of any fingerprint.
+    pub calls: ObserveCalls,
+}
+
+impl Observed {
+    pub fn organization(&self, id: i64) -> Option<&ObservedOrganization> {
+        self.organizations
+            .binary_search_by_key(&id, |o| o.id)
+            .ok()
+            .and_then(|i| self.organizations.get(i))
+    }
+
+    pub fn user(&self, id: i64) -> Option<&ObservedUser> {
+        self.users
+            .binary_search_by_key(&id, |u| u.id)
+            .ok()
+            .and_then(|i| self.users.get(i))
+    }
+}
+
+/// A stable digest of an observed object: `sha256:` and the hex SHA-256 of its canonical JSON.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(pub String);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn fingerprint(value: &serde_json::Value) -> Fingerprint {
+    // Serializing a `Value` cannot fail; field order is the structs' and license keys are in
+    // catalog order, so the text is canonical.
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&text);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Fingerprint(format!("sha256:{hex}"))
+}
+
+impl ObservedOrganization {
+    /// The fingerprint of everything a plan acts on: attributes, license, members and teams.
+    /// The usage counters `scenarios` and `activeScenarios` are left out: they move without
+    /// anyone changing the organization.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("scenarios");
+            map.remove("activeScenarios");
+        }
+        fingerprint(&value)
+    }
+}
+
+impl ObservedUser {
+    pub fn fingerprint(&self) -> Fingerprint {
+        fingerprint(&serde_json::to_value(self).unwrap_or_default())
+    }
+}
+
+/// Reads the instance (see the module documentation for the calls it makes).
+pub async fn observe(client: &Client) -> Result<Observed, ApiError> {
+    let mut calls = ObserveCalls::default();
+    let mut mark = client.calls();
+    let mut spent = |client: &Client| {
+        let now = client.calls();
+        let used = now - mark;
+        mark = now;
+        used
+    };
+
+    let roles = client.roles().await?;
+    calls.roles = spent(client);
+    let organizations = client.list_organizations(&Default::default()).await?;
+    calls.organizations = spent(client);
+    let users = client.list_users(&UserFilter::default()).await?;
+    calls.users = spent(client);
+
+    // Who holds each organization role somewhere.
+    let mut organization_candidates: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for role in &roles.organization {
+        let holders = client
+            .list_user_ids(&UserFilter {
+                organization_role_id: Some(role.id),
+                ..UserFilter::default()
+            })
+            .await?;
+        for user in holders {
+            organization_candidates
+                .entry(user)
+                .or_default()
+                .insert(role.id);
+        }
+    }
+    calls.organization_role_holders = spent(client);
+
+    let known: BTreeSet<i64> = organizations.iter().map(|o| o.id).collect();
+    // (organization, user) → role
+    let mut memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let several = organization_candidates
+        .values()
+        .filter(|roles| roles.len() > 1)
+        .count();
+    let per_user = organization_candidates.len() <= organizations.len() + several;
+    calls.memberships_per_user = per_user;
+    let mut unresolved: BTreeSet<i64> = BTreeSet::new();
+    if per_user {
+        unresolved.extend(organization_candidates.keys().copied());
+    } else {
+        for organization in &organizations {
+            let members = client
+                .list_user_ids(&UserFilter {
+                    organization_id: Some(organization.id),
+                    ..UserFilter::default()
+                })
+                .await?;
+            for user in members {
+                match organization_candidates.get(&user) {
+                    Some(roles) if roles.len() == 1 => {
+                        if let Some(&role) = roles.first() {
+                            memberships.insert((organization.id, user), role);
+                        }
+                    }
+                    _ => {
+                        unresolved.insert(user);
+                    }
+                }
+            }
+        }
+    }
+    for user in unresolved {
+        // Rows of organizations created after the list was read are left out, like the
+        // organizations themselves.
+        for row in client.user_organization_roles(user).await? {
+            if known.contains(&row.organization_id) {
+                memberships.insert((row.organization_id, user), row.users_role_id);
+            }
+        }
+    }
+    calls.memberships = spent(client);
+
+    // Team roles.
+    let mut team_candidates: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for role in &roles.team {
+        let holders = client
+            .list_user_ids(&UserFilter {
+                team_role_id: Some(role.id),
+                ..UserFilter::default()
+            })
+            .await?;
+        for user in holders {
+            team_candidates.entry(user).or_default().insert(role.id);
+        }
+    }
+    calls.team_role_holders = spent(client);
+
+    let teams_of_organization: BTreeMap<i64, Vec<i64>> = organizations
+        .iter()
+        .map(|o| (o.id, o.teams.iter().map(|t| t.id).collect()))
+        .collect();
+    let mut organizations_of_user: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for &(organization, user) in memberships.keys() {
+        organizations_of_user
+            .entry(user)
+            .or_default()
+            .push(organization);
+    }
+    // (team, user) → role
+    let mut team_memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut teams_to_list: BTreeSet<i64> = BTreeSet::new();
+    for (&user, team_roles) in &team_candidates {
+        let teams: BTreeSet<i64> = organizations_of_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| teams_of_organization.get(o))
+            .flatten()
+            .copied()
+            .collect();
+        match (teams.first(), team_roles.first()) {
+            (Some(&team), Some(&role)) if teams.len() == 1 && team_roles.len() == 1 => {
+                team_memberships.insert((team, user), role);
+            }
+            _ => teams_to_list.extend(teams),
+        }
+    }
+    let all_team_roles: BTreeSet<i64> = roles.team.iter().map(|r| r.id).collect();
+    for team in teams_to_list {
+        let members = client
+            .list_user_ids(&UserFilter {
+                team_id: Some(team),
+                ..UserFilter::default()
+            })
+            .await?;
+        let mut ambiguous: BTreeSet<i64> = BTreeSet::new();
+        let mut roles_to_ask: BTreeSet<i64> = BTreeSet::new();
+        for user in members {
+            match team_candidates.get(&user) {
+                Some(roles) if roles.len() == 1 => {
+                    if let Some(&role) = roles.first() {
+                        team_memberships.insert((team, user), role);
+                    }
+                }
+                Some(roles) if !roles.is_empty() => {
+                    ambiguous.insert(user);
+                    roles_to_ask.extend(roles.iter().copied());
+                }
+                _ => {
+                    ambiguous.insert(user);
+                    roles_to_ask.extend(all_team_roles.iter().copied());
+                }
+            }
+        }
+        for role in roles_to_ask {
+            if ambiguous.is_empty() {
+                break;
+            }
+            let holders = client
+                .list_user_ids(&UserFilter {
+                    team_id: Some(team),
+                    team_role_id: Some(role),
+                    ..UserFilter::default()
+                })
+                .await?;
+            for user in holders {
+                if ambiguous.remove(&user) {
+                    team_memberships.insert((team, user), role);
+                }
+            }
+        }
+        if let Some(user) = ambiguous.first() {
+            return Err(ApiError::new(
+                Call {
+                    method: Method::Get,
+                    path: "/admin/users".to_owned(),
+                    query: vec![("teamId".to_owned(), team.to_string())],
+                },
+                ApiErrorKind::Inconsistent {
+                    problem: format!(
+                        "user `{user}` is in team `{team}` but holds none of its roles"
+                    ),
+                },
+            ));
+        }
+    }
+    calls.team_members = spent(client);
+
+    Ok(Observed {
+        organizations: organizations
+            .into_iter()
+            .map(|o| observed_organization(o, &memberships, &team_memberships, &roles))
+            .collect::<Sorted<_>>()
+            .0,
+        users: users
+            .into_iter()
+            .map(|u| observed_user(u, &roles))
+            .collect::<Sorted<_>>()
+            .0,
+        roles,
+        calls,
+    })
+}
+
+/// Collects and sorts by id.
+struct Sorted<T>(Vec<T>);
+
+trait HasId {
+    fn id(&self) -> i64;
+}
+
+impl HasId for ObservedOrganization {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl HasId for ObservedUser {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl<T: HasId> FromIterator<T> for Sorted<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Sorted<T> {
+        let mut items: Vec<T> = iter.into_iter().collect();
+        items.sort_by_key(HasId::id);
+        items.dedup_by_key(|item| item.id());
+        Sorted(items)
+    }
+}
+
+fn membership(user_id: i64, role_id: i64, kind: RoleKind, roles: &Roles) -> Membership {
+    Membership {
+        user_id,
+        role_id,
+        role: roles.name(kind, role_id).map(str::to_owned),
+    }
+}
+
+fn observed_organization(
+    organization: Organization,
+    memberships: &BTreeMap<(i64, i64), i64>,
+    team_memberships: &BTreeMap<(i64, i64), i64>,
+    roles: &Roles,
+) -> ObservedOrganization {
+    let id = organization.id;
+    let members = memberships
+        .range((id, i64::MIN)..=(id, i64::MAX))
+        .map(|(&(_, user), &role)| membership(user, role, RoleKind::Organization, roles))
+        .collect();
+    let mut teams: Vec<ObservedTeam> = organization
+        .teams
+        .into_iter()
+        .map(|team| ObservedTeam {
+            members: team_memberships
+                .range((team.id, i64::MIN)..=(team.id, i64::MAX))
+                .map(|(&(_, user), &role)| membership(user, role, RoleKind::Team, roles))
+                .collect(),
+            id: team.id,
+            name: team.name,
+        })
+        .collect();
+    teams.sort_by_key(|t| t.id);
+    ObservedOrganization {
+        id,
+        name: organization.name,
+        timezone_id: organization.timezone_id,
+        country_id: organization.country_id,
+        license: organization.license,
+        is_paused: organization.is_paused,
+        external_id: organization.external_id,
+        scenarios: organization.scenarios,
+        active_scenarios: organization.active_scenarios,
+        deleted: organization.deleted,
+        members,
+        teams,
+    }
+}
+
+fn observed_user(user: User, roles: &Roles) -> ObservedUser {
+    ObservedUser {
+        id: user.id,
+        instance_role: user
+            .users_admins_role_id
+            .and_then(|id| roles.name(RoleKind::Instance, id))
+            .map(str::to_owned),
+        instance_role_id: user.users_admins_role_id,
+        name: user.name,
+        email: user.email,
+        language: user.language,
+        country_id: user.country_id,
+        timezone_id: user.timezone_id,
+        locale_id: user.locale_id,
+        deleted: user.deleted,
+    }
+}

@@ -1,0 +1,652 @@
+//! `charter.toml`, the environment and the flags: which instance to talk to and how.
+//!
+//! Each setting is taken from the first of: a flag, an environment variable, `charter.toml`
+//! beside the policy set. The token itself is never in the file: `token_env` names the
+//! environment variable that holds it, or `token_file` a file that does. Without an instance
+//! `url`, commands use the embedded sandbox in `.charter/sandbox.db` beside the policy set.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::api::{ClientOptions, InstanceUrl, Token};
+use crate::diagnostic::{Diagnostic, suggest};
+use crate::source::{Sources, Span};
+
+/// The configuration file's name.
+pub const FILE_NAME: &str = "charter.toml";
+/// The environment variable read for the token when no `token_env` or `token_file` is set.
+pub const DEFAULT_TOKEN_ENV: &str = "CHARTER_TOKEN";
+/// The instance's address.
+pub const ENV_URL: &str = "CHARTER_INSTANCE_URL";
+/// The name of the variable holding the token.
+pub const ENV_TOKEN_ENV: &str = "CHARTER_TOKEN_ENV";
+/// A file holding the token.
+pub const ENV_TOKEN_FILE: &str = "CHARTER_TOKEN_FILE";
+/// Requests per minute.
+pub const ENV_RATE_LIMIT: &str = "CHARTER_RATE_LIMIT";
+/// Calls in flight at once.
+pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
+/// charter's state database.
+pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
+
+/// The default number of calls in flight (`DESIGN.md`, "Apply").
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+
+const CODE: &str = "charter::config";
+
+// The file, as written.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    instance: InstanceSection,
+    #[serde(default)]
+    state: StateSection,
+    /// Only read to refuse it with a useful message.
+    token: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceSection {
+    url: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    rate_limit: Option<Spanned<u32>>,
+    concurrency: Option<Spanned<u32>>,
+    /// Seconds one call may take.
+    timeout: Option<Spanned<u64>>,
+    /// Seconds a connection may take.
+    connect_timeout: Option<Spanned<u64>>,
+    /// Only read to refuse it with a useful message.
+    token: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    path: Option<Spanned<String>>,
+}
+
+const KEYS: &[&str] = &[
+    "instance",
+    "state",
+    "url",
+    "token_env",
+    "token_file",
+    "rate_limit",
+    "concurrency",
+    "timeout",
+    "connect_timeout",
+    "path",
+];
+
+// The settings, resolved.
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, as `--url`.
+    Flag(&'static str),
+    /// An environment variable, as `CHARTER_INSTANCE_URL`.
+    Env(&'static str),
+    /// `charter.toml`, at this place.
+    File(String),
+    /// charter's default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "flag `{flag}`"),
+            Origin::Env(name) => write!(f, "environment variable `{name}`"),
+            Origin::File(location) => write!(f, "`{location}`"),
+            Origin::Default => f.write_str("the default"),
+        }
+    }
+}
+
+/// Where the token comes from; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The environment variable of this name.
+    Env(String),
+    /// This file (its content, without surrounding whitespace).
+    File(PathBuf),
+}
+
+/// The flags that override the environment and the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct InstanceArgs {
+    /// The configuration file; default `charter.toml` beside the policy set.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The instance's address (`https://make.example.com`); overrides `[instance] url`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The environment variable that holds the API token; overrides `token_env`.
+    #[arg(long, value_name = "NAME", conflicts_with = "token_file")]
+    pub token_env: Option<String>,
+    /// A file that holds the API token; overrides `token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The configuration in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The file read, if there was one.
+    pub file: Option<PathBuf>,
+    /// The policy set's folder: where `charter.toml` and `.charter/` are.
+    pub base: PathBuf,
+    pub url: Option<(InstanceUrl, Origin)>,
+    pub token: Option<(TokenSource, Origin)>,
+    /// Requests per minute, when limited.
+    pub rate_limit: Option<u32>,
+    pub concurrency: u32,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// charter's state database.
+    pub state_path: PathBuf,
+}
+
+impl Config {
+    /// The client options these settings give.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.timeout,
+            ..ClientOptions::default()
+        }
+    }
+
+    /// Where the embedded sandbox keeps its data.
+    pub fn sandbox_path(&self) -> PathBuf {
+        self.base.join(".charter").join("sandbox.db")
+    }
+}
+
+/// Which instance commands talk to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstanceChoice {
+    /// A configured instance, with its token (whose `Debug` shows nothing of it).
+    Remote { url: InstanceUrl, token: Token },
+    /// No instance is configured: the sandbox embedded in charter, with its data here.
+    EmbeddedSandbox { db_path: PathBuf },
+}
+
+/// A configuration that cannot be used.
+#[derive(Clone, Debug)]
+pub enum ConfigError {
+    /// A file that cannot be read.
+    Read { path: PathBuf, message: String },
+    /// A problem at a place in `charter.toml`; the file's text is kept (with any token blanked
+    /// out) for rendering.
+    File {
+        sources: Sources,
+        diagnostic: Box<Diagnostic>,
+    },
+    /// A flag or an environment variable with a value that cannot be used.
+    Setting {
+        origin: Origin,
+        message: String,
+        help: Option<String>,
+    },
+}
+
+impl ConfigError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::File { diagnostic, .. } => diagnostic.help.clone(),
+            ConfigError::Setting { help, .. } => help.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, message } => {
+                write!(f, "cannot read `{}`: {message}", path.display())
+            }
+            ConfigError::File {
+                sources,
+                diagnostic,
+            } => match diagnostic.primary_span() {
+                Some(span) => write!(f, "{}: {}", sources.location(span), diagnostic.message),
+                None => f.write_str(&diagnostic.message),
+            },
+            ConfigError::Setting {
+                origin: Origin::Default,
+                message,
+                ..
+            } => f.write_str(message),
+            ConfigError::Setting {
+                origin, message, ..
+            } => write!(f, "{origin}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The policy set's folder: the path itself when it is a folder, else the file's folder.
+pub fn base_folder(policy_path: &Path) -> PathBuf {
+    if policy_path.is_dir() {
+        return policy_path.to_path_buf();
+    }
+    match policy_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads the configuration for the policy set at `policy_path`: flags, then the environment
+/// (read through `env`, so tests can give their own), then `charter.toml`.
+pub fn load(
+    policy_path: &Path,
+    flags: &InstanceArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let base = base_folder(policy_path);
+    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let (path, required) = match &flags.config {
+        Some(path) => (path.clone(), true),
+        None => (base.join(FILE_NAME), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => None,
+        Err(error) => {
+            return Err(ConfigError::Read {
+                path,
+                message: io_words(&error),
+            });
+        }
+    };
+    let (file, parsed) = match text {
+        Some(text) => {
+            let parsed = parse(&path, &text)?;
+            (Some(path.clone()), Some(parsed))
+        }
+        None => (None, None),
+    };
+    let folder = file
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| base.clone(), Path::to_path_buf);
+    let from_file = parsed.unwrap_or_default();
+
+    // The address.
+    let url = if let Some(url) = &flags.url {
+        Some((
+            parse_url(url, Origin::Flag("--url"))?,
+            Origin::Flag("--url"),
+        ))
+    } else if let Some(url) = env(ENV_URL) {
+        Some((parse_url(&url, Origin::Env(ENV_URL))?, Origin::Env(ENV_URL)))
+    } else {
+        from_file.url
+    };
+
+    // The token's source: the first level that names one.
+    let token = if let Some(name) = &flags.token_env {
+        let origin = Origin::Flag("--token-env");
+        check_variable_name(name, &origin)?;
+        Some((TokenSource::Env(name.clone()), origin))
+    } else if let Some(file) = &flags.token_file {
+        Some((
+            TokenSource::File(file.clone()),
+            Origin::Flag("--token-file"),
+        ))
+    } else {
+        match (env(ENV_TOKEN_ENV), env(ENV_TOKEN_FILE)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Setting {
+                    origin: Origin::Env(ENV_TOKEN_ENV),
+                    message: format!("both `{ENV_TOKEN_ENV}` and `{ENV_TOKEN_FILE}` are set"),
+                    help: Some("set one of them".to_owned()),
+                });
+            }
+            (Some(name), None) => {
+                let origin = Origin::Env(ENV_TOKEN_ENV);
+                check_variable_name(&name, &origin)?;
+                Some((TokenSource::Env(name), origin))
+            }
+            (None, Some(file)) => Some((
+                TokenSource::File(PathBuf::from(file)),
+                Origin::Env(ENV_TOKEN_FILE),
+            )),
+            (None, None) => from_file.token.map(|(source, origin)| match source {
+                TokenSource::File(file) if file.is_relative() => {
+                    (TokenSource::File(folder.join(file)), origin)
+                }
+                other => (other, origin),
+            }),
+        }
+    };
+
+    let rate_limit = match env(ENV_RATE_LIMIT) {
+        Some(text) => Some(positive(&text, Origin::Env(ENV_RATE_LIMIT))?),
+        None => from_file.rate_limit,
+    };
+    let concurrency = match env(ENV_CONCURRENCY) {
+        Some(text) => positive(&text, Origin::Env(ENV_CONCURRENCY))?,
+        None => from_file.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+    };
+    let state_path = match env(ENV_STATE_PATH) {
+        Some(path) => PathBuf::from(path),
+        None => match from_file.state_path {
+            Some(path) if path.is_relative() => folder.join(path),
+            Some(path) => path,
+            None => base.join(".charter").join("state.db"),
+        },
+    };
+    let defaults = ClientOptions::default();
+    Ok(Config {
+        file,
+        base,
+        url,
+        token,
+        rate_limit,
+        concurrency,
+        timeout: from_file.timeout.unwrap_or(defaults.request_timeout),
+        connect_timeout: from_file
+            .connect_timeout
+            .unwrap_or(defaults.connect_timeout),
+        state_path,
+    })
+}
+
+/// Chooses the instance: the configured one with its token, or the embedded sandbox when no
+/// `url` is set anywhere.
+pub fn resolve_instance(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<InstanceChoice, ConfigError> {
+    let Some((url, _)) = &config.url else {
+        if let Some((_, origin)) = &config.token {
+            return Err(ConfigError::Setting {
+                origin: origin.clone(),
+                message: "a token is configured but no instance `url`".to_owned(),
+                help: Some(format!(
+                    "set `url` in `[instance]` of `{FILE_NAME}` or `{ENV_URL}`; or remove the \
+                     token setting to use the embedded sandbox"
+                )),
+            });
+        }
+        return Ok(InstanceChoice::EmbeddedSandbox {
+            db_path: config.sandbox_path(),
+        });
+    };
+    let (source, origin) = config.token.clone().unwrap_or((
+        TokenSource::Env(DEFAULT_TOKEN_ENV.to_owned()),
+        Origin::Default,
+    ));
+    let token_help = format!(
+        "charter reads the API token from the environment variable named by `token_env` \
+         (default `{DEFAULT_TOKEN_ENV}`) or from the file named by `token_file`"
+    );
+    let text = match &source {
+        TokenSource::Env(name) => env(name).ok_or_else(|| ConfigError::Setting {
+            origin: origin.clone(),
+            message: format!(
+                "the environment variable `{name}` that should hold the API token is not set"
+            ),
+            help: Some(token_help.clone()),
+        })?,
+        TokenSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|error| ConfigError::Setting {
+                origin: origin.clone(),
+                message: format!(
+                    "cannot read the token file `{}`: {}",
+                    path.display(),
+                    io_words(&error)
+                ),
+                help: Some(token_help.clone()),
+            })?
+        }
+    };
+    let token = Token::new(text).map_err(|error| ConfigError::Setting {
+        origin,
+        message: match &source {
+            TokenSource::Env(name) => format!("the environment variable `{name}`: {error}"),
+            TokenSource::File(path) => format!("the token file `{}`: {error}", path.display()),
+        },
+        help: None,
+    })?;
+    Ok(InstanceChoice::Remote {
+        url: url.clone(),
+        token,
+    })
+}
+
+/// The file's settings, checked, with their origins.
+#[derive(Debug, Default)]
+struct FileSettings {
+    url: Option<(InstanceUrl, Origin)>,
+    token: Option<(TokenSource, Origin)>,
+    rate_limit: Option<u32>,
+    concurrency: Option<u32>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    state_path: Option<PathBuf>,
+}
+
+fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
+    let name = path.display().to_string();
+    let located = |text: &str, range: std::ops::Range<usize>, diagnostic: Diagnostic| {
+        let mut sources = Sources::new();
+        let file = sources.add(name.clone(), text.to_owned());
+        ConfigError::File {
+            sources,
+            diagnostic: Box::new(
+                diagnostic.with_label(Span::new(file, range.start, range.end), "here".to_owned()),
+            ),
+        }
+    };
+    let config: FileConfig = toml::from_str(text).map_err(|error| {
+        // The `token` keys exist only to be refused: they are not offered as expected keys.
+        let message = error
+            .message()
+            .trim()
+            .trim_end_matches('.')
+            .replace(", `token`", "")
+            .replace("`token`, ", "");
+        let mut diagnostic = Diagnostic::error(CODE, first_lowercase(&message));
+        if let Some(unknown) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            && let Some(near) = suggest(unknown, KEYS.iter().copied())
+        {
+            diagnostic = diagnostic.with_help(format!("did you mean `{near}`?"));
+        }
+        let range = error.span().unwrap_or(0..0);
+        located(text, range, diagnostic)
+    })?;
+    let location = |range: &std::ops::Range<usize>| {
+        let file = crate::source::SourceFile::new(name.clone(), text.to_owned());
+        let (line, column) = file.line_column(range.start);
+        Origin::File(format!("{name}:{line}:{column}"))
+    };
+
+    // A token written in the file is refused, and not shown back: its value is blanked out of
+    // the excerpt.
+    if let Some(token) = config.instance.token.as_ref().or(config.token.as_ref()) {
+        let range = token.span();
+        return Err(located(
+            &blank_value(text, range.clone()),
+            range,
+            Diagnostic::error(
+                CODE,
+                format!("the API token cannot be written in `{FILE_NAME}`"),
+            )
+            .with_help(format!(
+                "a file in a repository is read by everyone who reads the repository: put the \
+                     token in an environment variable and name the variable with `token_env = \
+                     \"MAKE_TOKEN\"` (default `{DEFAULT_TOKEN_ENV}`), or in a file outside the \
+                     repository named by `token_file`"
+            )),
+        ));
+    }
+    let instance = config.instance;
+    let token = match (instance.token_env, instance.token_file) {
+        (Some(_), Some(file)) => {
+            let range = file.span();
+            return Err(located(
+                text,
+                range,
+                Diagnostic::error(CODE, "`token_env` and `token_file` are both set")
+                    .with_help("keep one of them"),
+            ));
+        }
+        (Some(env), None) => {
+            let range = env.span();
+            let origin = location(&range);
+            let value = env.into_inner();
+            if !is_variable_name(&value) {
+                return Err(located(
+                    &blank_value(text, range.clone()),
+                    range,
+                    Diagnostic::error(
+                        CODE,
+                        "`token_env` must name an environment variable, not hold the token",
+                    )
+                    .with_help(
+                        "write the variable's name (letters, digits and `_`), as `token_env = \
+                         \"MAKE_TOKEN\"`, and put the token in that variable",
+                    ),
+                ));
+            }
+            Some((TokenSource::Env(value), origin))
+        }
+        (None, Some(file)) => {
+            let origin = location(&file.span());
+            Some((TokenSource::File(PathBuf::from(file.into_inner())), origin))
+        }
+        (None, None) => None,
+    };
+    let url = match instance.url {
+        Some(url) => {
+            let range = url.span();
+            let origin = location(&range);
+            match InstanceUrl::parse(url.get_ref()) {
+                Ok(parsed) => Some((parsed, origin)),
+                Err(error) => {
+                    return Err(located(
+                        text,
+                        range,
+                        Diagnostic::error(CODE, format!("`url`: {error}")),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let positive_in_file = |value: Option<Spanned<u32>>, key: &str| match value {
+        Some(v) if *v.get_ref() == 0 => Err(located(
+            text,
+            v.span(),
+            Diagnostic::error(CODE, format!("`{key}` must be at least 1")),
+        )),
+        Some(v) => Ok(Some(v.into_inner())),
+        None => Ok(None),
+    };
+    let rate_limit = positive_in_file(instance.rate_limit, "rate_limit")?;
+    let concurrency = positive_in_file(instance.concurrency, "concurrency")?;
+    let seconds = |value: Option<Spanned<u64>>, key: &str| match value {
+        Some(v) if *v.get_ref() == 0 => Err(located(
+            text,
+            v.span(),
+            Diagnostic::error(CODE, format!("`{key}` must be at least 1 second")),
+        )),
+        Some(v) => Ok(Some(Duration::from_secs(v.into_inner()))),
+        None => Ok(None),
+    };
+    Ok(FileSettings {
+        url,
+        token,
+        rate_limit,
+        concurrency,
+        timeout: seconds(instance.timeout, "timeout")?,
+        connect_timeout: seconds(instance.connect_timeout, "connect_timeout")?,
+        state_path: config.state.path.map(|p| PathBuf::from(p.into_inner())),
+    })
+}
+
+/// The text with the characters of `range` replaced by `*` (same length, so spans stay right).
+fn blank_value(text: &str, range: std::ops::Range<usize>) -> String {
+    text.char_indices()
+        .map(|(i, c)| {
+            if range.contains(&i) && !matches!(c, '"' | '\'' | '\n') {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_variable_name(name: &str, origin: &Origin) -> Result<(), ConfigError> {
+    if is_variable_name(name) {
+        return Ok(());
+    }
+    // The value is not echoed: it may be the token itself.
+    Err(ConfigError::Setting {
+        origin: origin.clone(),
+        message: "must name an environment variable (letters, digits and `_`), not hold the token"
+            .to_owned(),
+        help: Some("put the token in a variable and give the variable's name".to_owned()),
+    })
+}
+
+fn parse_url(text: &str, origin: Origin) -> Result<InstanceUrl, ConfigError> {
+    InstanceUrl::parse(text).map_err(|error| ConfigError::Setting {
+        origin,
+        message: error.to_string(),
+        help: None,
+    })
+}
+
+fn positive(text: &str, origin: Origin) -> Result<u32, ConfigError> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::Setting {
+            origin,
+            message: format!("`{}` is not a whole number of at least 1", text.trim()),
+            help: None,
+        }),
+    }
+}
+
+fn first_lowercase(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if !text.starts_with("TOML") => first.to_lowercase().chain(chars).collect(),
+        _ => text.to_owned(),
+    }
+}
+
+fn io_words(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => error.to_string().to_lowercase(),
+    }
+}

@@ -1,0 +1,203 @@
+//! `charter instance`: connect to the configured instance (or the embedded sandbox), read it,
+//! and say what is there.
+
+use std::path::{Path, PathBuf};
+
+use super::config::{self, ConfigError, InstanceArgs, InstanceChoice};
+use super::policy::{Output, report};
+use super::{Outcome, usage_error};
+use crate::api::{Client, InstanceUrl, Observed, Token, observe};
+use crate::sandbox::{self, Storage, TokenGrant, TokenRole};
+
+/// Read the configured instance (or the embedded sandbox) and summarise it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy set (a `.charter` file or a folder); `charter.toml` and `.charter/` are beside
+    /// it.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    #[command(flatten)]
+    instance: InstanceArgs,
+    /// `text`: one summary line; `json`: everything read, as the planner sees it.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Runs `charter instance`.
+pub(super) fn run(args: Args, output: &Output) -> Outcome {
+    if !args.path.exists() {
+        return usage_error(
+            &format!(
+                "cannot read `{}`: no such file or directory",
+                args.path.display()
+            ),
+            None,
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match config::load(&args.path, &args.instance, &env) {
+        Ok(config) => config,
+        Err(error) => return config_failure(error, output),
+    };
+    let choice = match config::resolve_instance(&config, &env) {
+        Ok(choice) => choice,
+        Err(error) => return config_failure(error, output),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return Outcome::Failure;
+        }
+    };
+    let options = config.client_options();
+    let result = runtime.block_on(async move {
+        match choice {
+            InstanceChoice::Remote { url, token } => {
+                let described = url.to_string();
+                let client = Client::for_instance(url, token, options)
+                    .map_err(|error| (error.to_string(), None))?;
+                let observed = observe(&client)
+                    .await
+                    .map_err(|error| (error.to_string(), error.help()))?;
+                Ok((described, observed))
+            }
+            InstanceChoice::EmbeddedSandbox { db_path } => {
+                embedded(&db_path, options).await.map(|(url, observed)| {
+                    (
+                        format!("{url} (embedded sandbox {})", shown(&db_path)),
+                        observed,
+                    )
+                })
+            }
+        }
+    });
+    match result {
+        Ok((described, observed)) => {
+            match args.format {
+                Format::Text => println!("instance {described}: {}", summary(&observed)),
+                Format::Json => match serde_json::to_string_pretty(&observed) {
+                    Ok(text) => println!("{text}"),
+                    Err(error) => {
+                        eprintln!("error: cannot write the observation: {error}");
+                        return Outcome::Failure;
+                    }
+                },
+            }
+            Outcome::Success
+        }
+        Err((message, help)) => {
+            eprintln!("error: {message}");
+            if let Some(help) = help {
+                eprintln!("  help: {help}");
+            }
+            Outcome::Failure
+        }
+    }
+}
+
+type Failure = (String, Option<String>);
+
+/// Starts the embedded sandbox on its database, reads it, and stops it.
+async fn embedded(
+    db_path: &Path,
+    options: crate::api::ClientOptions,
+) -> Result<(String, Observed), Failure> {
+    if let Some(folder) = db_path.parent() {
+        std::fs::create_dir_all(folder).map_err(|error| {
+            (
+                format!("cannot create the folder `{}`: {error}", folder.display()),
+                None,
+            )
+        })?;
+    }
+    // A token of this run only: another process on this machine cannot use the sandbox while it
+    // runs.
+    let secret = one_time_token();
+    let running = sandbox::start(sandbox::Config {
+        storage: Storage::File(db_path.to_path_buf()),
+        tokens: vec![TokenGrant::new(
+            secret.clone(),
+            TokenRole::SystemAdministrator,
+        )],
+        ..sandbox::Config::default()
+    })
+    .await
+    .map_err(|error| (error.to_string(), None))?;
+    let base = format!("http://{}", running.addr());
+    let observed = async {
+        let url = InstanceUrl::parse(&base).map_err(|error| (error.to_string(), None))?;
+        let token = Token::new(secret).map_err(|error| (error.to_string(), None))?;
+        let client =
+            Client::for_instance(url, token, options).map_err(|error| (error.to_string(), None))?;
+        observe(&client)
+            .await
+            .map_err(|error| (error.to_string(), error.help()))
+    }
+    .await;
+    let stopped = running.shutdown().await;
+    let observed = observed?;
+    stopped.map_err(|error| (error.to_string(), None))?;
+    Ok((base, observed))
+}
+
+/// 128 bits from the standard library's per-process random hash keys.
+fn one_time_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut parts = Vec::new();
+    for salt in 0..2u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(salt);
+        parts.push(format!("{:016x}", hasher.finish()));
+    }
+    format!("embedded-{}", parts.join(""))
+}
+
+/// A path as the user would write it: without a leading `./`.
+fn shown(path: &Path) -> String {
+    let text = path.display().to_string();
+    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
+}
+
+/// `12 organizations, 40 users, 3 calls`.
+fn summary(observed: &Observed) -> String {
+    let count = |n: usize, noun: &str| {
+        if n == 1 {
+            format!("1 {noun}")
+        } else {
+            format!("{n} {noun}s")
+        }
+    };
+    let calls = observed.calls.total();
+    format!(
+        "{}, {}, {}",
+        count(observed.organizations.len(), "organization"),
+        count(observed.users.len(), "user"),
+        count(usize::try_from(calls).unwrap_or(usize::MAX), "call")
+    )
+}
+
+/// Prints a configuration error: a located one like a policy diagnostic (exit 1), the others
+/// like a usage error (exit 2).
+fn config_failure(error: ConfigError, output: &Output) -> Outcome {
+    match error {
+        ConfigError::File {
+            sources,
+            diagnostic,
+        } => {
+            report(&sources, std::slice::from_ref(&*diagnostic), output);
+            Outcome::Failure
+        }
+        other => usage_error(&other.to_string(), other.help()),
+    }
+}
