@@ -286,3 +286,96 @@ fn git_revisions_are_read_without_a_checkout() {
     assert_eq!(code, 2);
     assert!(stderr.contains("git"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_names_the_organizations_a_breaking_change_would_hit() {
+    use charter::api::wire::NewOrganization;
+    use charter::api::{Client, ClientOptions, Token};
+    use charter::sandbox::{self, Config, TokenGrant, TokenRole};
+
+    const TOKEN: &str = "diff-live-test-token";
+    let running = sandbox::start(Config {
+        tokens: vec![TokenGrant::new(TOKEN, TokenRole::SystemAdministrator)],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", running.addr());
+    let client = Client::new(&base, Token::new(TOKEN).unwrap(), ClientOptions::default()).unwrap();
+    let license = client.default_license().await.unwrap();
+    let http = reqwest::Client::new();
+    // Acme used 35,000 operations in 30 days: more than `pro`'s new 30,000. Shielded used as
+    // many, but its override keeps 50,000.
+    for (name, daily) in [("Acme", 1_000), ("Shielded", 1_000)] {
+        let org = client
+            .create_organization(&NewOrganization {
+                name: name.into(),
+                license: Some(license.clone()),
+                ..NewOrganization::default()
+            })
+            .await
+            .unwrap();
+        // The sandbox reports the 30 days ending today.
+        let today = jiff::Timestamp::now().as_second();
+        let days: Vec<serde_json::Value> = (0..30i64)
+            .map(|d| {
+                let date = jiff::Timestamp::from_second(today - d * 86_400).unwrap();
+                serde_json::json!({
+                    "date": date.strftime("%Y-%m-%d").to_string(),
+                    "operations": if d < 5 { daily * 2 } else { daily },
+                    "dataTransfer": 0,
+                })
+            })
+            .collect();
+        let status = http
+            .put(format!("{base}/_sandbox/organizations/{}/usage", org.id))
+            .header("Authorization", format!("Token {TOKEN}"))
+            .json(&serde_json::json!({ "activeScenarios": 1, "data": days }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+
+    let dir = scratch_case("classifications", "live");
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        let base = base.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_charter"))
+                .args([
+                    "diff",
+                    "old",
+                    "new",
+                    "--at",
+                    "2027-01-01",
+                    "--live",
+                    "--url",
+                    &base,
+                ])
+                .args(["--token-env", "CHARTER_DIFF_TEST_TOKEN"])
+                .env("CHARTER_DIFF_TEST_TOKEN", TOKEN)
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("  acme: 35,000 operations in the last 30 days > new limit 30,000\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  acme: `analyticsAccess` is switched off; the customer has it on\n"));
+    assert!(stdout.contains("  shielded: `analyticsAccess` is switched off"));
+    assert!(
+        !stdout.contains("shielded: 35,000 operations"),
+        "its override keeps 50,000"
+    );
+    assert!(!stdout.contains(TOKEN), "the token is never printed");
+    running.shutdown().await.unwrap();
+}

@@ -4,8 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeMap;
+
+use super::config::InstanceArgs;
+use super::instance::with_instance;
 use super::policy::{Loaded, Output, load};
 use super::{DiffFormat, Outcome, usage_error};
+use crate::api::{Client, OrganizationFilter};
 use crate::compile::diff;
 
 /// Where a policy set comes from.
@@ -112,14 +117,26 @@ fn load_origin(
     }
 }
 
-pub(super) fn run(
-    old: &str,
-    new: &str,
-    at: i64,
-    format: DiffFormat,
-    allow_breaking: bool,
-    output: &Output,
-) -> Outcome {
+/// What `charter diff` was asked.
+pub(super) struct Request<'a> {
+    pub(super) old: &'a str,
+    pub(super) new: &'a str,
+    pub(super) at: i64,
+    pub(super) format: DiffFormat,
+    pub(super) allow_breaking: bool,
+    /// How to reach the instance, for `--live`.
+    pub(super) live: Option<&'a InstanceArgs>,
+}
+
+pub(super) fn run(request: &Request<'_>, output: &Output) -> Outcome {
+    let Request {
+        old,
+        new,
+        at,
+        format,
+        allow_breaking,
+        live,
+    } = *request;
     let (_old_scratch, before) = match load_origin(old, "old", output) {
         Ok(x) => x,
         Err(outcome) => {
@@ -135,17 +152,106 @@ pub(super) fn run(
         }
     };
     let result = diff::diff(&before.program, &after.program, at);
+    let impact = match live {
+        None => None,
+        Some(args) => {
+            // The instance is the one configured for the new policy set (the one to roll out).
+            let place = match Origin::parse(new) {
+                Origin::Path(path) => path,
+                Origin::Git { .. } => PathBuf::from("."),
+            };
+            match live_usage(&place, args, &after.program, output) {
+                Ok((instance, usage)) => Some((
+                    instance,
+                    diff::live_impact(&result, &before.program, &after.program, at, &usage),
+                )),
+                Err(outcome) => return outcome,
+            }
+        }
+    };
     match format {
-        DiffFormat::Text => print!("{}", diff::render_text(&result)),
-        DiffFormat::Md => print!("{}", diff::render_markdown(&result)),
-        DiffFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&result).unwrap_or_default()
-        ),
+        DiffFormat::Text => {
+            print!("{}", diff::render_text(&result));
+            if let Some((instance, impacts)) = &impact {
+                print!("\n{}", diff::render_impact_text(impacts, instance));
+            }
+        }
+        DiffFormat::Md => {
+            print!("{}", diff::render_markdown(&result));
+            if let Some((instance, impacts)) = &impact {
+                print!("{}", diff::render_impact_markdown(impacts, instance));
+            }
+        }
+        DiffFormat::Json => {
+            let mut value = serde_json::to_value(&result).unwrap_or_default();
+            if let (Some((instance, impacts)), Some(map)) = (&impact, value.as_object_mut()) {
+                map.insert(
+                    "live".to_string(),
+                    serde_json::json!({ "instance": instance, "impacts": impacts }),
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
     }
     if result.is_breaking() && !allow_breaking {
         Outcome::Changes
     } else {
         Outcome::Success
     }
+}
+
+/// Each customer's live usage, by key: organizations found through charter's state, or by
+/// their exact name; the last 30 days of usage of each.
+fn live_usage(
+    place: &Path,
+    args: &InstanceArgs,
+    program: &crate::model::program::Program,
+    output: &Output,
+) -> Result<(String, BTreeMap<String, diff::LiveUsage>), Outcome> {
+    let recorded: BTreeMap<String, i64> =
+        match crate::state::State::open_existing(&crate::state::default_path(place)) {
+            Ok(Some(state)) => program
+                .customers
+                .iter()
+                .filter_map(|c| Some((c.key.clone(), state.organization(&c.key).ok()??)))
+                .collect(),
+            Ok(None) => BTreeMap::new(),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Err(Outcome::Failure);
+            }
+        };
+    let customers: Vec<(String, String)> = program
+        .customers
+        .iter()
+        .map(|c| (c.key.clone(), c.name.clone()))
+        .collect();
+    let work = |client: Client| async move {
+        let organizations = client
+            .list_organizations(&OrganizationFilter::default())
+            .await?;
+        let mut usage = BTreeMap::new();
+        for (key, name) in customers {
+            let found = match recorded.get(&key) {
+                Some(id) => organizations.iter().find(|o| o.id == *id),
+                None => organizations.iter().find(|o| o.name == name),
+            };
+            let Some(org) = found else { continue };
+            let days = client.usage(org.id).await?;
+            usage.insert(
+                key,
+                diff::LiveUsage {
+                    operations: days.data.iter().map(|d| d.operations).sum(),
+                    transfer: days.data.iter().map(|d| d.data_transfer).sum(),
+                    active_scenarios: org.active_scenarios,
+                    teams: i64::try_from(org.teams.len()).unwrap_or(i64::MAX),
+                },
+            );
+        }
+        Ok(usage)
+    };
+    with_instance(place, args, output, work)
 }

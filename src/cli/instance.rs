@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::config::{self, ConfigError, InstanceArgs, InstanceChoice};
 use super::policy::{Output, report};
 use super::{Outcome, usage_error};
-use crate::api::{Client, InstanceUrl, Observed, Token, observe};
+use crate::api::{ApiError, Client, InstanceUrl, Observed, Token, observe};
 use crate::sandbox::{self, Storage, TokenGrant, TokenRole};
 
 /// Read the configured instance (or the embedded sandbox) and summarise it.
@@ -31,35 +31,58 @@ enum Format {
 
 /// Runs `charter instance`.
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
-    if !args.path.exists() {
-        return usage_error(
+    let work = |client: Client| async move { observe(&client).await };
+    let (described, observed) = match with_instance(&args.path, &args.instance, output, work) {
+        Ok(done) => done,
+        Err(outcome) => return outcome,
+    };
+    match args.format {
+        Format::Text => println!("instance {described}: {}", summary(&observed)),
+        Format::Json => match serde_json::to_string_pretty(&observed) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("error: cannot write the observation: {error}");
+                return Outcome::Failure;
+            }
+        },
+    }
+    Outcome::Success
+}
+
+/// Connects to the instance configured for the policy set at `path` — or starts the embedded
+/// sandbox on its database when none is — runs `work` with a client for it, and stops the
+/// sandbox. Returns a description of the instance (never the token) and what `work` returned;
+/// errors are printed, and the outcome to exit with is returned.
+pub(super) fn with_instance<T, F, Fut>(
+    path: &Path,
+    args: &InstanceArgs,
+    output: &Output,
+    work: F,
+) -> Result<(String, T), Outcome>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    if !path.exists() {
+        return Err(usage_error(
             &format!(
                 "cannot read `{}`: no such file or directory",
-                args.path.display()
+                path.display()
             ),
             None,
-        );
+        ));
     }
     let env = |name: &str| std::env::var(name).ok();
-    let config = match config::load(&args.path, &args.instance, &env) {
-        Ok(config) => config,
-        Err(error) => return config_failure(error, output),
-    };
-    let choice = match config::resolve_instance(&config, &env) {
-        Ok(choice) => choice,
-        Err(error) => return config_failure(error, output),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let config = config::load(path, args, &env).map_err(|e| config_failure(e, output))?;
+    let choice = config::resolve_instance(&config, &env).map_err(|e| config_failure(e, output))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
+        .map_err(|error| {
             eprintln!("error: cannot start the runtime: {error}");
-            return Outcome::Failure;
-        }
-    };
+            Outcome::Failure
+        })?;
     let options = config.client_options();
     let result = runtime.block_on(async move {
         match choice {
@@ -67,52 +90,41 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
                 let described = url.to_string();
                 let client = Client::for_instance(url, token, options)
                     .map_err(|error| (error.to_string(), None))?;
-                let observed = observe(&client)
+                let value = work(client)
                     .await
                     .map_err(|error| (error.to_string(), error.help()))?;
-                Ok((described, observed))
+                Ok((described, value))
             }
             InstanceChoice::EmbeddedSandbox { db_path } => {
-                embedded(&db_path, options).await.map(|(url, observed)| {
-                    (
-                        format!("{url} (embedded sandbox {})", shown(&db_path)),
-                        observed,
-                    )
-                })
+                let (url, value) = embedded(&db_path, options, work).await?;
+                Ok((
+                    format!("{url} (embedded sandbox {})", shown(&db_path)),
+                    value,
+                ))
             }
         }
     });
-    match result {
-        Ok((described, observed)) => {
-            match args.format {
-                Format::Text => println!("instance {described}: {}", summary(&observed)),
-                Format::Json => match serde_json::to_string_pretty(&observed) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => {
-                        eprintln!("error: cannot write the observation: {error}");
-                        return Outcome::Failure;
-                    }
-                },
-            }
-            Outcome::Success
+    result.map_err(|(message, help): Failure| {
+        eprintln!("error: {message}");
+        if let Some(help) = help {
+            eprintln!("  help: {help}");
         }
-        Err((message, help)) => {
-            eprintln!("error: {message}");
-            if let Some(help) = help {
-                eprintln!("  help: {help}");
-            }
-            Outcome::Failure
-        }
-    }
+        Outcome::Failure
+    })
 }
 
 type Failure = (String, Option<String>);
 
-/// Starts the embedded sandbox on its database, reads it, and stops it.
-async fn embedded(
+/// Starts the embedded sandbox on its database, runs `work` against it, and stops it.
+async fn embedded<T, F, Fut>(
     db_path: &Path,
     options: crate::api::ClientOptions,
-) -> Result<(String, Observed), Failure> {
+    work: F,
+) -> Result<(String, T), Failure>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     if let Some(folder) = db_path.parent() {
         std::fs::create_dir_all(folder).map_err(|error| {
             (
@@ -135,20 +147,20 @@ async fn embedded(
     .await
     .map_err(|error| (error.to_string(), None))?;
     let base = format!("http://{}", running.addr());
-    let observed = async {
+    let value = async {
         let url = InstanceUrl::parse(&base).map_err(|error| (error.to_string(), None))?;
         let token = Token::new(secret).map_err(|error| (error.to_string(), None))?;
         let client =
             Client::for_instance(url, token, options).map_err(|error| (error.to_string(), None))?;
-        observe(&client)
+        work(client)
             .await
             .map_err(|error| (error.to_string(), error.help()))
     }
     .await;
     let stopped = running.shutdown().await;
-    let observed = observed?;
+    let value = value?;
     stopped.map_err(|error| (error.to_string(), None))?;
-    Ok((base, observed))
+    Ok((base, value))
 }
 
 /// 128 bits from the standard library's per-process random hash keys.

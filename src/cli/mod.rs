@@ -114,6 +114,12 @@ enum Command {
         /// Exit 0 even when something is breaking (the report still says so).
         #[arg(long)]
         allow_breaking: bool,
+        /// Also read the instance (or the embedded sandbox) and name the organizations a
+        /// breaking change would really hit, with their usage.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        instance: config::InstanceArgs,
     },
     /// Run the policy set's `test` blocks.
     Test {
@@ -357,12 +363,17 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             at,
             format,
             allow_breaking,
+            live,
+            instance,
         } => diff::run(
-            &old,
-            &new,
-            at.unwrap_or_else(now),
-            format,
-            allow_breaking,
+            &diff::Request {
+                old: &old,
+                new: &new,
+                at: at.unwrap_or_else(now),
+                format,
+                allow_breaking,
+                live: live.then_some(&instance),
+            },
             output,
         ),
         Command::Test { path, junit, at } => match policy::load(&path, output) {

@@ -589,3 +589,140 @@ pub fn render_markdown(diff: &Diff) -> String {
     }
     out
 }
+
+/// What the live instance says about one customer's organization.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveUsage {
+    /// Operations over the last 30 days.
+    pub operations: i64,
+    /// Bytes of data transfer over the last 30 days.
+    pub transfer: i64,
+    pub active_scenarios: i64,
+    pub teams: i64,
+}
+
+/// One organization that a breaking change would really hit, with the numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    pub customer: String,
+    pub what: String,
+}
+
+/// The organizations that the breaking changes of `diff` would hit, judged by their live usage:
+/// usage above a new allowance, more active scenarios or teams than the new limit, a feature
+/// switched off that the customer had on. Customers without usage (not on the instance) are
+/// skipped.
+pub fn live_impact(
+    diff: &Diff,
+    old: &Program,
+    new: &Program,
+    at: i64,
+    usage: &BTreeMap<String, LiveUsage>,
+) -> Vec<Impact> {
+    let breaking: BTreeSet<&String> = diff
+        .changes
+        .iter()
+        .filter(|c| c.class == Class::Breaking)
+        .flat_map(|c| c.customers.iter())
+        .collect();
+    let history = History::default();
+    let mut impacts = Vec::new();
+    for key in breaking {
+        let (Some(c), Some(live)) = (new.customer(key), usage.get(key)) else {
+            continue;
+        };
+        let after = customer::desired(new, c, &history, at).license;
+        let before = old
+            .customer(key)
+            .map(|b| customer::desired(old, b, &history, at).license);
+        let limit = |name: &str| after.get(name).and_then(LicenseValue::as_int);
+        let mut hit = |what: String| {
+            impacts.push(Impact {
+                customer: key.clone(),
+                what,
+            });
+        };
+        let grouped = crate::model::license::group_thousands;
+        let size = crate::model::license::human_size;
+        if let Some(max) = limit("operations")
+            && live.operations > max
+        {
+            hit(format!(
+                "{} operations in the last 30 days > new limit {}",
+                grouped(live.operations),
+                grouped(max)
+            ));
+        }
+        if let Some(max) = limit("transfer")
+            && live.transfer > max
+        {
+            hit(format!(
+                "{} of data transfer in the last 30 days > new limit {}",
+                size(live.transfer),
+                size(max)
+            ));
+        }
+        if let Some(max) = limit("scenarios")
+            && live.active_scenarios > max
+        {
+            hit(format!(
+                "{} active scenarios > new limit {}",
+                grouped(live.active_scenarios),
+                grouped(max)
+            ));
+        }
+        if let Some(max) = limit("teams")
+            && live.teams > max
+        {
+            hit(format!(
+                "{} teams > new limit {}",
+                grouped(live.teams),
+                grouped(max)
+            ));
+        }
+        if let Some(before) = &before {
+            for (param, x, y) in license_changes(before, &after) {
+                if x == LicenseValue::Bool(true) && y == LicenseValue::Bool(false) {
+                    hit(format!(
+                        "`{}` is switched off; the customer has it on",
+                        param.name
+                    ));
+                }
+            }
+        }
+    }
+    impacts
+}
+
+/// The live impacts as report text.
+pub fn render_impact_text(impacts: &[Impact], instance: &str) -> String {
+    if impacts.is_empty() {
+        return format!("live ({instance}): no organization is hit by the breaking changes\n");
+    }
+    let mut out = format!("live ({instance}): {} hit\n", impacts.len());
+    for i in impacts {
+        out.push_str(&format!("  {}: {}\n", i.customer, i.what));
+    }
+    out
+}
+
+/// The live impacts as a Markdown section.
+pub fn render_impact_markdown(impacts: &[Impact], instance: &str) -> String {
+    if impacts.is_empty() {
+        return format!(
+            "\n**Live** ({instance}): no organization is hit by the breaking changes.\n"
+        );
+    }
+    let mut out = format!(
+        "\n**Live** ({instance}): {} hit.\n\n| customer | impact |\n| --- | --- |\n",
+        impacts.len()
+    );
+    for i in impacts {
+        out.push_str(&format!(
+            "| {} | {} |\n",
+            i.customer,
+            i.what.replace('|', "\\|")
+        ));
+    }
+    out
+}
