@@ -127,6 +127,13 @@ fn removing_a_tier_that_customers_use_is_breaking() {
     assert!(has(&d, Class::Additive, "tier starter", "added"));
     assert!(has(
         &d,
+        Class::Neutral,
+        "add-on boost",
+        "removed; looks renamed to `extra`"
+    ));
+    assert!(has(&d, Class::Neutral, "add-on extra", "added"));
+    assert!(has(
+        &d,
         Class::Additive,
         "organizations",
         "operations: 5,000 → 40,000"

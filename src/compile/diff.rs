@@ -216,23 +216,59 @@ fn tiers(old: &Program, new: &Program, changed: &Changed, changes: &mut Vec<Chan
 }
 
 fn addons(old: &Program, new: &Program, changes: &mut Vec<Change>) {
-    let before: BTreeSet<&str> = old.addons.iter().map(|a| a.name.as_str()).collect();
-    let after: BTreeSet<&str> = new.addons.iter().map(|a| a.name.as_str()).collect();
-    for name in before.difference(&after) {
-        changes.push(Change {
-            class: Class::Neutral,
-            subject: format!("add-on {name}"),
-            what: "removed".to_string(),
-            customers: Vec::new(),
-        });
+    // An add-on is what it does: its assignments, without where they were written.
+    let effect =
+        |a: &crate::model::program::Addon| -> Vec<(usize, crate::ast::AssignOp, LicenseValue)> {
+            a.assignments
+                .iter()
+                .map(|x| (x.param, x.op, x.operand))
+                .collect()
+        };
+    let users = |p: &Program, name: &str| -> Vec<String> {
+        p.customers
+            .iter()
+            .filter(|c| c.addons.iter().any(|a| a == name))
+            .map(|c| c.key.clone())
+            .collect()
+    };
+    for a in &old.addons {
+        match new.addon(&a.name) {
+            Some(b) if effect(a) != effect(b) => changes.push(Change {
+                class: Class::Neutral,
+                subject: format!("add-on {}", a.name),
+                what: "changed (its effect on each customer is listed under organizations)"
+                    .to_string(),
+                customers: users(new, &a.name),
+            }),
+            Some(_) => {}
+            None => {
+                let renamed = new
+                    .addons
+                    .iter()
+                    .find(|b| old.addon(&b.name).is_none() && effect(b) == effect(a));
+                changes.push(Change {
+                    class: Class::Neutral,
+                    subject: format!("add-on {}", a.name),
+                    what: match renamed {
+                        Some(b) => {
+                            format!("removed; looks renamed to `{}` (same assignments)", b.name)
+                        }
+                        None => "removed".to_string(),
+                    },
+                    customers: users(old, &a.name),
+                });
+            }
+        }
     }
-    for name in after.difference(&before) {
-        changes.push(Change {
-            class: Class::Neutral,
-            subject: format!("add-on {name}"),
-            what: "added".to_string(),
-            customers: Vec::new(),
-        });
+    for b in &new.addons {
+        if old.addon(&b.name).is_none() {
+            changes.push(Change {
+                class: Class::Neutral,
+                subject: format!("add-on {}", b.name),
+                what: "added".to_string(),
+                customers: users(new, &b.name),
+            });
+        }
     }
 }
 
