@@ -276,36 +276,18 @@ fn instance_settings(decls: &Declarations<'_>, diags: &mut Diagnostics) -> Insta
     let Some(instance) = decls.instance else {
         return settings;
     };
-    const FIELDS: &[&str] = &["flags", "dummy_owner"];
-    let mut seen: HashMap<&str, Span> = HashMap::new();
-    for a in &instance.body.assignments {
+    let fields = settings_fields(
+        &instance.body,
+        &FieldRules {
+            fields: &["flags", "dummy_owner"],
+            owner: "the `instance` block",
+            what: "an instance setting",
+            help: "the instance block takes `flags` and `dummy_owner`",
+        },
+        diags,
+    );
+    for a in fields {
         let field = a.field.name.as_str();
-        if !FIELDS.contains(&field) {
-            diags.push(
-                Diagnostic::error(
-                    "charter::unknown_field",
-                    format!("unknown field `{field}` in the `instance` block"),
-                )
-                .with_label(a.field.span, "not an instance setting")
-                .with_suggestion(field, FIELDS.iter().copied())
-                .with_help("the instance block takes `flags` and `dummy_owner`"),
-            );
-            continue;
-        }
-        if let Some(first) = seen.insert(field, a.field.span) {
-            diags.push(assigned_twice(&a.field, first, "the `instance` block"));
-            continue;
-        }
-        if a.op != ast::AssignOp::Set {
-            diags.push(
-                Diagnostic::error(
-                    "charter::invalid_operator",
-                    format!("`{}` cannot be used on `{field}`", a.op.as_str()),
-                )
-                .with_label(a.op_span, "use `=`"),
-            );
-            continue;
-        }
         match field {
             "flags" => settings.flags = flags(&a.value, diags),
             _ => match &a.value.kind {
@@ -327,6 +309,58 @@ fn instance_settings(decls: &Declarations<'_>, diags: &mut Diagnostics) -> Insta
         }
     }
     settings
+}
+
+/// The fixed fields a block of settings may hold, and how to speak of them.
+pub(crate) struct FieldRules<'a> {
+    pub(crate) fields: &'a [&'a str],
+    /// `the `instance` block`, `staff `dana@…``.
+    pub(crate) owner: &'a str,
+    /// `an instance setting`, for the label under an unknown field.
+    pub(crate) what: &'a str,
+    pub(crate) help: &'a str,
+}
+
+/// The assignments of a block of settings that name a known field, once, with `=`; the others
+/// are reported.
+pub(crate) fn settings_fields<'b>(
+    block: &'b ast::Block,
+    rules: &FieldRules<'_>,
+    diags: &mut Diagnostics,
+) -> Vec<&'b ast::Assignment> {
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut out = Vec::new();
+    for a in &block.assignments {
+        let field = a.field.name.as_str();
+        if !rules.fields.contains(&field) {
+            diags.push(
+                Diagnostic::error(
+                    "charter::unknown_field",
+                    format!("unknown field `{field}` in {}", rules.owner),
+                )
+                .with_label(a.field.span, format!("not {}", rules.what))
+                .with_suggestion(field, rules.fields.iter().copied())
+                .with_help(rules.help),
+            );
+            continue;
+        }
+        if let Some(first) = seen.insert(field, a.field.span) {
+            diags.push(assigned_twice(&a.field, first, rules.owner));
+            continue;
+        }
+        if a.op != ast::AssignOp::Set {
+            diags.push(
+                Diagnostic::error(
+                    "charter::invalid_operator",
+                    format!("`{}` cannot be used on `{field}`", a.op.as_str()),
+                )
+                .with_label(a.op_span, "use `=`"),
+            );
+            continue;
+        }
+        out.push(a);
+    }
+    out
 }
 
 fn flags(value: &ast::Value, diags: &mut Diagnostics) -> Vec<String> {

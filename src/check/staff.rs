@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Declarations, assigned_twice, invalid_email, looks_like_email, values};
-use crate::ast::{AssignOp, ValueKind};
+use super::{Declarations, FieldRules, invalid_email, looks_like_email, settings_fields, values};
+use crate::ast::ValueKind;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::customer::{AppOption, Customer, Staff};
 use crate::model::program::InstanceSettings;
@@ -96,35 +96,14 @@ fn one(block: &crate::ast::Staff, diags: &mut Diagnostics) -> Option<Staff> {
         options: Vec::new(),
         span: block.email.span,
     };
-    let mut fields: HashMap<&str, Span> = HashMap::new();
-    for a in &block.body.assignments {
+    let rules = FieldRules {
+        fields: FIELDS,
+        owner: &owner,
+        what: "a staff field",
+        help: "staff take `name`, `role` and `options`",
+    };
+    for a in settings_fields(&block.body, &rules, diags) {
         let field = a.field.name.as_str();
-        if !FIELDS.contains(&field) {
-            diags.push(
-                Diagnostic::error(
-                    "charter::unknown_field",
-                    format!("unknown field `{field}` in {owner}"),
-                )
-                .with_label(a.field.span, "not a staff field")
-                .with_suggestion(field, FIELDS.iter().copied())
-                .with_help("staff take `name`, `role` and `options`"),
-            );
-            continue;
-        }
-        if let Some(first) = fields.insert(field, a.field.span) {
-            diags.push(assigned_twice(&a.field, first, &owner));
-            continue;
-        }
-        if a.op != AssignOp::Set {
-            diags.push(
-                Diagnostic::error(
-                    "charter::invalid_operator",
-                    format!("`{}` cannot be used on `{field}`", a.op.as_str()),
-                )
-                .with_label(a.op_span, "use `=`"),
-            );
-            continue;
-        }
         match (field, &a.value.kind) {
             ("name", ValueKind::String(s)) => staff.name = Some(s.clone()),
             ("role", ValueKind::String(s)) if !s.trim().is_empty() => {
