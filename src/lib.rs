@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod model;
+pub mod plan;
 pub mod policy;
 pub mod sandbox;
 pub mod source;

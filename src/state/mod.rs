@@ -11,6 +11,7 @@
 //!
 //! The tables are described in [`schema`].
 
+mod applied;
 mod journal;
 mod lock;
 pub mod schema;

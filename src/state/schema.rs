@@ -107,6 +107,18 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO lock (id, generation) VALUES (1, 0);
     ",
+    // Version 3: what charter last applied to each organization and staff member, as JSON,
+    // so that a plan can tell a value changed by hand (drift) from a policy change.
+    "
+    CREATE TABLE applied (
+        -- `customer:KEY` or `staff:ADDRESS`.
+        key TEXT PRIMARY KEY,
+        snapshot TEXT NOT NULL,
+        -- The plan that applied it, and when.
+        plan TEXT NOT NULL,
+        at INTEGER NOT NULL
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this charter writes: the number of migrations.

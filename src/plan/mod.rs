@@ -1,0 +1,550 @@
+//! Plans: what the policy set wants compared with what the instance has, as the admin-API
+//! calls that close the gap — no more, no fewer — in an order their dependencies allow.
+//!
+//! Pure: [`plan`] takes the checked program, the instant, what charter's state remembers
+//! ([`Memory`]) and what was read from the instance ([`Observed`]), and returns a [`Plan`]
+//! or the [`PlanError`]s that keep one from being made. Nothing here does IO.
+//!
+//! - `build.rs` — the planner.
+//! - `render.rs` — the Terraform-like text and the summary line.
+//! - `model.rs` — an in-memory model of an instance that carries out steps with Make's rules,
+//!   for the property tests and the minimality checks.
+//!
+//! A plan is saved as versioned JSON ([`Plan::to_json`], [`Plan::from_json`]); its JSON Schema
+//! is [`schema`].
+
+mod build;
+pub mod model;
+mod render;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan};
+pub use render::{render_text, summary};
+
+use crate::api::observe::Fingerprint;
+
+/// The version of the plan file this charter writes and reads.
+pub const PLAN_VERSION: u32 = 1;
+
+/// A plan: ordered steps, the lifecycle bookkeeping that follows them, and the fingerprints of
+/// every live object read to make it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// [`PLAN_VERSION`] when written.
+    pub version: u32,
+    /// A digest of everything else in the plan: the journal's key for this plan.
+    pub id: String,
+    /// The instant the plan was made for (seconds since the Unix epoch).
+    pub at: i64,
+    /// The instance's URL (`embedded sandbox` for the embedded one).
+    pub instance: String,
+    /// In an order that respects every step's `depends_on`.
+    pub steps: Vec<Step>,
+    /// Every customer of the policy set: what the state records once its steps succeed.
+    pub customers: Vec<CustomerPlan>,
+    /// Every staff member, present or removed: what the state records once their steps succeed.
+    pub staff: Vec<StaffPlan>,
+    /// Fingerprints of the live objects the plan was made from.
+    pub reads: Reads,
+    /// Things worth knowing that do not stop the plan.
+    pub warnings: Vec<String>,
+}
+
+/// One admin-API call (or, for [`Action::Manual`], one thing a person must do).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique in the plan and stable across plans of the same change (`license:acme`).
+    pub id: String,
+    /// The customer (`acme`) or staff member (`staff:dana@…`) the step is for.
+    pub subject: String,
+    pub action: Action,
+    /// Steps that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// The step puts back a value someone changed on the instance by hand.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub drift: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// `POST /admin/users`, without a password: Make mails an invitation.
+    CreateUser { email: String, name: String },
+    /// `POST /admin/organizations` with its complete license and its owner.
+    CreateOrganization {
+        organization: OrganizationRef,
+        owner: UserRef,
+        license: LicenseJson,
+    },
+    /// `PATCH /admin/organizations/{id}` with the complete license object.
+    SetLicense {
+        organization: OrganizationRef,
+        license: LicenseJson,
+        /// The keys that differ, for people (the call sends the whole object).
+        changes: Vec<Change>,
+    },
+    /// `POST /admin/users/{user}/user-organization-roles/{organization}`: adds the user to the
+    /// organization or changes their role.
+    SetOrganizationRole {
+        organization: OrganizationRef,
+        user: UserRef,
+        role: RoleRef,
+        /// The role held before, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// `POST /admin/users/{user}/user-organization-roles/{organization}/transfer`.
+    TransferOwnership {
+        organization: OrganizationRef,
+        user: UserRef,
+        /// The owner before the transfer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// `POST /admin/teams`, with its first admin when the policy gives one.
+    CreateTeam {
+        team: TeamRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin: Option<UserRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_role: Option<RoleRef>,
+    },
+    /// `POST /admin/users/{user}/user-team-roles/{team}`.
+    SetTeamRole {
+        team: TeamRef,
+        user: UserRef,
+        role: RoleRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// `PATCH /admin/users/{id}` with `usersAdminsRoleId` (`None`: back to a normal user).
+    SetInstanceRole {
+        user: UserRef,
+        role: Option<RoleRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// What the API cannot do: a person does it in the Administration UI.
+    Manual { what: String, how: String },
+}
+
+impl Action {
+    /// The short name of the kind (`create_user`), as the journal records it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::CreateUser { .. } => "create_user",
+            Action::CreateOrganization { .. } => "create_organization",
+            Action::SetLicense { .. } => "set_license",
+            Action::SetOrganizationRole { .. } => "set_organization_role",
+            Action::TransferOwnership { .. } => "transfer_ownership",
+            Action::CreateTeam { .. } => "create_team",
+            Action::SetTeamRole { .. } => "set_team_role",
+            Action::SetInstanceRole { .. } => "set_instance_role",
+            Action::Manual { .. } => "manual",
+        }
+    }
+
+    /// Whether the step is an API call (everything but manual steps).
+    pub fn is_call(&self) -> bool {
+        !matches!(self, Action::Manual { .. })
+    }
+
+    /// Whether the step creates an object (the ones whose unknown outcome must be looked up).
+    pub fn is_create(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateUser { .. }
+                | Action::CreateOrganization { .. }
+                | Action::CreateTeam { .. }
+        )
+    }
+}
+
+/// A complete license object as sent (keys in catalog order).
+pub type LicenseJson = serde_json::Map<String, serde_json::Value>;
+
+/// A user: by e-mail, with the id when the user exists when the plan is made (otherwise a
+/// `create_user` step of the plan makes it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRef {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// A customer's organization: by customer key and name, with the id when it exists.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationRef {
+    pub customer: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// A team of a customer's organization.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRef {
+    pub organization: OrganizationRef,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// A role, by its name and its id on the instance the plan was made against.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRef {
+    pub name: String,
+    pub id: i64,
+}
+
+/// One license key that changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub key: String,
+    /// The live value; `None` when the key is missing.
+    pub from: Option<serde_json::Value>,
+    pub to: serde_json::Value,
+    /// The live value is not what charter last applied: someone changed it by hand.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub drift: bool,
+}
+
+/// A customer in a plan: where the lifecycle takes it and what the state records afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPlan {
+    pub key: String,
+    pub name: String,
+    /// The organization's id, when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<i64>,
+    /// The organization was found by name (and owner) and is not yet linked in the state.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adopt: bool,
+    /// The state charter's state records (`None`: none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
+    /// The lifecycle state at the plan's instant.
+    pub state: String,
+    /// Transitions to record once every step of this customer has succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<PlannedTransition>,
+    /// What the state remembers as applied afterwards (for drift).
+    pub snapshot: Snapshot,
+}
+
+/// A transition the plan carries out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedTransition {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// When it became due.
+    pub due: i64,
+    /// Why (`when contract_end + 7 days (2027-02-07)`).
+    pub cause: String,
+}
+
+/// A staff member in a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffPlan {
+    pub email: String,
+    /// `None` for a staff member removed from the policy set: the state forgets them once
+    /// their instance role is taken away.
+    pub snapshot: Option<StaffSnapshot>,
+}
+
+/// Fingerprints of the objects read, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reads {
+    pub organizations: BTreeMap<i64, Fingerprint>,
+    pub users: BTreeMap<i64, Fingerprint>,
+}
+
+/// Why no plan could be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanError {
+    /// The customer or staff member concerned.
+    pub subject: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.message)
+    }
+}
+
+/// A plan file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("the plan file is not valid JSON for a plan: {0}")]
+    Invalid(String),
+    #[error("the plan file has version {found}; this charter reads version {PLAN_VERSION}")]
+    Version { found: u64 },
+    #[error("the plan file was edited after it was made (its id does not match its content)")]
+    Tampered,
+}
+
+impl Plan {
+    /// The number of API calls (manual steps are not calls).
+    pub fn calls(&self) -> usize {
+        self.steps.iter().filter(|s| s.action.is_call()).count()
+    }
+
+    /// Whether applying the plan would change anything: a call, a manual step, or a
+    /// transition to record.
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty() || self.customers.iter().any(|c| !c.transitions.is_empty())
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The pretty JSON of the plan file.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a plan file: the version first (so an old or new file gets a clear message),
+    /// then the content, then the id against the content.
+    pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| PlanFileError::Invalid(e.to_string()))?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(found) => return Err(PlanFileError::Version { found }),
+            None => {
+                return Err(PlanFileError::Invalid(
+                    "it has no numeric `version`".to_owned(),
+                ));
+            }
+        }
+        let plan: Plan = serde_path_to_error::deserialize(value)
+            .map_err(|e| PlanFileError::Invalid(format!("at `{}`: {}", e.path(), e.inner())))?;
+        if plan.id != plan.digest() {
+            return Err(PlanFileError::Tampered);
+        }
+        Ok(plan)
+    }
+
+    /// The digest of everything but the id.
+    pub(crate) fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("id");
+        }
+        let text = serde_json::to_vec(&value).unwrap_or_default();
+        let digest = Sha256::digest(&text);
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("plan-{hex}")
+    }
+}
+
+/// The JSON Schema of the plan file.
+pub fn schema() -> serde_json::Value {
+    let string = serde_json::json!({"type": "string"});
+    let integer = serde_json::json!({"type": "integer"});
+    let user = serde_json::json!({
+        "type": "object",
+        "required": ["email"],
+        "additionalProperties": false,
+        "properties": {"email": string, "id": integer}
+    });
+    let organization = serde_json::json!({
+        "type": "object",
+        "required": ["customer", "name"],
+        "additionalProperties": false,
+        "properties": {"customer": string, "name": string, "id": integer}
+    });
+    let team = serde_json::json!({
+        "type": "object",
+        "required": ["organization", "name"],
+        "additionalProperties": false,
+        "properties": {"organization": organization, "name": string, "id": integer}
+    });
+    let role = serde_json::json!({
+        "type": "object",
+        "required": ["name", "id"],
+        "additionalProperties": false,
+        "properties": {"name": string, "id": integer}
+    });
+    let license = serde_json::json!({"$ref": "#/$defs/license"});
+    let action = |kind: &str, required: &[&str], properties: serde_json::Value| {
+        let mut props = properties;
+        if let Some(map) = props.as_object_mut() {
+            map.insert("kind".to_owned(), serde_json::json!({"const": kind}));
+        }
+        let mut req = vec!["kind"];
+        req.extend_from_slice(required);
+        serde_json::json!({
+            "type": "object",
+            "required": req,
+            "additionalProperties": false,
+            "properties": props
+        })
+    };
+    let actions = serde_json::json!([
+        action(
+            "create_user",
+            &["email", "name"],
+            serde_json::json!({"email": string, "name": string})
+        ),
+        action(
+            "create_organization",
+            &["organization", "owner", "license"],
+            serde_json::json!({
+            "organization": organization, "owner": user, "license": license})
+        ),
+        action(
+            "set_license",
+            &["organization", "license", "changes"],
+            serde_json::json!({
+            "organization": organization, "license": license,
+            "changes": {"type": "array", "items": {
+                "type": "object", "required": ["key", "to"], "additionalProperties": false,
+                "properties": {"key": string, "from": {}, "to": {}, "drift": {"type": "boolean"}}}}})
+        ),
+        action(
+            "set_organization_role",
+            &["organization", "user", "role"],
+            serde_json::json!({
+            "organization": organization, "user": user, "role": role, "from": string})
+        ),
+        action(
+            "transfer_ownership",
+            &["organization", "user"],
+            serde_json::json!({
+            "organization": organization, "user": user, "from": string})
+        ),
+        action(
+            "create_team",
+            &["team"],
+            serde_json::json!({
+            "team": team, "admin": user, "admin_role": role})
+        ),
+        action(
+            "set_team_role",
+            &["team", "user", "role"],
+            serde_json::json!({
+            "team": team, "user": user, "role": role, "from": string})
+        ),
+        action(
+            "set_instance_role",
+            &["user", "role"],
+            serde_json::json!({
+            "user": user, "role": {"oneOf": [role, {"type": "null"}]}, "from": string})
+        ),
+        action(
+            "manual",
+            &["what", "how"],
+            serde_json::json!({"what": string, "how": string})
+        ),
+    ]);
+    let snapshot = serde_json::json!({
+        "type": "object",
+        "required": ["license", "owner", "roles", "teams"],
+        "additionalProperties": false,
+        "properties": {
+            "license": {"type": "object"},
+            "owner": string,
+            "roles": {"type": "object", "additionalProperties": string},
+            "teams": {"type": "object", "additionalProperties":
+                {"type": "object", "additionalProperties": string}}
+        }
+    });
+    let staff_snapshot = serde_json::json!({
+        "type": "object",
+        "required": ["role", "options"],
+        "additionalProperties": false,
+        "properties": {
+            "role": {"type": ["string", "null"]},
+            "options": {"type": "array", "items": string}
+        }
+    });
+    let fingerprints = serde_json::json!({
+        "type": "object",
+        "patternProperties": {"^-?[0-9]+$": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
+        "additionalProperties": false
+    });
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "charter plan file",
+        "type": "object",
+        "required": ["version", "id", "at", "instance", "steps", "customers", "staff", "reads", "warnings"],
+        "additionalProperties": false,
+        "properties": {
+            "version": {"const": PLAN_VERSION},
+            "id": {"type": "string", "pattern": "^plan-[0-9a-f]{16}$"},
+            "at": integer,
+            "instance": string,
+            "steps": {"type": "array", "items": {
+                "type": "object",
+                "required": ["id", "subject", "action"],
+                "additionalProperties": false,
+                "properties": {
+                    "id": string,
+                    "subject": string,
+                    "action": {"oneOf": actions},
+                    "depends_on": {"type": "array", "items": string},
+                    "drift": {"type": "boolean"}
+                }
+            }},
+            "customers": {"type": "array", "items": {
+                "type": "object",
+                "required": ["key", "name", "state", "snapshot"],
+                "additionalProperties": false,
+                "properties": {
+                    "key": string, "name": string, "organization": integer,
+                    "adopt": {"type": "boolean"}, "recorded": string, "state": string,
+                    "transitions": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["name", "from", "to", "due", "cause"],
+                        "additionalProperties": false,
+                        "properties": {"name": string, "from": string, "to": string,
+                            "due": integer, "cause": string}
+                    }},
+                    "snapshot": snapshot
+                }
+            }},
+            "staff": {"type": "array", "items": {
+                "type": "object",
+                "required": ["email", "snapshot"],
+                "additionalProperties": false,
+                "properties": {"email": string,
+                    "snapshot": {"oneOf": [staff_snapshot, {"type": "null"}]}}
+            }},
+            "reads": {
+                "type": "object",
+                "required": ["organizations", "users"],
+                "additionalProperties": false,
+                "properties": {"organizations": fingerprints, "users": fingerprints}
+            },
+            "warnings": {"type": "array", "items": string}
+        },
+        "$defs": {"license": crate::model::schema::license()}
+    })
+}
