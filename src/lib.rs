@@ -12,6 +12,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod sandbox;
+pub mod schedule;
 pub mod source;
 pub mod state;
 pub mod syntax;

@@ -636,6 +636,6 @@ fn the_matrix_has_a_staff_section() {
     );
     assert!(
         run.stdout
-            .contains("| sid@acme-automation.example | Sid Support | S4 (read-only) |  |")
+            .contains("| sid@acme-automation.example | Sid Support | S4 |  |")
     );
 }

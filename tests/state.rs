@@ -215,7 +215,7 @@ fn a_newer_schema_is_refused() {
     assert!(
         error
             .to_string()
-            .ends_with("was written by a newer charter: its schema version is `99`, this charter knows up to `2`"),
+            .ends_with("was written by a newer charter: its schema version is `99`, this charter knows up to `3`"),
         "{error}"
     );
 }

@@ -20,11 +20,12 @@ use serde_json::value::RawValue;
 use super::error::{ApiError, ApiErrorKind, Call, Method};
 use super::roles::Roles;
 use super::wire::{
-    AdminRole, AdminRoleList, DefaultLicense, ErrorBody, IdOnly, License, NewOrganization, NewTeam,
-    NewUser, Organization, OrganizationChanges, OrganizationEnvelope, PartialOrganization,
-    RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges, UserEnvelope, UserLookup,
-    UserLookupEnvelope, UserOrganizationRole, UserOrganizationRoleEnvelope,
-    UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope, UsersRole, UsersRoleList,
+    AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, ErrorBody, IdOnly, License,
+    NewOrganization, NewTeam, NewUser, Organization, OrganizationChanges, OrganizationEnvelope,
+    PartialOrganization, RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges,
+    UserEnvelope, UserLookup, UserLookupEnvelope, UserOrganizationRole,
+    UserOrganizationRoleEnvelope, UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope,
+    UsersRole, UsersRoleList,
 };
 use crate::model::{LicenseObject, catalog};
 
@@ -669,6 +670,19 @@ impl Client {
             .await
         {
             Ok(envelope) => Ok(Some(envelope.user)),
+            Err(error) if error.kind == ApiErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `GET /users/me`: the user the token belongs to; `None` from an instance without the
+    /// endpoint (a 404), so callers can do without it.
+    pub async fn me(&self) -> Result<Option<User>, ApiError> {
+        match self
+            .get::<AuthUserEnvelope>("/users/me".to_owned(), Vec::new())
+            .await
+        {
+            Ok(envelope) => Ok(Some(envelope.auth_user)),
             Err(error) if error.kind == ApiErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }

@@ -246,6 +246,13 @@ pub struct UserEnvelope {
     pub user: User,
 }
 
+/// `GET /users/me` → `{authUser: {…}}`: the user the token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthUserEnvelope {
+    pub auth_user: User,
+}
+
 /// `{users: […], pg}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserList {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::config::{self, ConfigError, InstanceArgs, InstanceChoice};
+use super::config::{self, Config, ConfigError, InstanceArgs, InstanceChoice};
 use super::policy::{Output, report};
 use super::{Outcome, usage_error};
 use crate::api::{ApiError, Client, InstanceUrl, Observed, Token, observe};
@@ -31,7 +31,7 @@ enum Format {
 
 /// Runs `charter instance`.
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
-    let work = |client: Client| async move { observe(&client).await };
+    let work = |client: Client, _: Config| async move { Ok(observe(&client).await?) };
     let (described, observed) = match with_instance(&args.path, &args.instance, output, work) {
         Ok(done) => done,
         Err(outcome) => return outcome,
@@ -49,10 +49,39 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     Outcome::Success
 }
 
+/// Why the work done against an instance failed: printed as `error: …` with its help.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, help: Option<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            help,
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Failure {
+        Failure::new(error.to_string(), error.help())
+    }
+}
+
+impl From<crate::state::StateError> for Failure {
+    fn from(error: crate::state::StateError) -> Failure {
+        Failure::new(error.to_string(), None)
+    }
+}
+
 /// Connects to the instance configured for the policy set at `path` — or starts the embedded
-/// sandbox on its database when none is — runs `work` with a client for it, and stops the
-/// sandbox. Returns a description of the instance (never the token) and what `work` returned;
-/// errors are printed, and the outcome to exit with is returned.
+/// sandbox on its database when none is — runs `work` with a client for it and the
+/// configuration in force, and stops the sandbox. Returns a description of the instance (never
+/// the token) and what `work` returned; errors are printed, and the outcome to exit with is
+/// returned.
 pub(super) fn with_instance<T, F, Fut>(
     path: &Path,
     args: &InstanceArgs,
@@ -60,8 +89,8 @@ pub(super) fn with_instance<T, F, Fut>(
     work: F,
 ) -> Result<(String, T), Outcome>
 where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
+    F: FnOnce(Client, Config) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
 {
     if !path.exists() {
         return Err(usage_error(
@@ -89,14 +118,12 @@ where
             InstanceChoice::Remote { url, token } => {
                 let described = url.to_string();
                 let client = Client::for_instance(url, token, options)
-                    .map_err(|error| (error.to_string(), None))?;
-                let value = work(client)
-                    .await
-                    .map_err(|error| (error.to_string(), error.help()))?;
+                    .map_err(|error| Failure::new(error.to_string(), None))?;
+                let value = work(client, config).await?;
                 Ok((described, value))
             }
             InstanceChoice::EmbeddedSandbox { db_path } => {
-                let (url, value) = embedded(&db_path, options, work).await?;
+                let (url, value) = embedded(&db_path, options, config, work).await?;
                 Ok((
                     format!("{url} (embedded sandbox {})", shown(&db_path)),
                     value,
@@ -104,30 +131,29 @@ where
             }
         }
     });
-    result.map_err(|(message, help): Failure| {
-        eprintln!("error: {message}");
-        if let Some(help) = help {
+    result.map_err(|failure: Failure| {
+        eprintln!("error: {}", failure.message);
+        if let Some(help) = failure.help {
             eprintln!("  help: {help}");
         }
         Outcome::Failure
     })
 }
 
-type Failure = (String, Option<String>);
-
 /// Starts the embedded sandbox on its database, runs `work` against it, and stops it.
 async fn embedded<T, F, Fut>(
     db_path: &Path,
     options: crate::api::ClientOptions,
+    config: Config,
     work: F,
 ) -> Result<(String, T), Failure>
 where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
+    F: FnOnce(Client, Config) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
 {
     if let Some(folder) = db_path.parent() {
         std::fs::create_dir_all(folder).map_err(|error| {
-            (
+            Failure::new(
                 format!("cannot create the folder `{}`: {error}", folder.display()),
                 None,
             )
@@ -145,21 +171,20 @@ where
         ..sandbox::Config::default()
     })
     .await
-    .map_err(|error| (error.to_string(), None))?;
+    .map_err(|error| Failure::new(error.to_string(), None))?;
     let base = format!("http://{}", running.addr());
     let value = async {
-        let url = InstanceUrl::parse(&base).map_err(|error| (error.to_string(), None))?;
-        let token = Token::new(secret).map_err(|error| (error.to_string(), None))?;
-        let client =
-            Client::for_instance(url, token, options).map_err(|error| (error.to_string(), None))?;
-        work(client)
-            .await
-            .map_err(|error| (error.to_string(), error.help()))
+        let url =
+            InstanceUrl::parse(&base).map_err(|error| Failure::new(error.to_string(), None))?;
+        let token = Token::new(secret).map_err(|error| Failure::new(error.to_string(), None))?;
+        let client = Client::for_instance(url, token, options)
+            .map_err(|error| Failure::new(error.to_string(), None))?;
+        work(client, config).await
     }
     .await;
     let stopped = running.shutdown().await;
     let value = value?;
-    stopped.map_err(|error| (error.to_string(), None))?;
+    stopped.map_err(|error| Failure::new(error.to_string(), None))?;
     Ok((base, value))
 }
 

@@ -9,6 +9,7 @@ mod diff;
 mod format;
 mod instance;
 mod lifecycle;
+mod plan;
 mod policy;
 mod sandbox;
 mod tiers;
@@ -183,6 +184,9 @@ enum Command {
     Sandbox(sandbox::Args),
     /// Read the configured Make instance (or the embedded sandbox) and summarise it.
     Instance(instance::Args),
+    /// Show the admin-API calls that would bring the instance to the policy set (exit 2 when
+    /// there are any).
+    Plan(plan::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -240,6 +244,8 @@ enum MatrixFormat {
 enum SchemaName {
     /// The license object sent to Make.
     License,
+    /// The plan file written by `charter plan -o`.
+    Plan,
 }
 
 /// How a command ended.
@@ -407,8 +413,10 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
         },
         Command::Schema { name } => match name {
             SchemaName::License => tiers::schema(),
+            SchemaName::Plan => tiers::plan_schema(),
         },
         Command::Sandbox(args) => sandbox::run(args),
         Command::Instance(args) => instance::run(args, output),
+        Command::Plan(args) => plan::run(args, output),
     }
 }

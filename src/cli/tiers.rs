@@ -76,6 +76,11 @@ pub(super) fn schema() -> Outcome {
     Outcome::Success
 }
 
+pub(super) fn plan_schema() -> Outcome {
+    println!("{}", pretty(&crate::plan::schema()));
+    Outcome::Success
+}
+
 fn pretty(value: &serde_json::Value) -> String {
     // Serializing a `serde_json::Value` to a String cannot fail.
     serde_json::to_string_pretty(value).unwrap_or_default()

@@ -23,7 +23,7 @@ use super::ratelimit::RateLimiter;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
 use crate::api::wire::{
-    AdminRole, AdminRoleList, DefaultLicense, NewOrganization, NewTeam, NewUser,
+    AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, NewOrganization, NewTeam, NewUser,
     OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope, UserChanges,
     UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope, UserOrganizationRoleList,
     UserTeamRoleEnvelope, UsersRole, UsersRoleList,
@@ -80,6 +80,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/users/admins-roles", get(admin_roles))
         .route("/admin/users/{id}", patch(update_user).delete(delete_user))
         .route("/users/roles", get(users_roles))
+        .route("/users/me", get(me))
         .route(
             "/users/{id}/user-organization-roles",
             get(user_organization_roles),
@@ -407,6 +408,14 @@ async fn create_user(State(shared): State<AppState>, Body(new): Body<NewUser>) -
         .write(move |tx| store::create_user(tx, &new))
         .await?;
     answer(UserEnvelope { user })
+}
+
+async fn me(State(shared): State<AppState>, Extension(caller): Extension<Caller>) -> Answer {
+    let user = shared
+        .db
+        .run(move |conn| store::user(conn, caller.user_id))
+        .await?;
+    answer(AuthUserEnvelope { auth_user: user })
 }
 
 async fn update_user(

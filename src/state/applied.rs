@@ -22,7 +22,9 @@ impl State {
                 memory.states.insert(record.key, state);
             }
         }
-        let mut statement = self.conn.prepare("SELECT key, snapshot FROM applied ORDER BY key")?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT key, snapshot FROM applied ORDER BY key")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;

@@ -1,0 +1,130 @@
+//! `charter plan`: read the instance (or the embedded sandbox) and charter's state, and print
+//! the calls that would bring the instance to what the policy set describes.
+
+use std::path::PathBuf;
+
+use super::config::{Config, InstanceArgs};
+use super::instance::{Failure, with_instance};
+use super::policy::{self, Output};
+use super::{Outcome, parse_at};
+use crate::api::Client;
+use crate::plan::{PlanError, render_text};
+use crate::schedule::{PrepareError, Prepared, prepare};
+use crate::state::State;
+
+/// Show the admin-API calls that would bring the instance to the policy set.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy set (a `.charter` file or a folder); `charter.toml` and `.charter/` are beside
+    /// it.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The instant to plan for (`2027-02-08` or `2027-02-08T09:00:00Z`); default now.
+    #[arg(long, value_parser = parse_at)]
+    at: Option<i64>,
+    /// Also save the plan to this file, for `charter apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// `text` for people, `json`: the plan file's content.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    #[command(flatten)]
+    instance: InstanceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Runs `charter plan`: exit 0 when there is nothing to do, 2 when there are changes, 1 on
+/// errors.
+pub(super) fn run(args: Args, output: &Output) -> Outcome {
+    let loaded = match policy::load(&args.path, output) {
+        Ok(loaded) => loaded,
+        Err(outcome) => return outcome,
+    };
+    let at = args.at.unwrap_or_else(super::now);
+    let program = &loaded.program;
+    let work = |client: Client, config: Config| async move {
+        let state = State::open(&config.state_path)?;
+        plan_with(&client, &state, program, at, &config).await
+    };
+    let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
+        Ok(done) => done,
+        Err(outcome) => return outcome,
+    };
+    let plan = prepared.plan;
+    match args.format {
+        Format::Text => print!("{}", render_text(&plan)),
+        Format::Json => println!("{}", plan.to_json()),
+    }
+    if let Some(out) = &args.out {
+        if let Err(error) = std::fs::write(out, plan.to_json() + "\n") {
+            eprintln!(
+                "error: cannot write the plan to `{}`: {error}",
+                out.display()
+            );
+            return Outcome::Failure;
+        }
+        eprintln!(
+            "Saved the plan to {}; `charter apply {}` carries it out if the instance has not \
+             changed since.",
+            out.display(),
+            out.display()
+        );
+    }
+    if plan.has_changes() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    }
+}
+
+/// How the instance is named in a plan: its URL, or the embedded sandbox.
+pub(super) fn instance_name(config: &Config) -> String {
+    match &config.url {
+        Some((url, _)) => url.to_string(),
+        None => "the embedded sandbox".to_owned(),
+    }
+}
+
+/// Reads and plans; plan errors are printed here, one by one.
+pub(super) async fn plan_with(
+    client: &Client,
+    state: &State,
+    program: &crate::model::program::Program,
+    at: i64,
+    config: &Config,
+) -> Result<Prepared, Failure> {
+    match prepare(client, state, program, at, &instance_name(config)).await {
+        Ok(prepared) => Ok(prepared),
+        Err(PrepareError::Plan(errors)) => {
+            print_plan_errors(&errors);
+            Err(Failure::new(
+                format!(
+                    "no plan can be made: {} {}",
+                    errors.len(),
+                    if errors.len() == 1 {
+                        "problem"
+                    } else {
+                        "problems"
+                    }
+                ),
+                None,
+            ))
+        }
+        Err(PrepareError::Api(error)) => Err(error.into()),
+        Err(PrepareError::State(error)) => Err(error.into()),
+    }
+}
+
+pub(super) fn print_plan_errors(errors: &[PlanError]) {
+    for error in errors {
+        eprintln!("error: {}: {}", error.subject, error.message);
+        if let Some(help) = &error.help {
+            eprintln!("  help: {help}");
+        }
+    }
+}
