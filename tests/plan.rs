@@ -83,6 +83,7 @@ fn at(text: &str) -> i64 {
 fn make_plan(program: &Program, when: i64, memory: &Memory, observed: &Observed) -> Plan {
     plan::plan(program, when, memory, observed, &Context::default())
         .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))
+        .seal()
 }
 
 /// A scratch state database.

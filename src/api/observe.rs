@@ -78,6 +78,9 @@ pub struct ObservedOrganization {
     pub members: Vec<Membership>,
     /// Sorted by id.
     pub teams: Vec<ObservedTeam>,
+    /// The fingerprint, computed once (while reading, by [`observe`]).
+    #[serde(skip)]
+    pub cached_fingerprint: FingerprintCache,
 }
 
 /// A user as read.
@@ -95,7 +98,23 @@ pub struct ObservedUser {
     pub timezone_id: i64,
     pub locale_id: i64,
     pub deleted: bool,
+    /// The fingerprint, computed once (while reading, by [`observe`]).
+    #[serde(skip)]
+    pub cached_fingerprint: FingerprintCache,
 }
+
+/// A fingerprint computed on first use. It never takes part in comparisons: two objects that
+/// are equal have equal fingerprints.
+#[derive(Clone, Debug, Default)]
+pub struct FingerprintCache(std::sync::OnceLock<Fingerprint>);
+
+impl PartialEq for FingerprintCache {
+    fn eq(&self, _: &FingerprintCache) -> bool {
+        true
+    }
+}
+
+impl Eq for FingerprintCache {}
 
 /// How many calls each part of an observation took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,13 +180,55 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-fn fingerprint(value: &serde_json::Value) -> Fingerprint {
-    // Serializing a `Value` cannot fail; field order is the structs' and license keys are in
-    // catalog order, so the text is canonical.
-    let text = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&text);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Fingerprint(format!("sha256:{hex}"))
+/// The SHA-256 of a value's JSON, written straight into the hash (no intermediate text).
+pub(crate) fn json_digest<T: Serialize>(value: &T) -> [u8; 32] {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    // Writing into a hash cannot fail, nor can serializing these plain structs.
+    let _ = serde_json::to_writer(&mut hashing, value);
+    hashing.0.finalize().into()
+}
+
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    text
+}
+
+fn fingerprint<T: Serialize>(value: &T) -> Fingerprint {
+    // Field order is the structs' and license keys are in catalog order, so the JSON is
+    // canonical.
+    Fingerprint(format!("sha256:{}", hex(&json_digest(value))))
+}
+
+/// What an organization's fingerprint covers: all but the usage counters.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrganizationPrint<'a> {
+    id: i64,
+    name: &'a str,
+    timezone_id: i64,
+    country_id: i64,
+    license: &'a License,
+    is_paused: bool,
+    external_id: &'a Option<String>,
+    deleted: bool,
+    members: &'a [Membership],
+    teams: &'a [ObservedTeam],
 }
 
 impl ObservedOrganization {
@@ -175,18 +236,63 @@ impl ObservedOrganization {
     /// The usage counters `scenarios` and `activeScenarios` are left out: they move without
     /// anyone changing the organization.
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("scenarios");
-            map.remove("activeScenarios");
-        }
-        fingerprint(&value)
+        self.cached_fingerprint
+            .0
+            .get_or_init(|| self.compute_fingerprint())
+            .clone()
     }
+
+    fn compute_fingerprint(&self) -> Fingerprint {
+        fingerprint(&OrganizationPrint {
+            id: self.id,
+            name: &self.name,
+            timezone_id: self.timezone_id,
+            country_id: self.country_id,
+            license: &self.license,
+            is_paused: self.is_paused,
+            external_id: &self.external_id,
+            deleted: self.deleted,
+            members: &self.members,
+            teams: &self.teams,
+        })
+    }
+}
+
+/// What a user's fingerprint covers: everything read.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserPrint<'a> {
+    id: i64,
+    name: &'a str,
+    email: &'a str,
+    instance_role_id: Option<i64>,
+    instance_role: &'a Option<String>,
+    language: &'a str,
+    country_id: i64,
+    timezone_id: i64,
+    locale_id: i64,
+    deleted: bool,
 }
 
 impl ObservedUser {
     pub fn fingerprint(&self) -> Fingerprint {
-        fingerprint(&serde_json::to_value(self).unwrap_or_default())
+        self.cached_fingerprint
+            .0
+            .get_or_init(|| {
+                fingerprint(&UserPrint {
+                    id: self.id,
+                    name: &self.name,
+                    email: &self.email,
+                    instance_role_id: self.instance_role_id,
+                    instance_role: &self.instance_role,
+                    language: &self.language,
+                    country_id: self.country_id,
+                    timezone_id: self.timezone_id,
+                    locale_id: self.locale_id,
+                    deleted: self.deleted,
+                })
+            })
+            .clone()
     }
 }
 
@@ -377,7 +483,7 @@ pub async fn observe(client: &Client) -> Result<Observed, ApiError> {
     }
     calls.team_members = spent(client);
 
-    Ok(Observed {
+    let observed = Observed {
         organizations: organizations
             .into_iter()
             .map(|o| observed_organization(o, &memberships, &team_memberships, &roles))
@@ -390,7 +496,15 @@ pub async fn observe(client: &Client) -> Result<Observed, ApiError> {
             .0,
         roles,
         calls,
-    })
+    };
+    // Fingerprints are part of reading: a plan records them, `apply` compares them.
+    for o in &observed.organizations {
+        o.fingerprint();
+    }
+    for u in &observed.users {
+        u.fingerprint();
+    }
+    Ok(observed)
 }
 
 /// Collects and sorts by id.
@@ -466,6 +580,7 @@ fn observed_organization(
         deleted: organization.deleted,
         members,
         teams,
+        cached_fingerprint: FingerprintCache::default(),
     }
 }
 
@@ -484,5 +599,6 @@ fn observed_user(user: User, roles: &Roles) -> ObservedUser {
         timezone_id: user.timezone_id,
         locale_id: user.locale_id,
         deleted: user.deleted,
+        cached_fingerprint: FingerprintCache::default(),
     }
 }

@@ -43,6 +43,25 @@ impl LicenseValue {
         }
     }
 
+    /// The value of `param` as read from the wire, when it is one the parameter can hold
+    /// (its kind, its range); `None` otherwise.
+    pub fn from_json(param: &Parameter, value: &serde_json::Value) -> Option<LicenseValue> {
+        match (param.kind, value) {
+            (Kind::Integer | Kind::Size | Kind::Duration, serde_json::Value::Number(n)) => {
+                let n = n.as_i64()?;
+                in_range(param, n).then_some(LicenseValue::Int(n))
+            }
+            (Kind::Boolean, serde_json::Value::Bool(b)) => Some(LicenseValue::Bool(*b)),
+            (Kind::Enum(variants), serde_json::Value::String(s)) => variants
+                .iter()
+                .find(|v| v.wire == s)
+                .map(LicenseValue::Enum),
+            (Kind::Fixed(fixed), _) => (LicenseValue::Fixed(fixed).to_json() == *value)
+                .then_some(LicenseValue::Fixed(fixed)),
+            _ => None,
+        }
+    }
+
     /// The value in the units a person would write it in (`100 MB`, `15 min`, `40,000`).
     pub fn human(self, param: &Parameter) -> String {
         match self {
@@ -459,6 +478,11 @@ impl LicenseObject {
 
     pub fn get(&self, name: &str) -> Option<LicenseValue> {
         catalog::index_of(name).and_then(|i| self.values.get(i).copied())
+    }
+
+    /// A complete object from one value per catalog parameter, in catalog order.
+    pub fn from_values(values: Vec<LicenseValue>) -> Option<LicenseObject> {
+        (values.len() == CATALOG.len()).then_some(LicenseObject { values })
     }
 
     pub fn values(&self) -> impl Iterator<Item = (&'static Parameter, LicenseValue)> + '_ {

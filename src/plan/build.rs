@@ -22,14 +22,14 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Action, Change, CustomerPlan, LicenseJson, OrganizationRef, Plan, PlanError, PlannedTransition,
+    Action, Change, CustomerPlan, OrganizationRef, Plan, PlanError, PlanLicense, PlannedTransition,
     Reads, RoleRef, StaffPlan, Step, TeamRef, UserRef,
 };
 use crate::api::observe::{Observed, ObservedOrganization, ObservedUser};
 use crate::api::roles::RoleKind;
 use crate::compile::customer::{Cause, Desired, History, desired};
-use crate::model::catalog::CATALOG;
 use crate::model::customer::{Customer, OrgRole, TeamRole};
+use crate::model::license::LicenseValue;
 use crate::model::program::Program;
 
 /// What charter's state remembers, as the planner needs it.
@@ -52,7 +52,7 @@ pub struct Memory {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    pub license: LicenseJson,
+    pub license: PlanLicense,
     pub owner: String,
     /// Address → Make's organization role name.
     pub roles: BTreeMap<String, String>,
@@ -126,7 +126,8 @@ struct Planner<'a> {
     reads: Reads,
 }
 
-/// Makes the plan that takes the instance from `observed` to what `program` wants at `at`.
+/// Makes the plan that takes the instance from `observed` to what `program` wants at `at`. Its
+/// `id` is empty until [`Plan::seal`] (a digest of a large plan costs more than the diff).
 pub fn plan(
     program: &Program,
     at: i64,
@@ -250,7 +251,7 @@ pub fn plan(
             recorded,
             state: desired.walk.state.clone(),
             transitions,
-            snapshot,
+            snapshot: (previous != Some(&snapshot)).then_some(snapshot),
         });
     }
 
@@ -260,7 +261,7 @@ pub fn plan(
         return Err(planner.errors);
     }
     let steps = order(planner.steps);
-    let mut plan = Plan {
+    let plan = Plan {
         version: super::PLAN_VERSION,
         id: String::new(),
         at,
@@ -271,7 +272,6 @@ pub fn plan(
         reads: planner.reads,
         warnings,
     };
-    plan.id = plan.digest();
     Ok(plan)
 }
 
@@ -510,7 +510,7 @@ impl<'a> Planner<'a> {
         &mut self,
         key: &str,
         desired: &Desired,
-        license: &LicenseJson,
+        license: &PlanLicense,
         org_ref: &OrganizationRef,
         membership: &mut BTreeMap<String, String>,
     ) {
@@ -556,7 +556,7 @@ impl<'a> Planner<'a> {
         &mut self,
         key: &str,
         desired: &Desired,
-        license: &LicenseJson,
+        license: &PlanLicense,
         org_ref: &OrganizationRef,
         o: &ObservedOrganization,
         previous: Option<&Snapshot>,
@@ -877,11 +877,14 @@ impl<'a> Planner<'a> {
         };
         let key = customer.key.as_str();
         let transfer = format!("transfer:{key}");
-        let depends_on = if self.steps.iter().any(|s| s.id == transfer) {
-            vec![transfer]
-        } else {
-            Vec::new()
-        };
+        // This customer's steps are the last ones planned.
+        let planned = self
+            .steps
+            .iter()
+            .rev()
+            .take_while(|s| s.subject == key)
+            .any(|s| s.id == transfer);
+        let depends_on = if planned { vec![transfer] } else { Vec::new() };
         self.steps.push(Step {
             id: format!("manual:{key}:notifications"),
             subject: key.to_owned(),
@@ -1089,49 +1092,40 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The desired license as sent, keys in catalog order.
-fn license_json(desired: &Desired) -> LicenseJson {
-    match desired.license.to_json() {
-        serde_json::Value::Object(map) => map,
-        _ => LicenseJson::new(),
-    }
+/// The desired license as planned.
+fn license_json(desired: &Desired) -> PlanLicense {
+    PlanLicense(desired.license.clone())
 }
 
 /// The keys whose live value differs from the desired one, in catalog order; a change is drift
 /// when the live value is not the one charter last applied.
 fn license_changes(
-    desired: &LicenseJson,
+    desired: &PlanLicense,
     live: &serde_json::Map<String, serde_json::Value>,
-    applied: Option<&LicenseJson>,
+    applied: Option<&PlanLicense>,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
-    for parameter in CATALOG {
-        let Some(want) = desired.get(parameter.name) else {
-            continue;
+    // Make answers with the keys in catalog order: walk both in step, and look a key up only
+    // where the order differs.
+    let mut entries = live.iter();
+    for (index, (parameter, want)) in desired.0.values().enumerate() {
+        let have = match entries.next() {
+            Some((key, value)) if key == parameter.name => Some(value),
+            _ => live.get(parameter.name),
         };
-        let have = live.get(parameter.name);
-        if have.is_some_and(|h| same_value(h, want)) {
+        let have_value = have.and_then(|h| LicenseValue::from_json(parameter, h));
+        if have_value == Some(want) {
             continue;
         }
         let drift = applied
-            .and_then(|a| a.get(parameter.name))
-            .is_some_and(|a| have.is_none_or(|h| !same_value(h, a)));
+            .and_then(|a| a.0.value(index))
+            .is_some_and(|a| have_value != Some(a));
         changes.push(Change {
             key: parameter.name.to_owned(),
             from: have.cloned(),
-            to: want.clone(),
+            to: want.to_json(),
             drift,
         });
     }
     changes
-}
-
-/// JSON equality where `5` and `5.0` are the same number.
-fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    match (a, b) {
-        (serde_json::Value::Number(x), serde_json::Value::Number(y)) => {
-            x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64())
-        }
-        _ => a == b,
-    }
 }

@@ -26,6 +26,8 @@ pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan};
 pub use render::{render_text, summary};
 
 use crate::api::observe::Fingerprint;
+use crate::model::catalog::FixedValue;
+use crate::model::license::{LicenseObject, LicenseValue};
 
 /// The version of the plan file this charter writes and reads.
 pub const PLAN_VERSION: u32 = 1;
@@ -37,7 +39,7 @@ pub const PLAN_VERSION: u32 = 1;
 pub struct Plan {
     /// [`PLAN_VERSION`] when written.
     pub version: u32,
-    /// A digest of everything else in the plan: the journal's key for this plan.
+    /// A digest of everything else in the plan ([`Plan::seal`]): the journal's key for it.
     pub id: String,
     /// The instant the plan was made for (seconds since the Unix epoch).
     pub at: i64,
@@ -86,12 +88,12 @@ pub enum Action {
     CreateOrganization {
         organization: OrganizationRef,
         owner: UserRef,
-        license: LicenseJson,
+        license: PlanLicense,
     },
     /// `PATCH /admin/organizations/{id}` with the complete license object.
     SetLicense {
         organization: OrganizationRef,
-        license: LicenseJson,
+        license: PlanLicense,
         /// The keys that differ, for people (the call sends the whole object).
         changes: Vec<Change>,
     },
@@ -172,8 +174,58 @@ impl Action {
     }
 }
 
-/// A complete license object as sent (keys in catalog order).
-pub type LicenseJson = serde_json::Map<String, serde_json::Value>;
+/// A complete license object in a plan: typed values, written as the JSON sent to Make (every
+/// catalog key, in catalog order). Reading one back refuses a missing, unknown or invalid key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanLicense(pub LicenseObject);
+
+impl Serialize for PlanLicense {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(crate::model::catalog::CATALOG.len()))?;
+        for (parameter, value) in self.0.values() {
+            match value {
+                LicenseValue::Int(n) | LicenseValue::Fixed(FixedValue::Integer(n)) => {
+                    map.serialize_entry(parameter.name, &n)?;
+                }
+                LicenseValue::Bool(b) => map.serialize_entry(parameter.name, &b)?,
+                LicenseValue::Enum(v) => map.serialize_entry(parameter.name, v.wire)?,
+                LicenseValue::Fixed(FixedValue::Text(t)) => {
+                    map.serialize_entry(parameter.name, t)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for PlanLicense {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PlanLicense, D::Error> {
+        use serde::de::Error;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| crate::model::catalog::lookup(k).is_none())
+        {
+            return Err(D::Error::custom(format!("unknown license key `{unknown}`")));
+        }
+        let mut values = Vec::with_capacity(crate::model::catalog::CATALOG.len());
+        for parameter in crate::model::catalog::CATALOG {
+            let value = map.get(parameter.name).ok_or_else(|| {
+                D::Error::custom(format!("license key `{}` is missing", parameter.name))
+            })?;
+            values.push(LicenseValue::from_json(parameter, value).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "license key `{}` has a value it cannot hold: {value}",
+                    parameter.name
+                ))
+            })?);
+        }
+        LicenseObject::from_values(values)
+            .map(PlanLicense)
+            .ok_or_else(|| D::Error::custom("incomplete license"))
+    }
+}
 
 /// A user: by e-mail, with the id when the user exists when the plan is made (otherwise a
 /// `create_user` step of the plan makes it).
@@ -246,8 +298,10 @@ pub struct CustomerPlan {
     /// Transitions to record once every step of this customer has succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transitions: Vec<PlannedTransition>,
-    /// What the state remembers as applied afterwards (for drift).
-    pub snapshot: Snapshot,
+    /// What the state remembers as applied afterwards (for drift); `None` when it is what the
+    /// state already remembers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
 }
 
 /// A transition the plan carries out.
@@ -323,6 +377,13 @@ impl Plan {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// The plan with its id: the digest of its content, under which the journal records its
+    /// steps and by which a saved plan shows it was not edited.
+    pub fn seal(mut self) -> Plan {
+        self.id = self.digest();
+        self
+    }
+
     /// The pretty JSON of the plan file.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -352,15 +413,31 @@ impl Plan {
 
     /// The digest of everything but the id.
     pub(crate) fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("id");
+        #[derive(Serialize)]
+        struct Body<'a> {
+            version: u32,
+            at: i64,
+            instance: &'a str,
+            steps: &'a [Step],
+            customers: &'a [CustomerPlan],
+            staff: &'a [StaffPlan],
+            reads: &'a Reads,
+            warnings: &'a [String],
         }
-        let text = serde_json::to_vec(&value).unwrap_or_default();
-        let digest = Sha256::digest(&text);
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("plan-{hex}")
+        let digest = crate::api::observe::json_digest(&Body {
+            version: self.version,
+            at: self.at,
+            instance: &self.instance,
+            steps: &self.steps,
+            customers: &self.customers,
+            staff: &self.staff,
+            reads: &self.reads,
+            warnings: &self.warnings,
+        });
+        format!(
+            "plan-{}",
+            crate::api::observe::hex(digest.get(..8).unwrap_or_default())
+        )
     }
 }
 
@@ -515,7 +592,7 @@ pub fn schema() -> serde_json::Value {
             }},
             "customers": {"type": "array", "items": {
                 "type": "object",
-                "required": ["key", "name", "state", "snapshot"],
+                "required": ["key", "name", "state"],
                 "additionalProperties": false,
                 "properties": {
                     "key": string, "name": string, "organization": integer,

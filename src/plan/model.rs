@@ -176,6 +176,7 @@ impl Instance {
                                 .collect(),
                         })
                         .collect(),
+                    cached_fingerprint: Default::default(),
                 })
                 .collect(),
             users: self
@@ -194,6 +195,7 @@ impl Instance {
                     timezone_id: 0,
                     locale_id: 0,
                     deleted: false,
+                    cached_fingerprint: Default::default(),
                 })
                 .collect(),
             roles: self.roles.clone(),
@@ -280,18 +282,12 @@ impl Instance {
                 license,
             } => {
                 let user = self.user_id(ids, owner_ref)?;
-                if let Some(missing) = crate::model::catalog::CATALOG
-                    .iter()
-                    .find(|p| !license.contains_key(p.name))
-                {
-                    return Err(format!("the license lacks `{}`", missing.name));
-                }
                 let id = self.fresh();
                 self.organizations.insert(
                     id,
                     Organization {
                         name: organization.name.clone(),
-                        license: license.clone(),
+                        license: wire_license(license),
                         members: BTreeMap::from([(user, owner)]),
                         teams: BTreeMap::new(),
                     },
@@ -305,7 +301,7 @@ impl Instance {
             } => {
                 let id = self.organization_id(ids, organization)?;
                 if let Some(o) = self.organizations.get_mut(&id) {
-                    o.license = license.clone();
+                    o.license = wire_license(license);
                 }
             }
             Action::SetOrganizationRole {
@@ -406,5 +402,13 @@ impl Instance {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+}
+
+/// A planned license as Make stores it.
+fn wire_license(license: &super::PlanLicense) -> serde_json::Map<String, serde_json::Value> {
+    match license.0.to_json() {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
     }
 }

@@ -42,7 +42,9 @@ pub async fn prepare(
         instance: instance.to_owned(),
         token_user: me.map(|u| u.id),
     };
-    let plan = plan::plan(program, at, &memory, &observed, &context).map_err(PrepareError::Plan)?;
+    let plan = plan::plan(program, at, &memory, &observed, &context)
+        .map_err(PrepareError::Plan)?
+        .seal();
     Ok(Prepared { plan, observed })
 }
 

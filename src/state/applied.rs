@@ -54,7 +54,10 @@ impl State {
         organization: Option<i64>,
         at: i64,
     ) -> Result<(), StateError> {
-        let snapshot = serde_json::to_string(&customer.snapshot).unwrap_or_default();
+        let snapshot = customer
+            .snapshot
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default());
         self.write(|tx| {
             super::ensure_customer(tx, &customer.key)?;
             if let Some(organization) = organization {
@@ -98,11 +101,13 @@ impl State {
                     params![customer.key, t.name, when, id],
                 )?;
             }
-            tx.execute(
-                "INSERT INTO applied (key, snapshot, plan, at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET snapshot = ?2, plan = ?3, at = ?4",
-                params![format!("customer:{}", customer.key), snapshot, plan, at],
-            )?;
+            if let Some(snapshot) = &snapshot {
+                tx.execute(
+                    "INSERT INTO applied (key, snapshot, plan, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET snapshot = ?2, plan = ?3, at = ?4",
+                    params![format!("customer:{}", customer.key), snapshot, plan, at],
+                )?;
+            }
             Ok(())
         })
     }
