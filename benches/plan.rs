@@ -96,11 +96,14 @@ fn main() {
             .get("operations")
             .and_then(|v| v.as_i64())
             .unwrap_or(0);
-        let tier = match operations {
-            ..=10_000 => "core",
-            ..=40_000 => "pro",
-            ..=150_000 => "teams",
-            _ => "enterprise",
+        let tier = if operations <= 10_000 {
+            "core"
+        } else if operations <= 40_000 {
+            "pro"
+        } else if operations <= 150_000 {
+            "teams"
+        } else {
+            "enterprise"
         };
         let list = |role: &str| people.get(role).map(|p| p.join(";")).unwrap_or_default();
         csv.push_str(&format!(
