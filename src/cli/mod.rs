@@ -7,6 +7,7 @@
 pub mod config;
 mod diff;
 mod format;
+mod import;
 mod instance;
 mod lifecycle;
 mod plan;
@@ -187,6 +188,9 @@ enum Command {
     /// Show the admin-API calls that would bring the instance to the policy set (exit 2 when
     /// there are any).
     Plan(plan::Args),
+    /// Link the instance's existing organizations to the policy set's customers (match by
+    /// name, confirm by owner) and infer their lifecycle states.
+    Import(import::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -418,5 +422,6 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Instance(args) => instance::run(args, output),
         Command::Plan(args) => plan::run(args, output),
+        Command::Import(args) => import::run(args, output),
     }
 }

@@ -14,6 +14,7 @@
 //! is [`schema`].
 
 mod build;
+pub mod import;
 pub mod model;
 mod render;
 

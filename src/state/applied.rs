@@ -133,4 +133,47 @@ impl State {
             Ok(())
         })
     }
+
+    /// Records an imported customer in one transaction: its organization, and the transitions
+    /// `(name, from, to)` that lead to the state it was found in, taking effect at `at`.
+    pub fn import_customer(
+        &self,
+        customer: &str,
+        organization: i64,
+        transitions: &[(String, String, String)],
+        at: i64,
+    ) -> Result<(), StateError> {
+        self.write(|tx| {
+            super::ensure_customer(tx, customer)?;
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT key FROM customers WHERE organization_id = ?1 AND key <> ?2",
+                    params![organization, customer],
+                    |row| row.get(0),
+                )
+                .ok();
+            if let Some(holder) = holder {
+                return Err(StateError::OrganizationTaken {
+                    organization,
+                    customer: holder,
+                });
+            }
+            tx.execute(
+                "UPDATE customers SET organization_id = ?2 WHERE key = ?1",
+                params![customer, organization],
+            )?;
+            for (name, from, to) in transitions {
+                tx.execute(
+                    "INSERT INTO transitions (customer, transition, from_state, to_state, at, plan)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'import')",
+                    params![customer, name, from, to, at],
+                )?;
+                tx.execute(
+                    "UPDATE customers SET state = ?2, since = ?3 WHERE key = ?1",
+                    params![customer, to, at],
+                )?;
+            }
+            Ok(())
+        })
+    }
 }
