@@ -8,7 +8,7 @@ use std::process::Command;
 
 use charter::api::wire::NewOrganization;
 use charter::api::{Client, ClientOptions, Token, UserInvitation};
-use charter::sandbox::{self, BlockingSandbox, Config, TokenGrant, TokenRole};
+use charter::sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
 const SA: &str = "sa-live-secret-token";
 const ADMIN: &str = "admin-live-secret-token";
