@@ -1121,7 +1121,7 @@ fn license_changes(
             .and_then(|a| a.0.value(index))
             .is_some_and(|a| have_value != Some(a));
         changes.push(Change {
-            key: parameter.name.to_owned(),
+            key: super::LicenseKey(parameter),
             from: have.cloned(),
             to: want.to_json(),
             drift,

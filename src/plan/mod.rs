@@ -270,13 +270,39 @@ pub struct RoleRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
-    pub key: String,
+    pub key: LicenseKey,
     /// The live value; `None` when the key is missing.
     pub from: Option<serde_json::Value>,
     pub to: serde_json::Value,
     /// The live value is not what charter last applied: someone changed it by hand.
     #[serde(default, skip_serializing_if = "is_false")]
     pub drift: bool,
+}
+
+/// A license parameter, written as its key (`operations`); reading one back refuses a key the
+/// catalog does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LicenseKey(pub &'static crate::model::catalog::Parameter);
+
+impl LicenseKey {
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+}
+
+impl Serialize for LicenseKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for LicenseKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LicenseKey, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        crate::model::catalog::lookup(&name)
+            .map(LicenseKey)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown license key `{name}`")))
+    }
 }
 
 /// A customer in a plan: where the lifecycle takes it and what the state records afterwards.

@@ -223,7 +223,7 @@ fn change_line(change: &Change) -> String {
     let from = change
         .from
         .as_ref()
-        .map_or_else(|| "(missing)".to_owned(), |v| human(&change.key, v));
+        .map_or_else(|| "(missing)".to_owned(), |v| human(change.key.name(), v));
     let drift = if change.drift {
         "   # drift: changed by hand"
     } else {
@@ -231,8 +231,8 @@ fn change_line(change: &Change) -> String {
     };
     format!(
         "{}: {from} → {}{drift}",
-        change.key,
-        human(&change.key, &change.to)
+        change.key.name(),
+        human(change.key.name(), &change.to)
     )
 }
 
