@@ -3,6 +3,7 @@
 //! The pipeline and the module boundaries are described in ARCHITECTURE.md.
 
 pub mod api;
+pub mod apply;
 pub mod ast;
 pub mod check;
 pub mod cli;

@@ -1,0 +1,500 @@
+//! Carrying out one step: its call with every reference resolved to an id, sent through the
+//! rate limiter, retried when that is safe, and looked up on the instance when its outcome is
+//! unknown.
+//!
+//! Make has no idempotency keys. A create whose answer was lost may have been applied, so it is
+//! never sent again before a read says it was not: a user is looked up by e-mail, an
+//! organization by name (then confirmed by its owner, since names repeat), a team by name in
+//! its organization. A transfer of ownership is checked the same way, since Make refuses a
+//! transfer to the current owner. The other calls set a value (a license, a role) and are
+//! harmless to repeat.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, mpsc};
+
+use super::limiter::Limiter;
+use super::retry::{Jitter, RetryPolicy};
+use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
+use crate::api::{
+    ApiError, ApiErrorKind, Client, OrganizationFilter, RoleCategory, RoleKind, Roles,
+    UserInvitation,
+};
+use crate::plan::LicenseJson;
+
+/// A step's call, every reference resolved to an id.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Call {
+    CreateUser {
+        email: String,
+        name: String,
+    },
+    CreateOrganization {
+        name: String,
+        owner: i64,
+        license: LicenseJson,
+    },
+    SetLicense {
+        organization: i64,
+        license: LicenseJson,
+    },
+    SetOrganizationRole {
+        organization: i64,
+        user: i64,
+        role: i64,
+    },
+    TransferOwnership {
+        organization: i64,
+        user: i64,
+    },
+    CreateTeam {
+        organization: i64,
+        name: String,
+        admin: Option<i64>,
+    },
+    SetTeamRole {
+        team: i64,
+        user: i64,
+        role: i64,
+    },
+    SetInstanceRole {
+        user: i64,
+        role: Option<i64>,
+    },
+}
+
+impl Call {
+    /// Whether reading the instance can tell that the call's effect is there already (for the
+    /// calls that must not be repeated blindly).
+    fn can_be_found(&self) -> bool {
+        matches!(
+            self,
+            Call::CreateUser { .. }
+                | Call::CreateOrganization { .. }
+                | Call::CreateTeam { .. }
+                | Call::TransferOwnership { .. }
+        )
+    }
+
+    /// Whether a refusal may mean that the effect is there already: a second user with the
+    /// address (409), a transfer to the current owner (400).
+    fn refusal_may_mean_done(&self, error: &ApiError) -> bool {
+        match self {
+            Call::CreateUser { .. } => error.kind == ApiErrorKind::Rejected,
+            Call::TransferOwnership { .. } => error.kind == ApiErrorKind::Rejected,
+            _ => false,
+        }
+    }
+}
+
+/// How a step starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Never begun: call.
+    Fresh,
+    /// Begun before and never finished (or finished as failed): its effect is unknown, so what
+    /// can be found is looked for before any call.
+    Unknown,
+    /// The journal says it succeeded: only the id of what it created is read.
+    Done,
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Done {
+        /// The id of what it created.
+        created: Option<i64>,
+        /// The effect was found by reading, not confirmed by the call's answer.
+        found: bool,
+    },
+    Failed {
+        error: String,
+        help: Option<String>,
+    },
+}
+
+impl Outcome {
+    fn failed(error: &ApiError) -> Outcome {
+        Outcome::Failed {
+            error: error.to_string(),
+            help: error.help(),
+        }
+    }
+}
+
+/// What a step's future reports while it runs.
+#[derive(Clone, Debug)]
+pub(crate) enum Notice {
+    Retry {
+        index: usize,
+        attempt: u32,
+        error: String,
+        wait: Duration,
+    },
+}
+
+/// What every step of one apply shares.
+pub(crate) struct Context<'a> {
+    pub client: &'a Client,
+    pub limiter: Limiter,
+    pub policy: RetryPolicy,
+    pub jitter: Jitter,
+    /// Organizations that existed before this apply (linked in the state or read by the
+    /// plan): never taken for one a lost create made.
+    pub known_organizations: BTreeSet<i64>,
+    pub notices: mpsc::UnboundedSender<Notice>,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    owner_role: OnceCell<i64>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        client: &'a Client,
+        limiter: Limiter,
+        policy: RetryPolicy,
+        jitter: Jitter,
+        known_organizations: BTreeSet<i64>,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> Context<'a> {
+        Context {
+            client,
+            limiter,
+            policy,
+            jitter,
+            known_organizations,
+            notices,
+            retries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            owner_role: OnceCell::new(),
+        }
+    }
+
+    /// Counts a failure and, when the instance may take the call again later, waits the
+    /// backoff; `false` when the call is not to be tried again.
+    async fn back_off(&self, index: usize, attempt: u32, error: &ApiError) -> bool {
+        if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.limiter.rate_limited();
+        }
+        if !error.is_retryable() || !self.policy.allows_another(attempt) {
+            return false;
+        }
+        let wait = self
+            .policy
+            .backoff(attempt, error.retry_after(), &self.jitter);
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        // The receiver lives as long as the apply; a closed one only loses a progress line.
+        let _ = self.notices.send(Notice::Retry {
+            index,
+            attempt,
+            error: error.to_string(),
+            wait,
+        });
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    /// A read, retried while the instance may answer it later.
+    async fn read<T>(
+        &self,
+        index: usize,
+        op: impl AsyncFn() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire().await;
+            match op().await {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    if !self.back_off(index, attempt, &error).await {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The id of the organization role "Owner", read once per apply when first needed.
+    async fn owner_role(&self, index: usize) -> Result<i64, ApiError> {
+        self.owner_role
+            .get_or_try_init(|| async {
+                let listed = self
+                    .read(index, async || {
+                        self.client.users_roles(RoleCategory::Organization).await
+                    })
+                    .await?;
+                let roles = Roles::from_lists(Vec::new(), listed);
+                roles
+                    .id(RoleKind::Organization, "Owner")
+                    .map_err(|e| not_found_error(&e.to_string()))
+            })
+            .await
+            .copied()
+    }
+}
+
+/// An error for what a lookup needed and the instance does not have.
+fn not_found_error(problem: &str) -> ApiError {
+    ApiError::new(
+        crate::api::Call {
+            method: crate::api::Method::Get,
+            path: "/users/roles".to_owned(),
+            query: vec![("category".to_owned(), "organization".to_owned())],
+        },
+        ApiErrorKind::BadResponse {
+            problem: problem.to_owned(),
+        },
+    )
+}
+
+/// Carries out one step (the step at `index` of the plan).
+pub(crate) async fn run(
+    ctx: &Context<'_>,
+    index: usize,
+    call: Call,
+    start: Start,
+) -> (u32, Outcome) {
+    let mut attempts = 0;
+    if start != Start::Fresh && call.can_be_found() {
+        match find(ctx, index, &call).await {
+            Ok(Some(id)) => {
+                return (
+                    attempts,
+                    Outcome::Done {
+                        created: Some(id)
+                            .filter(|_| !matches!(call, Call::TransferOwnership { .. })),
+                        found: true,
+                    },
+                );
+            }
+            Ok(None) if start == Start::Done => {
+                return (
+                    attempts,
+                    Outcome::Failed {
+                        error: "the journal records this step as done, but the instance does not \
+                                have what it made"
+                            .to_owned(),
+                        help: Some(
+                            "plan again: the plan was made before a change on the instance"
+                                .to_owned(),
+                        ),
+                    },
+                );
+            }
+            Ok(None) => {}
+            Err(error) => return (attempts, Outcome::failed(&error)),
+        }
+    }
+    if start == Start::Done {
+        return (
+            attempts,
+            Outcome::Done {
+                created: None,
+                found: true,
+            },
+        );
+    }
+    let mut unknown = false;
+    loop {
+        if unknown && call.can_be_found() {
+            match find(ctx, index, &call).await {
+                Ok(Some(id)) => return (attempts, found(&call, id)),
+                Ok(None) => {}
+                Err(error) => return (attempts, Outcome::failed(&error)),
+            }
+        }
+        attempts += 1;
+        ctx.limiter.acquire().await;
+        match send(ctx.client, &call).await {
+            Ok(created) => {
+                return (
+                    attempts,
+                    Outcome::Done {
+                        created,
+                        found: false,
+                    },
+                );
+            }
+            Err(error) => {
+                if call.refusal_may_mean_done(&error) {
+                    return match find(ctx, index, &call).await {
+                        Ok(Some(id)) => (attempts, found(&call, id)),
+                        Ok(None) | Err(_) => (attempts, Outcome::failed(&error)),
+                    };
+                }
+                unknown |= error.outcome_unknown();
+                if !ctx.back_off(index, attempts, &error).await {
+                    return (attempts, Outcome::failed(&error));
+                }
+            }
+        }
+    }
+}
+
+/// Done, as found by reading.
+fn found(call: &Call, id: i64) -> Outcome {
+    Outcome::Done {
+        created: Some(id).filter(|_| !matches!(call, Call::TransferOwnership { .. })),
+        found: true,
+    }
+}
+
+/// Sends the call once; the id of what it created.
+async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
+    match call {
+        Call::CreateUser { email, name } => {
+            let user = client
+                .create_user(&UserInvitation {
+                    name: name.clone(),
+                    email: email.clone(),
+                    ..UserInvitation::default()
+                })
+                .await?;
+            Ok(Some(user.id))
+        }
+        Call::CreateOrganization {
+            name,
+            owner,
+            license,
+        } => {
+            let organization = client
+                .create_organization(&NewOrganization {
+                    name: name.clone(),
+                    user_org_admin: Some(*owner),
+                    license: Some(License(license.clone())),
+                    ..NewOrganization::default()
+                })
+                .await?;
+            Ok(Some(organization.id))
+        }
+        Call::SetLicense {
+            organization,
+            license,
+        } => {
+            client
+                .update_organization(
+                    *organization,
+                    &OrganizationChanges {
+                        license: Some(License(license.clone())),
+                        ..OrganizationChanges::default()
+                    },
+                )
+                .await?;
+            Ok(None)
+        }
+        Call::SetOrganizationRole {
+            organization,
+            user,
+            role,
+        } => {
+            client
+                .set_organization_role(*user, *organization, *role)
+                .await?;
+            Ok(None)
+        }
+        Call::TransferOwnership { organization, user } => {
+            client.transfer_ownership(*user, *organization).await?;
+            Ok(None)
+        }
+        Call::CreateTeam {
+            organization,
+            name,
+            admin,
+        } => {
+            let team = client
+                .create_team(&NewTeam {
+                    name: name.clone(),
+                    organization_id: *organization,
+                    user_team_admin: *admin,
+                })
+                .await?;
+            Ok(Some(team.id))
+        }
+        Call::SetTeamRole { team, user, role } => {
+            client.set_team_role(*user, *team, *role).await?;
+            Ok(None)
+        }
+        Call::SetInstanceRole { user, role } => {
+            client
+                .update_user(
+                    *user,
+                    &UserChanges {
+                        users_admins_role_id: Some(*role),
+                        ..UserChanges::default()
+                    },
+                )
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Reads whether the call's effect is on the instance: the id of what it made (for a
+/// transfer, the new owner's id) or `None`.
+async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64>, ApiError> {
+    let client = ctx.client;
+    match call {
+        Call::CreateUser { email, .. } => {
+            let user = ctx
+                .read(index, async || client.lookup_user_by_email(email).await)
+                .await?;
+            Ok(user
+                .filter(|u| !u.deleted && u.email.eq_ignore_ascii_case(email))
+                .map(|u| u.id))
+        }
+        Call::CreateOrganization { name, owner, .. } => {
+            let filter = OrganizationFilter {
+                name: Some(name.clone()),
+                ..OrganizationFilter::default()
+            };
+            // The name filter matches substrings: compare exactly here.
+            let candidates: BTreeSet<i64> = ctx
+                .read(index, async || client.list_organizations(&filter).await)
+                .await?
+                .into_iter()
+                .filter(|o| !o.deleted && o.name == *name)
+                .map(|o| o.id)
+                .filter(|id| !ctx.known_organizations.contains(id))
+                .collect();
+            if candidates.is_empty() {
+                return Ok(None);
+            }
+            // Names repeat: it is ours only if the owner is the one the step made owner.
+            let owner_role = ctx.owner_role(index).await?;
+            let roles = ctx
+                .read(index, async || client.user_organization_roles(*owner).await)
+                .await?;
+            Ok(roles
+                .iter()
+                .filter(|r| {
+                    r.users_role_id == owner_role && candidates.contains(&r.organization_id)
+                })
+                .map(|r| r.organization_id)
+                .min())
+        }
+        Call::CreateTeam {
+            organization, name, ..
+        } => {
+            let teams = ctx
+                .read(index, async || client.list_teams(*organization).await)
+                .await?;
+            Ok(teams.iter().filter(|t| t.name == *name).map(|t| t.id).min())
+        }
+        Call::TransferOwnership { organization, user } => {
+            let owner_role = ctx.owner_role(index).await?;
+            let roles = ctx
+                .read(index, async || client.user_organization_roles(*user).await)
+                .await?;
+            Ok(roles
+                .iter()
+                .any(|r| r.organization_id == *organization && r.users_role_id == owner_role)
+                .then_some(*user))
+        }
+        _ => Ok(None),
+    }
+}
