@@ -15,6 +15,10 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// The longest backoff drawn (a `Retry-After` may ask for longer, and is honoured).
     pub cap: Duration,
+    /// After a create or a transfer timed out, how long to wait before reading whether it was
+    /// applied: the instance may still be carrying it out, and a read that comes first would
+    /// find nothing and send it a second time.
+    pub settle: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -23,6 +27,7 @@ impl Default for RetryPolicy {
             max_attempts: 10,
             base: Duration::from_millis(200),
             cap: Duration::from_secs(20),
+            settle: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +98,7 @@ mod tests {
             max_attempts: 5,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(1),
+            settle: Duration::ZERO,
         };
         let jitter = Jitter::new(1);
         for attempt in 1..40 {

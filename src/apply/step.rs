@@ -176,6 +176,18 @@ impl<'a> Context<'a> {
     /// Counts a failure and, when the instance may take the call again later, waits the
     /// backoff; `false` when the call is not to be tried again.
     async fn back_off(&self, index: usize, attempt: u32, error: &ApiError) -> bool {
+        self.back_off_at_least(index, attempt, error, Duration::ZERO)
+            .await
+    }
+
+    /// [`Context::back_off`], waiting at least `least`.
+    async fn back_off_at_least(
+        &self,
+        index: usize,
+        attempt: u32,
+        error: &ApiError,
+        least: Duration,
+    ) -> bool {
         if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
             self.limiter.rate_limited();
@@ -185,7 +197,8 @@ impl<'a> Context<'a> {
         }
         let wait = self
             .policy
-            .backoff(attempt, error.retry_after(), &self.jitter);
+            .backoff(attempt, error.retry_after(), &self.jitter)
+            .max(least);
         self.retries.fetch_add(1, Ordering::Relaxed);
         // The receiver lives as long as the apply; a closed one only loses a progress line.
         let _ = self.notices.send(Notice::Retry {
@@ -262,27 +275,16 @@ pub(crate) async fn run(
     let mut attempts = 0;
     if start != Start::Fresh && call.can_be_found() {
         match find(ctx, index, &call).await {
-            Ok(Some(id)) => {
-                return (
-                    attempts,
-                    Outcome::Done {
-                        created: Some(id)
-                            .filter(|_| !matches!(call, Call::TransferOwnership { .. })),
-                        found: true,
-                    },
-                );
-            }
+            Ok(Some(id)) => return (attempts, found(&call, id)),
             Ok(None) if start == Start::Done => {
+                let error = "the journal records this step as done, but the instance does not \
+                             have what it made";
+                let help = "plan again: something changed on the instance since";
                 return (
                     attempts,
                     Outcome::Failed {
-                        error: "the journal records this step as done, but the instance does not \
-                                have what it made"
-                            .to_owned(),
-                        help: Some(
-                            "plan again: the plan was made before a change on the instance"
-                                .to_owned(),
-                        ),
+                        error: error.to_owned(),
+                        help: Some(help.to_owned()),
                     },
                 );
             }
@@ -291,13 +293,11 @@ pub(crate) async fn run(
         }
     }
     if start == Start::Done {
-        return (
-            attempts,
-            Outcome::Done {
-                created: None,
-                found: true,
-            },
-        );
+        let done = Outcome::Done {
+            created: None,
+            found: true,
+        };
+        return (attempts, done);
     }
     let mut unknown = false;
     loop {
@@ -328,7 +328,15 @@ pub(crate) async fn run(
                     };
                 }
                 unknown |= error.outcome_unknown();
-                if !ctx.back_off(index, attempts, &error).await {
+                // A write that timed out may still be under way on the instance: give it
+                // time before reading whether it happened.
+                let least =
+                    if call.can_be_found() && matches!(error.kind, ApiErrorKind::Timeout { .. }) {
+                        ctx.policy.settle
+                    } else {
+                        Duration::ZERO
+                    };
+                if !ctx.back_off_at_least(index, attempts, &error, least).await {
                     return (attempts, Outcome::failed(&error));
                 }
             }

@@ -1,0 +1,520 @@
+//! The executor against the sandbox over loopback HTTP: every fault kind at a high rate, a step
+//! that fails for good, the lifecycle bookkeeping, and applies interrupted half-way.
+//!
+//! Each test runs two sandboxes on one database file: a faulty one that the executor applies
+//! through, and a clean one that observes and plans (observing takes dozens of calls and does
+//! not retry, so under a 30 % fault rate it would almost never get through).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use charter::api::{Client, ClientOptions, Observed, Token, observe};
+use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus};
+use charter::model::program::Program;
+use charter::model::time::parse_instant;
+use charter::plan::{self, Action, Plan};
+use charter::sandbox::{self, Config, Faults, RunningSandbox, Storage};
+use charter::state::State;
+
+const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
+
+fn acme() -> Program {
+    let set = charter::policy::load(Path::new(ACME))
+        .unwrap_or_else(|_| panic!("the example policy set loads"));
+    set.checked.program.expect("the example policy set checks")
+}
+
+fn t(text: &str) -> i64 {
+    parse_instant(text).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("charter-apply-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A faulty sandbox and a clean one on the same database, and charter's state.
+struct World {
+    dir: PathBuf,
+    faulty: RunningSandbox,
+    clean: RunningSandbox,
+    applier: Client,
+    reader: Client,
+    state: State,
+    program: Program,
+}
+
+impl World {
+    async fn new(name: &str, faults: Faults, client: ClientOptions) -> World {
+        let dir = scratch(name);
+        let storage = Storage::File(dir.join("sandbox.db"));
+        let clean = sandbox::start(Config {
+            storage: storage.clone(),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let faulty = sandbox::start(Config {
+            storage,
+            faults,
+            seed: 7,
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let token = || Token::new(sandbox::DEFAULT_TOKEN).unwrap();
+        let applier = Client::new(&format!("http://{}", faulty.addr()), token(), client).unwrap();
+        let reader = Client::new(
+            &format!("http://{}", clean.addr()),
+            token(),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let state = State::open(&dir.join("state.db")).unwrap();
+        World {
+            dir,
+            faulty,
+            clean,
+            applier,
+            reader,
+            state,
+            program: acme(),
+        }
+    }
+
+    async fn observe(&self) -> Observed {
+        observe(&self.reader).await.unwrap()
+    }
+
+    async fn plan(&self, at: i64) -> Plan {
+        let observed = self.observe().await;
+        let memory = self.state.memory().unwrap();
+        let context = plan::Context {
+            instance: self.reader.url().to_string(),
+            token_user: None,
+        };
+        plan::plan(&self.program, at, &memory, &observed, &context)
+            .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))
+    }
+
+    async fn apply(&self, plan: &Plan, options: &Options, at: i64) -> Report {
+        let lock = self.state.acquire_lock("apply test").unwrap();
+        let report = apply::execute(
+            &self.applier,
+            &self.state,
+            Some(&lock),
+            plan,
+            options,
+            at,
+            &mut (),
+        )
+        .await
+        .unwrap();
+        lock.release().unwrap();
+        report
+    }
+
+    /// The instance is what the policy wants at `at`: planning again finds nothing to do, no
+    /// address or organization is there twice, and the journal has nothing in flight.
+    async fn assert_converged(&self, at: i64) {
+        let again = self.plan(at).await;
+        assert!(
+            !again.has_changes(),
+            "planning again finds changes:\n{}",
+            plan::render_text(&again)
+        );
+        let observed = self.observe().await;
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for o in &observed.organizations {
+            *names.entry(o.name.as_str()).or_default() += 1;
+        }
+        let twice: Vec<_> = names.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "duplicate organizations: {twice:?}");
+        assert_eq!(
+            observed.organizations.len(),
+            self.program.customers.len(),
+            "one organization per customer"
+        );
+        let mut emails: Vec<String> = observed
+            .users
+            .iter()
+            .map(|u| u.email.to_lowercase())
+            .collect();
+        let all = emails.len();
+        emails.sort();
+        emails.dedup();
+        assert_eq!(emails.len(), all, "duplicate users");
+        assert!(self.state.unfinished_plans().unwrap().is_empty());
+        for c in &self.program.customers {
+            let linked = self.state.organization(&c.key).unwrap();
+            let on_instance = observed
+                .organizations
+                .iter()
+                .find(|o| o.name == c.name)
+                .map(|o| o.id);
+            assert_eq!(linked, on_instance, "customer `{}` is linked", c.key);
+        }
+    }
+
+    async fn shutdown(self) {
+        drop(self.applier);
+        drop(self.reader);
+        self.faulty.shutdown().await.unwrap();
+        self.clean.shutdown().await.unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Quick retries, patient enough for a 30 % fault rate (0.3¹² is one in two million).
+fn options() -> Options {
+    Options {
+        concurrency: 4,
+        retry: RetryPolicy {
+            max_attempts: 12,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(200),
+            settle: Duration::from_millis(500),
+        },
+        ..Options::default()
+    }
+}
+
+fn faults(spec: &str) -> Faults {
+    spec.parse().unwrap()
+}
+
+/// Applies the first plan through the faults and checks that one apply was enough.
+async fn one_apply_converges(name: &str, spec: &str, client: ClientOptions) -> Report {
+    let world = World::new(name, faults(spec), client).await;
+    let at = t("2026-03-01");
+    let plan = world.plan(at).await;
+    assert!(plan.calls() > 100, "the example plan is a real one");
+    let report = world.apply(&plan, &options(), at).await;
+    assert!(
+        report.succeeded(),
+        "every step succeeds: {:#?}",
+        report
+            .steps
+            .iter()
+            .filter(|s| !s.status.succeeded())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(report.done() + report.manual(), plan.steps.len());
+    world.assert_converged(at).await;
+    // Every customer and staff member was recorded, once.
+    assert_eq!(report.customers.len(), world.program.customers.len());
+    assert_eq!(report.staff.len(), world.program.staff.len());
+    world.shutdown().await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_ends_in_the_desired_state() {
+    let report = one_apply_converges("429", "429=0.3", ClientOptions::default()).await;
+    assert!(report.rate_limited > 10, "{}", report.summary());
+    assert!(report.retries >= report.rate_limited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_burst_ends_in_the_desired_state_without_duplicates() {
+    let report = one_apply_converges("500", "500=0.3", ClientOptions::default()).await;
+    assert!(report.retries > 10, "{}", report.summary());
+    // A 500 on a create leaves its outcome unknown: the lookups that follow find nothing
+    // (the sandbox fails before carrying the call out) and the create is sent again.
+    assert_eq!(report.found(), 0, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_but_lost_answers_are_found_by_reading_not_sent_twice() {
+    let report = one_apply_converges("lost", "lost=0.3", ClientOptions::default()).await;
+    // Lost answers of creates and transfers were found on the instance; the convergence check
+    // has shown that none was made twice.
+    assert!(report.found() > 5, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_and_timeouts_end_in_the_desired_state() {
+    // A third of the calls take 400 ms, past the client's 250 ms timeout: the write goes on
+    // on the instance after the client gave up, which is what `settle` waits out.
+    let client = ClientOptions {
+        request_timeout: Duration::from_millis(250),
+        ..ClientOptions::default()
+    };
+    let report = one_apply_converges("latency", "latency=0.3:400ms", client).await;
+    assert!(report.retries > 10, "{}", report.summary());
+    assert!(report.found() > 0, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_once_ends_in_the_desired_state() {
+    let report = one_apply_converges(
+        "all",
+        "429=0.15,500=0.15,latency=0.1:20ms,lost=0.15",
+        ClientOptions::default(),
+    )
+    .await;
+    assert!(
+        report.rate_limited > 0 && report.found() > 0,
+        "{}",
+        report.summary()
+    );
+}
+
+/// Makes the license of one step invalid (the sandbox refuses `auditLogsDays` over 365), so
+/// that the step fails for good.
+fn break_license(plan: &mut Plan, step_id: &str) {
+    let step = plan
+        .steps
+        .iter_mut()
+        .find(|s| s.id == step_id)
+        .unwrap_or_else(|| panic!("no step `{step_id}`"));
+    match &mut step.action {
+        Action::CreateOrganization { license, .. } | Action::SetLicense { license, .. } => {
+            license.insert("auditLogsDays".to_owned(), serde_json::json!(9999));
+        }
+        other => panic!("`{step_id}` is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_skips_its_dependents_and_nothing_else() {
+    let world = World::new("dependency", Faults::default(), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let mut plan = world.plan(at).await;
+    break_license(&mut plan, "organization:acme");
+    let mut lines = Vec::new();
+    let mut progress = |event: &Event<'_>| {
+        if let Some(line) = event.line() {
+            lines.push(line);
+        }
+    };
+    let report = apply::execute(
+        &world.applier,
+        &world.state,
+        None,
+        &plan,
+        &options(),
+        at,
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    assert!(!report.succeeded());
+    assert_eq!(report.failed(), 1, "{}", report.summary());
+    let status = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.status.clone())
+            .unwrap_or_else(|| panic!("no step `{id}`"))
+    };
+    match status("organization:acme") {
+        StepStatus::Failed { error, .. } => {
+            assert!(error.contains("auditLogsDays"), "{error}");
+            assert!(error.contains("400"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Everything that needs Acme's organization is skipped, naming the step it waited for.
+    let acme_dependents: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| s.subject == "acme" && !s.id.starts_with("user:"))
+        .filter(|s| s.id != "organization:acme")
+        .collect();
+    assert!(acme_dependents.len() >= 4);
+    for s in &acme_dependents {
+        assert_eq!(
+            status(&s.id),
+            StepStatus::Skipped {
+                because: "organization:acme".to_owned()
+            },
+            "{}",
+            s.id
+        );
+    }
+    // Acme's people were still created, and every other customer was carried out in full.
+    assert_eq!(
+        status("user:jane@acme.example"),
+        StepStatus::Done { found: false }
+    );
+    assert_eq!(
+        report.skipped(),
+        acme_dependents.len(),
+        "{}",
+        report.summary()
+    );
+    assert!(!report.customers.contains(&"acme".to_owned()));
+    assert_eq!(report.customers.len(), world.program.customers.len() - 1);
+    assert!(world.state.organization("acme").unwrap().is_none());
+    assert!(!world.state.memory().unwrap().applied.contains_key("acme"));
+    assert!(world.state.memory().unwrap().applied.contains_key("globex"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("skipped `role:acme:") && l.contains("`organization:acme`")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("failed `organization:acme`"))
+    );
+
+    // The next plan holds only Acme's part, and carries it out.
+    let next = world.plan(at).await;
+    assert!(
+        next.steps.iter().all(|s| s.subject == "acme"),
+        "{}",
+        plan::render_text(&next)
+    );
+    let report = world.apply(&next, &options(), at).await;
+    assert!(report.succeeded(), "{}", report.summary());
+    world.assert_converged(at).await;
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_are_recorded_once_and_only_after_every_step_succeeded() {
+    let world = World::new(
+        "lifecycle",
+        faults("500=0.2,lost=0.2"),
+        ClientOptions::default(),
+    )
+    .await;
+    let start = t("2026-03-01");
+    let first = world.plan(start).await;
+    let report = world.apply(&first, &options(), start).await;
+    assert!(report.succeeded(), "{}", report.summary());
+    assert!(world.state.transitions("hooli").unwrap().is_empty());
+
+    // Hooli's contract ends on 2026-05-15; a week later it freezes: a new license.
+    let frozen = t("2026-06-01");
+    let mut plan = world.plan(frozen).await;
+    let hooli = plan.customers.iter().find(|c| c.key == "hooli").unwrap();
+    assert_eq!(hooli.transitions.len(), 1);
+    assert_eq!(hooli.transitions[0].name, "freeze");
+    assert!(plan.step("license:hooli").is_some());
+    // The license step fails for good: the transition must not be recorded.
+    break_license(&mut plan, "license:hooli");
+    let report = world.apply(&plan, &options(), frozen).await;
+    assert_eq!(report.failed(), 1, "{}", report.summary());
+    assert!(!report.transitions.iter().any(|(c, _)| c == "hooli"));
+    assert!(world.state.transitions("hooli").unwrap().is_empty());
+    assert_eq!(world.state.customer("hooli").unwrap().unwrap().state, None);
+    // Customers whose transitions did go through are recorded.
+    for (customer, _) in &report.transitions {
+        assert_eq!(world.state.transitions(customer).unwrap().len(), 1);
+    }
+
+    // Planned again, the freeze is carried out and recorded once, at the apply's instant.
+    let plan = world.plan(frozen).await;
+    let report = world.apply(&plan, &options(), frozen).await;
+    assert!(report.succeeded(), "{}", report.summary());
+    assert!(
+        report
+            .transitions
+            .contains(&("hooli".to_owned(), "freeze".to_owned()))
+    );
+    let recorded = world.state.transitions("hooli").unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].transition, "freeze");
+    assert_eq!(recorded[0].at, frozen);
+    assert_eq!(recorded[0].plan.as_deref(), Some(plan.id.as_str()));
+    assert_eq!(
+        world
+            .state
+            .customer("hooli")
+            .unwrap()
+            .unwrap()
+            .state
+            .as_deref(),
+        Some("frozen")
+    );
+
+    // Nothing left: a further apply records nothing again.
+    world.assert_converged(frozen).await;
+    let plan = world.plan(frozen).await;
+    let report = world.apply(&plan, &options(), frozen).await;
+    assert!(report.transitions.is_empty());
+    assert_eq!(world.state.transitions("hooli").unwrap().len(), 1);
+    world.shutdown().await;
+}
+
+/// Runs an apply and drops it (as a kill would stop it) once `after` steps have started.
+async fn interrupted(world: &World, plan: &Plan, options: &Options, at: i64, after: usize) {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut started = 0;
+    let notify = stop.clone();
+    let mut progress = |event: &Event<'_>| {
+        if let Event::StepStarted { .. } = event {
+            started += 1;
+            if started == after {
+                notify.notify_one();
+            }
+        }
+    };
+    tokio::select! {
+        report = apply::execute(&world.applier, &world.state, None, plan, options, at, &mut progress) => {
+            panic!("the apply ended before it was stopped: {}", report.unwrap().summary());
+        }
+        () = stop.notified() => {}
+    }
+    // Let the calls that reached the sandbox finish there, as they would after a kill.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_apply_resumes_by_planning_again() {
+    let world = World::new("resume", faults("lost=0.2"), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let options = options();
+    for (round, after) in [10, 30, 30].into_iter().enumerate() {
+        let plan = world.plan(at).await;
+        assert!(plan.has_changes(), "round {round}");
+        interrupted(&world, &plan, &options, at, after).await;
+        assert!(
+            world.state.unfinished_plans().unwrap().contains(&plan.id),
+            "the stopped apply left steps in flight"
+        );
+    }
+    let plan = world.plan(at).await;
+    let report = world.apply(&plan, &options, at).await;
+    assert!(report.succeeded(), "{}", report.summary());
+    // The steps left in flight by each stopped apply were closed.
+    assert!(report.reconciled.len() >= 3, "{:#?}", report.reconciled);
+    assert!(world.state.unfinished_plans().unwrap().is_empty());
+    world.assert_converged(at).await;
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_plan_applied_again_repeats_nothing_finished() {
+    let world = World::new("same-plan", faults("lost=0.2"), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let options = options();
+    let plan = world.plan(at).await;
+    interrupted(&world, &plan, &options, at, 60).await;
+    let journal = world.state.journal(&plan.id).unwrap();
+    let finished = journal.iter().filter(|e| e.outcome.is_some()).count();
+    assert!(finished > 20 && finished < plan.steps.len());
+    let calls_before = world.applier.calls();
+    let report = world.apply(&plan, &options, at).await;
+    assert!(report.succeeded(), "{}", report.summary());
+    let again = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::AlreadyDone)
+        .count();
+    assert_eq!(again, finished, "finished steps are not carried out again");
+    assert!(world.applier.calls() - calls_before < plan.calls() as u64);
+    world.assert_converged(at).await;
+    world.shutdown().await;
+}
