@@ -89,7 +89,7 @@ use crate::api::Client;
 use crate::plan::model::Ids;
 use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, TeamRef, UserRef};
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
-use step::{Call, Context, Notice, Outcome, Start};
+use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
 
 /// The share of the instance's rate limit charter uses when nothing else is said: high enough
 /// that a long apply takes within about 5 % of `calls ÷ limit`, low enough to leave room for
@@ -509,6 +509,7 @@ impl Resolver<'_> {
                 owner,
                 license,
             } => Call::CreateOrganization {
+                customer: organization.customer.clone(),
                 name: organization.name.clone(),
                 owner: self.user(owner)?,
                 license: license.clone(),
@@ -749,9 +750,9 @@ impl<'a> Run<'a> {
     }
 
     /// Before the first call: closes earlier plans' interrupted steps, reads this plan's
-    /// journal, records the subjects without steps. Returns the organizations known before
-    /// this apply.
-    fn prepare(&mut self, progress: &mut dyn Progress) -> Result<BTreeSet<i64>, StateError> {
+    /// journal, records the subjects without steps. Returns the organizations a lost create
+    /// cannot have made.
+    fn prepare(&mut self, progress: &mut dyn Progress) -> Result<KnownOrganizations, StateError> {
         for other in self.state.unfinished_plans()? {
             if other == self.plan.id {
                 continue;
@@ -788,14 +789,19 @@ impl<'a> Run<'a> {
             .into_iter()
             .map(|e| (e.step.id, e.outcome))
             .collect();
-        let mut known: BTreeSet<i64> = self
-            .state
-            .customers()?
-            .into_iter()
-            .filter_map(|c| c.organization_id)
+        let mut known = KnownOrganizations::default();
+        for c in self.state.customers()? {
+            if let Some(id) = c.organization_id {
+                known.linked.insert(id, c.key);
+            }
+        }
+        known.existing = self
+            .plan
+            .customers
+            .iter()
+            .filter_map(|c| c.organization)
+            .chain(self.plan.reads.organizations.keys().copied())
             .collect();
-        known.extend(self.plan.customers.iter().filter_map(|c| c.organization));
-        known.extend(self.plan.reads.organizations.keys().copied());
         let empty: Vec<String> = self
             .open
             .iter()

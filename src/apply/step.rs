@@ -9,7 +9,7 @@
 //! transfer to the current owner. The other calls set a value (a license, a role) and are
 //! harmless to repeat.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub(crate) enum Call {
         name: String,
     },
     CreateOrganization {
+        /// The customer it is for.
+        customer: String,
         name: String,
         owner: i64,
         license: LicenseJson,
@@ -125,6 +127,22 @@ impl Outcome {
     }
 }
 
+/// Organizations a lost create cannot have made.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownOrganizations {
+    /// On the instance when the plan was made.
+    pub existing: BTreeSet<i64>,
+    /// Linked in the state: organization → customer.
+    pub linked: BTreeMap<i64, String>,
+}
+
+impl KnownOrganizations {
+    /// Whether organization `id` may be the one a create for `customer` made.
+    fn may_be(&self, id: i64, customer: &str) -> bool {
+        !self.existing.contains(&id) && self.linked.get(&id).is_none_or(|c| c == customer)
+    }
+}
+
 /// What a step's future reports while it runs.
 #[derive(Clone, Debug)]
 pub(crate) enum Notice {
@@ -142,9 +160,10 @@ pub(crate) struct Context<'a> {
     pub limiter: Limiter,
     pub policy: RetryPolicy,
     pub jitter: Jitter,
-    /// Organizations that existed before this apply (linked in the state or read by the
-    /// plan): never taken for one a lost create made.
-    pub known_organizations: BTreeSet<i64>,
+    /// Organizations that existed when the plan was made, and the customer the state links
+    /// each linked organization to: neither is taken for one that a lost create of another
+    /// customer made.
+    pub known_organizations: KnownOrganizations,
     pub notices: mpsc::UnboundedSender<Notice>,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
@@ -157,7 +176,7 @@ impl<'a> Context<'a> {
         limiter: Limiter,
         policy: RetryPolicy,
         jitter: Jitter,
-        known_organizations: BTreeSet<i64>,
+        known_organizations: KnownOrganizations,
         notices: mpsc::UnboundedSender<Notice>,
     ) -> Context<'a> {
         Context {
@@ -369,6 +388,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
             name,
             owner,
             license,
+            ..
         } => {
             let organization = client
                 .create_organization(&NewOrganization {
@@ -455,7 +475,12 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .filter(|u| !u.deleted && u.email.eq_ignore_ascii_case(email))
                 .map(|u| u.id))
         }
-        Call::CreateOrganization { name, owner, .. } => {
+        Call::CreateOrganization {
+            customer,
+            name,
+            owner,
+            ..
+        } => {
             let filter = OrganizationFilter {
                 name: Some(name.clone()),
                 ..OrganizationFilter::default()
@@ -467,7 +492,7 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .into_iter()
                 .filter(|o| !o.deleted && o.name == *name)
                 .map(|o| o.id)
-                .filter(|id| !ctx.known_organizations.contains(id))
+                .filter(|id| ctx.known_organizations.may_be(*id, customer))
                 .collect();
             if candidates.is_empty() {
                 return Ok(None);
