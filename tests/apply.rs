@@ -439,6 +439,18 @@ async fn transitions_are_recorded_once_and_only_after_every_step_succeeded() {
         Some("frozen")
     );
 
+    // The same plan applied again finds everything done and records nothing twice.
+    let again = world.apply(&plan, &options(), frozen).await;
+    assert!(again.succeeded(), "{}", again.summary());
+    assert!(
+        again
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::AlreadyDone)
+    );
+    assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+    assert_eq!(world.state.transitions("hooli").unwrap().len(), 1);
+
     // Nothing left: a further apply records nothing again.
     world.assert_converged(frozen).await;
     let plan = world.plan(frozen).await;

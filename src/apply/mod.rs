@@ -1073,6 +1073,17 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         if let Some(customer) = plan.customers.iter().find(|c| c.key == subject) {
+            // An earlier apply of this same plan may have recorded the customer already:
+            // its transitions are recorded once.
+            if !customer.transitions.is_empty()
+                && self
+                    .state
+                    .transitions(&customer.key)?
+                    .iter()
+                    .any(|t| t.plan.as_deref() == Some(plan.id.as_str()))
+            {
+                return Ok(());
+            }
             let organization = self
                 .resolver
                 .ids
