@@ -133,86 +133,98 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    // `CHARTER_BENCH_ONLY=open` runs only the part without a limit.
+    let only_open = std::env::var("CHARTER_BENCH_ONLY").is_ok_and(|v| v == "open");
     runtime.block_on(async {
-        // Rate-limited: charter's executor and the naive one, each against its own sandbox
-        // (the same start, so the same plan holds for both), at the same time.
-        let ours_sandbox = sandbox(Some(limit)).await;
-        let naive_sandbox = sandbox(Some(limit)).await;
-        let plan = make_plan(&ours_sandbox, &program).await;
-        let calls = plan.calls();
-        let ideal = Duration::from_secs_f64(calls as f64 * 60.0 / f64::from(limit));
-        println!(
-            "plan: {} customers, {} steps, {calls} calls; limit {limit}/min, so calls ÷ limit = {:.1} s",
-            customers,
-            plan.steps.len(),
-            ideal.as_secs_f64()
-        );
-        println!("running both executors (about {:.0} s) …", ideal.as_secs_f64() * 1.05);
-        let ours_options = Options::with_rate_limit(Some(limit));
-        let naive_options = Options {
-            concurrency: 10,
-            rate_limit: None,
-            retry: RetryPolicy {
-                max_attempts: u32::MAX,
-                base: Duration::from_secs(1),
-                cap: Duration::from_secs(1),
-                settle: Duration::ZERO,
-            },
-            ..Options::default()
-        };
-        let started = Instant::now();
-        let (ours, naive) = tokio::join!(
-            async {
-                let report = run(&ours_sandbox, &dir.join("ours.db"), &plan, &ours_options).await;
-                (report, started.elapsed())
-            },
-            async {
-                let report =
-                    run(&naive_sandbox, &dir.join("naive.db"), &plan, &naive_options).await;
-                (report, started.elapsed())
-            },
-        );
-        println!(
-            "{:<34} {:>9} {:>16} {:>7} {:>7}",
-            "executor", "wall (s)", "÷ (calls÷limit)", "429s", "calls"
-        );
-        for (name, (report, wall)) in [
-            ("charter (bucket at 95 %, 4 at once)", &ours),
-            ("naive (10 at once, retry on 429)", &naive),
-        ] {
-            println!(
-                "{:<34} {:>9.1} {:>16.3} {:>7} {:>7}",
-                name,
-                wall.as_secs_f64(),
-                wall.as_secs_f64() / ideal.as_secs_f64(),
-                report.rate_limited,
-                report.calls
-            );
+        if !only_open {
+            limited(&program, customers, limit, &dir).await;
         }
-        ours_sandbox.shutdown().await.expect("shutdown");
-        naive_sandbox.shutdown().await.expect("shutdown");
-
-        // No limit: how fast the executor goes on loopback (journal writes synced to disk).
-        for concurrency in [4, 16] {
-            let open = sandbox(None).await;
-            let plan = make_plan(&open, &program).await;
-            let options = Options {
-                concurrency,
-                ..Options::default()
-            };
-            let state = dir.join(format!("open-{concurrency}.db"));
-            let started = Instant::now();
-            let report = run(&open, &state, &plan, &options).await;
-            let wall = started.elapsed();
-            println!(
-                "limiter off, {concurrency:>2} at once: {} calls in {:.2} s = {:.0} calls/s ({} × 429)",
-                report.calls,
-                wall.as_secs_f64(),
-                report.calls as f64 / wall.as_secs_f64(),
-                report.rate_limited
-            );
-            open.shutdown().await.expect("shutdown");
-        }
+        open(&program, &dir).await;
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rate-limited: charter's executor and the naive one, each against its own sandbox (the same
+/// start, so the same plan holds for both), at the same time.
+async fn limited(program: &Program, customers: u32, limit: u32, dir: &Path) {
+    let ours_sandbox = sandbox(Some(limit)).await;
+    let naive_sandbox = sandbox(Some(limit)).await;
+    let plan = make_plan(&ours_sandbox, program).await;
+    let calls = plan.calls();
+    let ideal = Duration::from_secs_f64(calls as f64 * 60.0 / f64::from(limit));
+    println!(
+        "plan: {customers} customers, {} steps, {calls} calls; limit {limit}/min, so calls ÷ limit = {:.1} s",
+        plan.steps.len(),
+        ideal.as_secs_f64()
+    );
+    println!(
+        "running both executors (about {:.0} s) …",
+        ideal.as_secs_f64() * 1.05
+    );
+    let ours_options = Options::with_rate_limit(Some(limit));
+    let naive_options = Options {
+        concurrency: 10,
+        rate_limit: None,
+        retry: RetryPolicy {
+            max_attempts: u32::MAX,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(1),
+            settle: Duration::ZERO,
+        },
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let (ours, naive) = tokio::join!(
+        async {
+            let report = run(&ours_sandbox, &dir.join("ours.db"), &plan, &ours_options).await;
+            (report, started.elapsed())
+        },
+        async {
+            let report = run(&naive_sandbox, &dir.join("naive.db"), &plan, &naive_options).await;
+            (report, started.elapsed())
+        },
+    );
+    println!(
+        "{:<36} {:>9} {:>16} {:>7} {:>7}",
+        "executor", "wall (s)", "÷ (calls÷limit)", "429s", "calls"
+    );
+    for (name, (report, wall)) in [
+        ("charter (bucket at 95 %, 4 at once)", &ours),
+        ("naive (10 at once, retry on 429)", &naive),
+    ] {
+        println!(
+            "{:<36} {:>9.1} {:>16.3} {:>7} {:>7}",
+            name,
+            wall.as_secs_f64(),
+            wall.as_secs_f64() / ideal.as_secs_f64(),
+            report.rate_limited,
+            report.calls
+        );
+    }
+    ours_sandbox.shutdown().await.expect("shutdown");
+    naive_sandbox.shutdown().await.expect("shutdown");
+}
+
+/// No limit: how fast the executor goes on loopback (journal writes synced to disk).
+async fn open(program: &Program, dir: &Path) {
+    for concurrency in [4, 16] {
+        let open = sandbox(None).await;
+        let plan = make_plan(&open, program).await;
+        let options = Options {
+            concurrency,
+            ..Options::default()
+        };
+        let state = dir.join(format!("open-{concurrency}.db"));
+        let started = Instant::now();
+        let report = run(&open, &state, &plan, &options).await;
+        let wall = started.elapsed();
+        println!(
+            "limiter off, {concurrency:>2} at once: {} calls in {:.2} s = {:.0} calls/s ({} × 429)",
+            report.calls,
+            wall.as_secs_f64(),
+            report.calls as f64 / wall.as_secs_f64(),
+            report.rate_limited
+        );
+        open.shutdown().await.expect("shutdown");
+    }
 }

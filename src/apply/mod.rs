@@ -58,7 +58,7 @@
 //!   safely (see `step.rs`).
 //! - **Journal.** Each step's intent is written (and synced) before its first call, its
 //!   outcome after. Manual steps are journaled as done when listed. Ids of created objects go
-//!   to the later steps' references, and users' and organizations' ids to the state at once.
+//!   to the later steps' references, and organizations' ids to the state at once.
 //! - **Bookkeeping.** When every step of a customer (or staff member) has succeeded —
 //!   immediately for one without steps — [`State::finish_customer`] (or
 //!   [`State::finish_staff`]) records its organization, the transitions the plan carries out
@@ -948,9 +948,10 @@ impl<'a> Run<'a> {
     fn learn(&mut self, action: &Action, id: i64) -> Result<(), StateError> {
         let ids = &mut self.resolver.ids;
         match action {
+            // The user's id is not written to the state: plans find users by e-mail on the
+            // instance, and one synced write fewer per user counts on a large apply.
             Action::CreateUser { email, .. } => {
                 ids.users.insert(email.to_lowercase(), id);
-                self.state.set_user(email, id)?;
             }
             Action::CreateOrganization { organization, .. } => {
                 ids.organizations.insert(organization.customer.clone(), id);
