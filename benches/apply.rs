@@ -97,6 +97,7 @@ async fn make_plan(running: &RunningSandbox, program: &Program) -> Plan {
         &plan::Context::default(),
     )
     .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))
+    .seal()
 }
 
 async fn run(running: &RunningSandbox, state: &Path, plan: &Plan, options: &Options) -> Report {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus};
+use charter::model::license::LicenseValue;
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::plan::{self, Action, Plan};
@@ -101,6 +102,7 @@ impl World {
         };
         plan::plan(&self.program, at, &memory, &observed, &context)
             .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))
+            .seal()
     }
 
     async fn apply(&self, plan: &Plan, options: &Options, at: i64) -> Report {
@@ -276,7 +278,8 @@ fn break_license(plan: &mut Plan, step_id: &str) {
         .unwrap_or_else(|| panic!("no step `{step_id}`"));
     match &mut step.action {
         Action::CreateOrganization { license, .. } | Action::SetLicense { license, .. } => {
-            license.insert("auditLogsDays".to_owned(), serde_json::json!(9999));
+            let index = charter::model::catalog::index_of("auditLogsDays").unwrap();
+            license.0.set(index, LicenseValue::Int(9999));
         }
         other => panic!("`{step_id}` is {other:?}"),
     }
@@ -488,8 +491,11 @@ async fn an_interrupted_apply_resumes_by_planning_again() {
     let world = World::new("resume", faults("lost=0.2"), ClientOptions::default()).await;
     let at = t("2026-03-01");
     let options = options();
+    let mut stopped = Vec::new();
     for (round, after) in [10, 30, 30].into_iter().enumerate() {
         let plan = world.plan(at).await;
+        assert!(!stopped.contains(&plan.id), "each round plans anew");
+        stopped.push(plan.id.clone());
         assert!(plan.has_changes(), "round {round}");
         interrupted(&world, &plan, &options, at, after).await;
         assert!(
@@ -500,9 +506,21 @@ async fn an_interrupted_apply_resumes_by_planning_again() {
     let plan = world.plan(at).await;
     let report = world.apply(&plan, &options, at).await;
     assert!(report.succeeded(), "{}", report.summary());
-    // The steps left in flight by each stopped apply were closed.
-    assert!(report.reconciled.len() >= 3, "{:#?}", report.reconciled);
+    // The steps the last stopped apply left in flight were closed by this one (those of the
+    // rounds before by the round after them), and nothing is left in flight.
+    assert!(!report.reconciled.is_empty());
+    assert!(
+        report
+            .reconciled
+            .iter()
+            .all(|r| Some(&r.plan) == stopped.last()),
+        "{:#?}",
+        report.reconciled
+    );
     assert!(world.state.unfinished_plans().unwrap().is_empty());
+    for id in &stopped {
+        assert!(world.state.unfinished_steps(id).unwrap().is_empty());
+    }
     world.assert_converged(at).await;
     world.shutdown().await;
 }

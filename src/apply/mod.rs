@@ -86,6 +86,7 @@ pub use limiter::{Limiter, RateLimit};
 pub use retry::{Jitter, RetryPolicy};
 
 use crate::api::Client;
+use crate::api::wire::License;
 use crate::plan::model::Ids;
 use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, TeamRef, UserRef};
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
@@ -512,7 +513,7 @@ impl Resolver<'_> {
                 customer: organization.customer.clone(),
                 name: organization.name.clone(),
                 owner: self.user(owner)?,
-                license: license.clone(),
+                license: License::from(&license.0),
             },
             Action::SetLicense {
                 organization,
@@ -520,7 +521,7 @@ impl Resolver<'_> {
                 ..
             } => Call::SetLicense {
                 organization: self.organization(organization)?,
-                license: license.clone(),
+                license: License::from(&license.0),
             },
             Action::SetOrganizationRole {
                 organization,
@@ -591,9 +592,9 @@ struct Run<'a> {
     keys: HashMap<usize, String>,
 }
 
-/// Carries out `plan` against the instance behind `client`, journaling in `state`; `at` is the
-/// apply's instant (what the journal and the bookkeeping record). See the module's
-/// documentation.
+/// Carries out `plan` against the instance behind `client`, journaling in `state` under the
+/// plan's id (a plan not [sealed](Plan::seal) is sealed first); `at` is the apply's instant
+/// (what the journal and the bookkeeping record). See the module's documentation.
 pub async fn execute(
     client: &Client,
     state: &State,
@@ -605,6 +606,14 @@ pub async fn execute(
 ) -> Result<Report, Stopped> {
     let started = Instant::now();
     let calls_before = client.calls();
+    // The journal keys steps by the plan's id: a plan not yet sealed gets its id here.
+    let sealed;
+    let plan = if plan.id.is_empty() {
+        sealed = plan.clone().seal();
+        &sealed
+    } else {
+        plan
+    };
     let mut run = Run::new(state, lock, plan, at);
     progress.event(&Event::Start { plan });
 

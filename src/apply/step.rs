@@ -22,7 +22,6 @@ use crate::api::{
     ApiError, ApiErrorKind, Client, OrganizationFilter, RoleCategory, RoleKind, Roles,
     UserInvitation,
 };
-use crate::plan::LicenseJson;
 
 /// A step's call, every reference resolved to an id.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,11 +35,12 @@ pub(crate) enum Call {
         customer: String,
         name: String,
         owner: i64,
-        license: LicenseJson,
+        /// Complete, as sent.
+        license: License,
     },
     SetLicense {
         organization: i64,
-        license: LicenseJson,
+        license: License,
     },
     SetOrganizationRole {
         organization: i64,
@@ -394,7 +394,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
                 .create_organization(&NewOrganization {
                     name: name.clone(),
                     user_org_admin: Some(*owner),
-                    license: Some(License(license.clone())),
+                    license: Some(license.clone()),
                     ..NewOrganization::default()
                 })
                 .await?;
@@ -408,7 +408,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
                 .update_organization(
                     *organization,
                     &OrganizationChanges {
-                        license: Some(License(license.clone())),
+                        license: Some(license.clone()),
                         ..OrganizationChanges::default()
                     },
                 )
