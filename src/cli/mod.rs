@@ -4,6 +4,7 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+mod apply;
 pub mod config;
 mod diff;
 mod format;
@@ -191,6 +192,12 @@ enum Command {
     /// Link the instance's existing organizations to the policy set's customers (match by
     /// name, confirm by owner) and infer their lifecycle states.
     Import(import::Args),
+    /// Carry out a plan (made now, or saved by `charter plan -o`), under the instance's rate
+    /// limit, journaled and resumable.
+    Apply(apply::ApplyArgs),
+    /// Plan and apply what is due — scheduled transitions, new customers, policy changes,
+    /// drift — once (for cron) or every DUR.
+    Run(apply::RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -423,5 +430,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
         Command::Instance(args) => instance::run(args, output),
         Command::Plan(args) => plan::run(args, output),
         Command::Import(args) => import::run(args, output),
+        Command::Apply(args) => apply::run_apply(args, output),
+        Command::Run(args) => apply::run_rounds(args, output),
     }
 }

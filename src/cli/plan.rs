@@ -55,7 +55,13 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         Ok(done) => done,
         Err(outcome) => return outcome,
     };
-    let plan = prepared.plan;
+    let mut plan = prepared.plan;
+    if args.out.is_some() || args.format == Format::Json {
+        // Where the configuration and the state are, for `charter apply FILE`.
+        let policy = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
+        plan.policy = Some(policy.display().to_string());
+        plan = plan.seal();
+    }
     match args.format {
         Format::Text => print!("{}", render_text(&plan)),
         Format::Json => println!("{}", plan.to_json()),

@@ -266,6 +266,7 @@ pub fn plan(
         id: String::new(),
         at,
         instance: context.instance.clone(),
+        policy: None,
         steps,
         customers,
         staff,

@@ -44,8 +44,12 @@ pub struct Plan {
     pub id: String,
     /// The instant the plan was made for (seconds since the Unix epoch).
     pub at: i64,
-    /// The instance's URL (`embedded sandbox` for the embedded one).
+    /// The instance's URL (`the embedded sandbox` for the embedded one).
     pub instance: String,
+    /// The policy set it was made from (for `charter apply FILE`: where `charter.toml` and
+    /// the state are), when saved by the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// In an order that respects every step's `depends_on`.
     pub steps: Vec<Step>,
     /// Every customer of the policy set: what the state records once its steps succeed.
@@ -445,6 +449,8 @@ impl Plan {
             version: u32,
             at: i64,
             instance: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            policy: &'a Option<String>,
             steps: &'a [Step],
             customers: &'a [CustomerPlan],
             staff: &'a [StaffPlan],
@@ -455,6 +461,7 @@ impl Plan {
             version: self.version,
             at: self.at,
             instance: &self.instance,
+            policy: &self.policy,
             steps: &self.steps,
             customers: &self.customers,
             staff: &self.staff,
@@ -605,6 +612,7 @@ pub fn schema() -> serde_json::Value {
             "id": {"type": "string", "pattern": "^plan-[0-9a-f]{16}$"},
             "at": integer,
             "instance": string,
+            "policy": string,
             "steps": {"type": "array", "items": {
                 "type": "object",
                 "required": ["id", "subject", "action"],
