@@ -77,8 +77,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -637,14 +637,23 @@ pub async fn execute(
     let concurrency = options.concurrency.max(1);
     let result: Result<(), StateError> = async {
         loop {
-            while running.len() < concurrency {
+            // Steps started together have their intents journaled in one synced
+            // transaction, before any of their calls.
+            let mut batch = Vec::new();
+            let mut intents = Vec::new();
+            while running.len() + batch.len() < concurrency {
                 let Some(index) = run.ready.pop_first() else {
                     break;
                 };
-                if let Some((call, start)) = run.launch(index, progress)? {
-                    let ctx = &ctx;
-                    running.push(async move { (index, step::run(ctx, index, call, start).await) });
+                if let Some((call, start, intent)) = run.launch(index, progress)? {
+                    intents.extend(intent);
+                    batch.push((index, call, start));
                 }
+            }
+            run.begin(&intents)?;
+            for (index, call, start) in batch {
+                let ctx = &ctx;
+                running.push(async move { (index, step::run(ctx, index, call, start).await) });
             }
             if running.is_empty() {
                 if run.ready.is_empty() {
@@ -658,6 +667,13 @@ pub async fn execute(
                         run.notice(&notice, progress);
                     }
                     run.ended(index, attempts, outcome, progress)?;
+                    // Others that ended meanwhile too, so that the steps they free start
+                    // together (one journal sync for them all).
+                    while let Some(Some((index, (attempts, outcome)))) =
+                        running.next().now_or_never()
+                    {
+                        run.ended(index, attempts, outcome, progress)?;
+                    }
                 }
                 Some(notice) = heard.recv() => run.notice(&notice, progress),
             }
@@ -830,13 +846,23 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Starts a step: journals it and returns its call, or ends it at once (manual, already
-    /// done without an id to read, unresolvable).
+    /// Journals the intents of steps about to start, in one synced transaction.
+    fn begin(&self, intents: &[state::Step]) -> Result<(), StateError> {
+        if intents.is_empty() {
+            return Ok(());
+        }
+        self.ensure_lock()?;
+        self.state.begin_steps(intents, self.at)?;
+        Ok(())
+    }
+
+    /// Starts a step: returns its call and the intent to journal before it ([`Run::begin`]),
+    /// or ends it at once (manual, already done without an id to read, unresolvable).
     fn launch(
         &mut self,
         index: usize,
         progress: &mut dyn Progress,
-    ) -> Result<Option<(Call, Start)>, StateError> {
+    ) -> Result<Option<(Call, Start, Option<state::Step>)>, StateError> {
         let plan = self.plan;
         let Some(step) = plan.steps.get(index) else {
             return Ok(None);
@@ -877,16 +903,13 @@ impl<'a> Run<'a> {
             self.end(index, StepStatus::Manual, progress)?;
             return Ok(None);
         };
-        if start != Start::Done {
-            self.ensure_lock()?;
-            self.state.begin_step(&journal_step, self.at)?;
-        }
+        let intent = (start != Start::Done).then_some(journal_step);
         self.keys.insert(index, key);
         if let Some(phase) = self.phase.get_mut(index) {
             *phase = Phase::Running;
         }
         progress.event(&Event::StepStarted { step });
-        Ok(Some((call, start)))
+        Ok(Some((call, start, intent)))
     }
 
     fn notice(&self, notice: &Notice, progress: &mut dyn Progress) {

@@ -48,50 +48,37 @@ impl State {
     /// begun and never finished (a resume) counts another attempt; a finished step is refused.
     /// Returns the attempt number.
     pub fn begin_step(&self, step: &Step, at: i64) -> Result<i64, StateError> {
-        self.write(|tx| {
-            let existing: Option<(String, String, Option<String>, i64)> = tx
-                .query_row(
-                    "SELECT kind, target, outcome, attempts FROM journal
-                     WHERE plan = ?1 AND step = ?2",
-                    params![step.plan, step.id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
-                .optional()?;
-            match existing {
-                None => {
-                    tx.execute(
-                        "INSERT INTO journal (plan, step, kind, target, intent_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![step.plan, step.id, step.kind, step.target, at],
-                    )?;
-                    Ok(1)
-                }
-                Some((_, _, Some(_), _)) => Err(StateError::StepFinished {
-                    plan: step.plan.clone(),
-                    step: step.id.clone(),
-                }),
-                Some((kind, target, None, attempts)) => {
-                    if kind != step.kind || target != step.target {
-                        return Err(StateError::StepChanged {
-                            plan: step.plan.clone(),
-                            step: step.id.clone(),
-                            was: format!("{kind} {target}"),
-                            now: format!("{} {}", step.kind, step.target),
-                        });
-                    }
-                    tx.execute(
-                        "UPDATE journal SET intent_at = ?3, attempts = attempts + 1
-                         WHERE plan = ?1 AND step = ?2",
-                        params![step.plan, step.id, at],
-                    )?;
-                    Ok(attempts.saturating_add(1))
-                }
-            }
-        })
+        self.write(|tx| begin_one(tx, step, at))
+    }
+
+    /// Records the intents of several steps in one synced transaction (all or none): an
+    /// executor starting steps together pays for one sync. Returns each attempt number.
+    pub fn begin_steps(&self, steps: &[Step], at: i64) -> Result<Vec<i64>, StateError> {
+        self.write(|tx| steps.iter().map(|step| begin_one(tx, step, at)).collect())
     }
 
     /// Records a step's outcome, after its call.
+    ///
+    /// The outcome is committed without its own sync to disk: it survives the process being
+    /// killed (SQLite's log is in the operating system's hands once committed), and the next
+    /// synced commit — the next intent, or a customer's bookkeeping — takes it to the disk.
+    /// Only a power cut in between can lose it, and a lost outcome is harmless: the step then
+    /// looks in flight, and the next apply finds out what it did by reading the instance. One
+    /// sync per step instead of two doubles what an apply can do on loopback.
     pub fn finish_step(
+        &self,
+        plan: &str,
+        step: &str,
+        outcome: &StepOutcome,
+        at: i64,
+    ) -> Result<(), StateError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = self.finish_step_unsynced(plan, step, outcome, at);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        written
+    }
+
+    fn finish_step_unsynced(
         &self,
         plan: &str,
         step: &str,
@@ -200,4 +187,46 @@ fn entry(row: &rusqlite::Row<'_>) -> Result<JournalEntry, rusqlite::Error> {
         }),
         finished_at: row.get(8)?,
     })
+}
+
+/// Records one step's intent inside a transaction (see [`State::begin_step`]).
+fn begin_one(tx: &rusqlite::Transaction<'_>, step: &Step, at: i64) -> Result<i64, StateError> {
+    let existing: Option<(String, String, Option<String>, i64)> = tx
+        .query_row(
+            "SELECT kind, target, outcome, attempts FROM journal
+             WHERE plan = ?1 AND step = ?2",
+            params![step.plan, step.id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    match existing {
+        None => {
+            tx.execute(
+                "INSERT INTO journal (plan, step, kind, target, intent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![step.plan, step.id, step.kind, step.target, at],
+            )?;
+            Ok(1)
+        }
+        Some((_, _, Some(_), _)) => Err(StateError::StepFinished {
+            plan: step.plan.clone(),
+            step: step.id.clone(),
+        }),
+        Some((kind, target, None, attempts)) => {
+            if kind != step.kind || target != step.target {
+                return Err(StateError::StepChanged {
+                    plan: step.plan.clone(),
+                    step: step.id.clone(),
+                    was: format!("{kind} {target}"),
+                    now: format!("{} {}", step.kind, step.target),
+                });
+            }
+            tx.execute(
+                "UPDATE journal SET intent_at = ?3, attempts = attempts + 1
+                 WHERE plan = ?1 AND step = ?2",
+                params![step.plan, step.id, at],
+            )?;
+            Ok(attempts.saturating_add(1))
+        }
+    }
 }
