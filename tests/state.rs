@@ -1036,3 +1036,45 @@ fn transition_refuses_a_request_from_before_a_recorded_transition() {
     );
     assert!(state.requests("hooli").unwrap().is_empty());
 }
+
+#[test]
+fn intents_begun_together_are_recorded_all_or_none() {
+    let dir = scratch("journal-batch");
+    let state = State::open(&dir.join("state.db")).unwrap();
+    let attempts = state
+        .begin_steps(&[step("p", "a"), step("p", "b"), step("p", "c")], 10)
+        .unwrap();
+    assert_eq!(attempts, [1, 1, 1]);
+    state
+        .finish_step("p", "a", &StepOutcome::Succeeded, 11)
+        .unwrap();
+    // `a` is finished: a batch naming it is refused whole, and `d` is not recorded either.
+    let error = state
+        .begin_steps(&[step("p", "d"), step("p", "a")], 12)
+        .unwrap_err();
+    assert!(
+        matches!(error, StateError::StepFinished { .. }),
+        "{error:?}"
+    );
+    assert!(state.step("p", "d").unwrap().is_none());
+    // A resumed batch counts another attempt for what was in flight.
+    assert_eq!(state.begin_steps(&[step("p", "b")], 13).unwrap(), [2]);
+    let unfinished: Vec<String> = state
+        .unfinished_steps("p")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.step.id)
+        .collect();
+    assert_eq!(unfinished, ["b", "c"]);
+    // An outcome survives reopening (it was committed, if not synced on its own).
+    state
+        .finish_step("p", "b", &StepOutcome::Failed("refused".into()), 14)
+        .unwrap();
+    drop(state);
+    let state = State::open(&dir.join("state.db")).unwrap();
+    assert_eq!(
+        state.step("p", "b").unwrap().unwrap().outcome,
+        Some(StepOutcome::Failed("refused".into()))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
