@@ -185,3 +185,53 @@ fn an_apply_killed_anywhere_converges_on_the_next_apply_without_duplicates() {
         "only {killed_midway} kills landed mid-apply"
     );
 }
+
+#[test]
+fn run_every_stops_cleanly_on_sigterm_between_rounds() {
+    let dir = scratch("sigterm");
+    let policy = dir.join("acme");
+    acme_copy(&policy);
+    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+    let mut daemon = charter(&policy, &sandbox.url, &["run", ".", "--every", "1 h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first round to end: the daemon then says when the next one is.
+    let stderr = daemon.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("next round in");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l == "next round in 1 h"),
+        "{seen:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let exit = daemon.wait().unwrap();
+    assert!(exit.success(), "{exit:?} {rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+    // The first round provisioned everything, and the lock was released: a plan finds nothing.
+    let output = charter(&policy, &sandbox.url, &["plan", "."])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    drop(sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+}
