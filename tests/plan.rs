@@ -751,3 +751,30 @@ proptest! {
         prop_assert_eq!(Plan::from_json(&a.to_json()).unwrap(), a);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Reading a plan file never panics, whatever it holds, and what it accepts writes back
+    /// to itself (mirrors the fuzz target `plan_file`).
+    #[test]
+    fn reading_any_plan_file_never_panics(
+        text in ".{0,200}",
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..6),
+    ) {
+        let _ = Plan::from_json(&text);
+        static PLAN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let json = PLAN.get_or_init(|| {
+            make_plan(&acme(), at("2027-05-09"), &Memory::default(), &empty()).to_json()
+        });
+        let mut chars: Vec<char> = json.chars().collect();
+        for (index, c) in edits {
+            let i = index.index(chars.len());
+            chars[i] = c;
+        }
+        let edited: String = chars.into_iter().collect();
+        if let Ok(read) = Plan::from_json(&edited) {
+            prop_assert_eq!(Plan::from_json(&read.to_json()).unwrap(), read);
+        }
+    }
+}
