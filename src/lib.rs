@@ -2,6 +2,10 @@
 //!
 //! The pipeline and the module boundaries are described in ARCHITECTURE.md.
 
+// The pest parser is built without `std` (so without its stack probe on every rule call, a
+// fifth of parsing time; `syntax` bounds nesting itself), and its generated code names `::alloc`.
+extern crate alloc;
+
 pub mod api;
 pub mod apply;
 pub mod ast;

@@ -277,6 +277,62 @@ proptest! {
     }
 }
 
+/// An assertion nested up to 90 levels (parentheses and `not`s mixed at random) around a chain
+/// of up to 400 additions, or a list nested as deep: what generated or hostile input looks
+/// like.
+fn deep_policy() -> impl Strategy<Value = String> {
+    let level = prop::sample::select(vec!["(", "not ", "not (", "(not "]);
+    (prop::collection::vec(level, 0..90), 0usize..400, any::<bool>()).prop_map(
+        |(levels, chain, in_list)| {
+            let open: String = levels.concat();
+            let close: String = levels
+                .iter()
+                .map(|l| ")".repeat(l.matches('(').count()))
+                .rev()
+                .collect();
+            let sum = vec!["1"; chain.max(1)].join(" + ");
+            if in_list {
+                let depth = levels.len();
+                format!(
+                    "tier deep extends base {{ operations = {}1{} }}\n",
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                )
+            } else {
+                format!(
+                    "tier deep extends base {{}}\nassert for deep: {open}operations >= {sum}{close}\n"
+                )
+            }
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// pest recurses per level of nesting and every later stage walks expressions recursively:
+    /// deep input is parsed and checked, or refused with `charter::too_deep`, and never
+    /// overflows the stack — here on a test thread's 2 MB, in a debug build.
+    #[test]
+    fn deep_nesting_and_long_chains_are_checked_or_refused_never_crash(text in deep_policy()) {
+        let out = compile_all(&[
+            ("base.charter".to_string(), PRELUDE.to_string()),
+            ("deep.charter".to_string(), text.clone()),
+        ]);
+        // The tier's block is one level too, around a list.
+        let lists = text.matches('[').count();
+        let levels = text.matches('(').count() + text.matches("not ").count() + lists + usize::from(lists > 0);
+        // The tree of `operations >= 1 + … + 1` is the chain's length plus two deep, and each
+        // parenthesis or `not` adds a level.
+        let tree = text.matches(" + ").count() + 2 + levels - lists;
+        if levels > 64 || (lists == 0 && tree > 256) {
+            prop_assert!(out.contains("charter::too_deep"), "{}", out);
+        } else {
+            prop_assert!(!out.contains("charter::too_deep"), "{}", out);
+        }
+    }
+}
+
 /// A policy set with a lifecycle and random customers: random tiers, add-ons, overrides and
 /// contract ends.
 fn customer_policy() -> impl Strategy<Value = String> {

@@ -21,7 +21,10 @@ pub(super) struct Lowering {
 
 type P<'i> = Pair<'i, Rule>;
 
-/// The children of a pair without the keyword tokens, which carry no information.
+/// The deepest expression tree accepted (see [`Lowering::expr`]).
+const MAX_EXPR_DEPTH: usize = 256;
+
+/// The children of a pair without the keyword and spacing tokens, which carry no information.
 fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
     pair.into_inner().filter(|p| {
         !matches!(
@@ -61,6 +64,8 @@ fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
                 | Rule::close_brace
                 | Rule::equals
                 | Rule::colon
+                | Rule::block_sep
+                | Rule::block_pad
         )
     })
 }
@@ -815,11 +820,18 @@ impl Lowering {
     }
 
     pub(super) fn lower_expr(&mut self, pair: P<'_>) -> Option<ast::Expr> {
+        self.expr(pair).map(|(expr, _)| expr)
+    }
+
+    /// An expression and the depth of its tree. Every later stage walks expressions
+    /// recursively, so a tree deeper than [`MAX_EXPR_DEPTH`] (a chain of hundreds of
+    /// operators) is refused here, before it is even built whole.
+    fn expr(&mut self, pair: P<'_>) -> Option<(ast::Expr, usize)> {
         let span = self.tight_span(&pair);
         match pair.as_rule() {
             Rule::expr => {
                 let inner = children(pair).next()?;
-                self.lower_expr(inner)
+                self.expr(inner)
             }
             Rule::implies_expr
             | Rule::or_expr
@@ -831,29 +843,32 @@ impl Lowering {
                 let mut inner = children(pair);
                 let first = inner.next()?;
                 if first.as_rule() == Rule::not_expr {
-                    let operand = self.lower_expr(first)?;
-                    Some(ast::Expr {
+                    let (operand, depth) = self.expr(first)?;
+                    let expr = ast::Expr {
                         kind: ExprKind::Not(Box::new(operand)),
                         span,
-                    })
+                    };
+                    self.deeper(expr, depth)
                 } else {
-                    self.lower_expr(first)
+                    self.expr(first)
                 }
             }
             Rule::paren => {
                 let inner = children(pair).next()?;
-                let inner = self.lower_expr(inner)?;
-                Some(ast::Expr {
+                let (inner, depth) = self.expr(inner)?;
+                let expr = ast::Expr {
                     kind: ExprKind::Paren(Box::new(inner)),
                     span,
-                })
+                };
+                self.deeper(expr, depth)
             }
             Rule::literal => {
                 let value = self.lower_literal(pair)?;
-                Some(ast::Expr {
+                let expr = ast::Expr {
                     kind: ExprKind::Literal(value),
                     span,
-                })
+                };
+                Some((expr, 1))
             }
             Rule::reference => {
                 let words: Vec<ast::Ident> = children(pair).map(|p| self.ident(&p)).collect();
@@ -868,7 +883,7 @@ impl Lowering {
                     },
                     _ => return None,
                 };
-                Some(ast::Expr { kind, span })
+                Some((ast::Expr { kind, span }, 1))
             }
             _ => {
                 self.bug(&pair, "an expression");
@@ -877,11 +892,27 @@ impl Lowering {
         }
     }
 
+    /// `expr`, one level above a subtree `depth` deep, unless that is too deep.
+    fn deeper(&mut self, expr: ast::Expr, depth: usize) -> Option<(ast::Expr, usize)> {
+        if depth < MAX_EXPR_DEPTH {
+            return Some((expr, depth + 1));
+        }
+        self.errors.push(
+            Diagnostic::error("charter::too_deep", "expression is too deep")
+                .with_label(
+                    expr.span,
+                    format!("more than {MAX_EXPR_DEPTH} levels of operators and parentheses"),
+                )
+                .with_help("split it into several rules"),
+        );
+        None
+    }
+
     /// `operand (op operand)*`, folded to the left. A chain of one operand is that operand.
-    fn lower_binary_chain(&mut self, pair: P<'_>) -> Option<ast::Expr> {
+    fn lower_binary_chain(&mut self, pair: P<'_>) -> Option<(ast::Expr, usize)> {
         let mut parts = pair.into_inner();
         let first = parts.next()?;
-        let mut lhs = self.lower_expr(first)?;
+        let (mut lhs, mut depth) = self.expr(first)?;
         while let Some(op_pair) = parts.next() {
             let op = match (op_pair.as_rule(), op_pair.as_str()) {
                 (Rule::kw_implies, _) => BinaryOp::Implies,
@@ -902,9 +933,9 @@ impl Lowering {
                     return None;
                 }
             };
-            let rhs = self.lower_expr(parts.next()?)?;
+            let (rhs, rhs_depth) = self.expr(parts.next()?)?;
             let span = lhs.span.to(rhs.span);
-            lhs = ast::Expr {
+            let expr = ast::Expr {
                 kind: ExprKind::Binary {
                     op,
                     lhs: Box::new(lhs),
@@ -912,8 +943,9 @@ impl Lowering {
                 },
                 span,
             };
+            (lhs, depth) = self.deeper(expr, depth.max(rhs_depth))?;
         }
-        Some(lhs)
+        Some((lhs, depth))
     }
 
     fn lower_literal(&mut self, pair: P<'_>) -> Option<ast::Value> {

@@ -5,13 +5,19 @@
 //! is the one place the pipeline does not go on to report everything.
 //!
 //! Large inputs are parsed in parallel: [`parse_all`] cuts every file at top-level declarations
-//! into pieces of a hundred kilobytes or so and parses the pieces on all cores. The result is
-//! the same as parsing each file whole (pieces are lowered with their offsets and joined in
-//! order), except that a syntax error is reported per piece, so independent declarations can
-//! each report theirs.
+//! into pieces of thirty kilobytes or so and parses the pieces on all cores. The result is the
+//! same as parsing each file whole (pieces are lowered with their offsets and joined in order),
+//! except that a syntax error is reported per piece, so independent declarations can each
+//! report theirs.
+//!
+//! Before pest runs, `outline` scans each file once: for the cuts, and for how deeply it nests.
+//! pest recurses once per level of nesting and is built without its stack probe, so a file
+//! nested too deeply is refused with a diagnostic, and one nested more than a little is parsed
+//! on a thread with a stack of [`PARSER_STACK`] bytes whatever thread called.
 
 mod fmt;
 mod lower;
+mod outline;
 pub mod roster;
 
 pub use fmt::{format, format_source};
@@ -23,15 +29,41 @@ use pest::Parser as _;
 use crate::ast;
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Sources, Span};
+use outline::{DECLARATION_WORDS, MAX_NESTING, SHALLOW_NESTING, brace_depth};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/charter.pest"]
 struct CharterParser;
 
-/// Parses one file of `sources`, whole, on the calling thread.
+/// The stack of a parsing thread: room for [`MAX_NESTING`] levels in a debug build with a wide
+/// margin. It is reserved address space; only what the parser touches is ever mapped.
+const PARSER_STACK: usize = 64 << 20;
+
+/// Parses one file of `sources`, whole.
 pub fn parse(sources: &Sources, file: FileId) -> Result<ast::File, Vec<Diagnostic>> {
     let text = sources.file(file).map_or("", |f| f.text.as_str());
-    parse_piece(file, text, 0..text.len()).map(|items| ast::File { items })
+    let outline = outline::outline(text, None);
+    if let Some(at) = outline.too_deep {
+        return Err(vec![too_deep(file, at)]);
+    }
+    let piece = (file, text, 0..text.len());
+    let result = if outline.depth <= SHALLOW_NESTING {
+        parse_piece(file, text, 0..text.len())
+    } else {
+        parse_pieces(&[piece], 1)
+            .pop()
+            .unwrap_or_else(|| Err(Vec::new()))
+    };
+    result.map(|items| ast::File { items })
+}
+
+fn too_deep(file: FileId, at: Range<usize>) -> Diagnostic {
+    Diagnostic::error("charter::too_deep", "nesting is too deep")
+        .with_label(
+            Span::new(file, at.start, at.end),
+            format!("more than {MAX_NESTING} levels of brackets and `not`"),
+        )
+        .with_help("split it into several rules, or drop brackets it does not need")
 }
 
 /// Parses `text[range]`, a run of whole top-level declarations, into items whose spans are
@@ -77,21 +109,23 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
         .filter_map(|id| sources.file(id).map(|f| (id, f.text.as_str())))
         .collect();
     let total: usize = texts.iter().map(|(_, t)| t.len()).sum();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let parallel = total >= PARALLEL_THRESHOLD && threads > 1;
-    let pieces: Vec<Piece<'_>> = texts
-        .iter()
-        .flat_map(|&(id, text)| {
-            let ranges = if parallel {
-                pieces(text, PIECE_SIZE)
-            } else {
-                std::iter::once(0..text.len()).collect()
-            };
-            ranges.into_iter().map(move |r| (id, text, r))
-        })
-        .collect();
-    let results: Vec<PieceResult> = if parallel && pieces.len() > 1 {
-        parse_in_parallel(&pieces, threads)
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let parallel = total >= PARALLEL_THRESHOLD && cores > 1;
+    let mut errors = Vec::new();
+    let mut deep = false;
+    let mut pieces: Vec<Piece<'_>> = Vec::new();
+    for &(id, text) in &texts {
+        let outline = outline::outline(text, parallel.then_some(PIECE_SIZE));
+        match outline.too_deep {
+            Some(at) => errors.push(too_deep(id, at)),
+            None => {
+                deep |= outline.depth > SHALLOW_NESTING;
+                pieces.extend(outline.pieces.into_iter().map(|r| (id, text, r)));
+            }
+        }
+    }
+    let results: Vec<PieceResult> = if (parallel && pieces.len() > 1) || deep {
+        parse_pieces(&pieces, if parallel { cores } else { 1 })
     } else {
         pieces
             .iter()
@@ -100,7 +134,6 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
     };
 
     let mut files: Vec<(FileId, ast::File)> = Vec::new();
-    let mut errors = Vec::new();
     for ((id, _, _), result) in pieces.iter().zip(results) {
         match result {
             Ok(items) => match files.last_mut() {
@@ -117,23 +150,29 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
     }
 }
 
-/// Parses pieces on up to `threads` threads; the results come back in the pieces' order.
-fn parse_in_parallel(pieces: &[Piece<'_>], threads: usize) -> Vec<PieceResult> {
+/// Parses pieces on up to `threads` threads of [`PARSER_STACK`] bytes of stack; the results
+/// come back in the pieces' order.
+fn parse_pieces(pieces: &[Piece<'_>], threads: usize) -> Vec<PieceResult> {
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((id, text, range)) = pieces.get(i) else {
+                break;
+            };
+            done.push((i, parse_piece(*id, text, range.clone())));
+        }
+        done
+    };
     let mut results: Vec<(usize, PieceResult)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(pieces.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((id, text, range)) = pieces.get(i) else {
-                            break;
-                        };
-                        done.push((i, parse_piece(*id, text, range.clone())));
-                    }
-                    done
-                })
+        let workers: Vec<_> = (0..threads.clamp(1, pieces.len().max(1)))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("charter-parse".to_string())
+                    .stack_size(PARSER_STACK)
+                    .spawn_scoped(scope, work)
+                    .ok()
             })
             .collect();
         workers
@@ -143,45 +182,25 @@ fn parse_in_parallel(pieces: &[Piece<'_>], threads: usize) -> Vec<PieceResult> {
     });
     results.sort_by_key(|(i, _)| *i);
     let mut results = results.into_iter().peekable();
-    // Every piece has exactly one result unless a worker panicked; say so rather than lose
-    // the piece.
-    (0..pieces.len())
-        .map(|i| match results.next_if(|(j, _)| *j == i) {
-            Some((_, result)) => result,
-            None => Err(vec![Diagnostic::error(
-                "charter::internal",
-                "internal error: a part of the policy set was not parsed",
-            )]),
-        })
+    // Every piece has exactly one result unless no thread could be started or a worker
+    // panicked; say so rather than lose the piece.
+    pieces
+        .iter()
+        .enumerate()
+        .map(
+            |(i, (id, _, range))| match results.next_if(|(j, _)| *j == i) {
+                Some((_, result)) => result,
+                None => Err(vec![
+                    Diagnostic::error(
+                        "charter::internal",
+                        "internal error: a part of the policy set was not parsed",
+                    )
+                    .with_label(Span::new(*id, range.start, range.start), "")
+                    .with_help("the system refused to start a parsing thread; try again"),
+                ]),
+            },
+        )
         .collect()
-}
-
-/// Cuts `text` into ranges of about `size` bytes, each a run of whole top-level declarations:
-/// a cut is made only before a line that starts, at column 0 and outside any string, comment or
-/// bracket, with a word that begins a declaration.
-fn pieces(text: &str, size: usize) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut depth: i64 = 0;
-    for (i, b) in code_bytes(text) {
-        match b {
-            b'{' | b'[' | b'(' => depth += 1,
-            b'}' | b']' | b')' => depth -= 1,
-            b'\n' if depth == 0 && i + 1 - start >= size => {
-                let rest = text.get(i + 1..).unwrap_or("");
-                let starts_declaration = DECLARATION_WORDS
-                    .iter()
-                    .any(|w| rest.strip_prefix(w).is_some_and(|r| r.starts_with(' ')));
-                if starts_declaration {
-                    ranges.push(start..i + 1);
-                    start = i + 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    ranges.push(start..text.len());
-    ranges
 }
 
 /// Turns pest's error into a located diagnostic that names what was found and what would have
@@ -262,67 +281,6 @@ fn syntax_error(
             diagnostic.with_help(format!("`{word}` is a reserved word; choose another name"));
     }
     diagnostic
-}
-
-/// The words that start a top-level declaration.
-const DECLARATION_WORDS: &[&str] = &[
-    "tier",
-    "abstract",
-    "addon",
-    "group",
-    "assert",
-    "instance",
-    "customer",
-    "roster",
-    "staff",
-    "lifecycle",
-    "test",
-];
-
-/// How many blocks are open at the end of `text`: `{` less `}`, outside strings and comments.
-fn brace_depth(text: &str) -> i64 {
-    code_bytes(text)
-        .map(|(_, b)| match b {
-            b'{' => 1,
-            b'}' => -1,
-            _ => 0,
-        })
-        .sum()
-}
-
-/// The bytes of `text` that are code, with their offsets: strings (with their quotes) and
-/// comments are left out, except the line end that closes a comment. A string that reaches the
-/// end of its line ends there, as the grammar would reject it anyway.
-fn code_bytes(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    text.bytes().enumerate().filter(move |&(_, b)| {
-        if in_comment {
-            in_comment = b != b'\n';
-            return !in_comment;
-        }
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"' | b'\n') => in_string = false,
-                _ => {}
-            }
-            return false;
-        }
-        match b {
-            b'#' => {
-                in_comment = true;
-                false
-            }
-            b'"' => {
-                in_string = true;
-                false
-            }
-            _ => true,
-        }
-    })
 }
 
 fn join_or(items: &[String]) -> String {
@@ -492,7 +450,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::gap
         | Rule::inline
         | Rule::block_sep
-        | Rule::line_comment
+        | Rule::block_pad
+        | Rule::comment_text
         | Rule::customer_statement
         | Rule::lifecycle_item
         | Rule::state_statement
@@ -522,7 +481,7 @@ mod tests {
     #[test]
     fn pieces_cut_only_between_declarations() {
         let text = large_policy();
-        let ranges = pieces(&text, 4_096);
+        let ranges = outline::outline(&text, Some(4_096)).pieces;
         assert!(ranges.len() > 10);
         for r in &ranges {
             let piece = &text[r.clone()];
@@ -607,9 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn braces_in_strings_and_comments_do_not_open_blocks() {
-        assert_eq!(brace_depth("a { \"}\" # }\n"), 1);
-        assert_eq!(brace_depth("x = \"{\\\"{\" # {\ny { }"), 0);
+    fn a_declaration_after_a_closed_block_is_not_taken_for_a_missing_brace() {
         // A `tier` line at the top level after a block that did close is its own mistake.
         let (_, _, help) = syntax_error_of("customer a { # {\n  name = \"{\"\n}\ntier t extends\n");
         assert_eq!(help, None);
@@ -698,7 +655,7 @@ mod tests {
                  lifecycle {{\n  initial a\n}}\ntest \"t{i}\" {{\n  expect tier pro: true\n}}\n"
             ));
         }
-        let ranges = pieces(&text, 1);
+        let ranges = outline::outline(&text, Some(1)).pieces;
         let starts: std::collections::BTreeSet<&str> = ranges
             .iter()
             .skip(1)
@@ -719,6 +676,57 @@ mod tests {
             })
             .collect();
         assert_eq!(pieces, whole.items);
+    }
+
+    #[test]
+    fn deep_nesting_is_parsed_whatever_the_callers_stack() {
+        let deepest = format!(
+            "assert for all: {}operations > 0{}\n",
+            "(not ".repeat(MAX_NESTING / 2),
+            ")".repeat(MAX_NESTING / 2)
+        );
+        let mut sources = Sources::new();
+        let id = sources.add("deep.charter", deepest);
+        // A caller with a small stack: the parser runs on a thread of its own.
+        let parsed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse(&sources, id).map(|f| f.items.len()))
+            .expect("starts")
+            .join()
+            .expect("does not overflow");
+        assert_eq!(parsed, Ok(1));
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_where_it_goes_too_deep() {
+        let text = format!("assert for all: {}1{}\n", "[".repeat(70), "]".repeat(70));
+        let mut sources = Sources::new();
+        sources.add("deep.charter", text);
+        let errors = parse_all(&sources).expect_err("refused");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].code, "charter::too_deep");
+        assert_eq!(errors[0].message, "nesting is too deep");
+        let span = errors[0].primary_span().expect("located");
+        assert_eq!(span.start as usize, "assert for all: ".len() + MAX_NESTING);
+    }
+
+    #[test]
+    fn an_expression_too_deep_for_the_later_stages_is_refused() {
+        let chain = vec!["1"; 300].join(" + ");
+        let mut sources = Sources::new();
+        let id = sources.add(
+            "long.charter",
+            format!("assert for all: operations >= {chain}\n"),
+        );
+        let errors = parse(&sources, id).expect_err("refused");
+        assert_eq!(errors[0].code, "charter::too_deep");
+        assert_eq!(errors[0].message, "expression is too deep");
+        let chain = vec!["1"; 200].join(" + ");
+        let id = sources.add(
+            "long.charter",
+            format!("assert for all: operations >= {chain}\n"),
+        );
+        assert!(parse(&sources, id).is_ok());
     }
 
     #[test]
