@@ -1119,3 +1119,47 @@ proptest! {
         prop_assert_eq!(comments(&formatted), comments(&text), "input:\n{}\noutput:\n{}", text, formatted);
     }
 }
+
+impl GenExpr {
+    /// The tree as an S-expression, without parentheses (which only shape it).
+    fn tree(&self) -> String {
+        match self {
+            GenExpr::Atom(atom) => atom.clone(),
+            GenExpr::Not { operand, .. } => format!("(not {})", operand.tree()),
+            GenExpr::Binary { op, lhs, rhs, .. } => {
+                format!("({op} {} {})", lhs.tree(), rhs.tree())
+            }
+            GenExpr::Paren { inner, .. } => inner.tree(),
+        }
+    }
+}
+
+/// A parsed expression as an S-expression like [`GenExpr::tree`]; atoms as written.
+fn tree(text: &str, expr: &ast::Expr) -> String {
+    match &expr.kind {
+        ExprKind::Literal(_) | ExprKind::Reference { .. } => {
+            text[expr.span.start as usize..expr.span.end as usize].to_string()
+        }
+        ExprKind::Not(operand) => format!("(not {})", tree(text, operand)),
+        ExprKind::Binary { op, lhs, rhs } => {
+            format!("({} {} {})", op.as_str(), tree(text, lhs), tree(text, rhs))
+        }
+        ExprKind::Paren(inner) => tree(text, inner),
+    }
+}
+
+proptest! {
+    #![proptest_config(Config::with_cases(512))]
+
+    /// The parser builds the tree the precedence table says: an expression printed from a
+    /// random tree (with only the parentheses its shape needs) parses back to that tree.
+    #[test]
+    fn expressions_parse_to_the_tree_their_precedence_gives(expr in expr()) {
+        let text = format!("assert for all: {}\n", expr.print());
+        let file = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let [Item::Assert(assert)] = file.items.as_slice() else {
+            return Err(TestCaseError::fail(format!("not one assertion:\n{text}")));
+        };
+        prop_assert_eq!(tree(&text, &assert.expr), expr.tree(), "{}", text);
+    }
+}

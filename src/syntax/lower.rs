@@ -5,7 +5,11 @@
 //! User errors that the grammar cannot express (a number too large, an unknown escape, a
 //! date that does not exist) are collected in `errors`.
 
+use std::cell::RefCell;
+
 use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, ConstPrattParser, Op};
+use pest::pratt_precedence;
 
 use super::Rule;
 use crate::ast::{self, AssignOp, BinaryOp, ExprKind, ValueKind};
@@ -23,6 +27,18 @@ type P<'i> = Pair<'i, Rule>;
 
 /// The deepest expression tree accepted (see [`Lowering::expr`]).
 const MAX_EXPR_DEPTH: usize = 256;
+
+/// The precedence of the expression language, lowest first (LANGUAGE.md §6): `implies`, `or`,
+/// `and`, `not`, comparisons, `+ -`, `* /`; binary operators associate to the left.
+static PRECEDENCE: ConstPrattParser<Rule, 7> = ConstPrattParser::new_const(pratt_precedence![
+    Op::infix(Rule::kw_implies, Assoc::Left),
+    Op::infix(Rule::kw_or, Assoc::Left),
+    Op::infix(Rule::kw_and, Assoc::Left),
+    Op::prefix(Rule::kw_not),
+    Op::infix(Rule::cmp_op, Assoc::Left),
+    Op::infix(Rule::add_op, Assoc::Left),
+    Op::infix(Rule::mul_op, Assoc::Left),
+]);
 
 /// The children of a pair without the keyword and spacing tokens, which carry no information.
 fn children(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
@@ -826,33 +842,62 @@ impl Lowering {
     /// An expression and the depth of its tree. Every later stage walks expressions
     /// recursively, so a tree deeper than [`MAX_EXPR_DEPTH`] (a chain of hundreds of
     /// operators) is refused here, before it is even built whole.
+    ///
+    /// The grammar reads an expression flat (operands joined by logical operators, each
+    /// operand `not`s and terms joined by at most one comparison); the tree is built from that
+    /// sequence by precedence, with pest's Pratt parser and the table [`PRECEDENCE`].
     fn expr(&mut self, pair: P<'_>) -> Option<(ast::Expr, usize)> {
+        if pair.as_rule() != Rule::expr {
+            self.bug(&pair, "an expression");
+            return None;
+        }
+        let tokens: Vec<P<'_>> = pair
+            .into_inner()
+            .flat_map(|p| match p.as_rule() {
+                Rule::operand => p.into_inner().collect(),
+                _ => vec![p],
+            })
+            .collect();
+        if tokens.is_empty() {
+            return None;
+        }
+        // Each of the three maps lowers and reports through `self`; the Pratt parser calls
+        // them one at a time, never inside one another.
+        let this = RefCell::new(self);
+        PRECEDENCE
+            .map_primary(|atom| this.borrow_mut().atom(atom))
+            .map_prefix(|not, operand| {
+                let (operand, depth) = operand?;
+                let mut this = this.borrow_mut();
+                let span = this.span(&not).to(operand.span);
+                let expr = ast::Expr {
+                    kind: ExprKind::Not(Box::new(operand)),
+                    span,
+                };
+                this.deeper(expr, depth)
+            })
+            .map_infix(|lhs, op_pair, rhs| {
+                let mut this = this.borrow_mut();
+                let op = this.binary_op(&op_pair)?;
+                let ((lhs, lhs_depth), (rhs, rhs_depth)) = (lhs?, rhs?);
+                let span = lhs.span.to(rhs.span);
+                let expr = ast::Expr {
+                    kind: ExprKind::Binary {
+                        op,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                    },
+                    span,
+                };
+                this.deeper(expr, lhs_depth.max(rhs_depth))
+            })
+            .parse(tokens.into_iter())
+    }
+
+    /// An operand of an expression: a parenthesised expression, a literal or a reference.
+    fn atom(&mut self, pair: P<'_>) -> Option<(ast::Expr, usize)> {
         let span = self.tight_span(&pair);
         match pair.as_rule() {
-            Rule::expr => {
-                let inner = children(pair).next()?;
-                self.expr(inner)
-            }
-            Rule::implies_expr
-            | Rule::or_expr
-            | Rule::and_expr
-            | Rule::cmp_expr
-            | Rule::sum_expr
-            | Rule::product_expr => self.lower_binary_chain(pair),
-            Rule::not_expr => {
-                let mut inner = children(pair);
-                let first = inner.next()?;
-                if first.as_rule() == Rule::not_expr {
-                    let (operand, depth) = self.expr(first)?;
-                    let expr = ast::Expr {
-                        kind: ExprKind::Not(Box::new(operand)),
-                        span,
-                    };
-                    self.deeper(expr, depth)
-                } else {
-                    self.expr(first)
-                }
-            }
             Rule::paren => {
                 let inner = children(pair).next()?;
                 let (inner, depth) = self.expr(inner)?;
@@ -892,6 +937,28 @@ impl Lowering {
         }
     }
 
+    fn binary_op(&mut self, pair: &P<'_>) -> Option<BinaryOp> {
+        Some(match (pair.as_rule(), pair.as_str()) {
+            (Rule::kw_implies, _) => BinaryOp::Implies,
+            (Rule::kw_or, _) => BinaryOp::Or,
+            (Rule::kw_and, _) => BinaryOp::And,
+            (_, "==") => BinaryOp::Eq,
+            (_, "!=") => BinaryOp::Ne,
+            (_, "<=") => BinaryOp::Le,
+            (_, ">=") => BinaryOp::Ge,
+            (_, "<") => BinaryOp::Lt,
+            (_, ">") => BinaryOp::Gt,
+            (_, "+") => BinaryOp::Add,
+            (_, "-") => BinaryOp::Sub,
+            (_, "*") => BinaryOp::Mul,
+            (_, "/") => BinaryOp::Div,
+            _ => {
+                self.bug(pair, "an operator");
+                return None;
+            }
+        })
+    }
+
     /// `expr`, one level above a subtree `depth` deep, unless that is too deep.
     fn deeper(&mut self, expr: ast::Expr, depth: usize) -> Option<(ast::Expr, usize)> {
         if depth < MAX_EXPR_DEPTH {
@@ -906,46 +973,6 @@ impl Lowering {
                 .with_help("split it into several rules"),
         );
         None
-    }
-
-    /// `operand (op operand)*`, folded to the left. A chain of one operand is that operand.
-    fn lower_binary_chain(&mut self, pair: P<'_>) -> Option<(ast::Expr, usize)> {
-        let mut parts = pair.into_inner();
-        let first = parts.next()?;
-        let (mut lhs, mut depth) = self.expr(first)?;
-        while let Some(op_pair) = parts.next() {
-            let op = match (op_pair.as_rule(), op_pair.as_str()) {
-                (Rule::kw_implies, _) => BinaryOp::Implies,
-                (Rule::kw_or, _) => BinaryOp::Or,
-                (Rule::kw_and, _) => BinaryOp::And,
-                (_, "==") => BinaryOp::Eq,
-                (_, "!=") => BinaryOp::Ne,
-                (_, "<=") => BinaryOp::Le,
-                (_, ">=") => BinaryOp::Ge,
-                (_, "<") => BinaryOp::Lt,
-                (_, ">") => BinaryOp::Gt,
-                (_, "+") => BinaryOp::Add,
-                (_, "-") => BinaryOp::Sub,
-                (_, "*") => BinaryOp::Mul,
-                (_, "/") => BinaryOp::Div,
-                _ => {
-                    self.bug(&op_pair, "an operator");
-                    return None;
-                }
-            };
-            let (rhs, rhs_depth) = self.expr(parts.next()?)?;
-            let span = lhs.span.to(rhs.span);
-            let expr = ast::Expr {
-                kind: ExprKind::Binary {
-                    op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                },
-                span,
-            };
-            (lhs, depth) = self.deeper(expr, depth.max(rhs_depth))?;
-        }
-        Some((lhs, depth))
     }
 
     fn lower_literal(&mut self, pair: P<'_>) -> Option<ast::Value> {

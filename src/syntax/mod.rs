@@ -429,13 +429,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::date => "a date",
         Rule::string | Rule::string_inner => "a string",
         Rule::expr
-        | Rule::implies_expr
-        | Rule::or_expr
-        | Rule::and_expr
-        | Rule::not_expr
-        | Rule::cmp_expr
-        | Rule::sum_expr
-        | Rule::product_expr
+        | Rule::operand
         | Rule::paren
         | Rule::literal
         | Rule::reference
@@ -456,6 +450,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | Rule::lifecycle_item
         | Rule::state_statement
         | Rule::test_body
+        | Rule::term
+        | Rule::logic_op
+        | Rule::arith_op
         | Rule::not_eol
         | Rule::ident_start
         | Rule::ident_char

@@ -59,8 +59,7 @@ pub(super) fn outline(text: &str, piece_size: Option<usize>) -> Outline {
     // Open brackets and `not`s, innermost last; a `not` ends with its line or its bracket.
     let mut open: Vec<u8> = Vec::new();
     let mut depth = 0;
-    let mut previous_is_word = false;
-    for (i, b) in code_bytes(text) {
+    for (i, b) in marks(text) {
         let mut token = 1;
         match b {
             b'(' | b'[' | b'{' => {
@@ -84,8 +83,7 @@ pub(super) fn outline(text: &str, piece_size: Option<usize>) -> Outline {
                     start = i + 1;
                 }
             }
-            b'n' if !previous_is_word
-                && bytes.get(i + 1..i + 3) == Some(b"ot")
+            b'n' if bytes.get(i + 1..i + 3) == Some(b"ot")
                 && !bytes.get(i + 3).copied().is_some_and(is_word_byte) =>
             {
                 open.push(b'n');
@@ -93,7 +91,6 @@ pub(super) fn outline(text: &str, piece_size: Option<usize>) -> Outline {
             }
             _ => {}
         }
-        previous_is_word = is_word_byte(b);
         if open.len() > depth {
             depth = open.len();
             if depth > MAX_NESTING {
@@ -131,7 +128,7 @@ fn starts_declaration(line: &str) -> bool {
 
 /// How many blocks are open at the end of `text`: `{` less `}`, outside strings and comments.
 pub(super) fn brace_depth(text: &str) -> i64 {
-    code_bytes(text)
+    marks(text)
         .map(|(_, b)| match b {
             b'{' => 1,
             b'}' => -1,
@@ -140,38 +137,47 @@ pub(super) fn brace_depth(text: &str) -> i64 {
         .sum()
 }
 
-/// The bytes of `text` that are code, with their offsets: strings (with their quotes) and
-/// comments are left out, except the line end that closes a comment. A string that reaches the
-/// end of its line ends there, as the grammar would reject it anyway.
-fn code_bytes(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    text.bytes().enumerate().filter(move |&(_, b)| {
-        if in_comment {
-            in_comment = b != b'\n';
-            return !in_comment;
-        }
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"' | b'\n') => in_string = false,
+/// The bytes of `text` that give it structure, with their offsets: brackets, line ends, `;`,
+/// and the first letter of every word that starts with `n` (a `not`, perhaps). Strings and
+/// comments are passed over; the line end that closes a comment is kept, and a string left
+/// open ends at its line end, as the grammar would reject it anyway.
+fn marks(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while let Some(&b) = bytes.get(i) {
+            let at = i;
+            i += 1;
+            match b {
+                b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'\n' | b'\r' | b';' => {
+                    return Some((at, b));
+                }
+                b'n' if at == 0 || !bytes.get(at - 1).copied().is_some_and(is_word_byte) => {
+                    return Some((at, b));
+                }
+                b'"' => {
+                    while let Some(&c) = bytes.get(i) {
+                        match c {
+                            b'"' => {
+                                i += 1;
+                                break;
+                            }
+                            b'\n' => break,
+                            b'\\' => i += 2,
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'#' => {
+                    i = text
+                        .get(i..)
+                        .and_then(|rest| rest.find('\n'))
+                        .map_or(bytes.len(), |n| i + n);
+                }
                 _ => {}
             }
-            return false;
         }
-        match b {
-            b'#' => {
-                in_comment = true;
-                false
-            }
-            b'"' => {
-                in_string = true;
-                false
-            }
-            _ => true,
-        }
+        None
     })
 }
 
