@@ -1,7 +1,9 @@
 //! Customers: `customer` blocks and roster rows, checked alike into [`Customer`]s, each with its
 //! license (tier, add-ons, override) validated like a tier's.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::tiers::{Resolved, apply_error, check_dependencies, check_flags};
 use super::{Declarations, assigned_twice, invalid_email, looks_like_email, values};
@@ -68,8 +70,8 @@ pub(super) fn customers(
     diags: &mut Diagnostics,
 ) -> Vec<Customer> {
     let mut out = Vec::new();
-    let mut keys: HashMap<String, Span> = HashMap::new();
-    let mut reported = HashSet::new();
+    let mut keys: FxHashMap<String, Span> = FxHashMap::default();
+    let mut reported = FxHashSet::default();
     let mut next_roster = 0;
     for (_, file) in files {
         for item in &file.items {
@@ -114,7 +116,7 @@ pub(super) fn customers(
 fn draft_from_block(c: &ast::Customer, cx: &Context<'_>, diags: &mut Diagnostics) -> Draft {
     let mut draft = Draft::new(c.key.name.clone(), c.key.span);
     let owner = format!("customer `{}`", c.key.name);
-    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut seen: FxHashMap<String, Span> = FxHashMap::default();
     for statement in &c.body {
         match statement {
             Statement::Assign(a) => {
@@ -139,7 +141,7 @@ fn draft_from_block(c: &ast::Customer, cx: &Context<'_>, diags: &mut Diagnostics
                 "attributes" => attributes(&mut draft, block, diags),
                 "override" => {
                     let overrides =
-                        super::assignments(&block.body, &format!("the override of {owner}"), cx.groups, diags);
+                        super::assignments(&block.body, &|| format!("the override of {owner}"), cx.groups, diags);
                     if !draft.overrides.is_empty() {
                         diags.push(
                             Diagnostic::error(
@@ -402,7 +404,7 @@ fn drafts_from_roster(table: &roster::Roster, diags: &mut Diagnostics) -> Vec<Dr
         );
         return Vec::new();
     }
-    let mut seen_columns: HashMap<&str, Span> = HashMap::new();
+    let mut seen_columns: FxHashMap<&str, Span> = FxHashMap::default();
     for cell in &table.header {
         if let Some(first) = seen_columns.insert(cell.value.as_str(), cell.span) {
             diags.push(
@@ -540,7 +542,7 @@ impl std::fmt::Display for Who<'_> {
 fn finish(
     draft: Draft,
     cx: &Context<'_>,
-    reported: &mut HashSet<Span>,
+    reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
 ) -> Option<Customer> {
     let before = diags.errors().count();
@@ -639,7 +641,7 @@ fn finish(
             None
         }
     };
-    let mut roles: HashMap<String, (&'static str, Span)> = HashMap::new();
+    let mut roles: FxHashMap<String, (&'static str, Span)> = FxHashMap::default();
     let people = owner
         .iter()
         .map(|(e, s)| (e, *s, "owner"))
@@ -690,7 +692,7 @@ fn finish(
     let mut teams = Vec::new();
     for (team_name, _, people) in &draft.teams {
         let mut members = Vec::new();
-        let mut seen: HashMap<String, Span> = HashMap::new();
+        let mut seen: FxHashMap<String, Span> = FxHashMap::default();
         for (email, role, span) in people {
             let key = email.to_lowercase();
             if !roles.contains_key(&key) {
@@ -752,7 +754,7 @@ fn finish(
         let mut ok = true;
         if let Some(license) = license.as_mut() {
             for (addon, _) in &addons {
-                let origin = Origin::Addon(addon.name.clone());
+                let origin = Origin::Addon(addon.name.as_str().into());
                 for a in &addon.assignments {
                     if let Err(e) = license.apply(&origin, a) {
                         ok = false;
@@ -769,7 +771,7 @@ fn finish(
                 }
             }
             if ok {
-                let who = who.to_string();
+                let who = || who.to_string();
                 check_flags(&who, license, cx.instance, reported, diags);
                 check_dependencies(&who, license, draft.key_span, reported, diags);
             }
@@ -867,7 +869,7 @@ fn touches_dependencies(changes: &[(usize, LicenseValue)]) -> bool {
 /// Two add-ons that both `=` one parameter to different values conflict for a customer that
 /// has both.
 fn conflicting_addons(addons: &[(&Addon, Span)], who: &Who<'_>, diags: &mut Diagnostics) {
-    let mut sets: HashMap<usize, (&str, LicenseValue, Span)> = HashMap::new();
+    let mut sets: FxHashMap<usize, (&str, LicenseValue, Span)> = FxHashMap::default();
     for (addon, span) in addons {
         for a in addon.assignments.iter().filter(|a| a.op == AssignOp::Set) {
             match sets.get(&a.param) {

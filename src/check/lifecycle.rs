@@ -1,7 +1,9 @@
 //! The lifecycle block: states, their overlays and role changes, transitions and triggers, and
 //! the graph checks (one initial state, every state reachable, a way back).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::expr::{self, Resolver, Type, Val};
 use super::values;
@@ -40,7 +42,7 @@ pub(super) fn lifecycle(
 
     let mut initial: Option<(&ast::Ident, crate::source::Span)> = None;
     let mut states: Vec<State> = Vec::new();
-    let mut state_spans: HashMap<String, crate::source::Span> = HashMap::new();
+    let mut state_spans: FxHashMap<String, crate::source::Span> = FxHashMap::default();
     for item in &block.items {
         match item {
             LifecycleItem::Initial { state, span } => match initial {
@@ -107,7 +109,7 @@ pub(super) fn lifecycle(
     let resolver = AttributeResolver { attributes };
     let mut transitions: Vec<Transition> = Vec::new();
     let mut all_sound = true;
-    let mut names: HashMap<&str, crate::source::Span> = HashMap::new();
+    let mut names: FxHashMap<&str, crate::source::Span> = FxHashMap::default();
     for item in &block.items {
         let LifecycleItem::Transition(t) = item else {
             continue;
@@ -420,7 +422,7 @@ fn graph_checks(
     initial: &str,
     states: &[State],
     transitions: &[Transition],
-    spans: &HashMap<String, crate::source::Span>,
+    spans: &FxHashMap<String, crate::source::Span>,
     diags: &mut Diagnostics,
 ) {
     let forward = reach(initial, transitions, false);
@@ -453,8 +455,8 @@ fn graph_checks(
     }
 }
 
-fn reach<'a>(start: &'a str, transitions: &'a [Transition], reverse: bool) -> HashSet<&'a str> {
-    let mut seen: HashSet<&str> = HashSet::from([start]);
+fn reach<'a>(start: &'a str, transitions: &'a [Transition], reverse: bool) -> FxHashSet<&'a str> {
+    let mut seen: FxHashSet<&str> = FxHashSet::from_iter([start]);
     let mut queue = VecDeque::from([start]);
     while let Some(state) = queue.pop_front() {
         for t in transitions {

@@ -15,7 +15,9 @@ mod tests;
 mod tiers;
 pub(crate) mod values;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::ast::{self, ValueKind};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -54,7 +56,7 @@ pub fn check_with_rosters(
         .map(|t| {
             assignments(
                 &t.body,
-                &format!("tier `{}`", t.name.name),
+                &|| format!("tier `{}`", t.name.name),
                 &groups,
                 &mut diags,
             )
@@ -67,7 +69,7 @@ pub fn check_with_rosters(
             name: a.name.name.clone(),
             assignments: assignments(
                 &a.body,
-                &format!("add-on `{}`", a.name.name),
+                &|| format!("add-on `{}`", a.name.name),
                 &groups,
                 &mut diags,
             ),
@@ -144,8 +146,8 @@ pub(crate) struct Declarations<'a> {
     pub(crate) lifecycles: Vec<&'a ast::Lifecycle>,
     pub(crate) tests: Vec<&'a ast::Test>,
     pub(crate) staff: Vec<&'a ast::Staff>,
-    tier_index: HashMap<&'a str, usize>,
-    addon_names: HashSet<&'a str>,
+    tier_index: FxHashMap<&'a str, usize>,
+    addon_names: FxHashSet<&'a str>,
 }
 
 impl<'a> Declarations<'a> {
@@ -160,13 +162,13 @@ impl<'a> Declarations<'a> {
             lifecycles: Vec::new(),
             tests: Vec::new(),
             staff: Vec::new(),
-            tier_index: HashMap::new(),
-            addon_names: HashSet::new(),
+            tier_index: FxHashMap::default(),
+            addon_names: FxHashSet::default(),
         };
         // Tiers and add-ons share one namespace: a customer's `addons` and a tier's `extends`
         // would otherwise be ambiguous in messages.
-        let mut names: HashMap<&str, (Span, &'static str)> = HashMap::new();
-        let mut group_names: HashMap<&str, Span> = HashMap::new();
+        let mut names: FxHashMap<&str, (Span, &'static str)> = FxHashMap::default();
+        let mut group_names: FxHashMap<&str, Span> = FxHashMap::default();
         for (_, file) in files {
             for item in &file.items {
                 match item {
@@ -237,7 +239,7 @@ impl<'a> Declarations<'a> {
 
 /// Records a tier or add-on name; reports and returns false when it is taken.
 fn define<'a>(
-    names: &mut HashMap<&'a str, (Span, &'static str)>,
+    names: &mut FxHashMap<&'a str, (Span, &'static str)>,
     name: &'a ast::Ident,
     kind: &'static str,
     diags: &mut Diagnostics,
@@ -328,7 +330,7 @@ pub(crate) fn settings_fields<'b>(
     rules: &FieldRules<'_>,
     diags: &mut Diagnostics,
 ) -> Vec<&'b ast::Assignment> {
-    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
     let mut out = Vec::new();
     for a in &block.assignments {
         let field = a.field.name.as_str();
@@ -501,15 +503,17 @@ fn assigned_twice(field: &ast::Ident, first: Span, owner: &str) -> Diagnostic {
 }
 
 /// The assignments of a tier or add-on block, checked against the catalog. Broken ones are
-/// reported and left out.
+/// reported and left out. `owner` names the block in messages (only made when one is needed:
+/// a policy set may have a hundred thousand blocks and no error).
 fn assignments(
     block: &ast::Block,
-    owner: &str,
+    owner: &dyn Fn() -> String,
     groups: &BTreeMap<String, Vec<usize>>,
     diags: &mut Diagnostics,
 ) -> Vec<Assignment> {
-    let mut out = Vec::new();
-    let mut seen: HashMap<usize, Span> = HashMap::new();
+    let mut out = Vec::with_capacity(block.assignments.len());
+    // Where each parameter was first assigned in this block, by catalog index.
+    let mut seen: [Option<Span>; CATALOG.len()] = [None; CATALOG.len()];
     for a in &block.assignments {
         let Some(index) = catalog::index_of(&a.field.name) else {
             let d = if groups.contains_key(&a.field.name) {
@@ -525,10 +529,14 @@ fn assignments(
             diags.push(d);
             continue;
         };
-        if let Some(first) = seen.insert(index, a.field.span) {
-            diags.push(assigned_twice(&a.field, first, owner));
+        let Some(first_seen) = seen.get_mut(index) else {
+            continue;
+        };
+        if let Some(first) = *first_seen {
+            diags.push(assigned_twice(&a.field, first, &owner()));
             continue;
         }
+        *first_seen = Some(a.field.span);
         let Some(param) = CATALOG.get(index) else {
             continue;
         };

@@ -2,7 +2,7 @@
 //! instance when planning) and their app-developer options (manual steps, since the admin API
 //! cannot set them).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Declarations, FieldRules, invalid_email, looks_like_email, settings_fields, values};
 use crate::ast::ValueKind;
@@ -23,7 +23,7 @@ pub(super) fn staff(
         return Vec::new();
     }
     // Every customer address, for "instance roles are for the reseller's own people".
-    let customer_of: HashMap<String, &str> = customers
+    let customer_of: FxHashMap<String, &str> = customers
         .iter()
         .flat_map(|c| {
             std::iter::once(&c.owner)
@@ -32,7 +32,7 @@ pub(super) fn staff(
                 .map(move |e| (e.to_lowercase(), c.key.as_str()))
         })
         .collect();
-    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut seen: FxHashMap<String, Span> = FxHashMap::default();
     let mut out = Vec::new();
     for block in &decls.staff {
         let email = &block.email.value;
@@ -110,7 +110,7 @@ fn one(block: &crate::ast::Staff, diags: &mut Diagnostics) -> Option<Staff> {
                 staff.role = Some(s.clone());
             }
             ("options", ValueKind::List(items)) => {
-                let mut listed = HashSet::new();
+                let mut listed = FxHashSet::default();
                 for item in items {
                     let ValueKind::Word(word) = &item.kind else {
                         diags.push(

@@ -1,7 +1,9 @@
 //! `test` blocks: their subjects resolved and their expressions type-checked. Running them is
 //! `compile::tests`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use super::Declarations;
 use super::expr::{self, Resolver, Type};
@@ -22,7 +24,7 @@ pub(super) fn tests(
     diags: &mut Diagnostics,
 ) -> Vec<Test> {
     let mut out = Vec::new();
-    let mut names: HashMap<&str, Span> = HashMap::new();
+    let mut names: FxHashMap<&str, Span> = FxHashMap::default();
     let customer_keys: Vec<&str> = customers.iter().map(|c| c.key.as_str()).collect();
     for test in &decls.tests {
         if let Some(first) = names.get(test.name.value.as_str()) {

@@ -1,7 +1,7 @@
 //! Tier inheritance: parents, cycles, applying each chain, completeness, flags and the
 //! dependencies between parameters.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Declarations;
 use crate::ast::AssignOp;
@@ -15,8 +15,8 @@ use crate::source::Span;
 /// ancestor's errors), so later checks skip them instead of repeating those errors.
 pub(crate) struct Resolved {
     pub(crate) tiers: Vec<Tier>,
-    pub(crate) broken: HashSet<String>,
-    index: HashMap<String, usize>,
+    pub(crate) broken: FxHashSet<String>,
+    index: FxHashMap<String, usize>,
 }
 
 impl Resolved {
@@ -46,7 +46,7 @@ pub(super) fn resolve(
     instance: &InstanceSettings,
     diags: &mut Diagnostics,
 ) -> Resolved {
-    let index: HashMap<&str, usize> = decls
+    let index: FxHashMap<&str, usize> = decls
         .tiers
         .iter()
         .enumerate()
@@ -107,8 +107,8 @@ pub(super) fn resolve(
     }
 
     let mut tiers = Vec::new();
-    let mut broken = HashSet::new();
-    let mut reported_spans = HashSet::new();
+    let mut broken = FxHashSet::default();
+    let mut reported_spans = FxHashSet::default();
     for (tier, state) in decls.tiers.iter().zip(states) {
         let name = tier.name.name.clone();
         let mut license = match state {
@@ -120,7 +120,7 @@ pub(super) fn resolve(
         };
         if !broken.contains(&name) {
             license.fill_defaults();
-            let owner = format!("tier `{name}`");
+            let owner = || format!("tier `{name}`");
             check_flags(&owner, &license, instance, &mut reported_spans, diags);
             if !tier.is_abstract {
                 let sound = check_complete(decls, &name, &license, tier.name.span, diags)
@@ -158,51 +158,71 @@ pub(super) fn resolve(
 
 /// Reports each `extends` cycle once, at its first tier in declaration order.
 fn report_cycles(decls: &Declarations<'_>, parents: &[Option<usize>], diags: &mut Diagnostics) {
-    let mut reported: HashSet<usize> = HashSet::new();
+    // Each tier is walked once: a walk stops at a tier an earlier walk finished, and finds a
+    // cycle when it meets a tier of its own path (linear in the number of tiers, however long
+    // the chains).
+    const UNSEEN: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut mark = vec![UNSEEN; parents.len()];
     for start in 0..parents.len() {
-        let mut path = vec![start];
-        let mut current = start;
-        while let Some(Some(next)) = parents.get(current) {
-            if let Some(pos) = path.iter().position(|&p| p == *next) {
-                let cycle = path.get(pos..).unwrap_or(&[]).to_vec();
-                if cycle.iter().any(|c| reported.contains(c)) {
-                    break;
-                }
-                reported.extend(cycle.iter().copied());
-                let Some(first) = cycle.iter().min().and_then(|&c| decls.tiers.get(c)) else {
-                    break;
-                };
-                let names: Vec<&str> = rotate_from_min(&cycle)
-                    .iter()
-                    .filter_map(|&c| decls.tiers.get(c).map(|t| t.name.name.as_str()))
-                    .collect();
-                let mut shown = names.join(" → ");
-                if let Some(head) = names.first() {
-                    shown.push_str(&format!(" → {head}"));
-                }
-                let mut d = Diagnostic::error(
-                    "charter::extends_cycle",
-                    format!("tier `{}` extends itself through a cycle", first.name.name),
-                )
-                .with_label(
-                    first.extends.as_ref().map_or(first.name.span, |e| e.span),
-                    format!("the chain is {shown}"),
-                )
-                .with_help("every chain of `extends` must end at a tier without `extends`");
-                for &c in rotate_from_min(&cycle).iter().skip(1) {
-                    if let Some(t) = decls.tiers.get(c)
-                        && let Some(e) = &t.extends
-                    {
-                        d = d.with_label(e.span, "");
+        let mut path = Vec::new();
+        let mut current = Some(start);
+        while let Some(tier) = current {
+            match mark.get(tier).copied() {
+                Some(UNSEEN) => {
+                    if let Some(m) = mark.get_mut(tier) {
+                        *m = ON_PATH;
                     }
+                    path.push(tier);
+                    current = parents.get(tier).copied().flatten();
                 }
-                diags.push(d);
-                break;
+                Some(ON_PATH) => {
+                    let pos = path.iter().position(|&p| p == tier).unwrap_or(0);
+                    report_cycle(decls, path.get(pos..).unwrap_or(&[]), diags);
+                    break;
+                }
+                _ => break,
             }
-            path.push(*next);
-            current = *next;
+        }
+        for tier in path {
+            if let Some(m) = mark.get_mut(tier) {
+                *m = DONE;
+            }
         }
     }
+}
+
+/// Reports one cycle of `extends`, at its first tier in declaration order.
+fn report_cycle(decls: &Declarations<'_>, cycle: &[usize], diags: &mut Diagnostics) {
+    let Some(first) = cycle.iter().min().and_then(|&c| decls.tiers.get(c)) else {
+        return;
+    };
+    let names: Vec<&str> = rotate_from_min(cycle)
+        .iter()
+        .filter_map(|&c| decls.tiers.get(c).map(|t| t.name.name.as_str()))
+        .collect();
+    let mut shown = names.join(" → ");
+    if let Some(head) = names.first() {
+        shown.push_str(&format!(" → {head}"));
+    }
+    let mut d = Diagnostic::error(
+        "charter::extends_cycle",
+        format!("tier `{}` extends itself through a cycle", first.name.name),
+    )
+    .with_label(
+        first.extends.as_ref().map_or(first.name.span, |e| e.span),
+        format!("the chain is {shown}"),
+    )
+    .with_help("every chain of `extends` must end at a tier without `extends`");
+    for &c in rotate_from_min(cycle).iter().skip(1) {
+        if let Some(t) = decls.tiers.get(c)
+            && let Some(e) = &t.extends
+        {
+            d = d.with_label(e.span, "");
+        }
+    }
+    diags.push(d);
 }
 
 fn rotate_from_min(cycle: &[usize]) -> Vec<usize> {
@@ -266,7 +286,7 @@ fn evaluate(
             }
             continue;
         };
-        let origin = Origin::Tier(tier.name.name.clone());
+        let origin = Origin::Tier(tier.name.name.as_str().into());
         let block = blocks.get_mut(i).and_then(Option::take).unwrap_or_default();
         let mut ok = true;
         for assignment in &block {
@@ -451,10 +471,10 @@ fn ancestors<'a>(decls: &Declarations<'a>, name: &str) -> Vec<&'a str> {
 /// A feature turned on needs its instance flags; reported once at the assignment that turns
 /// it on.
 pub(crate) fn check_flags(
-    owner: &str,
+    owner: &dyn Fn() -> String,
     license: &License,
     instance: &InstanceSettings,
-    reported: &mut HashSet<Span>,
+    reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
 ) {
     for (i, param) in CATALOG.iter().enumerate() {
@@ -487,8 +507,9 @@ pub(crate) fn check_flags(
             Diagnostic::error(
                 "charter::missing_flag",
                 format!(
-                    "`{}` in {owner} needs the instance flag {}",
+                    "`{}` in {} needs the instance flag {}",
                     param.name,
+                    owner(),
                     list.join(" and ")
                 ),
             )
@@ -503,10 +524,10 @@ pub(crate) fn check_flags(
 
 /// A boolean that needs another one (`dynamicConnections` needs `dynamicDependencies`).
 pub(crate) fn check_dependencies(
-    owner: &str,
+    owner: &dyn Fn() -> String,
     license: &License,
     tier_span: Span,
-    reported: &mut HashSet<Span>,
+    reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
 ) -> bool {
     let mut sound = true;
@@ -531,6 +552,7 @@ pub(crate) fn check_dependencies(
         if !reported.insert(span) {
             continue;
         }
+        let owner = owner();
         diags.push(
             Diagnostic::error(
                 "charter::needs_parameter",

@@ -384,7 +384,7 @@ pub fn provenance(program: &Program, customer: &Customer, state: &str) -> Licens
         .unwrap_or_default();
     for name in &customer.addons {
         if let Some(addon) = program.addon(name) {
-            let origin = Origin::Addon(addon.name.clone());
+            let origin = Origin::Addon(addon.name.as_str().into());
             for a in &addon.assignments {
                 let _ = license.apply(&origin, a);
             }

@@ -155,7 +155,7 @@ impl State {
     /// A customer's license in this state: the given license with the state's overlays.
     pub fn apply_to(&self, license: &License) -> License {
         let mut license = license.clone();
-        let origin = Origin::State(self.name.clone());
+        let origin = Origin::State(self.name.as_str().into());
         for (param, value, span) in &self.overlays {
             license.overlay(&origin, *param, *value, *span);
         }

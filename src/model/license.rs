@@ -142,14 +142,15 @@ pub fn human_duration(seconds: i64) -> String {
     format!("{} s", group_thousands(seconds))
 }
 
-/// Where one step of a value's chain came from.
+/// Where one step of a value's chain came from. Names are shared (`Arc<str>`): every step
+/// of a block points at its block's name instead of copying it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
-    Tier(String),
-    Addon(String),
+    Tier(Arc<str>),
+    Addon(Arc<str>),
     Override,
     /// A lifecycle state's `with` overlay.
-    State(String),
+    State(Arc<str>),
     /// The catalog's default.
     Default,
 }

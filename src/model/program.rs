@@ -1,7 +1,9 @@
 //! The checked program: what a policy set means once every name is resolved and every value
 //! interpreted. Only the checker builds one; everything after it reads it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::ast;
 use crate::model::license::{Assignment, License};
@@ -26,8 +28,8 @@ pub struct Program {
     pub tests: Vec<crate::model::customer::Test>,
     /// The reseller's own people with instance roles.
     pub staff: Vec<crate::model::customer::Staff>,
-    pub(crate) customer_index: HashMap<String, usize>,
-    pub(crate) tier_index: HashMap<String, usize>,
+    pub(crate) customer_index: FxHashMap<String, usize>,
+    pub(crate) tier_index: FxHashMap<String, usize>,
 }
 
 impl Program {
@@ -72,7 +74,7 @@ impl Program {
     /// declaration order.
     pub fn deployable_tiers(&self) -> Vec<&Tier> {
         let mut ordered: Vec<&Tier> = Vec::new();
-        let mut placed: HashSet<&str> = HashSet::new();
+        let mut placed: FxHashSet<&str> = FxHashSet::default();
         if let Some(ladder) = self.ladders.first() {
             for tier in ladder.iter().filter_map(|name| self.tier(name)) {
                 if placed.insert(&tier.name) {

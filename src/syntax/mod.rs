@@ -4,11 +4,11 @@
 //! [`ast::File`] or the diagnostics that stopped it; a syntax error stops that file early, which
 //! is the one place the pipeline does not go on to report everything.
 //!
-//! Large inputs are parsed in parallel: [`parse_all`] cuts every file at top-level declarations
-//! into pieces of thirty kilobytes or so and parses the pieces on all cores. The result is the
-//! same as parsing each file whole (pieces are lowered with their offsets and joined in order),
-//! except that a syntax error is reported per piece, so independent declarations can each
-//! report theirs.
+//! [`parse_all`] cuts every file longer than thirty kilobytes or so at top-level declarations
+//! into pieces, and parses large policy sets' pieces on all cores. A piece's parse tree stays
+//! in the cache and its memory is reused by the next. The result is the same as parsing each
+//! file whole (pieces are lowered with their offsets and joined in order), except that a syntax
+//! error is reported per piece, so independent declarations can each report theirs.
 //!
 //! Before pest runs, `outline` scans each file once: for the cuts, and for how deeply it nests.
 //! pest recurses once per level of nesting and is built without its stack probe, so a file
@@ -115,7 +115,9 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
     let mut deep = false;
     let mut pieces: Vec<Piece<'_>> = Vec::new();
     for &(id, text) in &texts {
-        let outline = outline::outline(text, parallel.then_some(PIECE_SIZE));
+        // Large files are cut into pieces even on one thread: a piece's parse tree stays in
+        // the cache and its memory is reused by the next piece.
+        let outline = outline::outline(text, Some(PIECE_SIZE));
         match outline.too_deep {
             Some(at) => errors.push(too_deep(id, at)),
             None => {
