@@ -4,7 +4,7 @@
 //! [`ast::File`] or the diagnostics that stopped it; a syntax error stops that file early, which
 //! is the one place the pipeline does not go on to report everything.
 //!
-//! [`parse_all`] cuts every file longer than thirty kilobytes or so at top-level declarations
+//! [`parse_all`] cuts every file longer than sixteen kilobytes or so at top-level declarations
 //! into pieces, and parses large policy sets' pieces on all cores. A piece's parse tree stays
 //! in the cache and its memory is reused by the next. The result is the same as parsing each
 //! file whole (pieces are lowered with their offsets and joined in order), except that a syntax
@@ -97,7 +97,7 @@ fn parse_piece(
 /// Below this many bytes in all, a policy set is parsed on one thread.
 const PARALLEL_THRESHOLD: usize = 64 * 1024;
 /// About how large the pieces of a large file are.
-const PIECE_SIZE: usize = 32 * 1024;
+const PIECE_SIZE: usize = 16 * 1024;
 
 type Piece<'a> = (FileId, &'a str, Range<usize>);
 type PieceResult = Result<Vec<ast::Item>, Vec<Diagnostic>>;
@@ -109,8 +109,12 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
         .filter_map(|id| sources.file(id).map(|f| (id, f.text.as_str())))
         .collect();
     let total: usize = texts.iter().map(|(_, t)| t.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let parallel = total >= PARALLEL_THRESHOLD && cores > 1;
+    let cores = if total >= PARALLEL_THRESHOLD {
+        cores()
+    } else {
+        1
+    };
+    let parallel = cores > 1;
     let mut errors = Vec::new();
     let mut deep = false;
     let mut pieces: Vec<Piece<'_>> = Vec::new();
@@ -150,6 +154,13 @@ pub fn parse_all(sources: &Sources) -> Result<Vec<(FileId, ast::File)>, Vec<Diag
     } else {
         Err(errors)
     }
+}
+
+/// The cores to parse on, asked of the system once: on Linux the answer comes from reading
+/// cgroup files, which costs more than parsing a small policy set.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 /// Parses pieces on up to `threads` threads of [`PARSER_STACK`] bytes of stack; the results
