@@ -7,7 +7,9 @@
 
 pub mod client;
 pub mod error;
+pub mod limiter;
 pub mod observe;
+pub mod retry;
 pub mod roles;
 pub mod wire;
 

@@ -69,8 +69,9 @@
 //!   it does. Applying the same plan again (same id) skips what its journal says succeeded and
 //!   treats what was in flight as of unknown outcome.
 
-pub mod limiter;
-pub mod retry;
+// The token bucket and the backoff live in `api/`, where a paced client's reads use them too;
+// they are re-exported here under their old paths.
+pub use crate::api::{limiter, retry};
 mod step;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
