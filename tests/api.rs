@@ -299,7 +299,8 @@ async fn a_400_surfaces_makes_detail_first() {
     let text = error.to_string();
     assert!(
         text.starts_with(
-            "`POST /admin/organizations` was rejected (400): license key `auditLogsDays` is `400`"
+            "`POST /admin/organizations` was refused (400 Bad Request, SC400): license key \
+             `auditLogsDays` is `400`"
         ),
         "{text}"
     );
@@ -353,7 +354,12 @@ async fn a_bad_token_gets_401_and_a_member_token_403() {
     let wrong = client_with(&running, "wrong-secret-token", ClientOptions::default());
     let error = wrong.list_users(&UserFilter::default()).await.unwrap_err();
     assert_eq!(error.kind, ApiErrorKind::Unauthorized);
-    assert!(error.to_string().contains("not accepted (401)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("not accepted (401 Unauthorized, SC401)"),
+        "{error}"
+    );
     assert!(error.help().unwrap().contains("token_env"));
     assert!(!error.to_string().contains("wrong-secret-token"));
     assert!(!format!("{error:?}").contains("wrong-secret-token"));
@@ -378,7 +384,8 @@ async fn a_missing_object_gets_404() {
     assert_eq!(error.kind, ApiErrorKind::NotFound);
     assert_eq!(
         error.to_string(),
-        "`GET /organizations/4242/usage` found nothing (404): organization `4242` does not exist (Not Found)"
+        "`GET /organizations/4242/usage` found nothing (404 Not Found, SC404): organization `4242` \
+         does not exist"
     );
     running.shutdown().await.unwrap();
 }
@@ -409,7 +416,7 @@ async fn over_the_rate_limit_is_a_retryable_429_that_changed_nothing() {
     assert!(
         error
             .to_string()
-            .starts_with("`POST /admin/users` was rate limited (429)"),
+            .starts_with("`POST /admin/users` was rate limited (429 Too Many Requests, SC429)"),
         "{error}"
     );
     assert_secret(&error);
@@ -1303,7 +1310,7 @@ fn the_instance_command_reads_a_configured_instance_without_showing_the_token() 
     );
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("(401)") && stderr.contains("help:"),
+        stderr.contains("(401 Unauthorized, SC401)") && stderr.contains("help:"),
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-secret-token") && !stdout.contains("not-the-secret-token"));
@@ -1364,7 +1371,8 @@ async fn a_body_that_is_not_the_expected_json_is_named() {
     assert!(matches!(error.kind, ApiErrorKind::BadResponse { .. }));
     assert!(
         error.to_string().starts_with(
-            "`GET /admin/system-settings/default-license` answered 200 with a body charter cannot read: "
+            "`GET /admin/system-settings/default-license` answered 200 OK with a body charter \
+             cannot read: "
         ),
         "{error}"
     );
@@ -1406,7 +1414,8 @@ async fn a_body_that_is_not_the_expected_json_is_named() {
     assert!(error.outcome_unknown());
     assert_eq!(
         error.to_string(),
-        "`POST /admin/users` failed on the instance (502): the answer is not Make's error body: \
+        "`POST /admin/users` failed on the instance (502 Bad Gateway): the answer is not Make's \
+         error body: \
          `<html><body>502 Bad Gateway</body></html`"
     );
 

@@ -1,13 +1,18 @@
 //! The Make admin API client: one method per endpoint charter uses (`MAKE-API.md`), with the
 //! token, the HTTPS rule, timeouts, pagination and Make's errors.
 //!
-//! It makes each call once. Retrying, backoff and rate limiting belong to the executor, which
-//! decides from [`ApiError::is_retryable`] and [`ApiError::outcome_unknown`].
+//! A client as made ([`Client::new`]) makes each call once. A paced one ([`Client::paced`])
+//! sends every call — each page of a list too — through its [`Pacing`]'s limiter and tries
+//! again what certainly changed nothing (reads that met a 429, a 5xx, a timeout or a lost
+//! connection; writes refused with a 429 or never sent). A write whose outcome is unknown is
+//! never repeated by the client: the executor decides, from [`ApiError::is_retryable`] and
+//! [`ApiError::outcome_unknown`], after looking the object up.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::error::{ApiError, ApiErrorKind, Call, Method};
+use super::pacing::Pacing;
 use super::roles::Roles;
 use super::wire::{
     AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, ErrorBody, IdOnly, License,
@@ -351,7 +357,9 @@ pub struct Client {
     http: reqwest::Client,
     url: InstanceUrl,
     options: ClientOptions,
-    calls: AtomicU64,
+    /// Shared with the clients made by [`Client::without_pacing`].
+    calls: Arc<AtomicU64>,
+    pacing: Option<Pacing>,
 }
 
 impl Client {
@@ -387,8 +395,34 @@ impl Client {
                 page_size: options.page_size.max(1),
                 ..options
             },
-            calls: AtomicU64::new(0),
+            calls: Arc::new(AtomicU64::new(0)),
+            pacing: None,
         })
+    }
+
+    /// The same client, pacing every call through `pacing` (see the module documentation).
+    pub fn paced(self, pacing: Pacing) -> Client {
+        Client {
+            pacing: Some(pacing),
+            ..self
+        }
+    }
+
+    /// The pacing of a paced client.
+    pub fn pacing(&self) -> Option<&Pacing> {
+        self.pacing.as_ref()
+    }
+
+    /// This client without its pacing, for a caller that paces and retries its calls itself
+    /// (the executor): the same connections, and the same count of calls.
+    pub fn without_pacing(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            options: self.options,
+            calls: Arc::clone(&self.calls),
+            pacing: None,
+        }
     }
 
     /// The instance's address.
@@ -400,15 +434,29 @@ impl Client {
         self.options
     }
 
-    /// How many calls this client has made (or tried to make), failed ones included.
+    /// How many calls this client has made (or tried to make), failed and repeated ones
+    /// included, with those of its [unpaced](Client::without_pacing) copies.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
 
     // The exchange
 
-    /// Sends one call and returns the body of a successful answer.
+    /// Makes a call — through the pacing, when there is one — and returns the body of a
+    /// successful answer.
     async fn exchange(&self, call: &Call, body: Option<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
+        match &self.pacing {
+            Some(pacing) => {
+                pacing
+                    .call(async || self.exchange_once(call, body.clone()).await)
+                    .await
+            }
+            None => self.exchange_once(call, body).await,
+        }
+    }
+
+    /// Sends one call and returns the body of a successful answer.
+    async fn exchange_once(&self, call: &Call, body: Option<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
         let mut url =
             Url::parse(&format!("{}{}", self.url.api_root(), call.path)).map_err(|error| {
                 ApiError::new(

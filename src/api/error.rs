@@ -2,9 +2,11 @@
 //! executor's retry decisions.
 //!
 //! An [`ApiError`] names the call (method and path, never the token), says what happened
-//! ([`ApiErrorKind`]) and carries Make's error body when there was one. Retrying is not done
-//! here: [`ApiError::is_retryable`] and [`ApiError::outcome_unknown`] tell the caller what a
-//! retry would risk.
+//! ([`ApiErrorKind`]) and carries Make's error body when there was one; its `Display` shows the
+//! status with its reason, Make's error `code`, `detail` and `message`:
+//! ``"`PATCH /admin/organizations/42` was refused (400 Bad Request, SC400): …"``. Retrying is
+//! not done here: [`ApiError::is_retryable`] and [`ApiError::outcome_unknown`] tell the caller
+//! what a retry would risk.
 
 use std::fmt;
 use std::time::Duration;
@@ -187,6 +189,12 @@ impl ApiError {
         }
     }
 
+    /// Make's error code (`SC400`, `IM005`), when the answer's body has one.
+    pub fn code(&self) -> Option<&str> {
+        let code = self.body.as_ref()?.code.trim();
+        (!code.is_empty()).then_some(code)
+    }
+
     /// Make's `detail` (or its `message` when `detail` is empty).
     pub fn detail(&self) -> Option<&str> {
         let body = self.body.as_ref()?;
@@ -212,8 +220,11 @@ impl ApiError {
                     .to_owned(),
             ),
             ApiErrorKind::RateLimited { .. } => Some(
-                "the instance's rate limit (the license's `apiLimit` per minute) was reached; \
-                 lower `rate_limit` in `charter.toml` or try again later"
+                "the instance kept answering 429 although charter slowed down and waited: \
+                 another client spends the same limit (the license's `apiLimit` per minute), or \
+                 the limit is lower than `rate_limit`; set `rate_limit` in `charter.toml` to the \
+                 share charter may use (or lower it: charter sends at 95 % of it, and after a \
+                 429 at no less than half), or try again later"
                     .to_owned(),
             ),
             ApiErrorKind::Unreachable { .. } => Some(
@@ -240,11 +251,37 @@ impl ApiError {
         }
     }
 
+    /// The status of the answer, or the one the kind stands for.
+    fn status_or_kind(&self) -> Option<u16> {
+        self.status.or(match self.kind {
+            ApiErrorKind::Unauthorized => Some(401),
+            ApiErrorKind::Forbidden => Some(403),
+            ApiErrorKind::NotFound => Some(404),
+            ApiErrorKind::RateLimited { .. } => Some(429),
+            _ => None,
+        })
+    }
+
+    /// The status's standard reason (`Bad Request`).
+    fn reason(&self) -> Option<&'static str> {
+        reqwest::StatusCode::from_u16(self.status_or_kind()?)
+            .ok()?
+            .canonical_reason()
+    }
+
+    /// `400 Bad Request, SC400`: the status with its reason and Make's error code, as far as
+    /// the answer had them.
     fn status_words(&self) -> String {
-        match self.status {
-            Some(status) => format!("{status}"),
-            None => "an error".to_owned(),
+        let mut words = match (self.status_or_kind(), self.reason()) {
+            (Some(status), Some(reason)) => format!("{status} {reason}"),
+            (Some(status), None) => status.to_string(),
+            (None, _) => "an error".to_owned(),
+        };
+        if let Some(code) = self.code() {
+            words.push_str(", ");
+            words.push_str(code);
         }
+        words
     }
 
     /// `: detail (message)` and the suberrors, as far as the body has them.
@@ -252,9 +289,13 @@ impl ApiError {
         if let Some(body) = &self.body {
             let detail = body.detail.trim();
             let message = body.message.trim();
+            // A message that only repeats the status's reason (`Not Found`) says nothing new.
+            let repeats_status = self
+                .reason()
+                .is_some_and(|reason| reason.eq_ignore_ascii_case(trim_period(message)));
             if !detail.is_empty() {
                 write!(f, ": {}", trim_period(detail))?;
-                if !message.is_empty() && message != detail {
+                if !message.is_empty() && message != detail && !repeats_status {
                     write!(f, " ({})", trim_period(message))?;
                 }
             } else if !message.is_empty() {
@@ -286,19 +327,27 @@ impl fmt::Display for ApiError {
         let call = &self.call;
         match &self.kind {
             ApiErrorKind::Unauthorized => {
-                write!(f, "`{call}` was refused: the token is not accepted (401)")?;
+                write!(
+                    f,
+                    "`{call}` was refused: the token is not accepted ({})",
+                    self.status_words()
+                )?;
                 self.write_body(f)
             }
             ApiErrorKind::Forbidden => {
-                write!(f, "`{call}` was refused: the token may not do this (403)")?;
+                write!(
+                    f,
+                    "`{call}` was refused: the token may not do this ({})",
+                    self.status_words()
+                )?;
                 self.write_body(f)
             }
             ApiErrorKind::NotFound => {
-                write!(f, "`{call}` found nothing (404)")?;
+                write!(f, "`{call}` found nothing ({})", self.status_words())?;
                 self.write_body(f)
             }
             ApiErrorKind::RateLimited { retry_after } => {
-                write!(f, "`{call}` was rate limited (429)")?;
+                write!(f, "`{call}` was rate limited ({})", self.status_words())?;
                 self.write_body(f)?;
                 if let Some(after) = retry_after {
                     write!(f, "; retry after {} s", after.as_secs())?;
@@ -314,7 +363,7 @@ impl fmt::Display for ApiError {
                 self.write_body(f)
             }
             ApiErrorKind::Rejected => {
-                write!(f, "`{call}` was rejected ({})", self.status_words())?;
+                write!(f, "`{call}` was refused ({})", self.status_words())?;
                 self.write_body(f)
             }
             ApiErrorKind::Redirected { location } => {
@@ -374,5 +423,131 @@ fn human_duration(duration: Duration) -> String {
         format!("{} s", millis / 1000)
     } else {
         format!("{millis} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::SubError;
+
+    fn call(method: Method, path: &str) -> Call {
+        Call {
+            method,
+            path: path.to_owned(),
+            query: Vec::new(),
+        }
+    }
+
+    fn body(code: &str, message: &str, detail: &str, suberrors: &[&str]) -> ErrorBody {
+        ErrorBody {
+            message: message.to_owned(),
+            detail: detail.to_owned(),
+            code: code.to_owned(),
+            suberrors: (!suberrors.is_empty()).then(|| {
+                suberrors
+                    .iter()
+                    .map(|m| SubError {
+                        message: (*m).to_owned(),
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    #[track_caller]
+    fn check(error: ApiError, expected: &str) {
+        assert_eq!(error.to_string(), expected);
+    }
+
+    #[test]
+    fn the_status_its_reason_and_makes_code_are_shown() {
+        let patch = call(Method::Patch, "/admin/organizations/42");
+        check(
+            ApiError::new(patch.clone(), ApiErrorKind::Rejected)
+                .with_status(400)
+                .with_body(
+                    Some(body(
+                        "SC400",
+                        "Validation failed.",
+                        "license key `auditLogsDays` is `400`, above 365",
+                        &["`operations` is missing"],
+                    )),
+                    None,
+                ),
+            "`PATCH /admin/organizations/42` was refused (400 Bad Request, SC400): license key \
+             `auditLogsDays` is `400`, above 365 (Validation failed); also: `operations` is \
+             missing",
+        );
+        // A code that is not `SC` and the status says more than the status alone.
+        check(
+            ApiError::new(call(Method::Get, "/users/me"), ApiErrorKind::Forbidden)
+                .with_status(403)
+                .with_body(
+                    Some(body(
+                        "IM005",
+                        "Forbidden",
+                        "the token lacks `admin:read`",
+                        &[],
+                    )),
+                    None,
+                ),
+            "`GET /users/me` was refused: the token may not do this (403 Forbidden, IM005): the \
+             token lacks `admin:read`",
+        );
+        check(
+            ApiError::new(patch, ApiErrorKind::RateLimited { retry_after: None })
+                .with_status(429)
+                .with_body(
+                    Some(body(
+                        "SC429",
+                        "Requests limit for organization exceeded, please try again later.",
+                        "",
+                        &[],
+                    )),
+                    None,
+                ),
+            "`PATCH /admin/organizations/42` was rate limited (429 Too Many Requests, SC429): \
+             Requests limit for organization exceeded, please try again later",
+        );
+    }
+
+    #[test]
+    fn a_message_that_repeats_the_reason_is_left_out() {
+        check(
+            ApiError::new(
+                call(Method::Get, "/organizations/7/usage"),
+                ApiErrorKind::NotFound,
+            )
+            .with_status(404)
+            .with_body(
+                Some(body(
+                    "SC404",
+                    "Not Found",
+                    "organization `7` does not exist",
+                    &[],
+                )),
+                None,
+            ),
+            "`GET /organizations/7/usage` found nothing (404 Not Found, SC404): organization `7` \
+             does not exist",
+        );
+    }
+
+    #[test]
+    fn without_a_body_or_a_known_reason_the_status_stands_alone() {
+        let post = call(Method::Post, "/admin/users");
+        check(
+            ApiError::new(post.clone(), ApiErrorKind::Server).with_status(502),
+            "`POST /admin/users` failed on the instance (502 Bad Gateway)",
+        );
+        check(
+            ApiError::new(post.clone(), ApiErrorKind::Rejected).with_status(499),
+            "`POST /admin/users` was refused (499)",
+        );
+        check(
+            ApiError::new(post, ApiErrorKind::Unauthorized),
+            "`POST /admin/users` was refused: the token is not accepted (401 Unauthorized)",
+        );
     }
 }

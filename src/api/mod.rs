@@ -3,11 +3,16 @@
 //!
 //! [`wire`] holds the serde types of the JSON bodies. The sandbox serves them and the [`client`]
 //! reads them; the two share nothing else, so a disagreement between them shows up in tests.
-//! [`observe`] reads everything a planner needs into plain, sorted data.
+//! [`observe()`] reads everything a planner needs into plain, sorted data. A client may be
+//! [paced](pacing): every call through a [limiter] (the token bucket the executor
+//! shares) and retried with the [backoff](retry) when that is safe.
 
 pub mod client;
 pub mod error;
+pub mod limiter;
 pub mod observe;
+pub mod pacing;
+pub mod retry;
 pub mod roles;
 pub mod wire;
 
@@ -16,8 +21,11 @@ pub use client::{
     OrganizationFilter, Pages, RoleCategory, Token, TokenError, UserFilter, UserInvitation,
 };
 pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
+pub use limiter::{Limiter, RateLimit};
 pub use observe::{
     Fingerprint, Membership, ObserveCalls, Observed, ObservedOrganization, ObservedTeam,
     ObservedUser, observe,
 };
+pub use pacing::Pacing;
+pub use retry::{Jitter, RetryPolicy};
 pub use roles::{Role, RoleError, RoleKind, Roles};

@@ -30,7 +30,17 @@
 //!
 //! An instance where each organization has one team and nobody holds two different roles costs
 //! `5 + pages(N) + pages(U) + Σ pages(holders) + min(M, N)` calls: about `N + 17` with Make's
-//! five organization and five team roles.
+//! five organization and five team roles. (A plan reads `GET /users/me` as well, for the
+//! token's own role: `N + 18`.)
+//!
+//! # Pacing
+//!
+//! Through a [paced](super::Client::paced) client every call waits for the limiter and is
+//! retried as the pacing says (a 429 slows the limiter rather than failing the reading), and a
+//! reading that met answers contradicting each other (`ApiErrorKind::Inconsistent`: the
+//! instance changed while it was read) is made again from the start, after a backoff, while the
+//! pacing's retry policy allows; its calls are counted in [`ObserveCalls::reread`]. A client
+//! without pacing reads once and fails on the first error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -129,6 +139,9 @@ pub struct ObserveCalls {
     pub team_members: u64,
     /// Whether memberships were read per user (rather than per organization).
     pub memberships_per_user: bool,
+    /// Calls of earlier readings given up because the instance changed while they ran.
+    #[serde(default)]
+    pub reread: u64,
 }
 
 impl ObserveCalls {
@@ -140,6 +153,7 @@ impl ObserveCalls {
             + self.memberships
             + self.team_role_holders
             + self.team_members
+            + self.reread
     }
 }
 
@@ -296,8 +310,32 @@ impl ObservedUser {
     }
 }
 
-/// Reads the instance (see the module documentation for the calls it makes).
+/// Reads the instance (see the module documentation for the calls it makes and for how a paced
+/// client retries).
 pub async fn observe(client: &Client) -> Result<Observed, ApiError> {
+    let mut attempt = 0;
+    let mut reread = 0;
+    loop {
+        attempt += 1;
+        let before = client.calls();
+        let error = match read(client).await {
+            Ok(mut observed) => {
+                observed.calls.reread = reread;
+                return Ok(observed);
+            }
+            Err(error) => error,
+        };
+        match client.pacing() {
+            Some(pacing) if pacing.read_again(attempt, &error).await => {
+                reread += client.calls().saturating_sub(before);
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
+/// One reading of the instance, from the start.
+async fn read(client: &Client) -> Result<Observed, ApiError> {
     let mut calls = ObserveCalls::default();
     let mut mark = client.calls();
     let mut spent = |client: &Client| {

@@ -65,7 +65,7 @@ impl From<&crate::model::LicenseObject> for License {
 pub struct ErrorBody {
     pub message: String,
     pub detail: String,
-    /// `SC` followed by the HTTP status (`SC400`).
+    /// Make's error code: `SC` and the HTTP status (`SC400`), or a more specific one (`IM005`).
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suberrors: Option<Vec<SubError>>,

@@ -49,7 +49,9 @@
 //!   [`Options::concurrency`] at a time, earliest in the plan first. A step that fails makes
 //!   every step waiting on it (directly or not) skipped; the others go on.
 //! - **Rate.** Every call — lookups and retries included — goes through a token bucket at a
-//!   share of the instance's limit ([`limiter`]); a 429 empties its burst.
+//!   share of the instance's limit ([`limiter`]; the one of a [paced](Client::paced) client,
+//!   when it is given one, so that its reads and the apply share a minute's budget); a 429
+//!   slows it.
 //! - **Retries.** 429s, 5xx, timeouts and lost connections are tried again with full-jitter
 //!   exponential backoff, or after `Retry-After` when the instance sends it, up to
 //!   [`RetryPolicy::max_attempts`]. Other refusals fail the step at once.
@@ -69,8 +71,9 @@
 //!   it does. Applying the same plan again (same id) skips what its journal says succeeded and
 //!   treats what was in flight as of unknown outcome.
 
-pub mod limiter;
-pub mod retry;
+// The token bucket and the backoff live in `api/`, where a paced client's reads use them too;
+// they are re-exported here under their old paths.
+pub use crate::api::{limiter, retry};
 mod step;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -105,11 +108,13 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 pub struct Options {
     /// Steps in flight at once (at least one).
     pub concurrency: usize,
-    /// The client-side limit; `None` for none.
+    /// The client-side limit; `None` for none. Not used with a [paced](Client::paced) client:
+    /// the apply then shares the client's limiter.
     pub rate_limit: Option<RateLimit>,
     pub retry: RetryPolicy,
     /// Calls the same token made just before (the observation), which the instance counts in
-    /// the same minute: the limiter starts that much behind.
+    /// the same minute: the limiter starts that much behind. Not used with a paced client,
+    /// whose limiter counted them.
     pub spent: u64,
     /// Seeds the backoff jitter.
     pub seed: u64,
@@ -617,8 +622,21 @@ pub async fn execute(
     let mut run = Run::new(state, lock, plan, at);
     progress.event(&Event::Start { plan });
 
-    let limiter = Limiter::from_option(options.rate_limit);
-    limiter.spend(options.spent);
+    // A paced client brings the limiter its reads went through: the apply spends the same
+    // minute's budget, in which those reads are counted already. Its steps are paced and retried
+    // here, so they call through the client without its pacing.
+    let unpaced;
+    let (client, limiter) = match client.pacing() {
+        Some(pacing) => {
+            unpaced = client.without_pacing();
+            (&unpaced, pacing.limiter.clone())
+        }
+        None => {
+            let limiter = Limiter::from_option(options.rate_limit);
+            limiter.spend(options.spent);
+            (client, limiter)
+        }
+    };
     let (notices, mut heard) = mpsc::unbounded_channel();
     let known = match run.prepare(progress) {
         Ok(known) => known,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::api::{ClientOptions, InstanceUrl, Token};
+use crate::api::{ClientOptions, InstanceUrl, Limiter, Pacing, RateLimit, RetryPolicy, Token};
 use crate::diagnostic::{Diagnostic, suggest};
 use crate::source::{Sources, Span};
 
@@ -164,6 +164,22 @@ impl Config {
             request_timeout: self.timeout,
             ..ClientOptions::default()
         }
+    }
+
+    /// How the client paces its calls: at [`DEFAULT_SHARE`](crate::apply::DEFAULT_SHARE) of
+    /// `rate_limit` when there is one, otherwise learning the limit from the instance's 429s.
+    /// One command makes one: its reads and its apply share the limiter.
+    pub fn pacing(&self) -> Pacing {
+        let share = crate::apply::DEFAULT_SHARE;
+        let limiter = match self.rate_limit {
+            Some(per_minute) => Limiter::new(RateLimit { per_minute, share }),
+            None => Limiter::adaptive(share),
+        };
+        Pacing::new(
+            limiter,
+            RetryPolicy::default(),
+            crate::apply::Options::default().seed,
+        )
     }
 
     /// Where the embedded sandbox keeps its data.

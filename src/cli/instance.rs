@@ -31,13 +31,18 @@ enum Format {
 
 /// Runs `charter instance`.
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
-    let work = |client: Client, _: Config| async move { Ok(observe(&client).await?) };
-    let (described, observed) = match with_instance(&args.path, &args.instance, output, work) {
-        Ok(done) => done,
-        Err(outcome) => return outcome,
+    let work = |client: Client, _: Config| async move {
+        let observed = observe(&client).await?;
+        let refused = client.pacing().map_or(0, |p| p.rate_limited());
+        Ok((observed, refused))
     };
+    let (described, (observed, refused)) =
+        match with_instance(&args.path, &args.instance, output, work) {
+            Ok(done) => done,
+            Err(outcome) => return outcome,
+        };
     match args.format {
-        Format::Text => println!("instance {described}: {}", summary(&observed)),
+        Format::Text => println!("instance {described}: {}", summary(&observed, refused)),
         Format::Json => match serde_json::to_string_pretty(&observed) {
             Ok(text) => println!("{text}"),
             Err(error) => {
@@ -79,7 +84,9 @@ impl From<crate::state::StateError> for Failure {
 
 /// Connects to the instance configured for the policy set at `path` — or starts the embedded
 /// sandbox on its database when none is — runs `work` with a client for it and the
-/// configuration in force, and stops the sandbox. Returns a description of the instance (never
+/// configuration in force, and stops the sandbox. The client is paced ([`Config::pacing`]):
+/// every read waits for the limiter and survives 429s, and an apply made with it shares the
+/// limiter. Returns a description of the instance (never
 /// the token) and what `work` returned; errors are printed, and the outcome to exit with is
 /// returned.
 pub(super) fn with_instance<T, F, Fut>(
@@ -118,7 +125,8 @@ where
             InstanceChoice::Remote { url, token } => {
                 let described = url.to_string();
                 let client = Client::for_instance(url, token, options)
-                    .map_err(|error| Failure::new(error.to_string(), None))?;
+                    .map_err(|error| Failure::new(error.to_string(), None))?
+                    .paced(config.pacing());
                 let value = work(client, config).await?;
                 Ok((described, value))
             }
@@ -178,7 +186,8 @@ where
             InstanceUrl::parse(&base).map_err(|error| Failure::new(error.to_string(), None))?;
         let token = Token::new(secret).map_err(|error| Failure::new(error.to_string(), None))?;
         let client = Client::for_instance(url, token, options)
-            .map_err(|error| Failure::new(error.to_string(), None))?;
+            .map_err(|error| Failure::new(error.to_string(), None))?
+            .paced(config.pacing());
         work(client, config).await
     }
     .await;
@@ -206,8 +215,8 @@ fn shown(path: &Path) -> String {
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
-/// `12 organizations, 40 users, 3 calls`.
-fn summary(observed: &Observed) -> String {
+/// `12 organizations, 40 users, 3 calls`, and the 429s waited out if there were any.
+fn summary(observed: &Observed, refused: u64) -> String {
     let count = |n: usize, noun: &str| {
         if n == 1 {
             format!("1 {noun}")
@@ -216,12 +225,16 @@ fn summary(observed: &Observed) -> String {
         }
     };
     let calls = observed.calls.total();
-    format!(
+    let mut text = format!(
         "{}, {}, {}",
         count(observed.organizations.len(), "organization"),
         count(observed.users.len(), "user"),
         count(usize::try_from(calls).unwrap_or(usize::MAX), "call")
-    )
+    );
+    if refused > 0 {
+        text.push_str(&format!(" ({refused} × 429 waited out)"));
+    }
+    text
 }
 
 /// Prints a configuration error: a located one like a policy diagnostic (exit 1), the others

@@ -24,6 +24,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -36,6 +37,9 @@ pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
 pub use roles::TokenRole;
 pub use routes::{API_PREFIX, CONTROL_PREFIX};
 pub use seed::{SeedOptions, SeedReport, seed};
+
+/// The window of the rate limit: a minute.
+pub const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(60);
 
 /// The token a sandbox accepts when it is given none.
 pub const DEFAULT_TOKEN: &str = "sandbox-token";
@@ -106,6 +110,10 @@ pub struct Config {
     pub tokens: Vec<TokenGrant>,
     /// Requests per token per minute; `None` for no limit.
     pub rate_limit_per_minute: Option<u32>,
+    /// The window the limit counts over: [`RATE_LIMIT_WINDOW`], a minute like Make's
+    /// `apiLimit`. Tests shorten it (with the client's, `Limiter::with_window`) to go through
+    /// several of the limit's minutes in seconds.
+    pub rate_limit_window: Duration,
     pub faults: Faults,
     /// Seeds the fault draws.
     pub seed: u64,
@@ -118,6 +126,7 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tokens: Vec::new(),
             rate_limit_per_minute: None,
+            rate_limit_window: RATE_LIMIT_WINDOW,
             faults: Faults::default(),
             seed: 0,
         }
@@ -188,7 +197,7 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
         tokens,
         limiter: config
             .rate_limit_per_minute
-            .map(ratelimit::RateLimiter::new),
+            .map(|limit| ratelimit::RateLimiter::new(limit, config.rate_limit_window)),
         faults: config.faults,
         generator: Mutex::new(faults::Generator::new(config.seed)),
     });

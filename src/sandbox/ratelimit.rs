@@ -2,7 +2,8 @@
 //!
 //! A sliding window: a request is allowed when fewer than `limit` requests of the same token were
 //! allowed in the 60 seconds before it. Refused requests do not count. This is the strictest
-//! reading of "N per minute": no burst of 2N across a minute boundary.
+//! reading of "N per minute": no burst of 2N across a minute boundary. (Tests may shorten the
+//! window, to see several of its minutes in a few seconds.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -10,26 +11,35 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-const WINDOW: Duration = Duration::from_secs(60);
-
-/// Requests allowed per token per minute.
+/// Requests allowed per token per minute (or per a shorter window).
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: u32,
+    window: Duration,
     /// For each token (by its position among the grants), when its allowed requests came.
     windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
-    pub fn new(limit: u32) -> RateLimiter {
+    pub fn new(limit: u32, window: Duration) -> RateLimiter {
         RateLimiter {
             limit,
+            window,
             windows: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn limit(&self) -> u32 {
-        self.limit
+    /// `40 requests per minute` (or `per 3 s`).
+    pub fn describe(&self) -> String {
+        if self.window == Duration::from_secs(60) {
+            format!("{} requests per minute", self.limit)
+        } else {
+            format!(
+                "{} requests per {} s",
+                self.limit,
+                self.window.as_secs_f64()
+            )
+        }
     }
 
     /// Counts a request of this token now; false when it is over the limit.
@@ -45,7 +55,7 @@ impl RateLimiter {
         let window = windows.entry(token).or_default();
         while window
             .front()
-            .is_some_and(|&at| now.saturating_duration_since(at) >= WINDOW)
+            .is_some_and(|&at| now.saturating_duration_since(at) >= self.window)
         {
             window.pop_front();
         }
@@ -63,7 +73,7 @@ mod tests {
 
     #[test]
     fn the_request_after_the_limit_is_refused_until_the_window_slides() {
-        let limiter = RateLimiter::new(3);
+        let limiter = RateLimiter::new(3, Duration::from_secs(60));
         let start = Instant::now();
         for i in 0..3 {
             assert!(limiter.allow_at(0, start + Duration::from_secs(i)));
@@ -75,5 +85,16 @@ mod tests {
         );
         assert!(limiter.allow_at(0, start + Duration::from_secs(60)));
         assert!(!limiter.allow_at(0, start + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_shorter_window_slides_sooner() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(3));
+        let start = Instant::now();
+        assert!(limiter.allow_at(0, start));
+        assert!(limiter.allow_at(0, start + Duration::from_secs(1)));
+        assert!(!limiter.allow_at(0, start + Duration::from_millis(2999)));
+        assert!(limiter.allow_at(0, start + Duration::from_secs(3)));
+        assert_eq!(limiter.describe(), "2 requests per 3 s");
     }
 }

@@ -145,8 +145,8 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
         && !limiter.allow(grant.index)
     {
         return ApiError::too_many_requests(format!(
-            "this token is limited to {} requests per minute",
-            limiter.limit()
+            "this token is limited to {}",
+            limiter.describe()
         ))
         .into_response();
     }

@@ -54,8 +54,8 @@ impl RetryPolicy {
     }
 }
 
-/// A small random source for jitter (SplitMix64): reproducible from its seed, shared by every
-/// call of one apply.
+/// A small random source for jitter (SplitMix64): reproducible from its seed, shared by the
+/// calls of one apply (or of one paced client).
 #[derive(Debug)]
 pub struct Jitter {
     state: Mutex<u64>,

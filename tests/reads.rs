@@ -1,0 +1,419 @@
+//! Reading a rate-limited instance, as `plan`, `apply`, `run`, `import`, `instance` and
+//! `diff --live` do: every read goes through the limiter that the apply after it shares, a 429
+//! slows the limiter instead of failing the read, and a reading that met a changing instance is
+//! made again.
+//!
+//! Against the sandbox over loopback HTTP. Make counts calls per minute; here the sandbox counts
+//! over a 3-second window, and the client's limiter with it, so that an instance larger than
+//! the limit is read across several of the limit's "minutes" in seconds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use charter::api::{
+    ApiErrorKind, Client, ClientOptions, Limiter, Pacing, RateLimit, RetryPolicy, Token, observe,
+};
+use charter::apply::{self, Options};
+use charter::cli::config::{self, InstanceArgs};
+use charter::model::program::Program;
+use charter::model::time::parse_instant;
+use charter::sandbox::{self, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole};
+use charter::schedule::prepare;
+use charter::state::State;
+use serde_json::Value;
+
+const SA: &str = "sa-reads-secret-token";
+const OTHER: &str = "other-reads-secret-token";
+/// The sandbox's counting window, and the client's.
+const WINDOW: Duration = Duration::from_secs(3);
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("charter-reads-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A sandbox on a database seeded with `organizations`, limited to `limit` calls per token per
+/// [`WINDOW`].
+async fn seeded(dir: &Path, organizations: u32, limit: u32) -> RunningSandbox {
+    let storage = Storage::File(dir.join("sandbox.db"));
+    let today = jiff::civil::date(2026, 3, 1);
+    let report = sandbox::seed(
+        &storage,
+        &SeedOptions {
+            organizations,
+            seed: 11,
+            today,
+        },
+    )
+    .unwrap();
+    assert_eq!(report.organizations, organizations);
+    sandbox::start(Config {
+        storage,
+        tokens: vec![
+            TokenGrant::new(SA, TokenRole::SystemAdministrator),
+            TokenGrant::new(OTHER, TokenRole::SystemAdministrator),
+        ],
+        rate_limit_per_minute: Some(limit),
+        rate_limit_window: WINDOW,
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(running: &RunningSandbox, token: &str) -> Client {
+    Client::new(
+        &format!("http://{}", running.addr()),
+        Token::new(token).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap()
+}
+
+/// The example's tiers and lifecycle with one customer of its own, so that an apply is a few
+/// calls.
+fn one_customer(dir: &Path) -> Program {
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+    for file in [
+        "instance.charter",
+        "tiers.charter",
+        "addons.charter",
+        "rules.charter",
+        "lifecycle.charter",
+    ] {
+        std::fs::copy(acme.join(file), policy.join(file)).unwrap();
+    }
+    std::fs::write(
+        policy.join("customers.charter"),
+        r#"customer solo {
+  name = "Solo Works"
+  tier = core
+  owner = "owner@solo.example"
+  contract_end = 2027-06-30
+  attributes {
+    region = "eu"
+    payment = "ok"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let set = charter::policy::load(&policy).unwrap_or_else(|_| panic!("the policy set loads"));
+    set.checked
+        .program
+        .unwrap_or_else(|| panic!("the policy set checks"))
+}
+
+/// `plan` against an instance whose reading takes about twice the limit: the limiter keeps it
+/// under the limit throughout (not one 429, where an unpaced read is refused), and the apply
+/// that follows spends the same limiter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reads_an_instance_larger_than_the_limit_and_the_apply_shares_its_limiter() {
+    const LIMIT: u32 = 30;
+    let dir = scratch("larger");
+    let running = seeded(&dir, 40, LIMIT).await;
+
+    // Unpaced, the same reading is refused: it takes more calls than the limit.
+    let plain = client(&running, OTHER);
+    let error = observe(&plain).await.unwrap_err();
+    assert!(
+        matches!(error.kind, ApiErrorKind::RateLimited { .. }),
+        "{error}"
+    );
+    assert_eq!(plain.calls(), u64::from(LIMIT) + 1);
+
+    let share = 0.9;
+    let limiter = Limiter::new(RateLimit {
+        per_minute: LIMIT,
+        share,
+    })
+    .with_window(WINDOW);
+    let pacing = Pacing::new(limiter.clone(), RetryPolicy::default(), 1);
+    let paced = client(&running, SA).paced(pacing.clone());
+    let state = State::open(&dir.join("state.db")).unwrap();
+    let program = one_customer(&dir);
+    let at = parse_instant("2026-03-01").unwrap();
+
+    let started = Instant::now();
+    let prepared = prepare(&paced, &state, &program, at, "the sandbox")
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let reads = paced.calls();
+    assert_eq!(
+        reads,
+        prepared.observed.calls.total() + 1,
+        "the observation and `GET /users/me`"
+    );
+    assert!(reads > 2 * u64::from(LIMIT) - 10, "{reads} calls");
+    assert_eq!(pacing.rate_limited(), 0, "no read met a 429");
+    assert_eq!(pacing.retries(), 0, "no read was repeated");
+    assert_eq!(prepared.observed.organizations.len(), 40);
+    // At 27 calls per window, one call at once (the burst), then one every interval.
+    let interval = WINDOW.mul_f64(1.0 / (f64::from(LIMIT) * share));
+    let least = interval.mul_f64((reads - 1) as f64);
+    assert!(
+        elapsed + Duration::from_millis(50) >= least,
+        "{elapsed:?} < {least:?}"
+    );
+
+    let plan = prepared.plan;
+    assert!(plan.calls() >= 2, "{}", charter::plan::render_text(&plan));
+    let lock = state.acquire_lock("reads test").unwrap();
+    // The executor's own limit is for a client without pacing; with this one it would take a
+    // minute per call.
+    let options = Options {
+        rate_limit: Some(RateLimit {
+            per_minute: 1,
+            share: 1.0,
+        }),
+        ..Options::default()
+    };
+    let report = apply::execute(&paced, &state, Some(&lock), &plan, &options, at, &mut ())
+        .await
+        .unwrap();
+    lock.release().unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    assert_eq!(report.rate_limited, 0, "{}", report.summary());
+    assert!(
+        report.elapsed < Duration::from_secs(10),
+        "{}",
+        report.summary()
+    );
+    assert!(paced.calls() > reads);
+    assert_eq!(
+        limiter.calls(),
+        paced.calls(),
+        "the reads and the apply went through one limiter"
+    );
+    running.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without a configured limit, the reading goes at once until the instance's first 429; the
+/// limiter then takes what got through as the limit, waits out the window, and reads the rest
+/// under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_limit_the_reads_learn_it_from_the_first_429() {
+    const LIMIT: u32 = 60;
+    let dir = scratch("adaptive");
+    let running = seeded(&dir, 60, LIMIT).await;
+    let limiter = Limiter::adaptive(0.95).with_window(WINDOW);
+    let pacing = Pacing::new(limiter.clone(), RetryPolicy::default(), 2);
+    let paced = client(&running, SA).paced(pacing.clone());
+
+    let observed = observe(&paced).await.unwrap();
+    assert_eq!(observed.organizations.len(), 60);
+    assert!(paced.calls() > u64::from(LIMIT) + 10, "{}", paced.calls());
+    let refused = pacing.rate_limited();
+    assert!((1..=3).contains(&refused), "{refused} × 429");
+    assert_eq!(limiter.limit(), Some(f64::from(LIMIT)), "the limit learned");
+    assert_eq!(paced.calls(), observed.calls.total());
+    running.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An instance that changed while it was read (its answers contradict each other) is read
+/// again from the start; without pacing, the contradiction is the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_that_met_a_changing_instance_is_made_again() {
+    use axum::http::Uri;
+    use serde_json::json;
+    // User 6 is listed in team 10, under none of its roles, the first time only: as if they
+    // had been added while the team was read.
+    static LISTED: AtomicUsize = AtomicUsize::new(0);
+    async fn answer(uri: Uri) -> axum::Json<Value> {
+        let query: BTreeMap<String, String> =
+            serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap();
+        let get = |key: &str| query.get(key).map(String::as_str);
+        let ids = |ids: &[i64]| {
+            json!({
+                "users": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+                "pg": { "limit": 1000 }
+            })
+        };
+        let body = match uri.path() {
+            "/api/v2/admin/users/admins-roles" => json!({ "usersAdminsRoles": [] }),
+            "/api/v2/users/roles" if get("category") == Some("organization") => {
+                json!({ "usersRoles": [{ "id": 11, "name": "Owner", "category": "organization" }] })
+            }
+            "/api/v2/users/roles" => json!({ "usersRoles": [
+                { "id": 1, "name": "Team Admin", "category": "team" },
+                { "id": 3, "name": "Team Member", "category": "team" }
+            ] }),
+            "/api/v2/admin/organizations" => json!({ "organizations": [{
+                "id": 1, "name": "One", "timezoneId": 1, "countryId": 1, "license": {},
+                "teams": [{ "id": 10, "name": "A" }, { "id": 20, "name": "B" }],
+                "isPaused": false, "externalId": null, "scenarios": 0, "activeScenarios": 0,
+                "deleted": false
+            }], "pg": { "limit": 1000 } }),
+            "/api/v2/admin/users" => match (
+                get("cols[]"),
+                get("organizationRoleId"),
+                get("organizationId"),
+                get("teamId"),
+                get("teamRoleId"),
+            ) {
+                (None, ..) => {
+                    let users: Vec<Value> = [5, 6]
+                        .iter()
+                        .map(|id| {
+                            json!({
+                                "id": id, "name": "N", "email": format!("{id}@x.example"),
+                                "usersAdminsRoleId": null, "language": "en", "countryId": 1,
+                                "timezoneId": 1, "localeId": 1, "deleted": false
+                            })
+                        })
+                        .collect();
+                    json!({ "users": users, "pg": { "limit": 1000 } })
+                }
+                (_, Some(_), ..) | (_, _, Some(_), ..) => ids(&[5, 6]),
+                (_, _, _, None, Some("1")) => ids(&[5]),
+                (_, _, _, Some("10"), None) => {
+                    if LISTED.fetch_add(1, Ordering::SeqCst) == 0 {
+                        ids(&[5, 6])
+                    } else {
+                        ids(&[5])
+                    }
+                }
+                (_, _, _, Some("10"), Some("1")) => ids(&[5]),
+                _ => ids(&[]),
+            },
+            other => panic!("unexpected `{other}`"),
+        };
+        axum::Json(body)
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(answer))
+            .await
+            .unwrap();
+    });
+    let pacing = Pacing::new(Limiter::off(), RetryPolicy::default(), 3);
+    let paced = Client::new(
+        &format!("http://{addr}"),
+        Token::new(SA).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap()
+    .paced(pacing.clone());
+    let observed = observe(&paced).await.unwrap();
+    assert_eq!(pacing.retries(), 1, "read twice");
+    let calls = observed.calls;
+    assert!(calls.reread > 0);
+    assert_eq!(calls.total(), paced.calls(), "both readings counted");
+    let team = &observed.organizations[0].teams[0];
+    assert_eq!(team.id, 10);
+    assert_eq!(
+        team.members.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        [5]
+    );
+    // The same contradiction read by an unpaced client is the error (the first reading only
+    // contradicts itself, so a new server state is not needed: the count goes on).
+    LISTED.store(0, Ordering::SeqCst);
+    let plain = Client::new(
+        &format!("http://{addr}"),
+        Token::new(SA).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let error = observe(&plain).await.unwrap_err();
+    assert!(
+        matches!(error.kind, ApiErrorKind::Inconsistent { .. }),
+        "{error}"
+    );
+}
+
+/// The command line's pacing follows `rate_limit`: at 95 % of it when there is one, learning
+/// from 429s when there is none.
+#[test]
+fn the_configuration_gives_the_pacing() {
+    let dir = scratch("config");
+    let no_env = |_: &str| None;
+    std::fs::write(dir.join("charter.toml"), "[instance]\nrate_limit = 40\n").unwrap();
+    let configured = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
+    let pacing = configured.pacing();
+    assert_eq!(pacing.limiter.limit(), Some(40.0));
+    assert_eq!(pacing.retry, RetryPolicy::default());
+    std::fs::write(dir.join("charter.toml"), "[instance]\n").unwrap();
+    let unconfigured = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
+    let limiter = unconfigured.pacing().limiter;
+    assert!(limiter.is_on() && limiter.limit().is_none(), "adaptive");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn charter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for name in [
+        "CHARTER_INSTANCE_URL",
+        "CHARTER_TOKEN_ENV",
+        "CHARTER_TOKEN_FILE",
+        "CHARTER_TOKEN",
+        "CHARTER_RATE_LIMIT",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// The binary against an instance that answers a quarter of its calls with 429: `charter
+/// instance` and `charter plan` wait them out and finish (a high `rate_limit` keeps the test
+/// quick: the limiter slows to half of it, never below).
+#[test]
+fn the_commands_wait_out_429s() {
+    let running = sandbox::BlockingSandbox::start(Config {
+        tokens: vec![TokenGrant::new(SA, TokenRole::SystemAdministrator)],
+        faults: "429=0.25".parse().unwrap(),
+        seed: 4,
+        ..Config::default()
+    })
+    .unwrap();
+    let dir = scratch("commands");
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+    for entry in std::fs::read_dir(&acme).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join("charter.toml"),
+        "[instance]\ntoken_env = \"READS_TOKEN\"\nrate_limit = 6000\n",
+    )
+    .unwrap();
+    let url = format!("http://{}", running.addr());
+    let env = [("CHARTER_INSTANCE_URL", url.as_str()), ("READS_TOKEN", SA)];
+
+    let (code, stdout, stderr) = charter(&dir, &["instance"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("instance {url}: 0 organizations, 1 user, "))
+            && stdout.contains(" × 429 waited out)"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = charter(&dir, &["plan"], &env);
+    assert_eq!(code, 2, "changes planned: {stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(stdout.contains("Acme Corp"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
