@@ -6,7 +6,23 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
+/// A copy of `policies/acme`, made once: the example set's own folder may hold a developer's
+/// `.charter/` state (the README's first command leaves one), which the commands would read.
+fn acme() -> &'static str {
+    static COPY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+        let to = std::env::temp_dir().join(format!("charter-cli-{}-acme", std::process::id()));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        to.to_str().unwrap().to_string()
+    })
+}
 
 struct Run {
     stdout: String,
@@ -64,7 +80,7 @@ fn scratch(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn check_a_clean_policy_set_exits_0_with_a_summary() {
-    let run = charter(&["check", ACME]).success();
+    let run = charter(&["check", acme()]).success();
     assert!(
         run.stdout
             .starts_with("checked 9 files: 6 tiers, 5 deployable"),
@@ -76,7 +92,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
 
 #[test]
 fn check_defaults_to_the_current_directory() {
-    let run = charter_in(Path::new(ACME), &["check"]).success();
+    let run = charter_in(Path::new(acme()), &["check"]).success();
     assert!(run.stdout.starts_with("checked 9 files"));
 }
 
@@ -148,12 +164,12 @@ fn usage_errors_exit_2() {
         run.stderr
             .contains("cannot read `/no/such/policy`: no such file or directory")
     );
-    charter(&["explain", ACME]).code(2);
+    charter(&["explain", acme()]).code(2);
 }
 
 #[test]
 fn compile_a_tier_prints_exactly_the_api_license_object() {
-    let run = charter(&["compile", ACME, "--tier", "pro"]).success();
+    let run = charter(&["compile", acme(), "--tier", "pro"]).success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let object = value.as_object().unwrap();
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
@@ -174,7 +190,7 @@ fn compile_a_tier_prints_exactly_the_api_license_object() {
 
 #[test]
 fn compile_without_a_tier_prints_every_deployable_tier_in_ladder_order() {
-    let run = charter(&["compile", ACME]).success();
+    let run = charter(&["compile", acme()]).success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let names: Vec<&str> = value
         .as_object()
@@ -187,7 +203,7 @@ fn compile_without_a_tier_prints_every_deployable_tier_in_ladder_order() {
 
 #[test]
 fn compile_text_is_in_human_units() {
-    let run = charter(&["compile", ACME, "--tier", "teams", "--format", "text"]).success();
+    let run = charter(&["compile", acme(), "--tier", "teams", "--format", "text"]).success();
     assert!(run.stdout.starts_with("tier teams\n"));
     assert!(
         run.stdout.contains("operations           120,000\n"),
@@ -200,9 +216,9 @@ fn compile_text_is_in_human_units() {
 
 #[test]
 fn compile_refuses_abstract_and_unknown_tiers() {
-    let run = charter(&["compile", ACME, "--tier", "base"]).code(2);
+    let run = charter(&["compile", acme(), "--tier", "base"]).code(2);
     assert!(run.stderr.contains("tier `base` is abstract"));
-    let run = charter(&["compile", ACME, "--tier", "entreprise"]).code(2);
+    let run = charter(&["compile", acme(), "--tier", "entreprise"]).code(2);
     assert!(run.stderr.contains("unknown tier `entreprise`"));
     assert!(run.stderr.contains("did you mean `enterprise`?"));
 }
@@ -215,7 +231,7 @@ fn compile_of_a_broken_policy_exits_1() {
 
 #[test]
 fn explain_shows_the_chain_of_one_parameter() {
-    let run = charter(&["explain", ACME, "--tier", "teams", "operations"]).success();
+    let run = charter(&["explain", acme(), "--tier", "teams", "operations"]).success();
     let expected = "tier `teams`, extends `pro` → `core` → `base`\n\n\
                     operations = 120,000\n  \
                     tier `base` sets 1,000                  ";
@@ -230,7 +246,7 @@ fn explain_shows_the_chain_of_one_parameter() {
 
 #[test]
 fn explain_names_defaults_and_covers_every_parameter() {
-    let run = charter(&["explain", ACME, "--tier", "pro"]).success();
+    let run = charter(&["explain", acme(), "--tier", "pro"]).success();
     assert!(
         run.stdout
             .contains("retention = 60 days\n  default sets 60 days  the catalog\n"),
@@ -248,14 +264,14 @@ fn explain_names_defaults_and_covers_every_parameter() {
 
 #[test]
 fn explain_rejects_an_unknown_parameter() {
-    let run = charter(&["explain", ACME, "--tier", "pro", "operation"]).code(2);
+    let run = charter(&["explain", acme(), "--tier", "pro", "operation"]).code(2);
     assert!(run.stderr.contains("unknown license parameter `operation`"));
     assert!(run.stderr.contains("did you mean `operations`?"));
 }
 
 #[test]
 fn matrix_markdown_has_tiers_in_ladder_order_and_human_units() {
-    let run = charter(&["matrix", ACME]).success();
+    let run = charter(&["matrix", acme()]).success();
     let mut lines = run.stdout.lines();
     assert_eq!(
         lines.next(),
@@ -281,7 +297,7 @@ fn matrix_markdown_has_tiers_in_ladder_order_and_human_units() {
 
 #[test]
 fn matrix_html_is_a_standalone_page() {
-    let run = charter(&["matrix", ACME, "--format", "html"]).success();
+    let run = charter(&["matrix", acme(), "--format", "html"]).success();
     assert!(run.stdout.starts_with("<!DOCTYPE html>"));
     assert!(run.stdout.contains("<th>enterprise</th>"));
     assert!(run.stdout.trim_end().ends_with("</html>"));
@@ -313,7 +329,7 @@ fn compiled_licenses_satisfy_the_schema_constraints() {
     let schema: serde_json::Value =
         serde_json::from_str(&charter(&["schema"]).success().stdout).unwrap();
     let all: serde_json::Value =
-        serde_json::from_str(&charter(&["compile", ACME]).success().stdout).unwrap();
+        serde_json::from_str(&charter(&["compile", acme()]).success().stdout).unwrap();
     for (tier, license) in all.as_object().unwrap() {
         for (key, value) in license.as_object().unwrap() {
             let rule = &schema["properties"][key];
@@ -379,7 +395,7 @@ fn fmt_refuses_to_touch_a_policy_set_with_a_syntax_error() {
 
 #[test]
 fn fmt_of_the_example_policies_changes_nothing() {
-    charter(&["fmt", "--check", ACME]).success();
+    charter(&["fmt", "--check", acme()]).success();
 }
 
 #[test]
@@ -407,7 +423,15 @@ fn fmt_reads_standard_input() {
 
 #[test]
 fn compile_a_customer_prints_its_desired_state() {
-    let run = charter(&["compile", ACME, "--customer", "acme", "--at", "2027-02-08"]).success();
+    let run = charter(&[
+        "compile",
+        acme(),
+        "--customer",
+        "acme",
+        "--at",
+        "2027-02-08",
+    ])
+    .success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(value["customer"], "acme");
     assert_eq!(value["state"], "frozen");
@@ -421,7 +445,7 @@ fn compile_a_customer_prints_its_desired_state() {
 
 #[test]
 fn compile_customers_prints_one_object_per_line() {
-    let run = charter(&["compile", ACME, "--customers", "--at", "2027-01-01"]).success();
+    let run = charter(&["compile", acme(), "--customers", "--at", "2027-01-01"]).success();
     let lines: Vec<serde_json::Value> = run
         .stdout
         .lines()
@@ -437,10 +461,10 @@ fn compile_customers_prints_one_object_per_line() {
 
 #[test]
 fn compile_refuses_an_unknown_customer() {
-    let run = charter(&["compile", ACME, "--customer", "acmee"]).code(2);
+    let run = charter(&["compile", acme(), "--customer", "acmee"]).code(2);
     assert!(run.stderr.contains("unknown customer `acmee`"));
     assert!(run.stderr.contains("did you mean `acme`?"));
-    let run = charter(&["compile", ACME, "--customer", "acme", "--at", "someday"]).code(2);
+    let run = charter(&["compile", acme(), "--customer", "acme", "--at", "someday"]).code(2);
     assert!(run.stderr.contains("`someday` is not a date"));
 }
 
@@ -448,7 +472,7 @@ fn compile_refuses_an_unknown_customer() {
 fn explain_a_customer_says_why_it_is_in_its_state() {
     let run = charter(&[
         "explain",
-        ACME,
+        acme(),
         "--customer",
         "acme",
         "--at",
@@ -485,12 +509,12 @@ fn explain_a_customer_says_why_it_is_in_its_state() {
 
 #[test]
 fn explain_needs_a_tier_or_a_customer() {
-    charter(&["explain", ACME]).code(2);
+    charter(&["explain", acme()]).code(2);
 }
 
 #[test]
 fn test_runs_every_test_block() {
-    let run = charter(&["test", ACME]).success();
+    let run = charter(&["test", acme()]).success();
     assert!(
         run.stdout
             .contains("test acme freezes a week after its contract ... ok")
@@ -546,7 +570,7 @@ fn a_failing_test_shows_the_values_and_where_they_came_from() {
 fn schedule_lists_due_and_upcoming_transitions() {
     let run = charter(&[
         "schedule",
-        ACME,
+        acme(),
         "--at",
         "2027-02-01",
         "--horizon",
@@ -569,15 +593,15 @@ fn schedule_lists_due_and_upcoming_transitions() {
         run.stdout
             .contains("due now   deprovision  frozen → deprovisioned  2026-08-20  after 90 days")
     );
-    let json = charter(&["schedule", ACME, "--at", "2027-02-01", "--format", "json"]).success();
+    let json = charter(&["schedule", acme(), "--at", "2027-02-01", "--format", "json"]).success();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value.as_array().unwrap().len(), 18);
-    charter(&["schedule", ACME, "--horizon", "soon"]).code(2);
+    charter(&["schedule", acme(), "--horizon", "soon"]).code(2);
 }
 
 #[test]
 fn graph_draws_the_lifecycle() {
-    let run = charter(&["graph", ACME]).success();
+    let run = charter(&["graph", acme()]).success();
     assert!(
         run.stdout
             .starts_with("stateDiagram-v2\n    [*] --> active\n"),
@@ -596,7 +620,7 @@ fn graph_draws_the_lifecycle() {
         run.stdout
             .contains("active --> frozen : cancel (when contract_end, if payment == \"overdue\")")
     );
-    let run = charter(&["graph", ACME, "--format", "dot"]).success();
+    let run = charter(&["graph", acme(), "--format", "dot"]).success();
     assert!(run.stdout.starts_with("digraph lifecycle {"));
     assert!(
         run.stdout
@@ -606,7 +630,7 @@ fn graph_draws_the_lifecycle() {
 
 #[test]
 fn explain_a_staff_member_lists_the_manual_options() {
-    let run = charter(&["explain", ACME, "--staff", "dana@acme-automation.example"]).success();
+    let run = charter(&["explain", acme(), "--staff", "dana@acme-automation.example"]).success();
     assert!(
         run.stdout
             .starts_with("staff `dana@acme-automation.example` (Dana Developer)\n")
@@ -620,7 +644,7 @@ fn explain_a_staff_member_lists_the_manual_options() {
         run.stdout
             .contains("  private_apps: See and use private apps\n")
     );
-    let run = charter(&["explain", ACME, "--staff", "dana@acme-automation.exampl"]).code(2);
+    let run = charter(&["explain", acme(), "--staff", "dana@acme-automation.exampl"]).code(2);
     assert!(
         run.stderr
             .contains("did you mean `dana@acme-automation.example`?")
@@ -629,7 +653,7 @@ fn explain_a_staff_member_lists_the_manual_options() {
 
 #[test]
 fn the_matrix_has_a_staff_section() {
-    let run = charter(&["matrix", ACME]).success();
+    let run = charter(&["matrix", acme()]).success();
     assert!(
         run.stdout
             .contains("| staff | name | instance role | options |")
