@@ -421,6 +421,150 @@ fn a_hand_edit_shows_as_drift() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A hand edit of the provisioned example instance.
+type HandEdit = fn(&mut Instance, &Ids);
+
+/// The example customers provisioned, a hand edit, and the plan that follows: each step's id
+/// with whether it is labelled drift.
+fn planned_after_hand_edit(edit: HandEdit) -> Vec<(String, bool)> {
+    let program = acme();
+    let (state, dir) = scratch_state("hand-edit");
+    let mut instance = Instance::from_observed(&empty());
+    let when = at("2027-01-15");
+    converge(&mut instance, &state, &program, when, 0);
+    let memory = state.memory().unwrap();
+    let observed = instance.observe();
+    let ids = Ids {
+        users: observed
+            .users
+            .iter()
+            .map(|u| (u.email.to_lowercase(), u.id))
+            .collect(),
+        organizations: memory.organizations.clone(),
+        teams: BTreeMap::new(),
+    };
+    edit(&mut instance, &ids);
+    let plan = make_plan(&program, when, &memory, &instance.observe());
+    // Planned back: once carried out, nothing is left.
+    apply(&mut instance, &state, &plan, when, 1);
+    let memory = state.memory().unwrap();
+    assert_desired(&instance, &program, &memory, when);
+    let _ = std::fs::remove_dir_all(dir);
+    plan.steps.iter().map(|s| (s.id.clone(), s.drift)).collect()
+}
+
+fn acme_org<'a>(
+    instance: &'a mut Instance,
+    ids: &Ids,
+) -> &'a mut charter::plan::model::Organization {
+    instance
+        .organizations
+        .get_mut(&ids.organizations["acme"])
+        .unwrap()
+}
+
+/// Hand edits that change a value: each planned back with one step, labelled drift.
+#[test]
+fn values_changed_by_hand_are_planned_back_and_labelled_drift() {
+    let cases: [(&str, HandEdit, &[&str]); 5] = [
+        (
+            "an organization role",
+            |i, ids| {
+                let raj = ids.users["raj@acme.example"];
+                acme_org(i, ids).members.insert(raj, 13);
+            },
+            &["role:acme:raj@acme.example"],
+        ),
+        (
+            "the owner",
+            |i, ids| {
+                let (jane, raj) = (
+                    ids.users["jane@acme.example"],
+                    ids.users["raj@acme.example"],
+                );
+                let org = acme_org(i, ids);
+                org.members.insert(jane, 12);
+                org.members.insert(raj, 11);
+            },
+            &["transfer:acme"],
+        ),
+        (
+            "a team role",
+            |i, ids| {
+                let li = ids.users["li@acme.example"];
+                let team = acme_org(i, ids).teams.values_mut().next().unwrap();
+                team.members.insert(li, 6);
+            },
+            &["team-role:acme:Marketing:li@acme.example"],
+        ),
+        (
+            "an instance role",
+            |i, ids| {
+                let dana = ids.users["dana@acme-automation.example"];
+                i.users.get_mut(&dana).unwrap().instance_role = Some(921);
+            },
+            &["instance-role:dana@acme-automation.example"],
+        ),
+        (
+            "a license key",
+            |i, ids| {
+                acme_org(i, ids)
+                    .license
+                    .insert("operations".to_owned(), 1.into());
+            },
+            &["license:acme"],
+        ),
+    ];
+    for (what, edit, steps) in cases {
+        let planned = planned_after_hand_edit(edit);
+        let want: Vec<(String, bool)> = steps.iter().map(|s| ((*s).to_owned(), true)).collect();
+        assert_eq!(planned, want, "{what} changed by hand");
+    }
+}
+
+/// Hand edits that take something away: put back, and — as drift is a live value that is not
+/// what charter last applied — labelled drift.
+#[test]
+#[ignore = "bug in src/plan/build.rs: a membership, team membership or instance role taken away by hand is put back but not labelled drift (the drift flags require a live value: `now.is_some() && …`)"]
+fn what_was_taken_away_by_hand_is_put_back_and_labelled_drift() {
+    let cases: [(&str, HandEdit, &[&str]); 3] = [
+        (
+            "a member",
+            |i, ids| {
+                let sam = ids.users["sam@acme.example"];
+                acme_org(i, ids).members.remove(&sam);
+            },
+            &["role:acme:sam@acme.example"],
+        ),
+        (
+            "a team member",
+            |i, ids| {
+                let li = ids.users["li@acme.example"];
+                let team = acme_org(i, ids).teams.values_mut().next().unwrap();
+                team.members.remove(&li);
+            },
+            &["team-role:acme:Marketing:li@acme.example"],
+        ),
+        (
+            "an instance role",
+            |i, ids| {
+                let dana = ids.users["dana@acme-automation.example"];
+                i.users.get_mut(&dana).unwrap().instance_role = None;
+            },
+            &["instance-role:dana@acme-automation.example"],
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(what, edit, steps)| {
+            let planned = planned_after_hand_edit(edit);
+            let want: Vec<(String, bool)> = steps.iter().map(|s| ((*s).to_owned(), true)).collect();
+            (planned != want).then(|| format!("{what}: planned {planned:?}, want {want:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "taken away by hand: {wrong:#?}");
+}
+
 #[test]
 fn an_unlinked_organization_of_the_same_name_is_adopted_only_with_its_owner() {
     let program = acme();
