@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::compile::customer::desired;
+use charter::model::customer::OrgRole;
 
 const TOKEN: &str = "kill-test-secret-token";
 const AT: &str = "2027-01-15";
@@ -219,7 +220,14 @@ fn assert_is_the_policy(snapshot: &Snapshot) {
         let roles: BTreeMap<String, String> = d
             .roles
             .iter()
-            .map(|(e, r)| (e.to_lowercase(), format!("{r:?}")))
+            .map(|(e, r)| {
+                let role = match r {
+                    OrgRole::Owner => "Owner",
+                    OrgRole::Admin => "Admin",
+                    OrgRole::Member => "Member",
+                };
+                (e.to_lowercase(), role.to_owned())
+            })
             .collect();
         assert_eq!(o.members, roles, "{}", customer.key);
         for (team, people) in &d.teams {

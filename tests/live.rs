@@ -644,7 +644,6 @@ fn an_empty_embedded_sandbox_plans_exactly_the_provisioning_counted_from_the_pol
         .iter()
         .filter(|l| !l.starts_with("manual "))
         .count();
-    #[allow(clippy::cast_precision_loss)]
     let ratio = plan.calls() as f64 / minimal as f64;
     assert!(
         (ratio - 1.0).abs() < f64::EPSILON,

@@ -1160,7 +1160,7 @@ fn edit(instance: &mut Instance, e: &Edit) {
     }
 }
 
-/// Carries out the first `share` (in 0..=1) of a plan in a random order its dependencies
+/// Carries out the first `per_mille` thousandths of a plan in a random order its dependencies
 /// allow — an apply interrupted, or whose later steps failed — with the bookkeeping the
 /// executor does: an organization linked as soon as it is created, a customer recorded only
 /// once all its steps are done.
@@ -1170,19 +1170,14 @@ fn apply_partly(
     plan: &Plan,
     when: i64,
     seed: u64,
-    share: f64,
+    per_mille: usize,
 ) {
     let mut choices = Choices(seed);
     let (_, order) = instance
         .clone()
         .apply_in_any_order(plan, |n| choices.pick(n))
         .unwrap_or_else(|e| panic!("the model refuses the plan: {e}"));
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let done = ((order.len() as f64) * share) as usize;
+    let done = order.len() * per_mille / 1000;
     let prefix: std::collections::BTreeSet<&str> =
         order.iter().take(done).map(String::as_str).collect();
     // A prefix of an order the dependencies allow holds the dependencies of its steps.
@@ -1285,7 +1280,7 @@ proptest! {
     fn plans_converge_after_interrupted_applies_hand_edits_and_time_in_any_order_their_dependencies_allow(
         customers in proptest::collection::vec(gen_customer(), 1..4),
         staff in proptest::collection::vec((0usize..3, 0u8..3), 0..3),
-        share in 0.0f64..1.0,
+        per_mille in 0usize..=1000,
         edits in proptest::collection::vec(gen_edit(), 0..8),
         first in 0i64..500,
         later in 0i64..300,
@@ -1298,7 +1293,7 @@ proptest! {
         let t0 = 1_790_000_000 + first * 86_400;
         let memory = state.memory().unwrap();
         let provisioning = make_plan(&program, t0, &memory, &instance.observe());
-        apply_partly(&mut instance, &state, &provisioning, t0, seed, share);
+        apply_partly(&mut instance, &state, &provisioning, t0, seed, per_mille);
         for e in &edits {
             edit(&mut instance, e);
         }
