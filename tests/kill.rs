@@ -21,6 +21,8 @@ use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::compile::customer::desired;
 use charter::model::customer::OrgRole;
 
+mod common;
+
 const TOKEN: &str = "kill-test-secret-token";
 const AT: &str = "2027-01-15";
 
@@ -332,26 +334,7 @@ async fn forward_or_hold(
     if write && matches!(p.point, KillPoint::AfterLog(_)) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let path = parts.uri.path_and_query().map_or("/", |q| q.as_str());
-    let mut forwarded = p
-        .client
-        .request(parts.method.clone(), format!("{}{path}", p.upstream))
-        .body(body.to_vec());
-    for name in [
-        axum::http::header::AUTHORIZATION,
-        axum::http::header::CONTENT_TYPE,
-    ] {
-        if let Some(value) = parts.headers.get(&name) {
-            forwarded = forwarded.header(name, value);
-        }
-    }
-    let answer = forwarded.send().await.unwrap();
-    let status = answer.status();
-    let content_type = answer
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .cloned();
-    let bytes = answer.bytes().await.unwrap();
+    let response = common::forward(&p.client, &p.upstream, &parts, body).await;
     if withhold {
         // Committed on the instance; charter never hears of it.
         let _ = p.kill.lock().unwrap().send(());
@@ -363,13 +346,6 @@ async fn forward_or_hold(
             tokio::time::sleep(Duration::from_millis(30)).await;
             let _ = kill.lock().unwrap().send(());
         });
-    }
-    let mut response = axum::response::Response::new(axum::body::Body::from(bytes));
-    *response.status_mut() = status;
-    if let Some(value) = content_type {
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, value);
     }
     response
 }

@@ -21,6 +21,8 @@ use charter::model::time::{format_instant, parse_instant};
 use charter::plan::{Action, Plan, Step};
 use charter::sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
+mod common;
+
 const SA: &str = "sa-live-secret-token";
 const ADMIN: &str = "admin-live-secret-token";
 const DAY: i64 = 86_400;
@@ -1376,46 +1378,11 @@ async fn count_and_forward(
         c.writes.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(c.hold).await;
     }
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut forwarded = c
-        .client
-        .request(parts.method.clone(), format!("{}{path}", c.upstream))
-        .body(body.to_vec());
-    for name in [
-        axum::http::header::AUTHORIZATION,
-        axum::http::header::CONTENT_TYPE,
-    ] {
-        if let Some(value) = parts.headers.get(&name) {
-            forwarded = forwarded.header(name, value);
-        }
-    }
-    let answer = forwarded.send().await;
+    let response = common::forward(&c.client, &c.upstream, &parts, body).await;
     if write {
         c.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
-    match answer {
-        Ok(answer) => {
-            let status = answer.status();
-            let content_type = answer
-                .headers()
-                .get(axum::http::header::CONTENT_TYPE)
-                .cloned();
-            let bytes = answer.bytes().await.unwrap_or_default();
-            let mut response = axum::response::Response::new(axum::body::Body::from(bytes));
-            *response.status_mut() = status;
-            if let Some(value) = content_type {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CONTENT_TYPE, value);
-            }
-            response
-        }
-        Err(_) => {
-            let mut response = axum::response::Response::new(axum::body::Body::empty());
-            *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
-            response
-        }
-    }
+    response
 }
 
 fn write_counter(running: &BlockingSandbox, hold: Duration) -> WriteCounter {

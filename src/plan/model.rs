@@ -311,6 +311,15 @@ impl Instance {
     /// A user made by hand (in the Administration UI); returns its id. Refuses an address
     /// taken, ignoring case, as Make does.
     pub fn add_user(&mut self, email: &str, instance_role: Option<i64>) -> Result<i64, String> {
+        self.insert_user(email, display_name(email), instance_role)
+    }
+
+    fn insert_user(
+        &mut self,
+        email: &str,
+        name: String,
+        instance_role: Option<i64>,
+    ) -> Result<i64, String> {
         let key = email.to_lowercase();
         if self.users.values().any(|u| u.email.to_lowercase() == key) {
             return Err(format!("the address `{email}` is taken"));
@@ -320,7 +329,7 @@ impl Instance {
             id,
             User {
                 email: email.to_owned(),
-                name: display_name(email),
+                name,
                 instance_role,
             },
         );
@@ -406,20 +415,8 @@ impl Instance {
         let owner = self.role(RoleKind::Organization, "Owner")?;
         match &step.action {
             Action::CreateUser { email, name } => {
-                let key = email.to_lowercase();
-                if self.users.values().any(|u| u.email.to_lowercase() == key) {
-                    return Err(format!("the address `{email}` is taken"));
-                }
-                let id = self.fresh();
-                self.users.insert(
-                    id,
-                    User {
-                        email: email.clone(),
-                        name: name.clone(),
-                        instance_role: None,
-                    },
-                );
-                ids.users.insert(key, id);
+                let id = self.insert_user(email, name.clone(), None)?;
+                ids.users.insert(email.to_lowercase(), id);
             }
             Action::CreateOrganization {
                 organization,
@@ -427,16 +424,7 @@ impl Instance {
                 license,
             } => {
                 let user = self.user_id(ids, owner_ref)?;
-                let id = self.fresh();
-                self.organizations.insert(
-                    id,
-                    Organization {
-                        name: organization.name.clone(),
-                        license: wire_license(license),
-                        members: BTreeMap::from([(user, owner)]),
-                        teams: BTreeMap::new(),
-                    },
-                );
+                let id = self.add_organization(&organization.name, wire_license(license), user)?;
                 ids.organizations.insert(organization.customer.clone(), id);
             }
             Action::SetLicense {
