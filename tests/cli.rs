@@ -652,14 +652,40 @@ fn explain_a_staff_member_lists_the_manual_options() {
 }
 
 #[test]
-fn the_matrix_has_a_staff_section() {
-    let run = charter(&["matrix", acme()]).success();
+fn the_matrix_has_a_staff_section_in_markdown_and_in_html() {
+    let program = charter::policy::load(Path::new(acme()))
+        .ok()
+        .and_then(|set| set.checked.program)
+        .unwrap();
+    assert!(program.staff.len() >= 3, "the example set has staff");
+    let markdown = charter(&["matrix", acme()]).success().stdout;
+    let html = charter(&["matrix", acme(), "--format", "html"])
+        .success()
+        .stdout;
     assert!(
-        run.stdout
-            .contains("| staff | name | instance role | options |")
+        markdown
+            .contains("\n| staff | name | instance role | options |\n| --- | --- | --- | --- |\n")
     );
-    assert!(
-        run.stdout
-            .contains("| sid@acme-automation.example | Sid Support | S4 |  |")
-    );
+    assert!(html.contains(
+        "<h2>Staff</h2>\n<table>\n<thead><tr><th>staff</th><th>name</th><th>instance role</th><th>options</th></tr></thead>\n"
+    ));
+    // Every staff member, one row each, from the policy itself.
+    for staff in &program.staff {
+        let name = staff.name.as_deref().unwrap_or("");
+        let role = staff.role.as_deref().unwrap_or("—");
+        let options: Vec<&str> = staff.options.iter().map(|o| o.word()).collect();
+        let options = options.join(", ");
+        let row = format!("| {} | {name} | {role} | {options} |\n", staff.email);
+        assert_eq!(markdown.matches(&row).count(), 1, "{row} in\n{markdown}");
+        let row = format!(
+            "<tr><td>{}</td><td>{name}</td><td>{role}</td><td>{options}</td></tr>\n",
+            staff.email
+        );
+        assert_eq!(html.matches(&row).count(), 1, "{row} in\n{html}");
+    }
+    // In HTML, after the tier table and inside the page.
+    let tiers_end = html.find("</table>").unwrap();
+    let staff_start = html.find("<h2>Staff</h2>").unwrap();
+    assert!(tiers_end < staff_start);
+    insta::assert_snapshot!("matrix_html_staff", &html[staff_start..]);
 }

@@ -98,15 +98,48 @@ fn scratch_state(name: &str) -> (State, std::path::PathBuf) {
     (state, dir)
 }
 
-/// Applies a plan to the model and records its bookkeeping in the state, as `apply` does once
-/// every step has succeeded.
-fn apply(instance: &mut Instance, state: &State, plan: &Plan, when: i64) -> Ids {
-    let ids = instance.apply(plan).unwrap_or_else(|e| {
-        panic!(
-            "the model refuses the plan: {e}\n{}",
-            plan::render_text(plan)
-        )
-    });
+/// SplitMix64: the choices of a random order, reproducible from a seed proptest draws.
+struct Choices(u64);
+
+impl Choices {
+    fn pick(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        usize::try_from(z % u64::try_from(n.max(1)).unwrap()).unwrap()
+    }
+}
+
+/// Every step comes after the steps it depends on, and those are steps of the plan.
+fn assert_ordered(plan: &Plan) {
+    let mut seen = std::collections::BTreeSet::new();
+    for step in &plan.steps {
+        for dep in &step.depends_on {
+            assert!(
+                seen.contains(dep.as_str()),
+                "step `{}` comes before `{dep}`, which it depends on",
+                step.id
+            );
+        }
+        assert!(seen.insert(step.id.as_str()), "two steps `{}`", step.id);
+    }
+}
+
+/// Applies a plan to the model in a random order its dependencies allow (drawn from `seed`),
+/// and records its bookkeeping in the state, as `apply` does once every step has succeeded.
+fn apply(instance: &mut Instance, state: &State, plan: &Plan, when: i64, seed: u64) -> Ids {
+    assert_ordered(plan);
+    let mut choices = Choices(seed);
+    let (ids, _) = instance
+        .apply_in_any_order(plan, |n| choices.pick(n))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the model refuses the plan: {e}\n{}",
+                plan::render_text(plan)
+            )
+        });
     for customer in &plan.customers {
         let organization = customer
             .organization
@@ -206,11 +239,18 @@ fn assert_desired(instance: &Instance, program: &Program, memory: &Memory, when:
     assert_eq!(addresses.len(), total, "duplicate users");
 }
 
-/// Plans, applies to the model, records, and checks the result; returns the plan.
-fn converge(instance: &mut Instance, state: &State, program: &Program, when: i64) -> Plan {
+/// Plans, applies to the model in a random order its dependencies allow, records, and checks
+/// the result; returns the plan.
+fn converge(
+    instance: &mut Instance,
+    state: &State,
+    program: &Program,
+    when: i64,
+    seed: u64,
+) -> Plan {
     let memory = state.memory().unwrap();
     let plan = make_plan(program, when, &memory, &instance.observe());
-    apply(instance, state, &plan, when);
+    apply(instance, state, &plan, when, seed);
     let memory = state.memory().unwrap();
     assert_desired(instance, program, &memory, when);
     let again = make_plan(program, when, &memory, &instance.observe());
@@ -227,10 +267,10 @@ fn the_example_customers_are_provisioned_and_walked_through_their_lives() {
     let program = acme();
     let (state, dir) = scratch_state("acme");
     let mut instance = Instance::from_observed(&empty());
-    let first = converge(&mut instance, &state, &program, at("2027-01-15"));
+    let first = converge(&mut instance, &state, &program, at("2027-01-15"), 0);
     assert!(first.calls() > 50);
     // A month later: acme's contract has ended (2027-01-31): frozen a week after.
-    let freeze = converge(&mut instance, &state, &program, at("2027-02-08"));
+    let freeze = converge(&mut instance, &state, &program, at("2027-02-08"), 0);
     let acme_steps: Vec<&str> = freeze
         .steps
         .iter()
@@ -239,7 +279,7 @@ fn the_example_customers_are_provisioned_and_walked_through_their_lives() {
         .collect();
     assert_eq!(acme_steps, ["set_license"]);
     // Ninety days frozen: deprovisioned.
-    let deprovision = converge(&mut instance, &state, &program, at("2027-05-09"));
+    let deprovision = converge(&mut instance, &state, &program, at("2027-05-09"), 0);
     let kinds: Vec<&str> = deprovision
         .steps
         .iter()
@@ -306,7 +346,7 @@ fn a_tier_change_plans_one_license_call_per_customer_of_the_tier() {
     let before = acme();
     let mut instance = Instance::from_observed(&empty());
     let when = at("2027-01-15");
-    converge(&mut instance, &state, &before, when);
+    converge(&mut instance, &state, &before, when, 0);
     // pro gets more operations.
     let mut files: Vec<(String, String)> = Vec::new();
     for entry in std::fs::read_dir("policies/acme").unwrap() {
@@ -356,7 +396,7 @@ fn a_hand_edit_shows_as_drift() {
     let (state, dir) = scratch_state("drift");
     let mut instance = Instance::from_observed(&empty());
     let when = at("2027-01-15");
-    converge(&mut instance, &state, &program, when);
+    converge(&mut instance, &state, &program, when, 0);
     let memory = state.memory().unwrap();
     let id = memory.organizations["acme"];
     instance
@@ -379,6 +419,150 @@ fn a_hand_edit_shows_as_drift() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A hand edit of the provisioned example instance.
+type HandEdit = fn(&mut Instance, &Ids);
+
+/// The example customers provisioned, a hand edit, and the plan that follows: each step's id
+/// with whether it is labelled drift.
+fn planned_after_hand_edit(edit: HandEdit) -> Vec<(String, bool)> {
+    let program = acme();
+    let (state, dir) = scratch_state("hand-edit");
+    let mut instance = Instance::from_observed(&empty());
+    let when = at("2027-01-15");
+    converge(&mut instance, &state, &program, when, 0);
+    let memory = state.memory().unwrap();
+    let observed = instance.observe();
+    let ids = Ids {
+        users: observed
+            .users
+            .iter()
+            .map(|u| (u.email.to_lowercase(), u.id))
+            .collect(),
+        organizations: memory.organizations.clone(),
+        teams: BTreeMap::new(),
+    };
+    edit(&mut instance, &ids);
+    let plan = make_plan(&program, when, &memory, &instance.observe());
+    // Planned back: once carried out, nothing is left.
+    apply(&mut instance, &state, &plan, when, 1);
+    let memory = state.memory().unwrap();
+    assert_desired(&instance, &program, &memory, when);
+    let _ = std::fs::remove_dir_all(dir);
+    plan.steps.iter().map(|s| (s.id.clone(), s.drift)).collect()
+}
+
+fn acme_org<'a>(
+    instance: &'a mut Instance,
+    ids: &Ids,
+) -> &'a mut charter::plan::model::Organization {
+    instance
+        .organizations
+        .get_mut(&ids.organizations["acme"])
+        .unwrap()
+}
+
+/// Hand edits that change a value: each planned back with one step, labelled drift.
+#[test]
+fn values_changed_by_hand_are_planned_back_and_labelled_drift() {
+    let cases: [(&str, HandEdit, &[&str]); 5] = [
+        (
+            "an organization role",
+            |i, ids| {
+                let raj = ids.users["raj@acme.example"];
+                acme_org(i, ids).members.insert(raj, 13);
+            },
+            &["role:acme:raj@acme.example"],
+        ),
+        (
+            "the owner",
+            |i, ids| {
+                let (jane, raj) = (
+                    ids.users["jane@acme.example"],
+                    ids.users["raj@acme.example"],
+                );
+                let org = acme_org(i, ids);
+                org.members.insert(jane, 12);
+                org.members.insert(raj, 11);
+            },
+            &["transfer:acme"],
+        ),
+        (
+            "a team role",
+            |i, ids| {
+                let li = ids.users["li@acme.example"];
+                let team = acme_org(i, ids).teams.values_mut().next().unwrap();
+                team.members.insert(li, 6);
+            },
+            &["team-role:acme:Marketing:li@acme.example"],
+        ),
+        (
+            "an instance role",
+            |i, ids| {
+                let dana = ids.users["dana@acme-automation.example"];
+                i.users.get_mut(&dana).unwrap().instance_role = Some(921);
+            },
+            &["instance-role:dana@acme-automation.example"],
+        ),
+        (
+            "a license key",
+            |i, ids| {
+                acme_org(i, ids)
+                    .license
+                    .insert("operations".to_owned(), 1.into());
+            },
+            &["license:acme"],
+        ),
+    ];
+    for (what, edit, steps) in cases {
+        let planned = planned_after_hand_edit(edit);
+        let want: Vec<(String, bool)> = steps.iter().map(|s| ((*s).to_owned(), true)).collect();
+        assert_eq!(planned, want, "{what} changed by hand");
+    }
+}
+
+/// Hand edits that take something away: put back, and — as drift is a live value that is not
+/// what charter last applied — labelled drift.
+#[test]
+#[ignore = "bug in src/plan/build.rs: a membership, team membership or instance role taken away by hand is put back but not labelled drift (the drift flags require a live value: `now.is_some() && …`)"]
+fn what_was_taken_away_by_hand_is_put_back_and_labelled_drift() {
+    let cases: [(&str, HandEdit, &[&str]); 3] = [
+        (
+            "a member",
+            |i, ids| {
+                let sam = ids.users["sam@acme.example"];
+                acme_org(i, ids).members.remove(&sam);
+            },
+            &["role:acme:sam@acme.example"],
+        ),
+        (
+            "a team member",
+            |i, ids| {
+                let li = ids.users["li@acme.example"];
+                let team = acme_org(i, ids).teams.values_mut().next().unwrap();
+                team.members.remove(&li);
+            },
+            &["team-role:acme:Marketing:li@acme.example"],
+        ),
+        (
+            "an instance role",
+            |i, ids| {
+                let dana = ids.users["dana@acme-automation.example"];
+                i.users.get_mut(&dana).unwrap().instance_role = None;
+            },
+            &["instance-role:dana@acme-automation.example"],
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(what, edit, steps)| {
+            let planned = planned_after_hand_edit(edit);
+            let want: Vec<(String, bool)> = steps.iter().map(|s| ((*s).to_owned(), true)).collect();
+            (planned != want).then(|| format!("{what}: planned {planned:?}, want {want:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "taken away by hand: {wrong:#?}");
 }
 
 #[test]
@@ -453,6 +637,7 @@ fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
             "staff \"dana@r.example\" {\n  name = \"Dana\"\n  role = \"D1\"\n  options = [private_apps]\n}\n",
         ),
         when,
+        0,
     );
     let kinds: Vec<&str> = first.steps.iter().map(|s| s.action.kind()).collect();
     assert_eq!(kinds, ["create_user", "set_instance_role", "manual"]);
@@ -464,6 +649,7 @@ fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
             "staff \"dana@r.example\" {\n  name = \"Dana\"\n  role = \"S1\"\n  options = [private_apps]\n}\n",
         ),
         when,
+        0,
     );
     let kinds: Vec<&str> = changed.steps.iter().map(|s| s.action.kind()).collect();
     assert_eq!(kinds, ["set_instance_role"]);
@@ -476,7 +662,7 @@ fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
         &plan.steps[0].action,
         Action::SetInstanceRole { role: None, .. }
     ));
-    apply(&mut instance, &state, &plan, when);
+    apply(&mut instance, &state, &plan, when, 0);
     assert!(
         instance
             .users
@@ -488,7 +674,7 @@ fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-// --- The property: random policies, random instances, random hand edits. ---
+// --- The properties: random policies, random instances, random hand edits, any order. ---
 
 const POOL: &[&str] = &[
     "ann@a.example",
@@ -609,52 +795,332 @@ fn policy_text(customers: &[GenCustomer], staff: &[(usize, u8)]) -> Vec<(&'stati
     vec![("prelude.charter", prelude), ("policy.charter", text)]
 }
 
+/// People the policy never names, who may be on the instance all the same.
+const STRANGERS: &[&str] = &["zed@x.example", "yan@x.example"];
+
+/// The sandbox's organization role ids by name: Admin, Member, Accountant.
+const OTHER_ORG_ROLES: [i64; 3] = [12, 13, 14];
+/// The team role ids: Team Admin, Team Member, Team Monitoring, Team Operator.
+const TEAM_ROLES: [i64; 4] = [1, 3, 4, 6];
+/// Instance roles a user may hold: none, D1, S1, Admin, SA.
+const INSTANCE_ROLES: [Option<i64>; 5] = [None, Some(911), Some(921), Some(902), Some(901)];
+/// Team names an organization may have: the policy's (`T0`…) and Make's default.
+const TEAM_NAMES: [&str; 4] = ["T0", "T1", "T2", "My Team"];
+
+/// A customer's organization found on the instance before the plan.
+#[derive(Clone, Debug)]
+struct GenOrganization {
+    /// charter's state links it to the customer (otherwise it is found by name).
+    linked: bool,
+    /// Its owner: 0 the customer's owner, 1 the dummy owner, then an index into the
+    /// customer's people, POOL and STRANGERS.
+    owner: usize,
+    /// Other members, indexed like the owner, with an index into OTHER_ORG_ROLES.
+    members: Vec<(usize, usize)>,
+    /// Its license is the one of this lifecycle state (an index), then hand-edited.
+    license_state: usize,
+    /// Hand edits of the license: (key index, value): an integer key set to the value, a
+    /// boolean flipped, every fifth one removed.
+    license_edits: Vec<(usize, i64)>,
+    /// Teams: a name (index into TEAM_NAMES) and members (index into the organization's
+    /// members, index into TEAM_ROLES).
+    teams: Vec<(usize, Vec<(usize, usize)>)>,
+}
+
+/// An instance as it may be found: partly provisioned, by hand or by an earlier tool.
+#[derive(Clone, Debug)]
+struct GenObserved {
+    /// For each address of POOL: (on the instance, written in capitals).
+    people: Vec<(bool, bool)>,
+    /// How many of STRANGERS are on the instance.
+    strangers: usize,
+    /// For customer i: its organization, if it has one.
+    organizations: Vec<Option<GenOrganization>>,
+    /// For staff member i: on the instance, with an index into INSTANCE_ROLES.
+    staff: Vec<Option<usize>>,
+    /// For customer i: a freeze charter's state recorded that many days before the instant.
+    frozen: Vec<Option<i64>>,
+}
+
+fn gen_organization() -> impl Strategy<Value = GenOrganization> {
+    (
+        prop::bool::weighted(0.75),
+        prop_oneof![2 => Just(0usize), 1 => Just(1usize), 3 => 2usize..20],
+        proptest::collection::vec((0usize..16, 0usize..3), 0..5),
+        0usize..3,
+        proptest::collection::vec((0usize..40, 0i64..100_000), 0..4),
+        proptest::collection::vec(
+            (
+                0usize..4,
+                proptest::collection::vec((0usize..8, 0usize..4), 0..4),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(
+            |(linked, owner, members, license_state, license_edits, teams)| GenOrganization {
+                linked,
+                owner,
+                members,
+                license_state,
+                license_edits,
+                teams,
+            },
+        )
+}
+
+fn gen_observed() -> impl Strategy<Value = GenObserved> {
+    (
+        proptest::collection::vec((any::<bool>(), prop::bool::weighted(0.2)), POOL.len()),
+        0..=STRANGERS.len(),
+        proptest::collection::vec(prop::option::weighted(0.7, gen_organization()), 4),
+        proptest::collection::vec(prop::option::of(0usize..INSTANCE_ROLES.len()), 3),
+        proptest::collection::vec(prop::option::weighted(0.2, 1i64..200), 4),
+    )
+        .prop_map(
+            |(people, strangers, organizations, staff, frozen)| GenObserved {
+                people,
+                strangers,
+                organizations,
+                staff,
+                frozen,
+            },
+        )
+}
+
+/// The user with this address in the model, made by hand if missing.
+fn user_named(instance: &mut Instance, email: &str) -> i64 {
+    match instance
+        .users
+        .iter()
+        .find(|(_, u)| u.email.eq_ignore_ascii_case(email))
+    {
+        Some((id, _)) => *id,
+        None => instance.add_user(email, None).unwrap(),
+    }
+}
+
+/// A license as a hand edit leaves it.
+fn edited_license(
+    mut license: serde_json::Map<String, serde_json::Value>,
+    edits: &[(usize, i64)],
+) -> serde_json::Map<String, serde_json::Value> {
+    for (i, &(key, value)) in edits.iter().enumerate() {
+        let Some(name) = license.keys().nth(key % license.len().max(1)).cloned() else {
+            continue;
+        };
+        if i % 5 == 4 {
+            license.remove(&name);
+            continue;
+        }
+        let new = match &license[&name] {
+            serde_json::Value::Bool(b) => serde_json::Value::Bool(!b),
+            serde_json::Value::Number(_) => value.into(),
+            other => other.clone(),
+        };
+        license.insert(name, new);
+    }
+    license
+}
+
+/// Builds the instance `g` describes for `program` at `when` in the model and charter's state
+/// (links and recorded freezes); returns the customers whose organization the planner must
+/// refuse to adopt (unlinked, and owned by someone charter would not have made its owner).
+fn observed_instance(
+    g: &GenObserved,
+    program: &Program,
+    state: &State,
+    when: i64,
+) -> (Instance, Vec<String>) {
+    let mut instance = Instance::from_observed(&empty());
+    for (i, &(present, capitals)) in g.people.iter().enumerate() {
+        if present {
+            let email = if capitals {
+                POOL[i].to_uppercase()
+            } else {
+                POOL[i].to_owned()
+            };
+            instance.add_user(&email, None).unwrap();
+        }
+    }
+    for stranger in STRANGERS.iter().take(g.strangers) {
+        instance.add_user(stranger, None).unwrap();
+    }
+    for (i, role) in g.staff.iter().enumerate() {
+        if let (Some(role), Some(_)) = (role, program.staff.get(i)) {
+            instance
+                .add_user(&format!("staff{i}@reseller.example"), INSTANCE_ROLES[*role])
+                .unwrap();
+        }
+    }
+    let dummy = program.instance.dummy_owner.clone().unwrap();
+    let mut refused = Vec::new();
+    for (i, customer) in program.customers.iter().enumerate() {
+        if let Some(Some(days)) = g.frozen.get(i) {
+            state
+                .record_transition(&charter::state::AppliedTransition {
+                    customer: customer.key.clone(),
+                    transition: "freeze".to_owned(),
+                    from: "active".to_owned(),
+                    to: "frozen".to_owned(),
+                    at: when - days * 86_400,
+                    plan: None,
+                })
+                .unwrap();
+        }
+        let Some(Some(o)) = g.organizations.get(i) else {
+            continue;
+        };
+        // Who may be found in it: the customer's people, the dummy owner, anyone.
+        let mut candidates: Vec<String> = std::iter::once(customer.owner.clone())
+            .chain(customer.admins.iter().cloned())
+            .chain(customer.members.iter().cloned())
+            .chain([dummy.clone()])
+            .chain(POOL.iter().map(|e| (*e).to_owned()))
+            .chain(STRANGERS.iter().map(|e| (*e).to_owned()))
+            .collect();
+        candidates.dedup();
+        let owner_email = match o.owner {
+            0 => &customer.owner,
+            1 => &dummy,
+            n => &candidates[(n - 2) % candidates.len()],
+        };
+        let owner = user_named(&mut instance, owner_email);
+        let lifecycle_state =
+            &program.lifecycle.states[o.license_state % program.lifecycle.states.len()];
+        let license =
+            match charter::compile::customer::provenance(program, customer, &lifecycle_state.name)
+                .to_object()
+                .unwrap()
+                .to_json()
+            {
+                serde_json::Value::Object(map) => map,
+                _ => unreachable!(),
+            };
+        let id = instance
+            .add_organization(
+                &customer.name,
+                edited_license(license, &o.license_edits),
+                owner,
+            )
+            .unwrap();
+        let mut members = vec![owner];
+        for &(who, role) in &o.members {
+            let user = user_named(&mut instance, &candidates[who % candidates.len()]);
+            if !members.contains(&user) {
+                members.push(user);
+                instance
+                    .organizations
+                    .get_mut(&id)
+                    .unwrap()
+                    .members
+                    .insert(user, OTHER_ORG_ROLES[role]);
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (name, people) in &o.teams {
+            if !names.insert(*name) {
+                continue;
+            }
+            let team = instance.add_team(id, TEAM_NAMES[*name]).unwrap();
+            let org = instance.organizations.get_mut(&id).unwrap();
+            for &(who, role) in people {
+                let user = members[who % members.len()];
+                org.teams
+                    .get_mut(&team)
+                    .unwrap()
+                    .members
+                    .insert(user, TEAM_ROLES[role]);
+            }
+        }
+        if o.linked {
+            state.set_organization(&customer.key, id).unwrap();
+        } else {
+            // The planner adopts it only when its owner is one charter would have made.
+            let history = state.history(&customer.key).unwrap();
+            let desired_owner = desired(program, customer, &history, when).owner;
+            let fits = [&customer.owner, &desired_owner, &dummy]
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(owner_email));
+            if !fits {
+                refused.push(customer.key.clone());
+            }
+        }
+    }
+    (instance, refused)
+}
+
 /// A hand edit on the instance.
 #[derive(Clone, Debug)]
 enum Edit {
-    License(usize, i64),
+    /// Hand edits of an organization's license (as in `GenOrganization::license_edits`).
+    License(usize, Vec<(usize, i64)>),
+    /// A user (any, so maybe someone the policy never names) added or moved to a role.
     Role(usize, usize, u8),
+    /// A member taken out of the organization (never its owner, as in Make).
+    Remove(usize, usize),
+    /// Ownership handed to a member.
     Transfer(usize, usize),
     TeamRole(usize, usize, u8),
     DropTeam(usize),
     StaffRole(usize, u8),
+    /// Someone the policy never names gets a user.
+    Stranger(usize),
 }
 
 fn gen_edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (0usize..8, 0i64..100_000).prop_map(|(o, n)| Edit::License(o, n)),
-        (0usize..8, 0usize..6, 0u8..3).prop_map(|(o, u, r)| Edit::Role(o, u, r)),
+        (
+            0usize..8,
+            proptest::collection::vec((0usize..40, 0i64..100_000), 1..4)
+        )
+            .prop_map(|(o, edits)| Edit::License(o, edits)),
+        (0usize..8, 0usize..12, 0u8..3).prop_map(|(o, u, r)| Edit::Role(o, u, r)),
+        (0usize..8, 0usize..12).prop_map(|(o, u)| Edit::Remove(o, u)),
         (0usize..8, 0usize..6).prop_map(|(o, u)| Edit::Transfer(o, u)),
         (0usize..8, 0usize..6, 0u8..4).prop_map(|(o, u, r)| Edit::TeamRole(o, u, r)),
         (0usize..8).prop_map(Edit::DropTeam),
-        (0usize..4, 0u8..4).prop_map(|(u, r)| Edit::StaffRole(u, r)),
+        (0usize..4, 0u8..5).prop_map(|(u, r)| Edit::StaffRole(u, r)),
+        (0usize..STRANGERS.len()).prop_map(Edit::Stranger),
     ]
 }
 
 /// Applies a hand edit the way the Administration UI could.
 fn edit(instance: &mut Instance, e: &Edit) {
+    if let Edit::Stranger(s) = e {
+        let _ = instance.add_user(STRANGERS[*s], None);
+        return;
+    }
     let org_ids: Vec<i64> = instance.organizations.keys().copied().collect();
     let user_ids: Vec<i64> = instance.users.keys().copied().collect();
     if org_ids.is_empty() || user_ids.is_empty() {
         return;
     }
-    let org_roles = [11, 12, 13];
-    match *e {
-        Edit::License(o, n) => {
+    match e {
+        Edit::License(o, edits) => {
             let id = org_ids[o % org_ids.len()];
-            instance
-                .organizations
-                .get_mut(&id)
-                .unwrap()
-                .license
-                .insert("operations".into(), n.into());
+            let org = instance.organizations.get_mut(&id).unwrap();
+            org.license = edited_license(std::mem::take(&mut org.license), edits);
         }
         Edit::Role(o, u, r) => {
             let id = org_ids[o % org_ids.len()];
             let org = instance.organizations.get_mut(&id).unwrap();
             let user = user_ids[u % user_ids.len()];
             if org.members.get(&user) != Some(&11) {
-                org.members.insert(user, org_roles[1 + usize::from(r) % 2]);
+                org.members
+                    .insert(user, OTHER_ORG_ROLES[usize::from(*r) % 3]);
+            }
+        }
+        Edit::Remove(o, u) => {
+            let id = org_ids[o % org_ids.len()];
+            let org = instance.organizations.get_mut(&id).unwrap();
+            let members: Vec<i64> = org.members.keys().copied().collect();
+            let user = members[u % members.len()];
+            if org.members.get(&user) != Some(&11) {
+                org.members.remove(&user);
+                for team in org.teams.values_mut() {
+                    team.members.remove(&user);
+                }
             }
         }
         Edit::Transfer(o, u) => {
@@ -675,7 +1141,7 @@ fn edit(instance: &mut Instance, e: &Edit) {
             let members: Vec<i64> = org.members.keys().copied().collect();
             let user = members[u % members.len()];
             if let Some(team) = org.teams.values_mut().next() {
-                team.members.insert(user, [1, 3, 4, 6][usize::from(r) % 4]);
+                team.members.insert(user, TEAM_ROLES[usize::from(*r) % 4]);
             }
         }
         Edit::DropTeam(o) => {
@@ -688,34 +1154,150 @@ fn edit(instance: &mut Instance, e: &Edit) {
         Edit::StaffRole(u, r) => {
             let user = user_ids[u % user_ids.len()];
             instance.users.get_mut(&user).unwrap().instance_role =
-                [None, Some(911), Some(921), Some(902)][usize::from(r) % 4];
+                INSTANCE_ROLES[usize::from(*r) % INSTANCE_ROLES.len()];
+        }
+        Edit::Stranger(_) => {}
+    }
+}
+
+/// Carries out the first `per_mille` thousandths of a plan in a random order its dependencies
+/// allow — an apply interrupted, or whose later steps failed — with the bookkeeping the
+/// executor does: an organization linked as soon as it is created, a customer recorded only
+/// once all its steps are done.
+fn apply_partly(
+    instance: &mut Instance,
+    state: &State,
+    plan: &Plan,
+    when: i64,
+    seed: u64,
+    per_mille: usize,
+) {
+    let mut choices = Choices(seed);
+    let (_, order) = instance
+        .clone()
+        .apply_in_any_order(plan, |n| choices.pick(n))
+        .unwrap_or_else(|e| panic!("the model refuses the plan: {e}"));
+    let done = order.len() * per_mille / 1000;
+    let prefix: std::collections::BTreeSet<&str> =
+        order.iter().take(done).map(String::as_str).collect();
+    // A prefix of an order the dependencies allow holds the dependencies of its steps.
+    let part = Plan {
+        steps: order
+            .iter()
+            .take(done)
+            .map(|id| plan.step(id).unwrap().clone())
+            .collect(),
+        ..plan.clone()
+    };
+    let mut choices = Choices(seed);
+    let (ids, _) = instance
+        .apply_in_any_order(&part, |n| choices.pick(n))
+        .unwrap_or_else(|e| panic!("the model refuses a part of the plan: {e}"));
+    for (customer, id) in &ids.organizations {
+        if plan
+            .customers
+            .iter()
+            .any(|c| &c.key == customer && c.organization.is_none())
+        {
+            state.set_organization(customer, *id).unwrap();
+        }
+    }
+    for customer in &plan.customers {
+        let all_done = plan
+            .steps
+            .iter()
+            .filter(|s| s.subject == customer.key)
+            .all(|s| prefix.contains(s.id.as_str()));
+        if all_done {
+            let organization = customer
+                .organization
+                .or_else(|| ids.organizations.get(&customer.key).copied());
+            state
+                .finish_customer(&plan.id, customer, organization, when)
+                .unwrap();
         }
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+fn program_of(customers: &[GenCustomer], staff: &[(usize, u8)]) -> Program {
+    program(
+        &policy_text(customers, staff)
+            .iter()
+            .map(|(n, t)| (*n, t.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
 
-    /// For random policies, random hand edits and random instants: every plan respects its
-    /// dependencies and Make's rules (the model refuses anything else), reaches the desired
-    /// state, and planning again finds nothing to do.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// For random policies and random instances found partly provisioned — some users and
+    /// organizations missing, others owned by the wrong person, members in the wrong roles or
+    /// not named by the policy, teams missing or wrong, licenses edited by hand, staff roles
+    /// anywhere, freezes recorded — the plan, carried out in a random order its `depends_on`
+    /// edges allow, is accepted step by step with Make's rules, reaches the desired state, and
+    /// planning again is empty. The one refusal is an unlinked organization with a customer's
+    /// name whose owner charter would not have made: exactly those are refused.
     #[test]
-    fn plans_converge(
+    fn plans_from_any_observed_state_reach_the_desired_state_in_any_order_their_dependencies_allow(
         customers in proptest::collection::vec(gen_customer(), 1..4),
         staff in proptest::collection::vec((0usize..3, 0u8..3), 0..3),
-        edits in proptest::collection::vec(gen_edit(), 0..6),
+        observed in gen_observed(),
+        when in 0i64..500,
+        seed in any::<u64>(),
+    ) {
+        let program = program_of(&customers, &staff);
+        let (state, dir) = scratch_state("observed");
+        let when = 1_790_000_000 + when * 86_400;
+        let (mut instance, refused) = observed_instance(&observed, &program, &state, when);
+        let memory = state.memory().unwrap();
+        match plan::plan(&program, when, &memory, &instance.observe(), &Context::default()) {
+            Err(errors) => {
+                let subjects: Vec<&str> = errors.iter().map(|e| e.subject.as_str()).collect();
+                prop_assert_eq!(subjects, refused.iter().map(String::as_str).collect::<Vec<_>>());
+                for e in &errors {
+                    prop_assert!(e.message.contains("already exists"), "{}", e);
+                }
+            }
+            Ok(made) => {
+                prop_assert!(refused.is_empty(), "{:?} not refused", refused);
+                let made = made.seal();
+                apply(&mut instance, &state, &made, when, seed);
+                let memory = state.memory().unwrap();
+                assert_desired(&instance, &program, &memory, when);
+                let again = make_plan(&program, when, &memory, &instance.observe());
+                prop_assert!(!again.has_changes(), "planning again:\n{}", plan::render_text(&again));
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Customers walked through their lives with interruptions: an apply stopped part-way
+    /// (organizations linked as created, customers recorded only when done), hand edits, a
+    /// later instant and reactivation requests. Every plan, carried out in a random order
+    /// its dependencies allow, reaches the desired state, and planning again is empty.
+    #[test]
+    fn plans_converge_after_interrupted_applies_hand_edits_and_time_in_any_order_their_dependencies_allow(
+        customers in proptest::collection::vec(gen_customer(), 1..4),
+        staff in proptest::collection::vec((0usize..3, 0u8..3), 0..3),
+        per_mille in 0usize..=1000,
+        edits in proptest::collection::vec(gen_edit(), 0..8),
         first in 0i64..500,
         later in 0i64..300,
         reactivate in any::<bool>(),
+        seed in any::<u64>(),
     ) {
-        let program = program(&policy_text(&customers, &staff)
-            .iter()
-            .map(|(n, t)| (*n, t.clone()))
-            .collect::<Vec<_>>());
+        let program = program_of(&customers, &staff);
         let (state, dir) = scratch_state("prop");
         let mut instance = Instance::from_observed(&empty());
         let t0 = 1_790_000_000 + first * 86_400;
-        converge(&mut instance, &state, &program, t0);
+        let memory = state.memory().unwrap();
+        let provisioning = make_plan(&program, t0, &memory, &instance.observe());
+        apply_partly(&mut instance, &state, &provisioning, t0, seed, per_mille);
+        for e in &edits {
+            edit(&mut instance, e);
+        }
+        converge(&mut instance, &state, &program, t0, seed.rotate_left(1));
         for e in &edits {
             edit(&mut instance, e);
         }
@@ -730,7 +1312,7 @@ proptest! {
                 });
             }
         }
-        converge(&mut instance, &state, &program, t1);
+        converge(&mut instance, &state, &program, t1, seed.rotate_left(2));
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -740,10 +1322,7 @@ proptest! {
         customers in proptest::collection::vec(gen_customer(), 1..4),
         when in 0i64..500,
     ) {
-        let program = program(&policy_text(&customers, &[])
-            .iter()
-            .map(|(n, t)| (*n, t.clone()))
-            .collect::<Vec<_>>());
+        let program = program_of(&customers, &[]);
         let t = 1_790_000_000 + when * 86_400;
         let a = make_plan(&program, t, &Memory::default(), &empty());
         let b = make_plan(&program, t, &Memory::default(), &empty());

@@ -1,4 +1,5 @@
-//! The tier comparison table (`charter matrix`), in Markdown or HTML.
+//! The tier comparison table (`charter matrix`), in Markdown or HTML, followed by the staff
+//! table (who holds which instance role, with which app-developer options).
 
 use crate::model::catalog::CATALOG;
 use crate::model::license::LicenseValue;
@@ -35,19 +36,37 @@ fn table(program: &Program) -> Table {
     }
 }
 
+/// One row per staff member, in the policy's order: address, name, instance role (`—` for
+/// none), app-developer options.
+fn staff_rows(program: &Program) -> Vec<[String; 4]> {
+    program
+        .staff
+        .iter()
+        .map(|s| {
+            let options: Vec<&str> = s.options.iter().map(|o| o.word()).collect();
+            [
+                s.email.clone(),
+                s.name.clone().unwrap_or_default(),
+                s.role.clone().unwrap_or_else(|| "—".to_owned()),
+                options.join(", "),
+            ]
+        })
+        .collect()
+}
+
+const STAFF_HEADINGS: [&str; 4] = ["staff", "name", "instance role", "options"];
+
 pub fn markdown(program: &Program) -> String {
     let mut out = tiers_markdown(program);
-    if !program.staff.is_empty() {
-        out.push_str("\n| staff | name | instance role | options |\n| --- | --- | --- | --- |\n");
-        for s in &program.staff {
-            let options: Vec<&str> = s.options.iter().map(|o| o.word()).collect();
-            out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                s.email,
-                s.name.as_deref().unwrap_or(""),
-                s.role.as_deref().unwrap_or("—"),
-                options.join(", ")
-            ));
+    let staff = staff_rows(program);
+    if !staff.is_empty() {
+        out.push_str(&format!(
+            "\n| {} |\n| --- | --- | --- | --- |\n",
+            STAFF_HEADINGS.join(" | ")
+        ));
+        for row in &staff {
+            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
     }
     out
@@ -100,7 +119,24 @@ pub fn html(program: &Program) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    out.push_str("</tbody>\n</table>\n");
+    let staff = staff_rows(program);
+    if !staff.is_empty() {
+        out.push_str("<h2>Staff</h2>\n<table>\n<thead><tr>");
+        for heading in STAFF_HEADINGS {
+            out.push_str(&format!("<th>{heading}</th>"));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for row in &staff {
+            out.push_str("<tr>");
+            for cell in row {
+                out.push_str(&format!("<td>{}</td>", escape(cell)));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    out.push_str("</body>\n</html>\n");
     out
 }
 

@@ -5,7 +5,9 @@
 //! confirmed by the organization's owner: the customer's owner, or the dummy owner. Its
 //! lifecycle state is inferred from the organization: the state whose license it holds
 //! exactly; failing that, the dummy owner means a state that hands ownership to the dummy
-//! owner, and zeroed consumables a state that zeroes them; otherwise the initial state. The
+//! owner, and a license holding every value a state's overlay sets (`frozen`'s zeroed
+//! consumables: `operations` and `transfer` both 0) that state — the one setting the most
+//! keys; otherwise the initial state. The
 //! state is recorded as the shortest chain of transitions from the initial state, taking effect
 //! at the import's instant (so `after 90 days` counts from the import).
 
@@ -171,22 +173,26 @@ fn infer_state(
     };
     let owner_fits =
         |state: &str| lifecycle.state(state).is_some_and(|s| s.owner_to_dummy) == dummy;
-    let zeroes_operations = |state: &str| {
-        lifecycle.state(state).is_some_and(|s| {
-            s.overlays.iter().any(|(param, value, _)| {
-                crate::model::catalog::CATALOG
-                    .get(*param)
-                    .is_some_and(|p| p.name == "operations")
-                    && value.as_int() == Some(0)
-            })
-        })
+    // A state's overlay (`with consumables = 0`): the organization holds every value it sets.
+    let overlay_held = |state: &str| -> Option<usize> {
+        let overlays = &lifecycle.state(state)?.overlays;
+        let held = overlays.iter().all(|(param, value, _)| {
+            crate::model::catalog::CATALOG
+                .get(*param)
+                .is_some_and(|p| o.license.get(p.name) == Some(&value.to_json()))
+        });
+        (held && !overlays.is_empty()).then_some(overlays.len())
     };
     let names: Vec<&str> = lifecycle.states.iter().map(|s| s.name.as_str()).collect();
-    let operations_zero = o
-        .license
-        .get("operations")
-        .and_then(serde_json::Value::as_i64)
-        == Some(0);
+    // The state whose overlay sets the most keys wins; the first declared among equals.
+    let by_overlay = names
+        .iter()
+        .filter(|s| owner_fits(s))
+        .filter_map(|s| overlay_held(s).map(|n| (n, *s)))
+        .fold(None::<(usize, &str)>, |best, (n, s)| match best {
+            Some((m, _)) if m >= n => best,
+            _ => Some((n, s)),
+        });
     let (state, because) = if let Some(s) = names.iter().find(|s| owner_fits(s) && holds(s)) {
         (
             s.to_string(),
@@ -198,10 +204,25 @@ fn infer_state(
             .find(|s| lifecycle.state(s).is_some_and(|st| st.owner_to_dummy))
     {
         (s.to_string(), "the dummy owner holds it".to_owned())
-    } else if operations_zero
-        && let Some(s) = names.iter().find(|s| owner_fits(s) && zeroes_operations(s))
-    {
-        (s.to_string(), "its consumables are zero".to_owned())
+    } else if let Some((_, s)) = by_overlay {
+        let values: Vec<String> = lifecycle
+            .state(s)
+            .map(|st| st.overlays.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(param, value, _)| {
+                crate::model::catalog::CATALOG
+                    .get(*param)
+                    .map(|p| format!("{} = {}", p.name, value.to_json()))
+            })
+            .collect();
+        (
+            s.to_string(),
+            format!(
+                "its license has the values this state sets: {}",
+                values.join(", ")
+            ),
+        )
     } else {
         (
             lifecycle.initial.clone(),

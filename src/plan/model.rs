@@ -4,10 +4,12 @@
 //! needs the new owner to be a member and leaves the previous one an Admin, team roles need
 //! membership of the team's organization.
 //!
-//! The property tests apply plans to it and check that the result is the desired state and
-//! that planning again finds nothing to do; it needs no network and no clock.
+//! The property tests apply plans to it — in the plan's order, or in any order the steps'
+//! `depends_on` edges allow, as the concurrent executor may run them — and check that the
+//! result is the desired state and that planning again finds nothing to do; it needs no
+//! network and no clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Plan, Step, TeamRef};
 use crate::api::observe::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
@@ -203,16 +205,11 @@ impl Instance {
         }
     }
 
-    /// Carries out every step of a plan in order; fails at the first step Make would refuse or
-    /// whose dependencies have not been carried out.
+    /// Carries out every step of a plan in the plan's order; fails at the first step Make would
+    /// refuse, or that comes before a step it depends on.
     pub fn apply(&mut self, plan: &Plan) -> Result<Ids, String> {
-        let mut ids = Ids::default();
-        for c in &plan.customers {
-            if let Some(id) = c.organization {
-                ids.organizations.insert(c.key.clone(), id);
-            }
-        }
-        let mut done: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        let mut ids = Self::known_ids(plan);
+        let mut done: BTreeSet<&str> = BTreeSet::new();
         for step in &plan.steps {
             if let Some(dep) = step.depends_on.iter().find(|d| !done.contains(d.as_str())) {
                 return Err(format!("step `{}` runs before `{dep}`", step.id));
@@ -222,6 +219,163 @@ impl Instance {
             done.insert(step.id.as_str());
         }
         Ok(ids)
+    }
+
+    /// Carries out every step of a plan in an order its `depends_on` edges allow, as a
+    /// concurrent executor may: each time, `choose(n)` picks one of the `n` steps whose
+    /// dependencies are all done (any value; it is taken modulo `n`). The plan's own order
+    /// plays no part, so a dependency the plan fails to list shows as a step Make refuses.
+    /// Fails at the first such step, at a dependency on a step not in the plan, or when steps
+    /// wait for each other. Returns the ids made and the order the steps ran in.
+    pub fn apply_in_any_order(
+        &mut self,
+        plan: &Plan,
+        mut choose: impl FnMut(usize) -> usize,
+    ) -> Result<(Ids, Vec<String>), String> {
+        let index: BTreeMap<&str, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        if index.len() != plan.steps.len() {
+            return Err("two steps of the plan have the same id".to_owned());
+        }
+        let mut waiting = vec![0usize; plan.steps.len()];
+        let mut unlocks: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
+        for (i, step) in plan.steps.iter().enumerate() {
+            for dep in &step.depends_on {
+                let d = *index.get(dep.as_str()).ok_or_else(|| {
+                    format!(
+                        "step `{}` depends on `{dep}`, which the plan does not have",
+                        step.id
+                    )
+                })?;
+                if let Some(w) = waiting.get_mut(i) {
+                    *w += 1;
+                }
+                if let Some(u) = unlocks.get_mut(d) {
+                    u.push(i);
+                }
+            }
+        }
+        let mut ready: Vec<usize> = (0..plan.steps.len())
+            .filter(|i| waiting.get(*i) == Some(&0))
+            .collect();
+        let mut ids = Self::known_ids(plan);
+        let mut order = Vec::with_capacity(plan.steps.len());
+        while !ready.is_empty() {
+            let pick = choose(ready.len()) % ready.len();
+            let i = ready.swap_remove(pick);
+            let Some(step) = plan.steps.get(i) else {
+                continue;
+            };
+            self.execute(step, &mut ids).map_err(|e| {
+                format!(
+                    "step `{}` (after {}): {e}",
+                    step.id,
+                    if order.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        order.join(", ")
+                    }
+                )
+            })?;
+            order.push(step.id.clone());
+            for &next in unlocks.get(i).map(Vec::as_slice).unwrap_or_default() {
+                if let Some(w) = waiting.get_mut(next) {
+                    *w -= 1;
+                    if *w == 0 {
+                        ready.push(next);
+                    }
+                }
+            }
+        }
+        if order.len() != plan.steps.len() {
+            return Err("some steps of the plan wait for each other".to_owned());
+        }
+        Ok((ids, order))
+    }
+
+    /// The ids a plan knows before it starts: the organizations that exist.
+    fn known_ids(plan: &Plan) -> Ids {
+        let mut ids = Ids::default();
+        for c in &plan.customers {
+            if let Some(id) = c.organization {
+                ids.organizations.insert(c.key.clone(), id);
+            }
+        }
+        ids
+    }
+
+    /// A user made by hand (in the Administration UI); returns its id. Refuses an address
+    /// taken, ignoring case, as Make does.
+    pub fn add_user(&mut self, email: &str, instance_role: Option<i64>) -> Result<i64, String> {
+        self.insert_user(email, display_name(email), instance_role)
+    }
+
+    fn insert_user(
+        &mut self,
+        email: &str,
+        name: String,
+        instance_role: Option<i64>,
+    ) -> Result<i64, String> {
+        let key = email.to_lowercase();
+        if self.users.values().any(|u| u.email.to_lowercase() == key) {
+            return Err(format!("the address `{email}` is taken"));
+        }
+        let id = self.fresh();
+        self.users.insert(
+            id,
+            User {
+                email: email.to_owned(),
+                name,
+                instance_role,
+            },
+        );
+        Ok(id)
+    }
+
+    /// An organization made by hand with `owner` as its owner; returns its id.
+    pub fn add_organization(
+        &mut self,
+        name: &str,
+        license: serde_json::Map<String, serde_json::Value>,
+        owner: i64,
+    ) -> Result<i64, String> {
+        if !self.users.contains_key(&owner) {
+            return Err(format!("no user {owner}"));
+        }
+        let owner_role = self.role(RoleKind::Organization, "Owner")?;
+        let id = self.fresh();
+        self.organizations.insert(
+            id,
+            Organization {
+                name: name.to_owned(),
+                license,
+                members: BTreeMap::from([(owner, owner_role)]),
+                teams: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// A team made by hand in an organization, with no members; returns its id.
+    pub fn add_team(&mut self, organization: i64, name: &str) -> Result<i64, String> {
+        if !self.organizations.contains_key(&organization) {
+            return Err(format!("no organization {organization}"));
+        }
+        let id = self.fresh();
+        if let Some(o) = self.organizations.get_mut(&organization) {
+            o.teams.insert(
+                id,
+                Team {
+                    name: name.to_owned(),
+                    members: BTreeMap::new(),
+                },
+            );
+        }
+        Ok(id)
     }
 
     fn user_id(&self, ids: &Ids, user: &super::UserRef) -> Result<i64, String> {
@@ -261,20 +415,8 @@ impl Instance {
         let owner = self.role(RoleKind::Organization, "Owner")?;
         match &step.action {
             Action::CreateUser { email, name } => {
-                let key = email.to_lowercase();
-                if self.users.values().any(|u| u.email.to_lowercase() == key) {
-                    return Err(format!("the address `{email}` is taken"));
-                }
-                let id = self.fresh();
-                self.users.insert(
-                    id,
-                    User {
-                        email: email.clone(),
-                        name: name.clone(),
-                        instance_role: None,
-                    },
-                );
-                ids.users.insert(key, id);
+                let id = self.insert_user(email, name.clone(), None)?;
+                ids.users.insert(email.to_lowercase(), id);
             }
             Action::CreateOrganization {
                 organization,
@@ -282,16 +424,7 @@ impl Instance {
                 license,
             } => {
                 let user = self.user_id(ids, owner_ref)?;
-                let id = self.fresh();
-                self.organizations.insert(
-                    id,
-                    Organization {
-                        name: organization.name.clone(),
-                        license: wire_license(license),
-                        members: BTreeMap::from([(user, owner)]),
-                        teams: BTreeMap::new(),
-                    },
-                );
+                let id = self.add_organization(&organization.name, wire_license(license), user)?;
                 ids.organizations.insert(organization.customer.clone(), id);
             }
             Action::SetLicense {
@@ -411,4 +544,9 @@ fn wire_license(license: &super::PlanLicense) -> serde_json::Map<String, serde_j
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
+}
+
+/// The name Make shows for a user made without one: the address's local part.
+fn display_name(email: &str) -> String {
+    email.split('@').next().unwrap_or(email).to_owned()
 }
