@@ -1240,7 +1240,6 @@ fn an_instance_role_changed_by_hand_is_planned_back_and_labelled_drift() {
 }
 
 #[test]
-#[ignore = "bug in src/plan/build.rs (staff): an instance role taken away by hand is put back but not labelled drift (`drift` requires a live role)"]
 fn an_instance_role_taken_away_by_hand_is_planned_back_and_labelled_drift() {
     instance_role_drift_is_planned_back("role-removed", None);
 }

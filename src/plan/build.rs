@@ -672,7 +672,9 @@ impl<'a> Planner<'a> {
             let role = self.role(key, RoleKind::Organization, want);
             let id = format!("role:{key}:{email_key}");
             let after_transfer = previous_owner.as_deref() == Some(email_key.as_str());
-            let drift = !after_transfer && now.is_some() && was_drift(email, now);
+            // Drift: the live role (or its absence: a member removed by hand) is not the one
+            // charter last applied.
+            let drift = !after_transfer && was_drift(email, now);
             let from = if after_transfer {
                 Some("Owner".to_owned())
             } else {
@@ -817,14 +819,13 @@ impl<'a> Planner<'a> {
                 if now == Some(want) {
                     continue;
                 }
-                let drift = now.is_some()
-                    && previous.is_some_and(|p| {
-                        p.teams
-                            .get(team_name)
-                            .and_then(|t| t.iter().find(|(e, _)| e.eq_ignore_ascii_case(email)))
-                            .map(|(_, r)| r.as_str())
-                            != now
-                    });
+                let drift = previous.is_some_and(|p| {
+                    p.teams
+                        .get(team_name)
+                        .and_then(|t| t.iter().find(|(e, _)| e.eq_ignore_ascii_case(email)))
+                        .map(|(_, r)| r.as_str())
+                        != now
+                });
                 let (user, user_step) = self.user(key, email, None);
                 let role = self.role(key, RoleKind::Team, want);
                 self.push(
@@ -953,7 +954,7 @@ impl<'a> Planner<'a> {
                         now.as_deref(),
                     );
                 }
-                let drift = now.is_some() && previous.is_some_and(|p| p.role != now);
+                let drift = previous.is_some_and(|p| p.role != now);
                 self.push(
                     format!("instance-role:{}", staff.email.to_lowercase()),
                     &subject,
