@@ -826,6 +826,15 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|c| c.organization)
             .chain(self.plan.reads.organizations.keys().copied())
+            .chain(
+                self.plan
+                    .reads
+                    .absent
+                    .organizations
+                    .values()
+                    .flatten()
+                    .copied(),
+            )
             .collect();
         let empty: Vec<String> = self
             .open

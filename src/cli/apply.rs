@@ -14,7 +14,7 @@ use crate::api::{Client, observe};
 use crate::apply::{self, Event, Options, Report, StepStatus};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, render_text};
-use crate::schedule::changed_since;
+use crate::schedule::{changed_since, describe_changes};
 use crate::state::State;
 
 /// Carry out a plan: the policy set's, made now, or one saved by `charter plan -o`.
@@ -140,12 +140,20 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         let observed = observe(&client).await?;
         let changed = changed_since(&plan, &observed);
         if !changed.is_empty() {
+            // Its own earlier apply is one way the instance changed: say so.
+            let applied_before = !state.journal(&plan.id)?.is_empty();
             return Err(Failure::new(
                 format!(
                     "the instance changed since the plan was made: {}",
-                    changed.join("; ")
+                    describe_changes(&changed)
                 ),
-                Some("make a new plan with `charter plan -o` and review it".to_owned()),
+                Some(if applied_before {
+                    "this plan was applied before (its steps are in the journal): make a new \
+                     plan with `charter plan -o` for what is left, and review it"
+                        .to_owned()
+                } else {
+                    "make a new plan with `charter plan -o` and review it".to_owned()
+                }),
             ));
         }
         print!("{}", render_text(&plan));
@@ -345,6 +353,9 @@ fn read_plan_file(path: &Path) -> Result<Plan, Outcome> {
     })?;
     Plan::from_json(&text).map_err(|error| {
         eprintln!("error: `{}`: {error}", path.display());
+        if let Some(help) = error.help() {
+            eprintln!("  help: {help}");
+        }
         Outcome::Failure
     })
 }
