@@ -166,11 +166,14 @@ async fn limited(program: &Program, customers: u32, limit: u32, dir: &Path) {
     let naive_options = Options {
         concurrency: 10,
         rate_limit: None,
+        // A 429 teaches the naive executor nothing.
+        adapt: false,
         retry: RetryPolicy {
             max_attempts: u32::MAX,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(1),
             settle: Duration::ZERO,
+            patience: Duration::MAX,
         },
         ..Options::default()
     };

@@ -182,6 +182,7 @@ fn options() -> Options {
             base: Duration::from_millis(10),
             cap: Duration::from_millis(200),
             settle: Duration::from_millis(500),
+            ..RetryPolicy::default()
         },
         ..Options::default()
     }
@@ -221,6 +222,81 @@ async fn a_429_storm_ends_in_the_desired_state() {
     let report = one_apply_converges("429", "429=0.3", ClientOptions::default()).await;
     assert!(report.rate_limited > 10, "{}", report.summary());
     assert!(report.retries >= report.rate_limited);
+}
+
+/// A real rate limit, which charter is not told: the sandbox takes `calls − 10` calls a minute
+/// (counted over a sliding minute), so the last steps meet a full minute of 429s — longer than
+/// ten attempts of backoff capped at 20 s last, which is how steps used to fail. A 429 now uses
+/// no attempt, and the instance refusing ten calls in a row sets the shared bucket to the share
+/// of what it took: the remaining calls wait for the minute to slide and go through.
+///
+/// No test of a real per-minute limit can be shorter than a minute: a refused call is taken
+/// again only once the first call of its minute has aged out. This one takes about 70 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_rate_limit_charter_was_not_told_ends_in_the_desired_state() {
+    let world = World::new("real-limit", Faults::default(), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let plan = world.plan(at).await;
+    let calls = u32::try_from(plan.calls()).unwrap();
+    assert!(calls > 100, "the example plan is a real one");
+    let limit = calls - 10;
+    let limited = sandbox::start(Config {
+        storage: Storage::File(world.dir.join("sandbox.db")),
+        rate_limit_per_minute: Some(limit),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let applier = Client::new(
+        &format!("http://{}", limited.addr()),
+        Token::new(sandbox::DEFAULT_TOKEN).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    // charter's defaults, and no limit given: what `charter apply` does with no `rate_limit`.
+    let options = Options::default();
+    assert_eq!(options.rate_limit, None);
+    let mut slowed = Vec::new();
+    let mut progress = |event: &Event<'_>| {
+        if let Event::Slowed { .. } = event {
+            slowed.push(event.line().unwrap_or_default());
+        }
+    };
+    let lock = world.state.acquire_lock("apply test").unwrap();
+    let report = apply::execute(
+        &applier,
+        &world.state,
+        Some(&lock),
+        &plan,
+        &options,
+        at,
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    lock.release().unwrap();
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    assert!(report.succeeded(), "{}", report.summary());
+    assert_eq!(report.done() + report.manual(), plan.steps.len());
+    // The instance did refuse calls, and charter slowed down rather than hammer it: a few 429s
+    // (the run that showed the minute was full, and the calls in flight with it), not a storm.
+    assert!(report.rate_limited >= 10, "{}", report.summary());
+    assert!(report.rate_limited < 30, "{}", report.summary());
+    let expected = format!(
+        "the instance answered 429: calls now go at {} a minute at most",
+        (f64::from(limit) * apply::DEFAULT_SHARE).floor()
+    );
+    assert_eq!(slowed, vec![expected]);
+    // The minute has to slide once, and then the last calls go at the learned rate.
+    assert!(
+        report.elapsed > Duration::from_secs(55) && report.elapsed < Duration::from_secs(100),
+        "{}",
+        report.summary()
+    );
+    world.assert_converged(at).await;
+    drop(applier);
+    limited.shutdown().await.unwrap();
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

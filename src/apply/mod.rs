@@ -49,10 +49,13 @@
 //!   [`Options::concurrency`] at a time, earliest in the plan first. A step that fails makes
 //!   every step waiting on it (directly or not) skipped; the others go on.
 //! - **Rate.** Every call — lookups and retries included — goes through a token bucket at a
-//!   share of the instance's limit ([`limiter`]); a 429 empties its burst.
-//! - **Retries.** 429s, 5xx, timeouts and lost connections are tried again with full-jitter
-//!   exponential backoff, or after `Retry-After` when the instance sends it, up to
-//!   [`RetryPolicy::max_attempts`]. Other refusals fail the step at once.
+//!   share of the instance's limit ([`limiter`]). A 429 slows it down for every call: to the
+//!   share of what the instance accepted over the last minute (with no limit configured, that
+//!   sets one), and a `Retry-After` holds every call.
+//! - **Retries.** 5xx, timeouts and lost connections are tried again with full-jitter
+//!   exponential backoff, up to [`RetryPolicy::max_attempts`]. A 429 is flow control: it uses
+//!   no attempt, and the call waits for the slower bucket (or `Retry-After`), giving up only
+//!   after [`RetryPolicy::patience`] of 429s. Other refusals fail the step at once.
 //! - **Exactly once.** A create whose outcome is unknown is looked up before it is sent again,
 //!   and a transfer of ownership is checked; the other calls set values and are repeated
 //!   safely (see `step.rs`).
@@ -113,6 +116,9 @@ pub struct Options {
     pub spent: u64,
     /// Seeds the backoff jitter.
     pub seed: u64,
+    /// Whether a 429 slows the shared bucket down, setting a rate when no limit is configured
+    /// ([`limiter`]). On by default; off only to compare with a naive executor.
+    pub adapt: bool,
 }
 
 impl Default for Options {
@@ -123,6 +129,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             spent: 0,
             seed: 0x0063_6861_7274_6572,
+            adapt: true,
         }
     }
 }
@@ -313,6 +320,8 @@ pub enum Event<'a> {
         error: &'a str,
         wait: Duration,
     },
+    /// The instance answered 429: every call now goes at `per_minute` calls a minute at most.
+    Slowed { per_minute: f64 },
     /// A step ended (done, failed, skipped, manual).
     StepFinished {
         step: &'a Step,
@@ -358,6 +367,11 @@ impl Event<'_> {
                 step.id,
                 attempt,
                 wait.as_secs_f64()
+            )),
+            Event::Slowed { per_minute } => Some(format!(
+                "the instance answered 429: calls now go at {} a minute at most",
+                // Rounded down: a rate between 1 and a few thousand calls a minute.
+                per_minute.floor() as u64
             )),
             Event::StepFinished { step, status } => Some(match status {
                 StepStatus::Done { found: false } => format!("done `{}`", step.id),
@@ -617,7 +631,7 @@ pub async fn execute(
     let mut run = Run::new(state, lock, plan, at);
     progress.event(&Event::Start { plan });
 
-    let limiter = Limiter::from_option(options.rate_limit);
+    let limiter = Limiter::from_option(options.rate_limit).adapting(options.adapt);
     limiter.spend(options.spent);
     let (notices, mut heard) = mpsc::unbounded_channel();
     let known = match run.prepare(progress) {
@@ -922,19 +936,25 @@ impl<'a> Run<'a> {
     }
 
     fn notice(&self, notice: &Notice, progress: &mut dyn Progress) {
-        let Notice::Retry {
-            index,
-            attempt,
-            error,
-            wait,
-        } = notice;
-        if let Some(step) = self.plan.steps.get(*index) {
-            progress.event(&Event::Retry {
-                step,
-                attempt: *attempt,
+        match notice {
+            Notice::Retry {
+                index,
+                attempt,
                 error,
-                wait: *wait,
-            });
+                wait,
+            } => {
+                if let Some(step) = self.plan.steps.get(*index) {
+                    progress.event(&Event::Retry {
+                        step,
+                        attempt: *attempt,
+                        error,
+                        wait: *wait,
+                    });
+                }
+            }
+            Notice::Slowed { per_minute } => progress.event(&Event::Slowed {
+                per_minute: *per_minute,
+            }),
         }
     }
 

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OnceCell, mpsc};
+use tokio::time::Instant;
 
-use super::limiter::Limiter;
+use super::limiter::{Limiter, Ticket};
 use super::retry::{Jitter, RetryPolicy};
 use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
 use crate::api::{
@@ -152,6 +153,22 @@ pub(crate) enum Notice {
         error: String,
         wait: Duration,
     },
+    /// A 429 lowered the shared bucket's rate to this many calls a minute.
+    Slowed { per_minute: f64 },
+}
+
+/// How one call has fared so far, for the decision to try it again.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tries {
+    /// Calls sent.
+    sent: u32,
+    /// Failures that count against [`RetryPolicy::max_attempts`]: 5xx, timeouts, lost
+    /// connections.
+    failures: u32,
+    /// 429s met, and when the first of them came: they count against
+    /// [`RetryPolicy::patience`].
+    limited: u32,
+    limited_since: Option<Instant>,
 }
 
 /// What every step of one apply shares.
@@ -192,37 +209,58 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Counts a failure and, when the instance may take the call again later, waits the
-    /// backoff; `false` when the call is not to be tried again.
-    async fn back_off(&self, index: usize, attempt: u32, error: &ApiError) -> bool {
-        self.back_off_at_least(index, attempt, error, Duration::ZERO)
-            .await
-    }
-
-    /// [`Context::back_off`], waiting at least `least`.
-    async fn back_off_at_least(
+    /// Counts a failure of the call that left with `ticket` and, when the instance may take it
+    /// again later, waits before the next try (at least `least`, for a failure); `false` when
+    /// the call is not to be tried again.
+    ///
+    /// A 429 slows the shared bucket down and uses none of the attempts: once the bucket paces
+    /// calls, it is what spaces them, and the call waits only the `Retry-After` (if any) and a
+    /// little jitter before queueing for its slot; while nothing is paced yet, it backs off
+    /// exponentially on its own. It gives up after [`RetryPolicy::patience`] of 429s.
+    async fn back_off(
         &self,
         index: usize,
-        attempt: u32,
+        tries: &mut Tries,
+        ticket: Ticket,
         error: &ApiError,
         least: Duration,
     ) -> bool {
-        if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
+        let wait = if let ApiErrorKind::RateLimited { retry_after } = error.kind {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
-            self.limiter.rate_limited();
-        }
-        if !error.is_retryable() || !self.policy.allows_another(attempt) {
-            return false;
-        }
-        let wait = self
-            .policy
-            .backoff(attempt, error.retry_after(), &self.jitter)
-            .max(least);
+            if let Some(per_minute) = self.limiter.rate_limited(ticket, retry_after) {
+                // The receiver lives as long as the apply; a closed one only loses a line.
+                let _ = self.notices.send(Notice::Slowed { per_minute });
+            }
+            tries.limited += 1;
+            let since = *tries.limited_since.get_or_insert_with(Instant::now);
+            if !self.policy.still_patient(since.elapsed()) {
+                return false;
+            }
+            if self.limiter.is_on() {
+                retry_after.unwrap_or_default() + self.jitter.up_to(self.policy.base)
+            } else {
+                self.policy
+                    .backoff(tries.limited, retry_after, &self.jitter)
+            }
+        } else {
+            if error.status.is_some() {
+                self.limiter.answered(ticket);
+            }
+            if !error.is_retryable() {
+                return false;
+            }
+            tries.failures += 1;
+            if !self.policy.allows_another(tries.failures) {
+                return false;
+            }
+            self.policy
+                .backoff(tries.failures, None, &self.jitter)
+                .max(least)
+        };
         self.retries.fetch_add(1, Ordering::Relaxed);
-        // The receiver lives as long as the apply; a closed one only loses a progress line.
         let _ = self.notices.send(Notice::Retry {
             index,
-            attempt,
+            attempt: tries.sent,
             error: error.to_string(),
             wait,
         });
@@ -236,14 +274,20 @@ impl<'a> Context<'a> {
         index: usize,
         op: impl AsyncFn() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut attempt = 0;
+        let mut tries = Tries::default();
         loop {
-            attempt += 1;
-            self.limiter.acquire().await;
+            tries.sent += 1;
+            let ticket = self.limiter.acquire().await;
             match op().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    self.limiter.answered(ticket);
+                    return Ok(value);
+                }
                 Err(error) => {
-                    if !self.back_off(index, attempt, &error).await {
+                    if !self
+                        .back_off(index, &mut tries, ticket, &error, Duration::ZERO)
+                        .await
+                    {
                         return Err(error);
                     }
                 }
@@ -291,7 +335,7 @@ pub(crate) async fn run(
     call: Call,
     start: Start,
 ) -> (u32, Outcome) {
-    let mut attempts = 0;
+    let attempts = 0;
     if start != Start::Fresh && call.can_be_found() {
         match find(ctx, index, &call).await {
             Ok(Some(id)) => return (attempts, found(&call, id)),
@@ -319,20 +363,22 @@ pub(crate) async fn run(
         return (attempts, done);
     }
     let mut unknown = false;
+    let mut tries = Tries::default();
     loop {
         if unknown && call.can_be_found() {
             match find(ctx, index, &call).await {
-                Ok(Some(id)) => return (attempts, found(&call, id)),
+                Ok(Some(id)) => return (tries.sent, found(&call, id)),
                 Ok(None) => {}
-                Err(error) => return (attempts, Outcome::failed(&error)),
+                Err(error) => return (tries.sent, Outcome::failed(&error)),
             }
         }
-        attempts += 1;
-        ctx.limiter.acquire().await;
+        tries.sent += 1;
+        let ticket = ctx.limiter.acquire().await;
         match send(ctx.client, &call).await {
             Ok(created) => {
+                ctx.limiter.answered(ticket);
                 return (
-                    attempts,
+                    tries.sent,
                     Outcome::Done {
                         created,
                         found: false,
@@ -341,9 +387,10 @@ pub(crate) async fn run(
             }
             Err(error) => {
                 if call.refusal_may_mean_done(&error) {
+                    ctx.limiter.answered(ticket);
                     return match find(ctx, index, &call).await {
-                        Ok(Some(id)) => (attempts, found(&call, id)),
-                        Ok(None) | Err(_) => (attempts, Outcome::failed(&error)),
+                        Ok(Some(id)) => (tries.sent, found(&call, id)),
+                        Ok(None) | Err(_) => (tries.sent, Outcome::failed(&error)),
                     };
                 }
                 unknown |= error.outcome_unknown();
@@ -355,8 +402,8 @@ pub(crate) async fn run(
                     } else {
                         Duration::ZERO
                     };
-                if !ctx.back_off_at_least(index, attempts, &error, least).await {
-                    return (attempts, Outcome::failed(&error));
+                if !ctx.back_off(index, &mut tries, ticket, &error, least).await {
+                    return (tries.sent, Outcome::failed(&error));
                 }
             }
         }
