@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use charter::api::{Client, ClientOptions, Observed, Token, observe};
-use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus};
+use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus, Stop};
 use charter::model::license::LicenseValue;
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
@@ -634,6 +634,88 @@ async fn the_same_plan_applied_again_repeats_nothing_finished() {
             assert_eq!(s.attempts, 0, "{}", s.id);
         }
     }
+    world.assert_converged(at).await;
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_starts_no_step_leaves_what_it_cut_short_in_flight_and_the_next_apply_finishes() {
+    let world = World::new("stop", faults("500=0.2"), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let plan = world.plan(at).await;
+    let stop = Stop::new();
+    let stoppable = Options {
+        stop: stop.clone(),
+        ..options()
+    };
+    let mut started = 0;
+    let mut started_after_stop = 0;
+    let mut stopping = 0;
+    let mut progress = |event: &Event<'_>| match event {
+        Event::StepStarted { .. } => {
+            if stop.requests() > 0 {
+                started_after_stop += 1;
+            }
+            started += 1;
+            if started == 20 {
+                stop.request();
+            }
+        }
+        Event::Stopping { .. } => stopping += 1,
+        _ => {}
+    };
+    let report = apply::execute(
+        &world.applier,
+        &world.state,
+        None,
+        &plan,
+        &stoppable,
+        at,
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    assert!(report.stopped, "{}", report.summary());
+    assert_eq!(started_after_stop, 0, "no step starts after the stop");
+    assert_eq!(stopping, 1);
+    assert_eq!(
+        report.failed(),
+        0,
+        "a stop fails nothing: {}",
+        report.summary()
+    );
+    assert!(report.not_run() > 50, "{}", report.summary());
+    assert!(!report.succeeded());
+    // What the stop cut short is in flight in the journal, and only that: the steps that got
+    // their answers were journaled.
+    let in_flight: Vec<String> = world
+        .state
+        .unfinished_steps(&plan.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.step.id)
+        .collect();
+    let interrupted: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Interrupted)
+        .map(|s| s.id.clone())
+        .collect();
+    let mut sorted = in_flight.clone();
+    sorted.sort();
+    let mut expected = interrupted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert!(
+        report.summary().contains(" not run; "),
+        "{}",
+        report.summary()
+    );
+
+    // The next apply plans what is left and finishes it.
+    let next = world.plan(at).await;
+    let report = world.apply(&next, &options(), at).await;
+    assert!(report.succeeded(), "{}", report.summary());
     world.assert_converged(at).await;
     world.shutdown().await;
 }

@@ -39,9 +39,11 @@
 //! durable journal no further call may be made.
 //!
 //! The future is not `Send` (the state's connection is not shared between threads): run it
-//! with `block_on` or in a `select!` beside a signal, not with `tokio::spawn`. Dropping it (a
-//! Ctrl-C) is safe: calls in flight are in the journal as begun, and the next apply reconciles
-//! them.
+//! with `block_on`, not with `tokio::spawn`. To stop it, request [`Options::stop`] (a signal
+//! handler does): the first request lets the calls in flight get their answers and starts
+//! nothing more, the second stops at once; either way the report says `stopped`, and what was
+//! in flight stays in the journal for the next apply. Dropping the future is safe too, for the
+//! same reason: calls in flight are in the journal as begun, and the next apply reconciles them.
 //!
 //! # What it does
 //!
@@ -66,6 +68,10 @@
 //!   immediately for one without steps — [`State::finish_customer`] (or
 //!   [`State::finish_staff`]) records its organization, the transitions the plan carries out
 //!   and the snapshot of what is applied, at the apply's instant `at`.
+//! - **Stop.** Once [`Options::stop`] is requested, no step starts and no step sends another
+//!   call or waits out a backoff; a step whose last answer does not finish it ends
+//!   [`StepStatus::Interrupted`], its journal entry left in flight. A second request leaves
+//!   the calls still in flight the same way.
 //! - **Resume.** The caller plans again after an interruption (observing anew), so finished
 //!   work is not in the new plan. Steps of earlier plans still in flight in the journal are
 //!   closed as reconciled by reading: done if the new plan no longer has them, planned again if
@@ -78,11 +84,12 @@ mod step;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use limiter::{Limiter, RateLimit};
@@ -103,6 +110,53 @@ pub const DEFAULT_SHARE: f64 = 0.95;
 /// Steps in flight at once when nothing else is said.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
+/// A request to stop an apply, shared between whoever asks (a signal handler) and the
+/// executor. The first request stops it cleanly: no step starts any more and no step sends
+/// another call; the calls in flight get their answers, and a step that an answer does not
+/// finish is left in flight in the journal, for the next apply to find out by reading. A
+/// second request stops it at once, leaving the calls in flight to the journal too.
+#[derive(Clone, Debug)]
+pub struct Stop(Arc<watch::Sender<u32>>);
+
+impl Stop {
+    /// A stop not requested yet.
+    pub fn new() -> Stop {
+        Stop(Arc::new(watch::channel(0).0))
+    }
+
+    /// Asks to stop (once more).
+    pub fn request(&self) {
+        self.0.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// How many times stopping was asked for.
+    pub fn requests(&self) -> u32 {
+        *self.0.borrow()
+    }
+
+    /// Waits until stopping has been asked for `times` times.
+    pub async fn requested(&self, times: u32) {
+        let mut requests = self.0.subscribe();
+        if requests.wait_for(|n| *n >= times).await.is_err() {
+            // The sender lives in `self`: it cannot be gone. Were it, no request could come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Default for Stop {
+    fn default() -> Stop {
+        Stop::new()
+    }
+}
+
+/// Two stops are equal when they are the same one.
+impl PartialEq for Stop {
+    fn eq(&self, other: &Stop) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// How to apply.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -119,6 +173,8 @@ pub struct Options {
     /// Whether a 429 slows the shared bucket down, setting a rate when no limit is configured
     /// ([`limiter`]). On by default; off only to compare with a naive executor.
     pub adapt: bool,
+    /// Asked for, it stops the apply (see [`Stop`]); by default nobody asks.
+    pub stop: Stop,
 }
 
 impl Default for Options {
@@ -130,6 +186,7 @@ impl Default for Options {
             spent: 0,
             seed: 0x0063_6861_7274_6572,
             adapt: true,
+            stop: Stop::new(),
         }
     }
 }
@@ -163,6 +220,9 @@ pub enum StepStatus {
     Skipped { because: String },
     /// Not reached: the apply stopped first.
     NotRun,
+    /// Begun, and the apply was asked to stop before its outcome was known: the journal has it
+    /// in flight, and the next apply finds out by reading what it did.
+    Interrupted,
 }
 
 impl StepStatus {
@@ -219,6 +279,8 @@ pub struct Report {
     /// 429 answers met.
     pub rate_limited: u64,
     pub elapsed: Duration,
+    /// The apply was asked to stop ([`Options::stop`]) and left steps not run or in flight.
+    pub stopped: bool,
 }
 
 impl Report {
@@ -236,7 +298,17 @@ impl Report {
     }
 
     pub fn skipped(&self) -> usize {
-        self.count(|s| matches!(s, StepStatus::Skipped { .. } | StepStatus::NotRun))
+        self.count(|s| matches!(s, StepStatus::Skipped { .. }))
+    }
+
+    /// Steps the apply did not carry out because it stopped: not started, or left in flight.
+    pub fn not_run(&self) -> usize {
+        self.count(|s| matches!(s, StepStatus::NotRun | StepStatus::Interrupted))
+    }
+
+    /// Steps begun and left in flight in the journal by a stop.
+    pub fn interrupted(&self) -> usize {
+        self.count(|s| matches!(s, StepStatus::Interrupted))
     }
 
     pub fn manual(&self) -> usize {
@@ -253,10 +325,15 @@ impl Report {
         self.steps.iter().all(|s| s.status.succeeded())
     }
 
-    /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in 6.1 s`.
+    /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in
+    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out).
     pub fn summary(&self) -> String {
+        let not_run = match self.not_run() {
+            0 => String::new(),
+            n => format!(", {n} not run"),
+        };
         let mut text = format!(
-            "{} done, {} failed, {} skipped, {} manual; {} {}, {} × 429; {} {} in {:.1} s",
+            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429; {} {} in {:.1} s",
             self.done(),
             self.failed(),
             self.skipped(),
@@ -322,6 +399,9 @@ pub enum Event<'a> {
     },
     /// The instance answered 429: every call now goes at `per_minute` calls a minute at most.
     Slowed { per_minute: f64 },
+    /// The apply was asked to stop: no step starts any more, and the `in_flight` steps get
+    /// the answers to the calls they made.
+    Stopping { in_flight: usize },
     /// A step ended (done, failed, skipped, manual).
     StepFinished {
         step: &'a Step,
@@ -373,6 +453,13 @@ impl Event<'_> {
                 // Rounded down: a rate between 1 and a few thousand calls a minute.
                 per_minute.floor() as u64
             )),
+            Event::Stopping { in_flight } => Some(format!(
+                "stopping: no step starts any more; {} in flight {} for {} answer (ask again \
+                 to stop at once)",
+                in_flight,
+                if *in_flight == 1 { "waits" } else { "wait" },
+                if *in_flight == 1 { "its" } else { "their" }
+            )),
             Event::StepFinished { step, status } => Some(match status {
                 StepStatus::Done { found: false } => format!("done `{}`", step.id),
                 StepStatus::Done { found: true } => {
@@ -388,6 +475,9 @@ impl Event<'_> {
                     format!("skipped `{}`: it waits for `{because}`", step.id)
                 }
                 StepStatus::NotRun => format!("not run `{}`", step.id),
+                StepStatus::Interrupted => {
+                    format!("interrupted `{}`: left in flight in the journal", step.id)
+                }
             }),
             Event::CustomerRecorded { customer } => {
                 let mut line = format!("recorded `{}`", customer.key);
@@ -638,6 +728,7 @@ pub async fn execute(
         Ok(known) => known,
         Err(error) => return Err(run.stop(error, client, calls_before, started, None)),
     };
+    let stop = &options.stop;
     let ctx = Context::new(
         client,
         limiter,
@@ -645,17 +736,26 @@ pub async fn execute(
         Jitter::new(options.seed),
         known,
         notices,
+        stop.clone(),
     );
 
     let mut running = FuturesUnordered::new();
     let concurrency = options.concurrency.max(1);
+    let mut stopping = false;
     let result: Result<(), StateError> = async {
         loop {
+            if !stopping && stop.requests() > 0 {
+                stopping = true;
+                progress.event(&Event::Stopping {
+                    in_flight: running.len(),
+                });
+            }
             // Steps started together have their intents journaled in one synced
             // transaction, before any of their calls.
             let mut batch = Vec::new();
             let mut intents = Vec::new();
-            while running.len() + batch.len() < concurrency {
+            // A stop asked for while this batch is launched holds back the rest of it.
+            while stop.requests() == 0 && running.len() + batch.len() < concurrency {
                 let Some(index) = run.ready.pop_first() else {
                     break;
                 };
@@ -670,12 +770,18 @@ pub async fn execute(
                 running.push(async move { (index, step::run(ctx, index, call, start).await) });
             }
             if running.is_empty() {
-                if run.ready.is_empty() {
+                if stopping || run.ready.is_empty() {
                     return Ok(());
                 }
                 continue;
             }
             tokio::select! {
+                () = stop.requested(1), if !stopping => {}
+                () = stop.requested(2), if stopping => {
+                    // Asked again: the calls in flight are left to the journal as well.
+                    run.abandon(progress);
+                    return Ok(());
+                }
                 Some((index, (attempts, outcome))) = running.next() => {
                     while let Ok(notice) = heard.try_recv() {
                         run.notice(&notice, progress);
@@ -694,10 +800,12 @@ pub async fn execute(
         }
     }
     .await;
+    drop(running);
     let counters = Some((&ctx.retries, &ctx.rate_limited));
     match result {
         Ok(()) => {
             run.finish_report(client, calls_before, started, counters);
+            run.report.stopped = stopping && run.report.not_run() > 0;
             Ok(run.report)
         }
         Err(error) => Err(run.stop(error, client, calls_before, started, counters)),
@@ -777,6 +885,7 @@ impl<'a> Run<'a> {
                 retries: 0,
                 rate_limited: 0,
                 elapsed: Duration::ZERO,
+                stopped: false,
             },
             phase: vec![Phase::Waiting; plan.steps.len()],
             dependents,
@@ -1001,8 +1110,45 @@ impl<'a> Run<'a> {
                 }
                 StepStatus::Failed { error, help }
             }
+            Outcome::Interrupted => {
+                self.interrupted(index, progress);
+                return Ok(());
+            }
         };
         self.end(index, status, progress)
+    }
+
+    /// A running step was cut short by a stop: its journal entry stays in flight, and neither
+    /// its dependents nor its subject's bookkeeping follow.
+    fn interrupted(&mut self, index: usize, progress: &mut dyn Progress) {
+        let plan = self.plan;
+        let Some(step) = plan.steps.get(index) else {
+            return;
+        };
+        self.keys.remove(&index);
+        if let Some(phase) = self.phase.get_mut(index) {
+            *phase = Phase::Ended;
+        }
+        let status = StepStatus::Interrupted;
+        progress.event(&Event::StepFinished {
+            step,
+            status: &status,
+        });
+        if let Some(report) = self.report.steps.get_mut(index) {
+            report.status = status;
+        }
+        if let Some(open) = self.open.get_mut(&step.subject) {
+            *open = None;
+        }
+    }
+
+    /// Asked to stop at once: every step still running is left in flight.
+    fn abandon(&mut self, progress: &mut dyn Progress) {
+        let mut running: Vec<usize> = self.keys.keys().copied().collect();
+        running.sort_unstable();
+        for index in running {
+            self.interrupted(index, progress);
+        }
     }
 
     /// Remembers the id a create made, for later steps and in the state.

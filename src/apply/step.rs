@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::time::Instant;
 
+use super::Stop;
 use super::limiter::{Limiter, Ticket};
 use super::retry::{Jitter, RetryPolicy};
 use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
@@ -117,6 +118,32 @@ pub(crate) enum Outcome {
         error: String,
         help: Option<String>,
     },
+    /// The apply was asked to stop before the step's outcome was known: it sends nothing more,
+    /// and its journal entry stays in flight for the next apply to find out by reading.
+    Interrupted,
+}
+
+/// Why a read (or a lookup made of reads) gave no answer.
+#[derive(Debug)]
+enum Halt {
+    Failed(ApiError),
+    /// The apply was asked to stop.
+    Stopped,
+}
+
+impl From<ApiError> for Halt {
+    fn from(error: ApiError) -> Halt {
+        Halt::Failed(error)
+    }
+}
+
+/// What to do after a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    TryAgain,
+    GiveUp,
+    /// The apply was asked to stop while the call waited to be tried again.
+    Stop,
 }
 
 impl Outcome {
@@ -182,6 +209,8 @@ pub(crate) struct Context<'a> {
     /// customer made.
     pub known_organizations: KnownOrganizations,
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Once requested, no call is sent and no wait is waited out.
+    pub stop: Stop,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     owner_role: OnceCell<i64>,
@@ -195,6 +224,7 @@ impl<'a> Context<'a> {
         jitter: Jitter,
         known_organizations: KnownOrganizations,
         notices: mpsc::UnboundedSender<Notice>,
+        stop: Stop,
     ) -> Context<'a> {
         Context {
             client,
@@ -203,15 +233,34 @@ impl<'a> Context<'a> {
             jitter,
             known_organizations,
             notices,
+            stop,
             retries: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             owner_role: OnceCell::new(),
         }
     }
 
+    /// Waits until a call may leave; `None` when the apply is asked to stop first (then no call
+    /// leaves).
+    async fn acquire(&self) -> Option<Ticket> {
+        tokio::select! {
+            biased;
+            () = self.stop.requested(1) => None,
+            ticket = self.limiter.acquire() => Some(ticket),
+        }
+    }
+
+    /// Sleeps `wait`; `false` when the apply is asked to stop meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            biased;
+            () = self.stop.requested(1) => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
     /// Counts a failure of the call that left with `ticket` and, when the instance may take it
-    /// again later, waits before the next try (at least `least`, for a failure); `false` when
-    /// the call is not to be tried again.
+    /// again later, waits before the next try (at least `least`, for a failure).
     ///
     /// A 429 slows the shared bucket down and uses none of the attempts: once the bucket paces
     /// calls, it is what spaces them, and the call waits only the `Retry-After` (if any) and a
@@ -224,7 +273,7 @@ impl<'a> Context<'a> {
         ticket: Ticket,
         error: &ApiError,
         least: Duration,
-    ) -> bool {
+    ) -> Next {
         let wait = if let ApiErrorKind::RateLimited { retry_after } = error.kind {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
             if let Some(per_minute) = self.limiter.rate_limited(ticket, retry_after) {
@@ -234,7 +283,7 @@ impl<'a> Context<'a> {
             tries.limited += 1;
             let since = *tries.limited_since.get_or_insert_with(Instant::now);
             if !self.policy.still_patient(since.elapsed()) {
-                return false;
+                return Next::GiveUp;
             }
             if self.limiter.is_on() {
                 retry_after.unwrap_or_default() + self.jitter.up_to(self.policy.base)
@@ -247,11 +296,11 @@ impl<'a> Context<'a> {
                 self.limiter.answered(ticket);
             }
             if !error.is_retryable() {
-                return false;
+                return Next::GiveUp;
             }
             tries.failures += 1;
             if !self.policy.allows_another(tries.failures) {
-                return false;
+                return Next::GiveUp;
             }
             self.policy
                 .backoff(tries.failures, None, &self.jitter)
@@ -264,8 +313,11 @@ impl<'a> Context<'a> {
             error: error.to_string(),
             wait,
         });
-        tokio::time::sleep(wait).await;
-        true
+        if self.pause(wait).await {
+            Next::TryAgain
+        } else {
+            Next::Stop
+        }
     }
 
     /// A read, retried while the instance may answer it later.
@@ -273,22 +325,24 @@ impl<'a> Context<'a> {
         &self,
         index: usize,
         op: impl AsyncFn() -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, Halt> {
         let mut tries = Tries::default();
         loop {
+            let ticket = self.acquire().await.ok_or(Halt::Stopped)?;
             tries.sent += 1;
-            let ticket = self.limiter.acquire().await;
             match op().await {
                 Ok(value) => {
                     self.limiter.answered(ticket);
                     return Ok(value);
                 }
                 Err(error) => {
-                    if !self
+                    match self
                         .back_off(index, &mut tries, ticket, &error, Duration::ZERO)
                         .await
                     {
-                        return Err(error);
+                        Next::TryAgain => {}
+                        Next::GiveUp => return Err(Halt::Failed(error)),
+                        Next::Stop => return Err(Halt::Stopped),
                     }
                 }
             }
@@ -296,7 +350,7 @@ impl<'a> Context<'a> {
     }
 
     /// The id of the organization role "Owner", read once per apply when first needed.
-    async fn owner_role(&self, index: usize) -> Result<i64, ApiError> {
+    async fn owner_role(&self, index: usize) -> Result<i64, Halt> {
         self.owner_role
             .get_or_try_init(|| async {
                 let listed = self
@@ -307,7 +361,7 @@ impl<'a> Context<'a> {
                 let roles = Roles::from_lists(Vec::new(), listed);
                 roles
                     .id(RoleKind::Organization, "Owner")
-                    .map_err(|e| not_found_error(&e.to_string()))
+                    .map_err(|e| Halt::Failed(not_found_error(&e.to_string())))
             })
             .await
             .copied()
@@ -335,16 +389,15 @@ pub(crate) async fn run(
     call: Call,
     start: Start,
 ) -> (u32, Outcome) {
-    let attempts = 0;
     if start != Start::Fresh && call.can_be_found() {
         match find(ctx, index, &call).await {
-            Ok(Some(id)) => return (attempts, found(&call, id)),
+            Ok(Some(id)) => return (0, found(&call, id)),
             Ok(None) if start == Start::Done => {
                 let error = "the journal records this step as done, but the instance does not \
                              have what it made";
                 let help = "plan again: something changed on the instance since";
                 return (
-                    attempts,
+                    0,
                     Outcome::Failed {
                         error: error.to_owned(),
                         help: Some(help.to_owned()),
@@ -352,7 +405,7 @@ pub(crate) async fn run(
                 );
             }
             Ok(None) => {}
-            Err(error) => return (attempts, Outcome::failed(&error)),
+            Err(halt) => return (0, halted(halt)),
         }
     }
     if start == Start::Done {
@@ -360,7 +413,7 @@ pub(crate) async fn run(
             created: None,
             found: true,
         };
-        return (attempts, done);
+        return (0, done);
     }
     let mut unknown = false;
     let mut tries = Tries::default();
@@ -369,11 +422,13 @@ pub(crate) async fn run(
             match find(ctx, index, &call).await {
                 Ok(Some(id)) => return (tries.sent, found(&call, id)),
                 Ok(None) => {}
-                Err(error) => return (tries.sent, Outcome::failed(&error)),
+                Err(halt) => return (tries.sent, halted(halt)),
             }
         }
+        let Some(ticket) = ctx.acquire().await else {
+            return (tries.sent, Outcome::Interrupted);
+        };
         tries.sent += 1;
-        let ticket = ctx.limiter.acquire().await;
         match send(ctx.client, &call).await {
             Ok(created) => {
                 ctx.limiter.answered(ticket);
@@ -390,7 +445,8 @@ pub(crate) async fn run(
                     ctx.limiter.answered(ticket);
                     return match find(ctx, index, &call).await {
                         Ok(Some(id)) => (tries.sent, found(&call, id)),
-                        Ok(None) | Err(_) => (tries.sent, Outcome::failed(&error)),
+                        Err(Halt::Stopped) => (tries.sent, Outcome::Interrupted),
+                        Ok(None) | Err(Halt::Failed(_)) => (tries.sent, Outcome::failed(&error)),
                     };
                 }
                 unknown |= error.outcome_unknown();
@@ -402,11 +458,21 @@ pub(crate) async fn run(
                     } else {
                         Duration::ZERO
                     };
-                if !ctx.back_off(index, &mut tries, ticket, &error, least).await {
-                    return (tries.sent, Outcome::failed(&error));
+                match ctx.back_off(index, &mut tries, ticket, &error, least).await {
+                    Next::TryAgain => {}
+                    Next::GiveUp => return (tries.sent, Outcome::failed(&error)),
+                    Next::Stop => return (tries.sent, Outcome::Interrupted),
                 }
             }
         }
+    }
+}
+
+/// How a step ends when a read it needed gave no answer.
+fn halted(halt: Halt) -> Outcome {
+    match halt {
+        Halt::Failed(error) => Outcome::failed(&error),
+        Halt::Stopped => Outcome::Interrupted,
     }
 }
 
@@ -511,7 +577,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
 
 /// Reads whether the call's effect is on the instance: the id of what it made (for a
 /// transfer, the new owner's id) or `None`.
-async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64>, ApiError> {
+async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64>, Halt> {
     let client = ctx.client;
     match call {
         Call::CreateUser { email, .. } => {
