@@ -61,8 +61,9 @@
 //! - **Exactly once.** A create whose outcome is unknown is looked up before it is sent again,
 //!   and a transfer of ownership is checked; the other calls set values and are repeated
 //!   safely (see `step.rs`).
-//! - **Journal.** Each step's intent is written (and synced) before its first call, its
-//!   outcome after. Manual steps are journaled as done when listed. Ids of created objects go
+//! - **Journal.** Each step's intent is written and synced before its first call (the steps
+//!   started together in one transaction), its outcome after (committed at once, synced with
+//!   the next synced write). Manual steps are journaled as done when listed. Ids of created objects go
 //!   to the later steps' references, and organizations' ids to the state at once.
 //! - **Bookkeeping.** When every step of a customer (or staff member) has succeeded —
 //!   immediately for one without steps — [`State::finish_customer`] (or
