@@ -8,6 +8,10 @@
 //! its organization. A transfer of ownership is checked the same way, since Make refuses a
 //! transfer to the current owner. The other calls set a value (a license, a role) and are
 //! harmless to repeat.
+//!
+//! A 429 is not a failure: it slows the shared limiter down and uses no attempt (see
+//! `retry.rs`). Once the apply is asked to stop, a step sends no further call and waits out no
+//! backoff: it ends [`Outcome::Interrupted`], its journal entry left in flight.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -224,15 +224,11 @@ fn report_outcome(report: &Report) -> Outcome {
 /// What a stop left undone, and what to do about it.
 fn print_stopped(report: &Report) {
     let in_flight = report.interrupted();
+    let not_started = report.not_run().saturating_sub(in_flight);
     eprintln!(
-        "error: the apply was stopped: {} {} not started, {in_flight} left in flight in the \
-         journal",
-        report.not_run() - in_flight,
-        if report.not_run() - in_flight == 1 {
-            "step"
-        } else {
-            "steps"
-        }
+        "error: the apply was stopped: {not_started} {} not started, {in_flight} left in flight \
+         in the journal",
+        if not_started == 1 { "step" } else { "steps" }
     );
     eprintln!(
         "  help: run `charter apply` (or `charter run`) again: it reads the instance, finds what \
