@@ -256,6 +256,35 @@ mod signals {
         heard.iter().collect()
     }
 
+    /// `charter apply` at the provisioning instant succeeds, leaves one organization per
+    /// customer, and planning again is empty.
+    fn the_next_apply_converges(dir: &Path, url: &str) {
+        let args = ["apply", ".", "--at", "2027-01-15", "--auto-approve"];
+        let output = against(dir, url, &args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let output = against(dir, url, &["instance", ".", "--format", "json"])
+            .output()
+            .unwrap();
+        let observed: charter::api::Observed = serde_json::from_slice(&output.stdout).unwrap();
+        let mut names: Vec<&str> = observed
+            .organizations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), observed.organizations.len(), "no duplicates");
+        assert_eq!(names.len(), 18, "one organization per customer");
+        let output = against(dir, url, &["plan", ".", "--at", "2027-01-15"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "planning again is empty");
+    }
+
     #[test]
     fn sigterm_mid_apply_stops_the_daemon_between_steps_and_the_next_apply_finishes() {
         let dir = acme_copy("sigterm-mid-apply");
@@ -292,35 +321,7 @@ mod signals {
         assert_eq!(exit.code(), Some(1), "{all:#?}");
 
         // The lock was released, and the next apply carries out the rest.
-        let output = against(
-            &dir,
-            &sandbox.url,
-            &["apply", ".", "--at", "2027-01-15", "--auto-approve"],
-        )
-        .output()
-        .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let output = against(&dir, &sandbox.url, &["instance", ".", "--format", "json"])
-            .output()
-            .unwrap();
-        let observed: charter::api::Observed = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(observed.organizations.len(), 18);
-        let mut names: Vec<&str> = observed
-            .organizations
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), 18, "no duplicate organization");
-        let output = against(&dir, &sandbox.url, &["plan", ".", "--at", "2027-01-15"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "planning again is empty");
+        the_next_apply_converges(&dir, &sandbox.url);
         drop(sandbox);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -368,16 +369,7 @@ mod signals {
             "{seen:#?}{rest:#?}"
         );
         assert_eq!(exit.code(), Some(1), "{rest:#?}");
-        let output = against(&dir, &sandbox.url, &args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let output = against(&dir, &sandbox.url, &["plan", ".", "--at", "2027-01-15"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "planning again is empty");
+        the_next_apply_converges(&dir, &sandbox.url);
         drop(sandbox);
         let _ = std::fs::remove_dir_all(&dir);
     }
