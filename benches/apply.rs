@@ -166,11 +166,14 @@ async fn limited(program: &Program, customers: u32, limit: u32, dir: &Path) {
     let naive_options = Options {
         concurrency: 10,
         rate_limit: None,
+        // A 429 teaches the naive executor nothing.
+        adapt: false,
         retry: RetryPolicy {
             max_attempts: u32::MAX,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(1),
             settle: Duration::ZERO,
+            patience: Duration::MAX,
         },
         ..Options::default()
     };
@@ -206,7 +209,8 @@ async fn limited(program: &Program, customers: u32, limit: u32, dir: &Path) {
     naive_sandbox.shutdown().await.expect("shutdown");
 }
 
-/// No limit: how fast the executor goes on loopback (journal writes synced to disk).
+/// No limit: how fast the executor goes on loopback (the journal on disk: intents synced,
+/// outcomes taken to the disk by the next sync).
 async fn open(program: &Program, dir: &Path) {
     for concurrency in [4, 16] {
         let open = sandbox(None).await;

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use charter::api::limiter::{Limiter, RateLimit};
+use charter::api::pacing::Pacing;
 use charter::api::{Client, ClientOptions, Observed, Token, observe};
-use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus};
+use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus, Stop};
 use charter::model::license::LicenseValue;
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
@@ -28,6 +30,9 @@ fn acme() -> Program {
         .unwrap_or_else(|_| panic!("the example policy set loads"));
     set.checked.program.expect("the example policy set checks")
 }
+
+/// The sandbox's counting window (and charter's) in the rate-limit test: a minute, shortened.
+const WINDOW: Duration = Duration::from_secs(6);
 
 fn t(text: &str) -> i64 {
     parse_instant(text).unwrap()
@@ -174,14 +179,22 @@ impl World {
 }
 
 /// Quick retries, patient enough for a 30 % fault rate (0.3¹² is one in two million).
+/// Fast retries, and a limit well above what the sandbox answers, as a user configures their
+/// plan's `apiLimit`: injected 429s then slow the bucket to half of it at most, rather than to
+/// the 60 a minute that a charter told no limit assumes after its first 429.
 fn options() -> Options {
     Options {
         concurrency: 4,
+        rate_limit: Some(RateLimit {
+            per_minute: 60_000,
+            share: apply::DEFAULT_SHARE,
+        }),
         retry: RetryPolicy {
             max_attempts: 12,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(200),
             settle: Duration::from_millis(500),
+            ..RetryPolicy::default()
         },
         ..Options::default()
     }
@@ -221,6 +234,85 @@ async fn a_429_storm_ends_in_the_desired_state() {
     let report = one_apply_converges("429", "429=0.3", ClientOptions::default()).await;
     assert!(report.rate_limited > 10, "{}", report.summary());
     assert!(report.retries >= report.rate_limited);
+}
+
+/// A real rate limit, which charter is not told: the sandbox takes `calls − 10` calls a
+/// minute, counted over a sliding minute, so the last steps meet a full minute of 429s —
+/// longer than ten attempts of backoff capped at 20 s last, which is how steps used to fail. A
+/// 429 now uses no attempt, and the first one sets the shared bucket to what the instance
+/// took: the remaining calls wait for the minute to slide and go through. The minute is
+/// shortened to [`WINDOW`], for the sandbox and charter alike (a `charter` command paces its
+/// client the same way, with Make's minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_rate_limit_charter_was_not_told_ends_in_the_desired_state() {
+    let world = World::new("real-limit", Faults::default(), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let plan = world.plan(at).await;
+    let calls = u32::try_from(plan.calls()).unwrap();
+    assert!(calls > 100, "the example plan is a real one");
+    let limit = calls - 10;
+    let limited = sandbox::start(Config {
+        storage: Storage::File(world.dir.join("sandbox.db")),
+        rate_limit_per_minute: Some(limit),
+        rate_limit_window: WINDOW,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    // charter's defaults, and no limit given: what `charter apply` does with no `rate_limit`.
+    let limiter = Limiter::adaptive(apply::DEFAULT_SHARE).with_window(WINDOW);
+    let applier = Client::new(
+        &format!("http://{}", limited.addr()),
+        Token::new(sandbox::DEFAULT_TOKEN).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap()
+    .paced(Pacing::new(limiter, RetryPolicy::default(), 7));
+    let options = Options::default();
+    assert_eq!(options.rate_limit, None);
+    let mut slowed = Vec::new();
+    let mut progress = |event: &Event<'_>| {
+        if let Event::Slowed { .. } = event {
+            slowed.push(event.line().unwrap_or_default());
+        }
+    };
+    let lock = world.state.acquire_lock("apply test").unwrap();
+    let report = apply::execute(
+        &applier,
+        &world.state,
+        Some(&lock),
+        &plan,
+        &options,
+        at,
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    lock.release().unwrap();
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    assert!(report.succeeded(), "{}", report.summary());
+    assert_eq!(report.done() + report.manual(), plan.steps.len());
+    // The instance did refuse calls, and charter slowed down rather than hammer it: a few 429s
+    // (the first, and the calls in flight with it), not a storm.
+    assert!(report.rate_limited >= 1, "{}", report.summary());
+    assert!(report.rate_limited < 20, "{}", report.summary());
+    assert!(!slowed.is_empty(), "{}", report.summary());
+    assert!(
+        slowed
+            .iter()
+            .all(|line| line.starts_with("the instance answered 429: calls now go at")),
+        "{slowed:?}"
+    );
+    // The minute has to slide once, and then the last calls go at the learned rate.
+    assert!(
+        report.elapsed > WINDOW.mul_f64(0.9) && report.elapsed < WINDOW * 3,
+        "{}",
+        report.summary()
+    );
+    world.assert_converged(at).await;
+    drop(applier);
+    limited.shutdown().await.unwrap();
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,6 +650,88 @@ async fn the_same_plan_applied_again_repeats_nothing_finished() {
             assert_eq!(s.attempts, 0, "{}", s.id);
         }
     }
+    world.assert_converged(at).await;
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_starts_no_step_leaves_what_it_cut_short_in_flight_and_the_next_apply_finishes() {
+    let world = World::new("stop", faults("500=0.2"), ClientOptions::default()).await;
+    let at = t("2026-03-01");
+    let plan = world.plan(at).await;
+    let stop = Stop::new();
+    let stoppable = Options {
+        stop: stop.clone(),
+        ..options()
+    };
+    let mut started = 0;
+    let mut started_after_stop = 0;
+    let mut stopping = 0;
+    let mut progress = |event: &Event<'_>| match event {
+        Event::StepStarted { .. } => {
+            if stop.requests() > 0 {
+                started_after_stop += 1;
+            }
+            started += 1;
+            if started == 20 {
+                stop.request();
+            }
+        }
+        Event::Stopping { .. } => stopping += 1,
+        _ => {}
+    };
+    let report = apply::execute(
+        &world.applier,
+        &world.state,
+        None,
+        &plan,
+        &stoppable,
+        at,
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    assert!(report.stopped, "{}", report.summary());
+    assert_eq!(started_after_stop, 0, "no step starts after the stop");
+    assert_eq!(stopping, 1);
+    assert_eq!(
+        report.failed(),
+        0,
+        "a stop fails nothing: {}",
+        report.summary()
+    );
+    assert!(report.not_run() > 50, "{}", report.summary());
+    assert!(!report.succeeded());
+    // What the stop cut short is in flight in the journal, and only that: the steps that got
+    // their answers were journaled.
+    let in_flight: Vec<String> = world
+        .state
+        .unfinished_steps(&plan.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.step.id)
+        .collect();
+    let interrupted: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Interrupted)
+        .map(|s| s.id.clone())
+        .collect();
+    let mut sorted = in_flight.clone();
+    sorted.sort();
+    let mut expected = interrupted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert!(
+        report.summary().contains(" not run; "),
+        "{}",
+        report.summary()
+    );
+
+    // The next apply plans what is left and finishes it.
+    let next = world.plan(at).await;
+    let report = world.apply(&next, &options(), at).await;
+    assert!(report.succeeded(), "{}", report.summary());
     world.assert_converged(at).await;
     world.shutdown().await;
 }

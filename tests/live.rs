@@ -711,7 +711,7 @@ fn the_plan_schema_accepts_the_plans_charter_writes_and_refuses_broken_ones() {
             |p| drop(p.as_object_mut().unwrap().remove("version")),
             "",
         ),
-        ("another version", |p| p["version"] = 2.into(), "/version"),
+        ("an older version", |p| p["version"] = 1.into(), "/version"),
         (
             "an unknown step kind",
             |p| p["steps"][0]["action"]["kind"] = "delete_user".into(),

@@ -5,8 +5,8 @@
 //!
 //! A 429 is flow control, not a failure: it slows the limiter (which also holds back every
 //! other call of the same limiter) and the call waits its turn again; it does not use up the
-//! call's attempts. A call gives up on 429s only once they have gone on for
-//! [`Pacing::patience`].
+//! call's attempts. A call gives up on 429s only once they have gone on for the retry policy's
+//! [`patience`](RetryPolicy::patience).
 //!
 //! A write whose outcome is unknown (a 5xx, a timeout, a connection lost after sending) is
 //! never repeated here: only the executor knows how to look its effect up first. The executor
@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -23,22 +22,16 @@ use super::error::{ApiError, ApiErrorKind};
 use super::limiter::Limiter;
 use super::retry::{Jitter, RetryPolicy};
 
-/// How long one call keeps being tried while the instance answers 429 when nothing else is
-/// said: five of Make's minutes. The limiter waits out a full minute after a 429 already, so
-/// 429s that go on this long mean that another client spends the whole budget.
-pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(300);
-
 /// How a client paces and retries its calls (see the module documentation). Clones share the
 /// limiter, the jitter and the counts.
 #[derive(Clone, Debug)]
 pub struct Pacing {
     /// The bucket every call waits for; the executor of the same command shares it.
     pub limiter: Limiter,
-    /// Attempts and backoff for failures other than 429; a whole observation read again because
-    /// the instance changed during it counts one attempt.
+    /// Attempts and backoff for failures other than 429, and how long one call keeps being
+    /// tried while the instance answers 429; a whole observation read again because the
+    /// instance changed during it counts one attempt.
     pub retry: RetryPolicy,
-    /// How long one call keeps being tried while the instance answers 429.
-    pub patience: Duration,
     jitter: Arc<Jitter>,
     counts: Arc<Counts>,
 }
@@ -55,7 +48,6 @@ impl Pacing {
         Pacing {
             limiter,
             retry,
-            patience: DEFAULT_PATIENCE,
             jitter: Arc::new(Jitter::new(seed)),
             counts: Arc::new(Counts::default()),
         }
@@ -94,7 +86,7 @@ impl Pacing {
                 self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.limiter.rate_limited();
                 refusals += 1;
-                if started.elapsed() >= self.patience {
+                if !self.retry.still_patient(started.elapsed()) {
                     return Err(error);
                 }
                 self.retry
@@ -128,6 +120,7 @@ impl Pacing {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
 
     use super::*;
     use crate::api::error::{Call, Method};
@@ -139,6 +132,7 @@ mod tests {
             base: Duration::from_millis(100),
             cap: Duration::from_secs(1),
             settle: Duration::ZERO,
+            patience: Duration::from_secs(600),
         }
     }
 
@@ -254,10 +248,14 @@ mod tests {
         assert_eq!(pacing.rate_limited(), 20);
         assert_eq!(limiter.limit(), Some(300.0), "slowed, down to half");
 
-        let impatient = Pacing {
-            patience: Duration::from_secs(2),
-            ..Pacing::new(Limiter::off(), policy(), 1)
-        };
+        let impatient = Pacing::new(
+            Limiter::off(),
+            RetryPolicy {
+                patience: Duration::from_secs(2),
+                ..policy()
+            },
+            1,
+        );
         let script = Script::new(vec![error(Method::Get, rate_limited()); 1000]);
         let started = Instant::now();
         assert!(impatient.call(async || script.send().await).await.is_err());

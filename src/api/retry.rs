@@ -2,6 +2,12 @@
 //! (a uniform wait between zero and `base × 2^(attempt − 1)`, capped), or the instance's
 //! `Retry-After` when it sent one, with a little jitter on top so that the calls it held back
 //! do not all come back in the same instant.
+//!
+//! Failures and 429s are counted apart. A 5xx, a timeout or a lost connection is a failure,
+//! and a call fails for good after [`RetryPolicy::max_attempts`] of them. A 429 is the
+//! instance's flow control, not a failure: it slows the shared bucket down (`limiter.rs`) and
+//! uses none of the attempts; a call gives up on 429s only once they have kept it waiting for
+//! [`RetryPolicy::patience`] — longer than any minute's window takes to slide.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,7 +15,8 @@ use std::time::Duration;
 /// How often and how patiently a failed call is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts per call, the first included (at least one).
+    /// Attempts per call that end in a failure (a 5xx, a timeout, a lost connection), the first
+    /// included (at least one). Attempts answered 429 are not counted.
     pub max_attempts: u32,
     /// The backoff before the second attempt is drawn from `[0, base]`, doubling after that.
     pub base: Duration,
@@ -19,6 +26,8 @@ pub struct RetryPolicy {
     /// applied: the instance may still be carrying it out, and a read that comes first would
     /// find nothing and send it a second time.
     pub settle: Duration,
+    /// How long a call may keep meeting 429s, from the first of them, before its step fails.
+    pub patience: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -28,6 +37,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(200),
             cap: Duration::from_secs(20),
             settle: Duration::from_secs(10),
+            patience: Duration::from_secs(600),
         }
     }
 }
@@ -36,6 +46,11 @@ impl RetryPolicy {
     /// Whether a call that just failed its `attempt`-th time may be tried again.
     pub fn allows_another(&self, attempt: u32) -> bool {
         attempt < self.max_attempts.max(1)
+    }
+
+    /// Whether a call first refused with 429 `waited` ago may be tried again.
+    pub fn still_patient(&self, waited: Duration) -> bool {
+        waited < self.patience
     }
 
     /// The wait after the `attempt`-th failure.
@@ -99,6 +114,7 @@ mod tests {
             base: Duration::from_millis(100),
             cap: Duration::from_secs(1),
             settle: Duration::ZERO,
+            patience: Duration::from_secs(60),
         };
         let jitter = Jitter::new(1);
         for attempt in 1..40 {
@@ -114,6 +130,8 @@ mod tests {
         assert!(waits.iter().any(|w| *w < Duration::from_millis(500)));
         assert!(policy.allows_another(4));
         assert!(!policy.allows_another(5));
+        assert!(policy.still_patient(Duration::from_secs(59)));
+        assert!(!policy.still_patient(Duration::from_secs(60)));
     }
 
     #[test]

@@ -39,9 +39,11 @@
 //! durable journal no further call may be made.
 //!
 //! The future is not `Send` (the state's connection is not shared between threads): run it
-//! with `block_on` or in a `select!` beside a signal, not with `tokio::spawn`. Dropping it (a
-//! Ctrl-C) is safe: calls in flight are in the journal as begun, and the next apply reconciles
-//! them.
+//! with `block_on`, not with `tokio::spawn`. To stop it, request [`Options::stop`] (a signal
+//! handler does): the first request lets the calls in flight get their answers and starts
+//! nothing more, the second stops at once; either way the report says `stopped`, and what was
+//! in flight stays in the journal for the next apply. Dropping the future is safe too, for the
+//! same reason: calls in flight are in the journal as begun, and the next apply reconciles them.
 //!
 //! # What it does
 //!
@@ -50,21 +52,29 @@
 //!   every step waiting on it (directly or not) skipped; the others go on.
 //! - **Rate.** Every call — lookups and retries included — goes through a token bucket at a
 //!   share of the instance's limit ([`limiter`]; the one of a [paced](Client::paced) client,
-//!   when it is given one, so that its reads and the apply share a minute's budget); a 429
-//!   slows it.
-//! - **Retries.** 429s, 5xx, timeouts and lost connections are tried again with full-jitter
-//!   exponential backoff, or after `Retry-After` when the instance sends it, up to
-//!   [`RetryPolicy::max_attempts`]. Other refusals fail the step at once.
+//!   when it is given one, so that its reads and the apply share a minute's budget). A 429
+//!   slows it down for every call: to what the instance accepted over the last minute (with no
+//!   limit configured, that sets one).
+//! - **Retries.** 5xx, timeouts and lost connections are tried again with full-jitter
+//!   exponential backoff, up to [`RetryPolicy::max_attempts`]. A 429 is flow control: it uses
+//!   no attempt, and the call waits for the slower bucket (and `Retry-After`, when the instance
+//!   sends one), giving up only after [`RetryPolicy::patience`] of 429s. Other refusals fail
+//!   the step at once.
 //! - **Exactly once.** A create whose outcome is unknown is looked up before it is sent again,
 //!   and a transfer of ownership is checked; the other calls set values and are repeated
 //!   safely (see `step.rs`).
-//! - **Journal.** Each step's intent is written (and synced) before its first call, its
-//!   outcome after. Manual steps are journaled as done when listed. Ids of created objects go
+//! - **Journal.** Each step's intent is written and synced before its first call (the steps
+//!   started together in one transaction), its outcome after (committed at once, synced with
+//!   the next synced write). Manual steps are journaled as done when listed. Ids of created objects go
 //!   to the later steps' references, and organizations' ids to the state at once.
 //! - **Bookkeeping.** When every step of a customer (or staff member) has succeeded —
 //!   immediately for one without steps — [`State::finish_customer`] (or
 //!   [`State::finish_staff`]) records its organization, the transitions the plan carries out
 //!   and the snapshot of what is applied, at the apply's instant `at`.
+//! - **Stop.** Once [`Options::stop`] is requested, no step starts and no step sends another
+//!   call or waits out a backoff; a step whose last answer does not finish it ends
+//!   [`StepStatus::Interrupted`], its journal entry left in flight. A second request leaves
+//!   the calls still in flight the same way.
 //! - **Resume.** The caller plans again after an interruption (observing anew), so finished
 //!   work is not in the new plan. Steps of earlier plans still in flight in the journal are
 //!   closed as reconciled by reading: done if the new plan no longer has them, planned again if
@@ -78,11 +88,12 @@ mod step;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use limiter::{Limiter, RateLimit};
@@ -103,6 +114,53 @@ pub const DEFAULT_SHARE: f64 = 0.95;
 /// Steps in flight at once when nothing else is said.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
+/// A request to stop an apply, shared between whoever asks (a signal handler) and the
+/// executor. The first request stops it cleanly: no step starts any more and no step sends
+/// another call; the calls in flight get their answers, and a step that an answer does not
+/// finish is left in flight in the journal, for the next apply to find out by reading. A
+/// second request stops it at once, leaving the calls in flight to the journal too.
+#[derive(Clone, Debug)]
+pub struct Stop(Arc<watch::Sender<u32>>);
+
+impl Stop {
+    /// A stop not requested yet.
+    pub fn new() -> Stop {
+        Stop(Arc::new(watch::channel(0).0))
+    }
+
+    /// Asks to stop (once more).
+    pub fn request(&self) {
+        self.0.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// How many times stopping was asked for.
+    pub fn requests(&self) -> u32 {
+        *self.0.borrow()
+    }
+
+    /// Waits until stopping has been asked for `times` times.
+    pub async fn requested(&self, times: u32) {
+        let mut requests = self.0.subscribe();
+        if requests.wait_for(|n| *n >= times).await.is_err() {
+            // The sender lives in `self`: it cannot be gone. Were it, no request could come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Default for Stop {
+    fn default() -> Stop {
+        Stop::new()
+    }
+}
+
+/// Two stops are equal when they are the same one.
+impl PartialEq for Stop {
+    fn eq(&self, other: &Stop) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// How to apply.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -118,6 +176,12 @@ pub struct Options {
     pub spent: u64,
     /// Seeds the backoff jitter.
     pub seed: u64,
+    /// Without a `rate_limit`: whether the apply learns the instance's limit from its first 429
+    /// ([`Limiter::adaptive`]) or sends unpaced ([`Limiter::off`], only to compare with a naive
+    /// executor). On by default. With a `rate_limit`, a 429 always slows the bucket down.
+    pub adapt: bool,
+    /// Asked for, it stops the apply (see [`Stop`]); by default nobody asks.
+    pub stop: Stop,
 }
 
 impl Default for Options {
@@ -128,6 +192,8 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             spent: 0,
             seed: 0x0063_6861_7274_6572,
+            adapt: true,
+            stop: Stop::new(),
         }
     }
 }
@@ -161,6 +227,9 @@ pub enum StepStatus {
     Skipped { because: String },
     /// Not reached: the apply stopped first.
     NotRun,
+    /// Begun, and the apply was asked to stop before its outcome was known: the journal has it
+    /// in flight, and the next apply finds out by reading what it did.
+    Interrupted,
 }
 
 impl StepStatus {
@@ -217,6 +286,8 @@ pub struct Report {
     /// 429 answers met.
     pub rate_limited: u64,
     pub elapsed: Duration,
+    /// The apply was asked to stop ([`Options::stop`]) and left steps not run or in flight.
+    pub stopped: bool,
 }
 
 impl Report {
@@ -234,7 +305,17 @@ impl Report {
     }
 
     pub fn skipped(&self) -> usize {
-        self.count(|s| matches!(s, StepStatus::Skipped { .. } | StepStatus::NotRun))
+        self.count(|s| matches!(s, StepStatus::Skipped { .. }))
+    }
+
+    /// Steps the apply did not carry out because it stopped: not started, or left in flight.
+    pub fn not_run(&self) -> usize {
+        self.count(|s| matches!(s, StepStatus::NotRun | StepStatus::Interrupted))
+    }
+
+    /// Steps begun and left in flight in the journal by a stop.
+    pub fn interrupted(&self) -> usize {
+        self.count(|s| matches!(s, StepStatus::Interrupted))
     }
 
     pub fn manual(&self) -> usize {
@@ -251,10 +332,15 @@ impl Report {
         self.steps.iter().all(|s| s.status.succeeded())
     }
 
-    /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in 6.1 s`.
+    /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in
+    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out).
     pub fn summary(&self) -> String {
+        let not_run = match self.not_run() {
+            0 => String::new(),
+            n => format!(", {n} not run"),
+        };
         let mut text = format!(
-            "{} done, {} failed, {} skipped, {} manual; {} {}, {} × 429; {} {} in {:.1} s",
+            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429; {} {} in {:.1} s",
             self.done(),
             self.failed(),
             self.skipped(),
@@ -318,6 +404,11 @@ pub enum Event<'a> {
         error: &'a str,
         wait: Duration,
     },
+    /// The instance answered 429: every call now goes at `per_minute` calls a minute at most.
+    Slowed { per_minute: f64 },
+    /// The apply was asked to stop: no step starts any more, and the `in_flight` steps get
+    /// the answers to the calls they made.
+    Stopping { in_flight: usize },
     /// A step ended (done, failed, skipped, manual).
     StepFinished {
         step: &'a Step,
@@ -364,6 +455,18 @@ impl Event<'_> {
                 attempt,
                 wait.as_secs_f64()
             )),
+            Event::Slowed { per_minute } => Some(format!(
+                "the instance answered 429: calls now go at {} a minute at most",
+                // Rounded down: a rate between 1 and a few thousand calls a minute.
+                per_minute.floor() as u64
+            )),
+            Event::Stopping { in_flight } => Some(format!(
+                "stopping: no step starts any more; {} in flight {} for {} answer (ask again \
+                 to stop at once)",
+                in_flight,
+                if *in_flight == 1 { "waits" } else { "wait" },
+                if *in_flight == 1 { "its" } else { "their" }
+            )),
             Event::StepFinished { step, status } => Some(match status {
                 StepStatus::Done { found: false } => format!("done `{}`", step.id),
                 StepStatus::Done { found: true } => {
@@ -379,6 +482,9 @@ impl Event<'_> {
                     format!("skipped `{}`: it waits for `{because}`", step.id)
                 }
                 StepStatus::NotRun => format!("not run `{}`", step.id),
+                StepStatus::Interrupted => {
+                    format!("interrupted `{}`: left in flight in the journal", step.id)
+                }
             }),
             Event::CustomerRecorded { customer } => {
                 let mut line = format!("recorded `{}`", customer.key);
@@ -632,7 +738,11 @@ pub async fn execute(
             (&unpaced, pacing.limiter.clone())
         }
         None => {
-            let limiter = Limiter::from_option(options.rate_limit);
+            let limiter = match (options.rate_limit, options.adapt) {
+                (Some(limit), _) => Limiter::new(limit),
+                (None, true) => Limiter::adaptive(DEFAULT_SHARE),
+                (None, false) => Limiter::off(),
+            };
             limiter.spend(options.spent);
             (client, limiter)
         }
@@ -642,6 +752,7 @@ pub async fn execute(
         Ok(known) => known,
         Err(error) => return Err(run.stop(error, client, calls_before, started, None)),
     };
+    let stop = &options.stop;
     let ctx = Context::new(
         client,
         limiter,
@@ -649,17 +760,26 @@ pub async fn execute(
         Jitter::new(options.seed),
         known,
         notices,
+        stop.clone(),
     );
 
     let mut running = FuturesUnordered::new();
     let concurrency = options.concurrency.max(1);
+    let mut stopping = false;
     let result: Result<(), StateError> = async {
         loop {
+            if !stopping && stop.requests() > 0 {
+                stopping = true;
+                progress.event(&Event::Stopping {
+                    in_flight: running.len(),
+                });
+            }
             // Steps started together have their intents journaled in one synced
             // transaction, before any of their calls.
             let mut batch = Vec::new();
             let mut intents = Vec::new();
-            while running.len() + batch.len() < concurrency {
+            // A stop asked for while this batch is launched holds back the rest of it.
+            while stop.requests() == 0 && running.len() + batch.len() < concurrency {
                 let Some(index) = run.ready.pop_first() else {
                     break;
                 };
@@ -674,12 +794,18 @@ pub async fn execute(
                 running.push(async move { (index, step::run(ctx, index, call, start).await) });
             }
             if running.is_empty() {
-                if run.ready.is_empty() {
+                if stopping || run.ready.is_empty() {
                     return Ok(());
                 }
                 continue;
             }
             tokio::select! {
+                () = stop.requested(1), if !stopping => {}
+                () = stop.requested(2), if stopping => {
+                    // Asked again: the calls in flight are left to the journal as well.
+                    run.abandon(progress);
+                    return Ok(());
+                }
                 Some((index, (attempts, outcome))) = running.next() => {
                     while let Ok(notice) = heard.try_recv() {
                         run.notice(&notice, progress);
@@ -698,10 +824,12 @@ pub async fn execute(
         }
     }
     .await;
+    drop(running);
     let counters = Some((&ctx.retries, &ctx.rate_limited));
     match result {
         Ok(()) => {
             run.finish_report(client, calls_before, started, counters);
+            run.report.stopped = stopping && run.report.not_run() > 0;
             Ok(run.report)
         }
         Err(error) => Err(run.stop(error, client, calls_before, started, counters)),
@@ -781,6 +909,7 @@ impl<'a> Run<'a> {
                 retries: 0,
                 rate_limited: 0,
                 elapsed: Duration::ZERO,
+                stopped: false,
             },
             phase: vec![Phase::Waiting; plan.steps.len()],
             dependents,
@@ -844,6 +973,15 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|c| c.organization)
             .chain(self.plan.reads.organizations.keys().copied())
+            .chain(
+                self.plan
+                    .reads
+                    .absent
+                    .organizations
+                    .values()
+                    .flatten()
+                    .copied(),
+            )
             .collect();
         let empty: Vec<String> = self
             .open
@@ -931,19 +1069,25 @@ impl<'a> Run<'a> {
     }
 
     fn notice(&self, notice: &Notice, progress: &mut dyn Progress) {
-        let Notice::Retry {
-            index,
-            attempt,
-            error,
-            wait,
-        } = notice;
-        if let Some(step) = self.plan.steps.get(*index) {
-            progress.event(&Event::Retry {
-                step,
-                attempt: *attempt,
+        match notice {
+            Notice::Retry {
+                index,
+                attempt,
                 error,
-                wait: *wait,
-            });
+                wait,
+            } => {
+                if let Some(step) = self.plan.steps.get(*index) {
+                    progress.event(&Event::Retry {
+                        step,
+                        attempt: *attempt,
+                        error,
+                        wait: *wait,
+                    });
+                }
+            }
+            Notice::Slowed { per_minute } => progress.event(&Event::Slowed {
+                per_minute: *per_minute,
+            }),
         }
     }
 
@@ -990,8 +1134,45 @@ impl<'a> Run<'a> {
                 }
                 StepStatus::Failed { error, help }
             }
+            Outcome::Interrupted => {
+                self.interrupted(index, progress);
+                return Ok(());
+            }
         };
         self.end(index, status, progress)
+    }
+
+    /// A running step was cut short by a stop: its journal entry stays in flight, and neither
+    /// its dependents nor its subject's bookkeeping follow.
+    fn interrupted(&mut self, index: usize, progress: &mut dyn Progress) {
+        let plan = self.plan;
+        let Some(step) = plan.steps.get(index) else {
+            return;
+        };
+        self.keys.remove(&index);
+        if let Some(phase) = self.phase.get_mut(index) {
+            *phase = Phase::Ended;
+        }
+        let status = StepStatus::Interrupted;
+        progress.event(&Event::StepFinished {
+            step,
+            status: &status,
+        });
+        if let Some(report) = self.report.steps.get_mut(index) {
+            report.status = status;
+        }
+        if let Some(open) = self.open.get_mut(&step.subject) {
+            *open = None;
+        }
+    }
+
+    /// Asked to stop at once: every step still running is left in flight.
+    fn abandon(&mut self, progress: &mut dyn Progress) {
+        let mut running: Vec<usize> = self.keys.keys().copied().collect();
+        running.sort_unstable();
+        for index in running {
+            self.interrupted(index, progress);
+        }
     }
 
     /// Remembers the id a create made, for later steps and in the state.

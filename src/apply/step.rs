@@ -8,13 +8,19 @@
 //! its organization. A transfer of ownership is checked the same way, since Make refuses a
 //! transfer to the current owner. The other calls set a value (a license, a role) and are
 //! harmless to repeat.
+//!
+//! A 429 is not a failure: it slows the shared limiter down and uses no attempt (see
+//! `retry.rs`). Once the apply is asked to stop, a step sends no further call and waits out no
+//! backoff: it ends [`Outcome::Interrupted`], its journal entry left in flight.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OnceCell, mpsc};
+use tokio::time::Instant;
 
+use super::Stop;
 use super::limiter::Limiter;
 use super::retry::{Jitter, RetryPolicy};
 use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
@@ -116,6 +122,32 @@ pub(crate) enum Outcome {
         error: String,
         help: Option<String>,
     },
+    /// The apply was asked to stop before the step's outcome was known: it sends nothing more,
+    /// and its journal entry stays in flight for the next apply to find out by reading.
+    Interrupted,
+}
+
+/// Why a read (or a lookup made of reads) gave no answer.
+#[derive(Debug)]
+enum Halt {
+    Failed(ApiError),
+    /// The apply was asked to stop.
+    Stopped,
+}
+
+impl From<ApiError> for Halt {
+    fn from(error: ApiError) -> Halt {
+        Halt::Failed(error)
+    }
+}
+
+/// What to do after a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    TryAgain,
+    GiveUp,
+    /// The apply was asked to stop while the call waited to be tried again.
+    Stop,
 }
 
 impl Outcome {
@@ -152,6 +184,22 @@ pub(crate) enum Notice {
         error: String,
         wait: Duration,
     },
+    /// A 429 lowered the shared bucket's rate to this many calls a minute.
+    Slowed { per_minute: f64 },
+}
+
+/// How one call has fared so far, for the decision to try it again.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tries {
+    /// Calls sent.
+    sent: u32,
+    /// Failures that count against [`RetryPolicy::max_attempts`]: 5xx, timeouts, lost
+    /// connections.
+    failures: u32,
+    /// 429s met, and when the first of them came: they count against
+    /// [`RetryPolicy::patience`].
+    limited: u32,
+    limited_since: Option<Instant>,
 }
 
 /// What every step of one apply shares.
@@ -165,6 +213,8 @@ pub(crate) struct Context<'a> {
     /// customer made.
     pub known_organizations: KnownOrganizations,
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Once requested, no call is sent and no wait is waited out.
+    pub stop: Stop,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     owner_role: OnceCell<i64>,
@@ -178,6 +228,7 @@ impl<'a> Context<'a> {
         jitter: Jitter,
         known_organizations: KnownOrganizations,
         notices: mpsc::UnboundedSender<Notice>,
+        stop: Stop,
     ) -> Context<'a> {
         Context {
             client,
@@ -186,48 +237,91 @@ impl<'a> Context<'a> {
             jitter,
             known_organizations,
             notices,
+            stop,
             retries: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             owner_role: OnceCell::new(),
         }
     }
 
-    /// Counts a failure and, when the instance may take the call again later, waits the
-    /// backoff; `false` when the call is not to be tried again.
-    async fn back_off(&self, index: usize, attempt: u32, error: &ApiError) -> bool {
-        self.back_off_at_least(index, attempt, error, Duration::ZERO)
-            .await
+    /// Waits until a call may leave; `None` when the apply is asked to stop first (then no call
+    /// leaves).
+    async fn acquire(&self) -> Option<()> {
+        tokio::select! {
+            biased;
+            () = self.stop.requested(1) => None,
+            () = self.limiter.acquire() => Some(()),
+        }
     }
 
-    /// [`Context::back_off`], waiting at least `least`.
-    async fn back_off_at_least(
+    /// Sleeps `wait`; `false` when the apply is asked to stop meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            biased;
+            () = self.stop.requested(1) => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// Counts a failure of a call and, when the instance may take it again later, waits before
+    /// the next try (at least `least`, for a failure).
+    ///
+    /// A 429 slows the shared bucket down and uses none of the attempts: once the bucket paces
+    /// calls, it is what spaces them, and the call waits only the `Retry-After` (if any) and a
+    /// little jitter before queueing for its slot; while nothing is paced yet, it backs off
+    /// exponentially on its own. It gives up after [`RetryPolicy::patience`] of 429s.
+    async fn back_off(
         &self,
         index: usize,
-        attempt: u32,
+        tries: &mut Tries,
         error: &ApiError,
         least: Duration,
-    ) -> bool {
-        if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
+    ) -> Next {
+        let wait = if let ApiErrorKind::RateLimited { retry_after } = error.kind {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let before = self.limiter.limit();
             self.limiter.rate_limited();
-        }
-        if !error.is_retryable() || !self.policy.allows_another(attempt) {
-            return false;
-        }
-        let wait = self
-            .policy
-            .backoff(attempt, error.retry_after(), &self.jitter)
-            .max(least);
+            if let Some(per_minute) = self.limiter.limit()
+                && before.is_none_or(|b| per_minute < b)
+            {
+                // The receiver lives as long as the apply; a closed one only loses a line.
+                let _ = self.notices.send(Notice::Slowed { per_minute });
+            }
+            tries.limited += 1;
+            let since = *tries.limited_since.get_or_insert_with(Instant::now);
+            if !self.policy.still_patient(since.elapsed()) {
+                return Next::GiveUp;
+            }
+            if self.limiter.is_on() {
+                retry_after.unwrap_or_default() + self.jitter.up_to(self.policy.base)
+            } else {
+                self.policy
+                    .backoff(tries.limited, retry_after, &self.jitter)
+            }
+        } else {
+            if !error.is_retryable() {
+                return Next::GiveUp;
+            }
+            tries.failures += 1;
+            if !self.policy.allows_another(tries.failures) {
+                return Next::GiveUp;
+            }
+            self.policy
+                .backoff(tries.failures, None, &self.jitter)
+                .max(least)
+        };
         self.retries.fetch_add(1, Ordering::Relaxed);
-        // The receiver lives as long as the apply; a closed one only loses a progress line.
         let _ = self.notices.send(Notice::Retry {
             index,
-            attempt,
+            attempt: tries.sent,
             error: error.to_string(),
             wait,
         });
-        tokio::time::sleep(wait).await;
-        true
+        if self.pause(wait).await {
+            Next::TryAgain
+        } else {
+            Next::Stop
+        }
     }
 
     /// A read, retried while the instance may answer it later.
@@ -235,16 +329,21 @@ impl<'a> Context<'a> {
         &self,
         index: usize,
         op: impl AsyncFn() -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let mut attempt = 0;
+    ) -> Result<T, Halt> {
+        let mut tries = Tries::default();
         loop {
-            attempt += 1;
-            self.limiter.acquire().await;
+            self.acquire().await.ok_or(Halt::Stopped)?;
+            tries.sent += 1;
             match op().await {
                 Ok(value) => return Ok(value),
                 Err(error) => {
-                    if !self.back_off(index, attempt, &error).await {
-                        return Err(error);
+                    match self
+                        .back_off(index, &mut tries, &error, Duration::ZERO)
+                        .await
+                    {
+                        Next::TryAgain => {}
+                        Next::GiveUp => return Err(Halt::Failed(error)),
+                        Next::Stop => return Err(Halt::Stopped),
                     }
                 }
             }
@@ -252,7 +351,7 @@ impl<'a> Context<'a> {
     }
 
     /// The id of the organization role "Owner", read once per apply when first needed.
-    async fn owner_role(&self, index: usize) -> Result<i64, ApiError> {
+    async fn owner_role(&self, index: usize) -> Result<i64, Halt> {
         self.owner_role
             .get_or_try_init(|| async {
                 let listed = self
@@ -263,7 +362,7 @@ impl<'a> Context<'a> {
                 let roles = Roles::from_lists(Vec::new(), listed);
                 roles
                     .id(RoleKind::Organization, "Owner")
-                    .map_err(|e| not_found_error(&e.to_string()))
+                    .map_err(|e| Halt::Failed(not_found_error(&e.to_string())))
             })
             .await
             .copied()
@@ -291,16 +390,15 @@ pub(crate) async fn run(
     call: Call,
     start: Start,
 ) -> (u32, Outcome) {
-    let mut attempts = 0;
     if start != Start::Fresh && call.can_be_found() {
         match find(ctx, index, &call).await {
-            Ok(Some(id)) => return (attempts, found(&call, id)),
+            Ok(Some(id)) => return (0, found(&call, id)),
             Ok(None) if start == Start::Done => {
                 let error = "the journal records this step as done, but the instance does not \
                              have what it made";
                 let help = "plan again: something changed on the instance since";
                 return (
-                    attempts,
+                    0,
                     Outcome::Failed {
                         error: error.to_owned(),
                         help: Some(help.to_owned()),
@@ -308,7 +406,7 @@ pub(crate) async fn run(
                 );
             }
             Ok(None) => {}
-            Err(error) => return (attempts, Outcome::failed(&error)),
+            Err(halt) => return (0, halted(halt)),
         }
     }
     if start == Start::Done {
@@ -316,23 +414,26 @@ pub(crate) async fn run(
             created: None,
             found: true,
         };
-        return (attempts, done);
+        return (0, done);
     }
     let mut unknown = false;
+    let mut tries = Tries::default();
     loop {
         if unknown && call.can_be_found() {
             match find(ctx, index, &call).await {
-                Ok(Some(id)) => return (attempts, found(&call, id)),
+                Ok(Some(id)) => return (tries.sent, found(&call, id)),
                 Ok(None) => {}
-                Err(error) => return (attempts, Outcome::failed(&error)),
+                Err(halt) => return (tries.sent, halted(halt)),
             }
         }
-        attempts += 1;
-        ctx.limiter.acquire().await;
+        if ctx.acquire().await.is_none() {
+            return (tries.sent, Outcome::Interrupted);
+        }
+        tries.sent += 1;
         match send(ctx.client, &call).await {
             Ok(created) => {
                 return (
-                    attempts,
+                    tries.sent,
                     Outcome::Done {
                         created,
                         found: false,
@@ -342,8 +443,9 @@ pub(crate) async fn run(
             Err(error) => {
                 if call.refusal_may_mean_done(&error) {
                     return match find(ctx, index, &call).await {
-                        Ok(Some(id)) => (attempts, found(&call, id)),
-                        Ok(None) | Err(_) => (attempts, Outcome::failed(&error)),
+                        Ok(Some(id)) => (tries.sent, found(&call, id)),
+                        Err(Halt::Stopped) => (tries.sent, Outcome::Interrupted),
+                        Ok(None) | Err(Halt::Failed(_)) => (tries.sent, Outcome::failed(&error)),
                     };
                 }
                 unknown |= error.outcome_unknown();
@@ -355,11 +457,21 @@ pub(crate) async fn run(
                     } else {
                         Duration::ZERO
                     };
-                if !ctx.back_off_at_least(index, attempts, &error, least).await {
-                    return (attempts, Outcome::failed(&error));
+                match ctx.back_off(index, &mut tries, &error, least).await {
+                    Next::TryAgain => {}
+                    Next::GiveUp => return (tries.sent, Outcome::failed(&error)),
+                    Next::Stop => return (tries.sent, Outcome::Interrupted),
                 }
             }
         }
+    }
+}
+
+/// How a step ends when a read it needed gave no answer.
+fn halted(halt: Halt) -> Outcome {
+    match halt {
+        Halt::Failed(error) => Outcome::failed(&error),
+        Halt::Stopped => Outcome::Interrupted,
     }
 }
 
@@ -464,7 +576,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
 
 /// Reads whether the call's effect is on the instance: the id of what it made (for a
 /// transfer, the new owner's id) or `None`.
-async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64>, ApiError> {
+async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64>, Halt> {
     let client = ctx.client;
     match call {
         Call::CreateUser { email, .. } => {

@@ -11,10 +11,10 @@ use super::plan::{instance_name, plan_with};
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, observe};
-use crate::apply::{self, Event, Options, Report, StepStatus};
+use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, render_text};
-use crate::schedule::changed_since;
+use crate::schedule::{changed_since, describe_changes};
 use crate::state::State;
 
 /// Carry out a plan: the policy set's, made now, or one saved by `charter plan -o`.
@@ -47,7 +47,8 @@ pub struct RunArgs {
     /// The policy set; read again before every round, so changes to it are picked up.
     #[arg(default_value = ".")]
     path: PathBuf,
-    /// Run a round every DUR (`1h`, `15 min`) until SIGTERM or Ctrl-C; without it, one round.
+    /// Run a round every DUR (`1h`, `15 min`; at least `1 min`) until SIGTERM or Ctrl-C;
+    /// without it, one round.
     #[arg(long, value_name = "DUR", value_parser = super::parse_horizon, conflicts_with = "at")]
     every: Option<i64>,
     /// The instant of the round (one round only); default now.
@@ -60,10 +61,16 @@ pub struct RunArgs {
     instance: InstanceArgs,
 }
 
+/// The shortest `--every`, in seconds: each round reads the whole instance, which costs calls
+/// against the same per-minute limit the apply needs.
+const SHORTEST_EVERY: i64 = 60;
+
 /// How an apply ended, for the exit code.
 enum Ended {
     NoChanges,
     Cancelled,
+    /// SIGTERM or Ctrl-C came before anything was applied.
+    StoppedBefore,
     Applied(Box<Report>),
 }
 
@@ -85,9 +92,19 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
     let auto_approve = args.auto_approve;
     let concurrency = args.concurrency;
     let work = |client: Client, config: Config| async move {
+        // With a question to ask, Ctrl-C must still end charter at the prompt (reads only come
+        // before it): the stop signal is listened for once the question is answered.
+        let early = auto_approve.then(listen_for_stop);
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("apply")?;
-        let prepared = plan_with(&client, &state, program, at, &config).await?;
+        let planning = plan_with(&client, &state, program, at, &config);
+        let prepared = match &early {
+            Some(stop) => match unless_stopped(stop, planning).await {
+                Some(prepared) => prepared?,
+                None => return Ok(Ended::StoppedBefore),
+            },
+            None => planning.await?,
+        };
         let plan = prepared.plan;
         print!("{}", render_text(&plan));
         if !plan.has_changes() {
@@ -96,7 +113,8 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         if !auto_approve && !confirm(&plan, &instance_name(&config))? {
             return Ok(Ended::Cancelled);
         }
-        let options = options(&config, concurrency, prepared.observed.calls.total());
+        let stop = early.unwrap_or_else(listen_for_stop);
+        let options = options(&config, concurrency, prepared.observed.calls.total(), &stop);
         let report = execute(&client, &state, &lock, &plan, &options, at).await?;
         lock.release()?;
         Ok(Ended::Applied(Box::new(report)))
@@ -128,6 +146,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
     let at = args.at.unwrap_or_else(super::now);
     let concurrency = args.concurrency;
     let work = |client: Client, config: Config| async move {
+        let stop = listen_for_stop();
         let here = instance_name(&config);
         if here != plan.instance {
             return Err(Failure::new(
@@ -137,22 +156,33 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         }
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("apply")?;
-        let observed = observe(&client).await?;
+        let Some(observed) = unless_stopped(&stop, observe(&client)).await else {
+            return Ok(Ended::StoppedBefore);
+        };
+        let observed = observed?;
         let changed = changed_since(&plan, &observed);
         if !changed.is_empty() {
+            // Its own earlier apply is one way the instance changed: say so.
+            let applied_before = !state.journal(&plan.id)?.is_empty();
             return Err(Failure::new(
                 format!(
                     "the instance changed since the plan was made: {}",
-                    changed.join("; ")
+                    describe_changes(&changed)
                 ),
-                Some("make a new plan with `charter plan -o` and review it".to_owned()),
+                Some(if applied_before {
+                    "this plan was applied before (its steps are in the journal): make a new \
+                     plan with `charter plan -o` for what is left, and review it"
+                        .to_owned()
+                } else {
+                    "make a new plan with `charter plan -o` and review it".to_owned()
+                }),
             ));
         }
         print!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
-        let options = options(&config, concurrency, observed.calls.total());
+        let options = options(&config, concurrency, observed.calls.total(), &stop);
         let report = execute(&client, &state, &lock, &plan, &options, at).await?;
         lock.release()?;
         Ok(Ended::Applied(Box::new(report)))
@@ -170,6 +200,10 @@ fn finish(ended: Ended) -> Outcome {
             println!("Apply cancelled: nothing was changed.");
             Outcome::Success
         }
+        Ended::StoppedBefore => {
+            eprintln!("error: stopped before applying anything: nothing was changed");
+            Outcome::Failure
+        }
         Ended::Applied(report) => report_outcome(&report),
     }
 }
@@ -177,11 +211,29 @@ fn finish(ended: Ended) -> Outcome {
 fn report_outcome(report: &Report) -> Outcome {
     print_failures(report);
     println!("Apply: {}.", report.summary());
+    if report.stopped {
+        print_stopped(report);
+    }
     if report.succeeded() {
         Outcome::Success
     } else {
         Outcome::Failure
     }
+}
+
+/// What a stop left undone, and what to do about it.
+fn print_stopped(report: &Report) {
+    let in_flight = report.interrupted();
+    let not_started = report.not_run().saturating_sub(in_flight);
+    eprintln!(
+        "error: the apply was stopped: {not_started} {} not started, {in_flight} left in flight \
+         in the journal",
+        if not_started == 1 { "step" } else { "steps" }
+    );
+    eprintln!(
+        "  help: run `charter apply` (or `charter run`) again: it reads the instance, finds what \
+         was done, and carries out the rest"
+    );
 }
 
 fn print_failures(report: &Report) {
@@ -202,13 +254,14 @@ fn print_failures(report: &Report) {
 }
 
 /// The executor's options from the configuration and the flag.
-fn options(config: &Config, concurrency: Option<usize>, spent: u64) -> Options {
+fn options(config: &Config, concurrency: Option<usize>, spent: u64, stop: &Stop) -> Options {
     Options {
         concurrency: concurrency
             .or_else(|| usize::try_from(config.concurrency).ok())
             .unwrap_or(apply::DEFAULT_CONCURRENCY)
             .max(1),
         spent,
+        stop: stop.clone(),
         ..Options::with_rate_limit(config.rate_limit)
     }
 }
@@ -232,8 +285,9 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
     Ok(answer.trim() == "yes")
 }
 
-/// Runs the executor with progress on stderr (a bar on a terminal, lines otherwise), stopping
-/// cleanly on Ctrl-C or SIGTERM (the journal lets the next apply resume).
+/// Runs the executor with progress on stderr (a bar on a terminal, lines otherwise). It stops
+/// cleanly when `options.stop` is requested (the journal lets the next apply resume); the
+/// report then says `stopped`.
 async fn execute(
     client: &Client,
     state: &State,
@@ -258,7 +312,13 @@ async fn execute(
             bar.inc(1);
             bar.set_message(step.id.clone());
         }
-        (Some(bar), Event::Retry { .. } | Event::Reconciled(_)) => {
+        (
+            Some(bar),
+            Event::Retry { .. }
+            | Event::Reconciled(_)
+            | Event::Slowed { .. }
+            | Event::Stopping { .. },
+        ) => {
             if let Some(line) = event.line() {
                 bar.println(line);
             }
@@ -270,22 +330,13 @@ async fn execute(
             }
         }
     };
-    let applying = apply::execute(client, state, Some(lock), plan, options, at, &mut progress);
-    let result = tokio::select! {
-        result = applying => result,
-        () = stop_signal() => {
-            if let Some(bar) = &bar {
-                bar.abandon();
-            }
-            return Err(Failure::new(
-                "interrupted: the steps in flight are in the journal",
-                Some("run `charter apply` (or `charter run`) again: it reads the instance, \
-                      finds what was done, and carries out the rest".to_owned()),
-            ));
-        }
-    };
+    let result = apply::execute(client, state, Some(lock), plan, options, at, &mut progress).await;
     if let Some(bar) = &bar {
-        bar.finish_and_clear();
+        if result.as_ref().is_ok_and(|r| !r.stopped) {
+            bar.finish_and_clear();
+        } else {
+            bar.abandon();
+        }
     }
     let report = result.map_err(|stopped| {
         print_failures(&stopped.report);
@@ -294,6 +345,9 @@ async fn execute(
             Some(format!("so far: {}", stopped.report.summary())),
         )
     })?;
+    if report.stopped {
+        return Ok(report);
+    }
     let manual: Vec<&Action> = plan
         .steps
         .iter()
@@ -311,26 +365,55 @@ async fn execute(
     Ok(report)
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn stop_signal() {
+/// The one stop signal of a command: SIGTERM and Ctrl-C, listened for from now until the
+/// command ends, each one a request to stop (the first stops cleanly, the second at once; see
+/// `apply::Stop`). Listening is installed before this returns, so no signal that comes later is
+/// missed, whatever the command is doing then.
+fn listen_for_stop() -> Stop {
+    let stop = Stop::new();
+    let requests = stop.clone();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            Some(()) = term.recv() => requests.request(),
+                            Some(()) = interrupt.recv() => requests.request(),
+                            else => break,
+                        }
+                    }
+                });
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            (Err(error), _) | (_, Err(error)) => eprintln!(
+                "warning: cannot listen for SIGTERM and Ctrl-C ({error}): either ends charter at \
+                 once, leaving what was in flight to the journal"
+            ),
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                requests.request();
+            }
+        });
+    }
+    stop
+}
+
+/// Runs `work` unless a stop is requested first (`None`: then `work` is dropped, which is
+/// safe for reads and planning).
+async fn unless_stopped<T>(stop: &Stop, work: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = stop.requested(1) => None,
+        value = work => Some(value),
     }
 }
 
@@ -345,12 +428,31 @@ fn read_plan_file(path: &Path) -> Result<Plan, Outcome> {
     })?;
     Plan::from_json(&text).map_err(|error| {
         eprintln!("error: `{}`: {error}", path.display());
+        if let Some(help) = error.help() {
+            eprintln!("  help: {help}");
+        }
         Outcome::Failure
     })
 }
 
 /// `charter run`: rounds of plan + apply, unattended.
 pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
+    if let Some(every) = args.every
+        && every < SHORTEST_EVERY
+    {
+        return usage_error(
+            &format!(
+                "`--every` must be at least {}, not `{}`",
+                crate::model::license::human_duration(SHORTEST_EVERY),
+                crate::model::license::human_duration(every)
+            ),
+            Some(
+                "each round reads the whole instance, against the rate limit its apply needs \
+                 too; for a single round, leave `--every` out"
+                    .to_owned(),
+            ),
+        );
+    }
     // The first load decides where the configuration is, and whether the policy set is usable
     // at all; each round reads it again.
     if let Err(outcome) = policy::load(&args.path, output) {
@@ -361,49 +463,52 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     let at = args.at;
     let concurrency = args.concurrency;
     let work = |client: Client, config: Config| async move {
+        let stop = listen_for_stop();
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("run")?;
         let mut failed = false;
         loop {
             let now = at.unwrap_or_else(super::now);
-            match round(
-                &client,
-                &state,
-                &lock,
-                &path,
-                &config,
-                now,
+            let context = RoundContext {
+                client: &client,
+                state: &state,
+                lock: &lock,
+                config: &config,
                 concurrency,
-                output,
-            )
-            .await
-            {
-                Ok(ok) => failed |= !ok,
+                stop: &stop,
+            };
+            match round(&context, &path, now, output).await {
+                Ok(Round::Applied { succeeded }) => failed |= !succeeded,
+                Ok(Round::Stopped { left_undone }) => {
+                    failed |= left_undone;
+                    break;
+                }
                 Err(failure) => {
                     failed = true;
                     eprintln!("error: {}", failure.message);
                     if let Some(help) = failure.help {
                         eprintln!("  help: {help}");
                     }
-                    if every.is_none() {
-                        break;
-                    }
                 }
             }
             let Some(every) = every else { break };
-            let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600).max(1));
+            if stop.requests() > 0 {
+                break;
+            }
+            let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600));
             eprintln!(
                 "next round in {}",
                 crate::model::license::human_duration(every)
             );
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stop_signal() => {
-                    eprintln!("stopped");
-                    failed = false;
-                    break;
-                }
+            if unless_stopped(&stop, tokio::time::sleep(pause))
+                .await
+                .is_none()
+            {
+                break;
             }
+        }
+        if stop.requests() > 0 {
+            eprintln!("stopped");
         }
         lock.release()?;
         Ok(failed)
@@ -415,22 +520,40 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     }
 }
 
-/// One round: read the policy set, plan at `now`, apply. `Ok(false)` when a step failed.
-#[allow(clippy::too_many_arguments)]
-async fn round(
-    client: &Client,
-    state: &State,
-    lock: &crate::state::LockGuard,
-    path: &Path,
-    config: &Config,
-    now: i64,
+/// What every round of `charter run` works with.
+struct RoundContext<'a> {
+    client: &'a Client,
+    state: &'a State,
+    lock: &'a crate::state::LockGuard,
+    config: &'a Config,
     concurrency: Option<usize>,
+    stop: &'a Stop,
+}
+
+/// How a round ended.
+enum Round {
+    /// Planned, and applied if there was anything to do; `succeeded`: every step did.
+    Applied { succeeded: bool },
+    /// SIGTERM or Ctrl-C came first. `left_undone`: it came while applying, and steps of the
+    /// plan were not carried out (the next run finishes them).
+    Stopped { left_undone: bool },
+}
+
+/// One round: read the policy set, plan at `now`, apply.
+async fn round(
+    context: &RoundContext<'_>,
+    path: &Path,
+    now: i64,
     output: &Output,
-) -> Result<bool, Failure> {
+) -> Result<Round, Failure> {
     let loaded = policy::load(path, output)
         .map_err(|_| Failure::new("the policy set has errors; nothing was applied", None))?;
     let program: &Program = &loaded.program;
-    let prepared = plan_with(client, state, program, now, config).await?;
+    let planning = plan_with(context.client, context.state, program, now, context.config);
+    let Some(prepared) = unless_stopped(context.stop, planning).await else {
+        return Ok(Round::Stopped { left_undone: false });
+    };
+    let prepared = prepared?;
     let plan = prepared.plan;
     println!(
         "round at {}: {}",
@@ -438,12 +561,31 @@ async fn round(
         crate::plan::summary(&plan)
     );
     if !plan.has_changes() {
-        return Ok(true);
+        return Ok(Round::Applied { succeeded: true });
     }
     print!("{}", render_text(&plan));
-    let options = options(config, concurrency, prepared.observed.calls.total());
-    let report = execute(client, state, lock, &plan, &options, now).await?;
+    let options = options(
+        context.config,
+        context.concurrency,
+        prepared.observed.calls.total(),
+        context.stop,
+    );
+    let report = execute(
+        context.client,
+        context.state,
+        context.lock,
+        &plan,
+        &options,
+        now,
+    )
+    .await?;
     print_failures(&report);
     println!("Apply: {}.", report.summary());
-    Ok(report.succeeded())
+    if report.stopped {
+        print_stopped(&report);
+        return Ok(Round::Stopped { left_undone: true });
+    }
+    Ok(Round::Applied {
+        succeeded: report.succeeded(),
+    })
 }

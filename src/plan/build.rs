@@ -387,7 +387,8 @@ impl<'a> Planner<'a> {
         }
         let key = email.to_lowercase();
         let id = format!("user:{key}");
-        if self.creating.insert(key) {
+        if self.creating.insert(key.clone()) {
+            self.reads.absent.users.insert(key);
             self.steps.push(Step {
                 id: id.clone(),
                 subject: subject.to_owned(),
@@ -516,6 +517,20 @@ impl<'a> Planner<'a> {
         membership: &mut BTreeMap<String, String>,
     ) {
         let (owner, owner_step) = self.user(key, &desired.owner, None);
+        // Make lets names repeat: those of this name there are now (linked to another customer,
+        // say) are known, and any other would be new.
+        let homonyms = self
+            .observed
+            .organizations
+            .iter()
+            .filter(|o| !o.deleted && o.name == org_ref.name)
+            .map(|o| o.id);
+        self.reads
+            .absent
+            .organizations
+            .entry(org_ref.name.clone())
+            .or_default()
+            .extend(homonyms);
         let create = format!("organization:{key}");
         self.push(
             create.clone(),
@@ -793,6 +808,14 @@ impl<'a> Planner<'a> {
                         None => (None, None, Vec::new()),
                     };
                     deps.push(org_step.clone());
+                    if let Some(o) = organization {
+                        self.reads
+                            .absent
+                            .teams
+                            .entry(o.id)
+                            .or_default()
+                            .insert(team_name.clone());
+                    }
                     let id = format!("team:{key}:{team_name}");
                     self.push(
                         id.clone(),

@@ -18,7 +18,7 @@ pub mod import;
 pub mod model;
 mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -30,8 +30,10 @@ use crate::api::observe::Fingerprint;
 use crate::model::catalog::FixedValue;
 use crate::model::license::{LicenseObject, LicenseValue};
 
-/// The version of the plan file this charter writes and reads.
-pub const PLAN_VERSION: u32 = 1;
+/// The version of the plan file this charter writes and reads. Version 2 added `reads.absent`:
+/// a version 1 file does not say what its creates found missing, so it cannot be checked and
+/// is refused.
+pub const PLAN_VERSION: u32 = 2;
 
 /// A plan: ordered steps, the lifecycle bookkeeping that follows them, and the fingerprints of
 /// every live object read to make it.
@@ -358,12 +360,30 @@ pub struct StaffPlan {
     pub snapshot: Option<StaffSnapshot>,
 }
 
-/// Fingerprints of the objects read, by id.
+/// What the plan was made from: the fingerprints of the objects it read, by id, and the absence
+/// of what it creates. A saved plan is applied only while both still hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reads {
     pub organizations: BTreeMap<i64, Fingerprint>,
     pub users: BTreeMap<i64, Fingerprint>,
+    pub absent: Absent,
+}
+
+/// What was not on the instance when the plan was made, for each object the plan creates:
+/// should any of it exist when a saved plan is applied, its creates would make duplicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Absent {
+    /// The lower-case addresses of the users the plan creates: no user had them.
+    pub users: BTreeSet<String>,
+    /// The names of the organizations the plan creates, each with the ids of the organizations
+    /// of that name there were (usually none, since Make lets names repeat): any other
+    /// organization of that name is new.
+    pub organizations: BTreeMap<String, BTreeSet<i64>>,
+    /// Organization id → the names of the teams the plan creates in it: it had none of them.
+    /// (Teams of organizations the plan creates are new with their organization.)
+    pub teams: BTreeMap<i64, BTreeSet<String>>,
 }
 
 /// Why no plan could be made.
@@ -390,6 +410,19 @@ pub enum PlanFileError {
     Version { found: u64 },
     #[error("the plan file was edited after it was made (its id does not match its content)")]
     Tampered,
+}
+
+impl PlanFileError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            PlanFileError::Invalid(_) => None,
+            PlanFileError::Version { .. } | PlanFileError::Tampered => Some(
+                "make the plan again with this charter (`charter plan -o FILE`) and review it"
+                    .to_owned(),
+            ),
+        }
+    }
 }
 
 impl Plan {
@@ -601,6 +634,22 @@ pub fn schema() -> serde_json::Value {
         "patternProperties": {"^-?[0-9]+$": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
         "additionalProperties": false
     });
+    let names = serde_json::json!({"type": "array", "uniqueItems": true, "items": string});
+    let absent = serde_json::json!({
+        "type": "object",
+        "required": ["users", "organizations", "teams"],
+        "additionalProperties": false,
+        "properties": {
+            "users": names,
+            "organizations": {"type": "object", "additionalProperties":
+                {"type": "array", "uniqueItems": true, "items": integer}},
+            "teams": {
+                "type": "object",
+                "patternProperties": {"^-?[0-9]+$": names},
+                "additionalProperties": false
+            }
+        }
+    });
     serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "charter plan file",
@@ -651,12 +700,90 @@ pub fn schema() -> serde_json::Value {
             }},
             "reads": {
                 "type": "object",
-                "required": ["organizations", "users"],
+                "required": ["organizations", "users", "absent"],
                 "additionalProperties": false,
-                "properties": {"organizations": fingerprints, "users": fingerprints}
+                "properties": {"organizations": fingerprints, "users": fingerprints,
+                    "absent": absent}
             },
             "warnings": {"type": "array", "items": string}
         },
         "$defs": {"license": crate::model::schema::license()}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_file_of_version_1_is_refused_with_what_to_do() {
+        // Version 1 did not record what the plan's creates found missing.
+        let text = r#"{"version": 1, "id": "plan-0000000000000000", "at": 0, "instance": "x",
+            "steps": [], "customers": [], "staff": [],
+            "reads": {"organizations": {}, "users": {}}, "warnings": []}"#;
+        let error = Plan::from_json(text).err();
+        assert!(
+            matches!(error, Some(PlanFileError::Version { found: 1 })),
+            "{error:?}"
+        );
+        let error = error.map(|e| (e.to_string(), e.help()));
+        assert_eq!(
+            error,
+            Some((
+                "the plan file has version 1; this charter reads version 2".to_owned(),
+                Some(
+                    "make the plan again with this charter (`charter plan -o FILE`) and review it"
+                        .to_owned()
+                )
+            ))
+        );
+    }
+
+    #[test]
+    fn what_a_plan_creates_found_missing_is_part_of_its_id() {
+        let mut plan = Plan {
+            version: PLAN_VERSION,
+            id: String::new(),
+            at: 0,
+            instance: "x".to_owned(),
+            policy: None,
+            steps: Vec::new(),
+            customers: Vec::new(),
+            staff: Vec::new(),
+            reads: Reads::default(),
+            warnings: Vec::new(),
+        };
+        plan.reads.absent.users.insert("li@acme.example".to_owned());
+        plan.reads
+            .absent
+            .organizations
+            .insert("Acme Corp".to_owned(), BTreeSet::from([4]));
+        plan.reads
+            .absent
+            .teams
+            .insert(4, BTreeSet::from(["Ops".to_owned()]));
+        let plan = plan.seal();
+        let json = plan.to_json();
+        assert!(json.contains("\"absent\""), "{json}");
+        assert_eq!(Plan::from_json(&json).ok(), Some(plan.clone()));
+        // Emptying the record would let a duplicate through: the file is then refused.
+        let edited = json.replacen("\"li@acme.example\"", "", 1);
+        assert!(matches!(
+            Plan::from_json(&edited),
+            Err(PlanFileError::Tampered)
+        ));
+    }
+
+    #[test]
+    fn the_fuzz_seeds_are_plan_files_this_charter_reads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/plan_file");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let plan = Plan::from_json(&text);
+            assert!(plan.is_ok(), "{}: {:?}", entry.path().display(), plan.err());
+            read += 1;
+        }
+        assert!(read >= 2, "seeds in {}", dir.display());
+    }
 }

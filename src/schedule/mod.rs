@@ -48,8 +48,15 @@ pub async fn prepare(
     Ok(Prepared { plan, observed })
 }
 
-/// Checks that the objects a saved plan read are unchanged on the instance: the organizations
-/// and users whose fingerprint differs or which are gone, as `organization 12` / `user 40`.
+/// Checks that a saved plan still holds on the instance: the organizations and users it read
+/// are unchanged, and nothing it creates exists yet. Lists what changed — read objects first,
+/// then organizations, teams and users created since — as `organization 12 ("Acme Corp")
+/// changed` or `user 40 (li@acme.example) was created`; empty when the plan may be applied.
+///
+/// The second half is what keeps a saved plan from making duplicates: Make has no idempotency
+/// keys, so a create sent for an object that someone (or another apply) made since the plan
+/// would make a second one. Users are matched by address ignoring case, organizations and teams
+/// by exact name, as the planner and the executor's lookups match them.
 pub fn changed_since(plan: &Plan, observed: &Observed) -> Vec<String> {
     let mut changed = Vec::new();
     for (id, fingerprint) in &plan.reads.organizations {
@@ -66,5 +73,240 @@ pub fn changed_since(plan: &Plan, observed: &Observed) -> Vec<String> {
             None => changed.push(format!("user {id} is gone")),
         }
     }
+    let absent = &plan.reads.absent;
+    for o in &observed.organizations {
+        if o.deleted {
+            continue;
+        }
+        if absent
+            .organizations
+            .get(&o.name)
+            .is_some_and(|known| !known.contains(&o.id))
+        {
+            changed.push(format!(
+                "organization {} (\"{}\") was created",
+                o.id, o.name
+            ));
+        }
+        if let Some(names) = absent.teams.get(&o.id) {
+            for t in o.teams.iter().filter(|t| names.contains(&t.name)) {
+                changed.push(format!(
+                    "team {} (\"{}\") of organization {} was created",
+                    t.id, t.name, o.id
+                ));
+            }
+        }
+    }
+    for u in &observed.users {
+        if !u.deleted && absent.users.contains(&u.email.to_lowercase()) {
+            changed.push(format!("user {} ({}) was created", u.id, u.email));
+        }
+    }
     changed
+}
+
+/// The changes [`changed_since`] found, for one line: the first ten, then how many more.
+pub fn describe_changes(changed: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = changed
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if changed.len() > SHOWN {
+        text.push_str(&format!("; and {} more", changed.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::api::roles::{Role, Roles};
+    use crate::plan::model::Instance;
+    use crate::plan::{Context, Memory};
+
+    fn roles() -> Roles {
+        let role = |id: i64, name: &str| Role {
+            id,
+            name: name.to_owned(),
+        };
+        Roles {
+            instance: vec![
+                role(901, "SA"),
+                role(902, "Admin"),
+                role(911, "D1"),
+                role(921, "S1"),
+                role(924, "S4"),
+            ],
+            organization: vec![
+                role(11, "Owner"),
+                role(12, "Admin"),
+                role(13, "Member"),
+                role(14, "Accountant"),
+            ],
+            team: vec![
+                role(1, "Team Admin"),
+                role(3, "Team Member"),
+                role(4, "Team Monitoring"),
+                role(6, "Team Operator"),
+            ],
+        }
+    }
+
+    fn acme() -> Program {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+        let set = crate::policy::load(&path).unwrap_or_else(|_| panic!("policies/acme loads"));
+        set.checked.program.expect("policies/acme checks")
+    }
+
+    fn plan_for(program: &Program, observed: &Observed) -> Plan {
+        let at = crate::model::time::parse_instant("2027-01-15").unwrap();
+        plan::plan(
+            program,
+            at,
+            &Memory::default(),
+            observed,
+            &Context::default(),
+        )
+        .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))
+        .seal()
+    }
+
+    #[test]
+    fn a_saved_plan_is_refused_once_what_it_creates_exists() {
+        let program = acme();
+        let empty = Instance::from_observed(&Observed {
+            organizations: Vec::new(),
+            users: Vec::new(),
+            roles: roles(),
+            calls: Default::default(),
+        });
+        let saved = plan_for(&program, &empty.observe());
+        assert!(saved.steps.iter().any(|s| s.action.is_create()));
+        assert!(changed_since(&saved, &empty.observe()).is_empty());
+        // Every user and organization the plan creates is recorded as missing, with what it
+        // found of the same name (nothing, on an empty instance).
+        let creates_users = saved
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, crate::plan::Action::CreateUser { .. }))
+            .count();
+        assert_eq!(saved.reads.absent.users.len(), creates_users);
+        assert_eq!(
+            saved.reads.absent.organizations.len(),
+            program.customers.len()
+        );
+        assert!(
+            saved
+                .reads
+                .absent
+                .organizations
+                .values()
+                .all(|ids| ids.is_empty())
+        );
+
+        // Another plan, made from the same reading, is applied first: everything the saved plan
+        // would create now exists, and is named.
+        let mut instance = empty.clone();
+        instance
+            .apply(&plan_for(&program, &empty.observe()))
+            .unwrap();
+        let changed = changed_since(&saved, &instance.observe());
+        let created = |what: &str| changed.iter().filter(|c| c.contains(what)).count();
+        assert_eq!(
+            created(") was created"),
+            creates_users + program.customers.len()
+        );
+        assert!(
+            changed
+                .iter()
+                .any(|c| c.starts_with("organization ")
+                    && c.ends_with("(\"Acme Corp\") was created")),
+            "{changed:?}"
+        );
+        assert!(
+            changed
+                .iter()
+                .any(|c| c.starts_with("user ") && c.ends_with("(jane@acme.example) was created")),
+            "{changed:?}"
+        );
+        let line = describe_changes(&changed);
+        assert!(
+            line.ends_with(&format!("; and {} more", changed.len() - 10)),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_team_created_since_in_an_existing_organization_is_named() {
+        let program = acme();
+        let mut instance = Instance::from_observed(&Observed {
+            organizations: Vec::new(),
+            users: Vec::new(),
+            roles: roles(),
+            calls: Default::default(),
+        });
+        instance
+            .apply(&plan_for(&program, &instance.observe()))
+            .unwrap();
+        // Remove one team the policy wants: the next plan creates it in an organization that
+        // exists, and records that the organization had no team of that name.
+        let (org_id, team_id, team) = instance
+            .organizations
+            .iter()
+            .find_map(|(id, o)| {
+                o.teams
+                    .iter()
+                    .find(|(_, t)| t.name != "My Team")
+                    .map(|(tid, t)| (*id, *tid, t.clone()))
+            })
+            .expect("a customer of the example set has a team of its own");
+        let org = instance.organizations.get_mut(&org_id).unwrap();
+        org.teams.remove(&team_id);
+        let without = instance.observe();
+        let memory = Memory {
+            organizations: program
+                .customers
+                .iter()
+                .filter_map(|c| {
+                    without
+                        .organizations
+                        .iter()
+                        .find(|o| o.name == c.name)
+                        .map(|o| (c.key.clone(), o.id))
+                })
+                .collect(),
+            ..Memory::default()
+        };
+        let at = crate::model::time::parse_instant("2027-01-15").unwrap();
+        let saved = plan::plan(&program, at, &memory, &without, &Context::default())
+            .unwrap()
+            .seal();
+        assert_eq!(
+            saved.reads.absent.teams.get(&org_id),
+            Some(&std::iter::once(team.name.clone()).collect())
+        );
+        assert!(changed_since(&saved, &without).is_empty());
+        // Someone makes the team by hand.
+        instance
+            .organizations
+            .get_mut(&org_id)
+            .unwrap()
+            .teams
+            .insert(team_id + 1000, team.clone());
+        let changed = changed_since(&saved, &instance.observe());
+        assert!(
+            changed.iter().any(|c| c
+                == &format!(
+                    "team {} (\"{}\") of organization {org_id} was created",
+                    team_id + 1000,
+                    team.name
+                )),
+            "{changed:?}"
+        );
+    }
 }

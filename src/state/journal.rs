@@ -1,7 +1,12 @@
 //! The journal of plan steps: the executor writes a step's intent before the API call and its
-//! outcome after it, each write synced to disk before it returns. After a crash, a step with an
-//! intent and no outcome was in flight: its effect is unknown and must be found out by reading
-//! the instance before anything is retried; a finished step is never repeated.
+//! outcome after it. An intent is synced to disk before [`State::begin_step`] (or
+//! [`State::begin_steps`], one transaction and one sync for steps started together) returns.
+//! An outcome ([`State::finish_step`]) is committed without a sync of its own: it survives the
+//! process being killed, and the next synced write takes it to the disk, so only a power cut (or
+//! an operating-system crash) before that write can lose it — and a lost outcome only makes its
+//! step look in flight. After a crash, a step with an intent and no outcome was in flight: its
+//! effect is unknown and must be found out by reading the instance before anything is retried;
+//! a finished step is never repeated.
 
 use rusqlite::{OptionalExtension, params};
 

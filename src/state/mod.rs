@@ -4,8 +4,10 @@
 //! executor needs to act safely: the journal of plan steps and the runner's lock.
 //!
 //! Every write runs in one immediate transaction, and the database is opened with
-//! `synchronous = FULL` in WAL mode, so a write that returned is on disk: the journal's "intent
-//! before the call, outcome after" holds across a crash or a power cut. Time is always a
+//! `synchronous = FULL` in WAL mode, so a write that returned is on disk — except a journal
+//! outcome, committed without its own sync and taken to the disk by the next synced write (see
+//! `journal.rs`): the journal's "intent before the call" holds across a crash or a power cut,
+//! and an outcome lost to a power cut leaves its step looking in flight. Time is always a
 //! parameter (seconds since the Unix epoch), except for the lock's heartbeat, which is about
 //! the wall clock by nature. The API token is never stored here.
 //!
