@@ -1060,6 +1060,49 @@ path = "state/charter.db"
 }
 
 #[test]
+fn the_share_of_the_rate_limit_is_a_setting_in_percent() {
+    let dir = temp_dir("share-default");
+    let config = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
+    assert_eq!(config.rate_share, 95);
+    assert!((config.share() - 0.95).abs() < 1e-9);
+
+    let dir = policy_dir("share", "[instance]\nrate_limit = 60\nrate_share = 80\n");
+    let config = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
+    assert_eq!((config.rate_limit, config.rate_share), (Some(60), 80));
+    assert!((config.share() - 0.8).abs() < 1e-9);
+    // The command's limiter knows the limit (and goes at the share of it).
+    assert_eq!(config.pacing().limiter.limit(), Some(60.0));
+    // The environment overrides the file.
+    let config = config::load(
+        &dir,
+        &InstanceArgs::default(),
+        &env_of(&[("CHARTER_RATE_SHARE", "50")]),
+    )
+    .unwrap();
+    assert_eq!(config.rate_share, 50);
+
+    let dir = policy_dir("share-wrong", "[instance]\nrate_share = 120\n");
+    let error = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("charter.toml:2:14: `rate_share` is 120, not a percentage from 1 to 100"),
+        "{text}"
+    );
+    let error = config::load(
+        &temp_dir("share-env"),
+        &InstanceArgs::default(),
+        &env_of(&[("CHARTER_RATE_SHARE", "0.9")]),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`0.9` is not a percentage from 1 to 100"),
+        "{error}"
+    );
+}
+
+#[test]
 fn without_a_url_the_embedded_sandbox_is_used() {
     let dir = temp_dir("embedded");
     let config = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();

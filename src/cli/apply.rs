@@ -10,7 +10,7 @@ use super::instance::{Failure, with_instance};
 use super::plan::{instance_name, plan_with};
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
-use crate::api::{Client, observe};
+use crate::api::{Client, RateLimit, observe};
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, render_text};
@@ -262,7 +262,11 @@ fn options(config: &Config, concurrency: Option<usize>, spent: u64, stop: &Stop)
             .max(1),
         spent,
         stop: stop.clone(),
-        ..Options::with_rate_limit(config.rate_limit)
+        rate_limit: config.rate_limit.map(|per_minute| RateLimit {
+            per_minute,
+            share: config.share(),
+        }),
+        ..Options::default()
     }
 }
 

@@ -28,6 +28,8 @@ pub const ENV_TOKEN_ENV: &str = "CHARTER_TOKEN_ENV";
 pub const ENV_TOKEN_FILE: &str = "CHARTER_TOKEN_FILE";
 /// Requests per minute.
 pub const ENV_RATE_LIMIT: &str = "CHARTER_RATE_LIMIT";
+/// The share of the limit charter uses, in percent.
+pub const ENV_RATE_SHARE: &str = "CHARTER_RATE_SHARE";
 /// Calls in flight at once.
 pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 /// charter's state database.
@@ -35,6 +37,10 @@ pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
 
 /// The default number of calls in flight (`DESIGN.md`, "Apply").
 pub const DEFAULT_CONCURRENCY: u32 = 4;
+
+/// The share of `rate_limit` charter uses by default, in percent: what it leaves unused pays
+/// for the burst and for calls that arrive late or early (`api::limiter`).
+pub const DEFAULT_RATE_SHARE: u32 = 95;
 
 const CODE: &str = "charter::config";
 
@@ -58,6 +64,8 @@ struct InstanceSection {
     token_env: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
     rate_limit: Option<Spanned<u32>>,
+    /// Percent of `rate_limit` charter uses.
+    rate_share: Option<Spanned<u32>>,
     concurrency: Option<Spanned<u32>>,
     /// Seconds one call may take.
     timeout: Option<Spanned<u64>>,
@@ -80,6 +88,7 @@ const KEYS: &[&str] = &[
     "token_env",
     "token_file",
     "rate_limit",
+    "rate_share",
     "concurrency",
     "timeout",
     "connect_timeout",
@@ -149,6 +158,8 @@ pub struct Config {
     pub token: Option<(TokenSource, Origin)>,
     /// Requests per minute, when limited.
     pub rate_limit: Option<u32>,
+    /// The share of the limit charter uses, in percent (1 to 100).
+    pub rate_share: u32,
     pub concurrency: u32,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -166,11 +177,11 @@ impl Config {
         }
     }
 
-    /// How the client paces its calls: at [`DEFAULT_SHARE`](crate::apply::DEFAULT_SHARE) of
-    /// `rate_limit` when there is one, otherwise learning the limit from the instance's 429s.
-    /// One command makes one: its reads and its apply share the limiter.
+    /// How the client paces its calls: at `rate_share` of `rate_limit` when there is one,
+    /// otherwise learning the limit from the instance's 429s. One command makes one: its reads
+    /// and its apply share the limiter.
     pub fn pacing(&self) -> Pacing {
-        let share = crate::apply::DEFAULT_SHARE;
+        let share = self.share();
         let limiter = match self.rate_limit {
             Some(per_minute) => Limiter::new(RateLimit { per_minute, share }),
             None => Limiter::adaptive(share),
@@ -180,6 +191,11 @@ impl Config {
             RetryPolicy::default(),
             crate::apply::Options::default().seed,
         )
+    }
+
+    /// `rate_share` as a fraction.
+    pub fn share(&self) -> f64 {
+        f64::from(self.rate_share.clamp(1, 100)) / 100.0
     }
 
     /// Where the embedded sandbox keeps its data.
@@ -354,6 +370,10 @@ pub fn load(
         Some(text) => Some(positive(&text, Origin::Env(ENV_RATE_LIMIT))?),
         None => from_file.rate_limit,
     };
+    let rate_share = match env(ENV_RATE_SHARE) {
+        Some(text) => percent(&text, Origin::Env(ENV_RATE_SHARE))?,
+        None => from_file.rate_share.unwrap_or(DEFAULT_RATE_SHARE),
+    };
     let concurrency = match env(ENV_CONCURRENCY) {
         Some(text) => positive(&text, Origin::Env(ENV_CONCURRENCY))?,
         None => from_file.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
@@ -373,6 +393,7 @@ pub fn load(
         url,
         token,
         rate_limit,
+        rate_share,
         concurrency,
         timeout: from_file.timeout.unwrap_or(defaults.request_timeout),
         connect_timeout: from_file
@@ -451,6 +472,7 @@ struct FileSettings {
     url: Option<(InstanceUrl, Origin)>,
     token: Option<(TokenSource, Origin)>,
     rate_limit: Option<u32>,
+    rate_share: Option<u32>,
     concurrency: Option<u32>,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
@@ -577,6 +599,23 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         None => Ok(None),
     };
     let rate_limit = positive_in_file(instance.rate_limit, "rate_limit")?;
+    let rate_share = match instance.rate_share {
+        Some(v) if !(1..=100).contains(v.get_ref()) => {
+            return Err(located(
+                text,
+                v.span(),
+                Diagnostic::error(
+                    CODE,
+                    format!("`rate_share` is {}, not a percentage from 1 to 100", v.get_ref()),
+                )
+                .with_help(format!(
+                    "the share of `rate_limit` charter uses, in percent (default {DEFAULT_RATE_SHARE})"
+                )),
+            ));
+        }
+        Some(v) => Some(v.into_inner()),
+        None => None,
+    };
     let concurrency = positive_in_file(instance.concurrency, "concurrency")?;
     let seconds = |value: Option<Spanned<u64>>, key: &str| match value {
         Some(v) if *v.get_ref() == 0 => Err(located(
@@ -591,6 +630,7 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         url,
         token,
         rate_limit,
+        rate_share,
         concurrency,
         timeout: seconds(instance.timeout, "timeout")?,
         connect_timeout: seconds(instance.connect_timeout, "connect_timeout")?,
@@ -638,6 +678,19 @@ fn parse_url(text: &str, origin: Origin) -> Result<InstanceUrl, ConfigError> {
         message: error.to_string(),
         help: None,
     })
+}
+
+fn percent(text: &str, origin: Origin) -> Result<u32, ConfigError> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Setting {
+            origin,
+            message: format!("`{}` is not a percentage from 1 to 100", text.trim()),
+            help: Some(format!(
+                "the share of the rate limit charter uses (default {DEFAULT_RATE_SHARE})"
+            )),
+        }),
+    }
 }
 
 fn positive(text: &str, origin: Origin) -> Result<u32, ConfigError> {
