@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use charter::api::wire::{NewOrganization, NewTeam, OrganizationChanges, UserChanges};
@@ -1269,27 +1268,9 @@ fn flags_beat_the_environment_which_beats_the_file() {
 
 // The command.
 
-fn charter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for name in [
-        "CHARTER_INSTANCE_URL",
-        "CHARTER_TOKEN_ENV",
-        "CHARTER_TOKEN_FILE",
-        "CHARTER_TOKEN",
-    ] {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+mod common;
+
+use common::charter;
 
 #[test]
 fn the_instance_command_reads_the_embedded_sandbox() {

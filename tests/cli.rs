@@ -6,21 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 /// A copy of `policies/acme`, made once: the example set's own folder may hold a developer's
 /// `.charter/` state (the README's first command leaves one), which the commands would read.
 fn acme() -> &'static str {
     static COPY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-        let to = std::env::temp_dir().join(format!("charter-cli-{}-acme", std::process::id()));
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(&from).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-        to.to_str().unwrap().to_string()
+        let dir = common::acme_copy("cli", "acme");
+        dir.to_str().unwrap().to_string()
     })
 }
 

@@ -160,18 +160,10 @@ fn a_transition_that_fires_earlier_is_breaking() {
     snapshot("transition_earlier", &d);
 }
 
+mod common;
+
 fn charter(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::charter(dir, args, &[])
 }
 
 /// A case's two sides as complete policy sets in a scratch folder (prelude included).

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -23,71 +23,18 @@ use charter::model::customer::OrgRole;
 
 mod common;
 
+use common::SandboxProcess;
+
 const TOKEN: &str = "kill-test-secret-token";
 const AT: &str = "2027-01-15";
 
-/// `charter sandbox` in its own process, on a database file.
-struct SandboxProcess {
-    child: Child,
-    url: String,
-}
-
-impl SandboxProcess {
-    fn start(db: &Path) -> SandboxProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
-            .args([
-                "sandbox",
-                "--db",
-                db.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let start = line.find("http://").unwrap();
-        let end = line[start..].find("/api/v2").unwrap();
-        let url = line[start..start + end].to_owned();
-        SandboxProcess { child, url }
-    }
-}
-
-impl Drop for SandboxProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn acme_copy(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for entry in std::fs::read_dir("policies/acme").unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
+/// The binary in `dir`, pointed at the sandbox at `url`.
 fn charter(dir: &Path, url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
+    let mut command = common::charter_command(dir, args);
     command
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
         .env("CHARTER_INSTANCE_URL", url)
         .env("CHARTER_TOKEN_ENV", "KILL_TEST_TOKEN")
-        .env("KILL_TEST_TOKEN", TOKEN)
-        .env_remove("CHARTER_TOKEN_FILE")
-        .env_remove("CHARTER_CONCURRENCY")
-        .env_remove("CHARTER_RATE_LIMIT");
+        .env("KILL_TEST_TOKEN", TOKEN);
     command
 }
 
@@ -104,10 +51,7 @@ fn observed(url: &str) -> Observed {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-kill-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("kill", name)
 }
 
 /// An organization as people see it: its license, who holds which role, its teams.
@@ -443,8 +387,8 @@ fn killed_apply(
 ) -> Round {
     let dir = scratch(name);
     let policy = dir.join("acme");
-    acme_copy(&policy);
-    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+    common::copy_acme_into(&policy);
+    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"), TOKEN, &[]);
     for at in scenario.before {
         apply_directly(&policy, &sandbox.url, at);
     }
@@ -544,8 +488,8 @@ fn killed_apply(
 fn uninterrupted(scenario: Scenario) -> (Snapshot, Round) {
     let dir = scratch(&format!("{}-uninterrupted", scenario.name));
     let policy = dir.join("acme");
-    acme_copy(&policy);
-    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+    common::copy_acme_into(&policy);
+    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"), TOKEN, &[]);
     for at in scenario.before {
         apply_directly(&policy, &sandbox.url, at);
     }
@@ -649,8 +593,8 @@ fn a_deprovisioning_killed_anywhere_inside_converges_on_the_next_apply_without_d
 fn run_every_stops_cleanly_on_sigterm_between_rounds() {
     let dir = scratch("sigterm");
     let policy = dir.join("acme");
-    acme_copy(&policy);
-    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+    common::copy_acme_into(&policy);
+    let sandbox = SandboxProcess::start(&dir.join("sandbox.db"), TOKEN, &[]);
     let mut daemon = charter(&policy, &sandbox.url, &["run", ".", "--every", "1 h"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -40,16 +39,7 @@ fn sandbox() -> BlockingSandbox {
 
 /// A copy of the example policy set in a fresh folder.
 fn acme_copy(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-live-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir("policies/acme").unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
+    common::acme_copy("live", name)
 }
 
 fn program_in(dir: &Path) -> Program {
@@ -59,30 +49,7 @@ fn program_in(dir: &Path) -> Program {
         .unwrap()
 }
 
-/// Runs the binary in `dir`; `(exit code, stdout, stderr)`.
-fn charter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for name in [
-        "CHARTER_INSTANCE_URL",
-        "CHARTER_TOKEN_ENV",
-        "CHARTER_TOKEN_FILE",
-        "CHARTER_TOKEN",
-        "CHARTER_CONCURRENCY",
-        "CHARTER_RATE_LIMIT",
-    ] {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+use common::charter;
 
 /// The environment pointing the binary at `url` with `token`.
 fn remote_at(url: &str, token: &str) -> Vec<(String, String)> {

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -352,28 +351,9 @@ fn the_configuration_gives_the_pacing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn charter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for name in [
-        "CHARTER_INSTANCE_URL",
-        "CHARTER_TOKEN_ENV",
-        "CHARTER_TOKEN_FILE",
-        "CHARTER_TOKEN",
-        "CHARTER_RATE_LIMIT",
-    ] {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+mod common;
+
+use common::charter;
 
 /// The binary against an instance that answers a quarter of its calls with 429: `charter
 /// instance` and `charter plan` wait them out and finish (a high `rate_limit` keeps the test

@@ -6,46 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+
+use common::charter_command as charter;
 
 /// A copy of the example policy set in a fresh folder.
 fn acme_copy(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
-}
-
-/// The binary in `dir`, with no instance configured in the environment (so the embedded
-/// sandbox, unless `env` says otherwise).
-fn charter(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for name in [
-        "CHARTER_INSTANCE_URL",
-        "CHARTER_TOKEN_ENV",
-        "CHARTER_TOKEN_FILE",
-        "CHARTER_TOKEN",
-    ] {
-        command.env_remove(name);
-    }
-    command
+    common::acme_copy("run", name)
 }
 
 /// Runs the binary to its end: `(exit code, stdout, stderr)`.
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = charter(dir, args).output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    common::output(charter(dir, args))
 }
 
 /// What the embedded sandbox of the policy set in `dir` holds.
@@ -130,50 +103,14 @@ mod signals {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
+    use super::common::SandboxProcess;
     use super::{acme_copy, charter};
 
     const TOKEN: &str = "run-test-secret-token";
 
     /// `charter sandbox` in its own process, on a database file, every answer a little slow.
-    struct SandboxProcess {
-        child: Child,
-        url: String,
-    }
-
-    impl SandboxProcess {
-        fn start(db: &Path) -> SandboxProcess {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
-                .args([
-                    "sandbox",
-                    "--db",
-                    db.to_str().unwrap(),
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--token",
-                    TOKEN,
-                    "--faults",
-                    "latency=1:30ms",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let start = line.find("http://").unwrap();
-            let end = line[start..].find("/api/v2").unwrap();
-            let url = line[start..start + end].to_owned();
-            SandboxProcess { child, url }
-        }
-    }
-
-    impl Drop for SandboxProcess {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn sandbox(db: &Path) -> SandboxProcess {
+        SandboxProcess::start(db, TOKEN, &["--faults", "latency=1:30ms"])
     }
 
     /// The binary in `dir`, pointed at the instance at `url`.
@@ -288,7 +225,7 @@ mod signals {
     #[test]
     fn sigterm_mid_apply_stops_the_daemon_between_steps_and_the_next_apply_finishes() {
         let dir = acme_copy("sigterm-mid-apply");
-        let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+        let sandbox = sandbox(&dir.join("sandbox.db"));
         let (mut daemon, heard) = spawn(against(
             &dir,
             &sandbox.url,
@@ -329,7 +266,7 @@ mod signals {
     #[test]
     fn sigterm_mid_apply_stops_a_daemon_with_every_instead_of_waiting_for_the_next_round() {
         let dir = acme_copy("sigterm-every");
-        let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+        let sandbox = sandbox(&dir.join("sandbox.db"));
         let (mut daemon, heard) =
             spawn(against(&dir, &sandbox.url, &["run", ".", "--every", "1 h"]));
         let seen = read_until(&heard, Duration::from_secs(60), |l| l.starts_with("done `"));
@@ -353,7 +290,7 @@ mod signals {
     #[test]
     fn apply_stopped_twice_mid_apply_exits_1_and_the_next_apply_converges() {
         let dir = acme_copy("sigterm-apply");
-        let sandbox = SandboxProcess::start(&dir.join("sandbox.db"));
+        let sandbox = sandbox(&dir.join("sandbox.db"));
         let args = ["apply", ".", "--at", "2027-01-15", "--auto-approve"];
         let (mut apply, heard) = spawn(against(&dir, &sandbox.url, &args));
         let seen = read_until(&heard, Duration::from_secs(60), |l| l.starts_with("done `"));

@@ -19,24 +19,16 @@ use charter::state::{
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
 
+mod common;
+
 /// An empty scratch folder of its own for each test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-state-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("state", name)
 }
 
 /// A scratch copy of the example policy set.
 fn acme_copy(name: &str) -> PathBuf {
-    let dir = scratch(name);
-    for entry in std::fs::read_dir(ACME).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
-    dir
+    common::acme_copy("state", name)
 }
 
 fn acme() -> Program {

@@ -1,4 +1,128 @@
-//! What the tests that put a proxy between the binary and a sandbox share.
+//! What several test files share: scratch folders, copies of the example policy set, the
+//! binary run with a clean environment, `charter sandbox` in a process of its own, and the
+//! forwarding of the tests that put a proxy between the binary and a sandbox. Each file uses a
+//! part of it.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The settings charter reads from the environment: removed for every run of the binary, so
+/// that a developer's own configuration does not reach the tests.
+const CHARTER_ENV: &[&str] = &[
+    "CHARTER_INSTANCE_URL",
+    "CHARTER_TOKEN_ENV",
+    "CHARTER_TOKEN_FILE",
+    "CHARTER_TOKEN",
+    "CHARTER_RATE_LIMIT",
+    "CHARTER_RATE_SHARE",
+    "CHARTER_CONCURRENCY",
+    "CHARTER_STATE_PATH",
+];
+
+/// An empty folder of its own for one test: `charter-KIND-PID-NAME` in the temporary folder.
+pub fn scratch(kind: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("charter-{kind}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies the files of `policies/acme` into `dir` — not its `.charter/`, which may hold a
+/// developer's own state (the README's first command leaves one).
+pub fn copy_acme_into(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+    for entry in std::fs::read_dir(acme).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// A copy of the example policy set in a scratch folder.
+pub fn acme_copy(kind: &str, name: &str) -> PathBuf {
+    let dir = scratch(kind, name);
+    copy_acme_into(&dir);
+    dir
+}
+
+/// The binary in `dir`, without colour and with none of charter's settings from the
+/// environment (so the embedded sandbox, unless the test sets an instance).
+pub fn charter_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for name in CHARTER_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// Runs `command` to its end: `(exit code, stdout, stderr)`.
+pub fn output(mut command: Command) -> (i32, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Runs the binary in `dir` with `env` set: `(exit code, stdout, stderr)`.
+pub fn charter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = charter_command(dir, args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    output(command)
+}
+
+/// `charter sandbox` in its own process, on a database file, accepting `token`; stopped when
+/// dropped.
+pub struct SandboxProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, as the sandbox printed it.
+    pub url: String,
+}
+
+impl SandboxProcess {
+    /// Starts it with `extra` arguments (`--faults …`) and waits for its address.
+    pub fn start(db: &Path, token: &str, extra: &[&str]) -> SandboxProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
+            .args([
+                "sandbox",
+                "--db",
+                db.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                token,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let start = line.find("http://").unwrap();
+        let end = line[start..].find("/api/v2").unwrap();
+        let url = line[start..start + end].to_owned();
+        SandboxProcess { child, url }
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Sends a request on to `upstream` (`http://127.0.0.1:PORT`) — method, path and query, body,
 /// `Authorization` and `Content-Type` — and gives back the answer: status, `Content-Type` and
