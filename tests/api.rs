@@ -1607,70 +1607,7 @@ async fn observe_reads_memberships_per_organization_when_that_is_cheaper() {
 /// 6 is listed in team 10 but under none of the team roles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contradictory_answers_are_an_inconsistent_read() {
-    use axum::http::Uri;
-    use serde_json::json;
-    async fn answer(uri: Uri) -> axum::Json<Value> {
-        let query: BTreeMap<String, String> =
-            serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap();
-        let get = |key: &str| query.get(key).map(String::as_str);
-        let ids = |ids: &[i64]| {
-            json!({
-                "users": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
-                "pg": { "limit": 1000 }
-            })
-        };
-        let body = match uri.path() {
-            "/api/v2/admin/users/admins-roles" => json!({ "usersAdminsRoles": [] }),
-            "/api/v2/users/roles" if get("category") == Some("organization") => {
-                json!({ "usersRoles": [{ "id": 11, "name": "Owner", "category": "organization" }] })
-            }
-            "/api/v2/users/roles" => json!({ "usersRoles": [
-                { "id": 1, "name": "Team Admin", "category": "team" },
-                { "id": 3, "name": "Team Member", "category": "team" }
-            ] }),
-            "/api/v2/admin/organizations" => json!({ "organizations": [{
-                "id": 1, "name": "One", "timezoneId": 1, "countryId": 1, "license": {},
-                "teams": [{ "id": 10, "name": "A" }, { "id": 20, "name": "B" }],
-                "isPaused": false, "externalId": null, "scenarios": 0, "activeScenarios": 0,
-                "deleted": false
-            }], "pg": { "limit": 1000 } }),
-            "/api/v2/admin/users" => match (
-                get("cols[]"),
-                get("organizationRoleId"),
-                get("organizationId"),
-                get("teamId"),
-                get("teamRoleId"),
-            ) {
-                (None, ..) => {
-                    let users: Vec<Value> = [5, 6]
-                        .iter()
-                        .map(|id| {
-                            json!({
-                                "id": id, "name": "N", "email": format!("{id}@x.example"),
-                                "usersAdminsRoleId": null, "language": "en", "countryId": 1,
-                                "timezoneId": 1, "localeId": 1, "deleted": false
-                            })
-                        })
-                        .collect();
-                    json!({ "users": users, "pg": { "limit": 1000 } })
-                }
-                (_, Some(_), ..) | (_, _, Some(_), ..) => ids(&[5, 6]),
-                (_, _, _, None, Some("1")) => ids(&[5]),
-                (_, _, _, Some("10"), None) => ids(&[5, 6]),
-                (_, _, _, Some("10"), Some("1")) => ids(&[5]),
-                _ => ids(&[]),
-            },
-            other => panic!("unexpected `{other}`"),
-        };
-        axum::Json(body)
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(answer))
-            .await
-            .unwrap();
-    });
+    let addr = common::contradicting_instance(std::sync::Arc::new(|| true)).await;
     let client = Client::new(
         &format!("http://{addr}"),
         Token::new(SA).unwrap(),

@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +23,6 @@ use charter::model::time::parse_instant;
 use charter::sandbox::{self, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole};
 use charter::schedule::prepare;
 use charter::state::State;
-use serde_json::Value;
 
 const SA: &str = "sa-reads-secret-token";
 const OTHER: &str = "other-reads-secret-token";
@@ -225,79 +223,13 @@ async fn without_a_limit_the_reads_learn_it_from_the_first_429() {
 /// again from the start; without pacing, the contradiction is the error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reading_that_met_a_changing_instance_is_made_again() {
-    use axum::http::Uri;
-    use serde_json::json;
     // User 6 is listed in team 10, under none of its roles, the first time only: as if they
     // had been added while the team was read.
     static LISTED: AtomicUsize = AtomicUsize::new(0);
-    async fn answer(uri: Uri) -> axum::Json<Value> {
-        let query: BTreeMap<String, String> =
-            serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap();
-        let get = |key: &str| query.get(key).map(String::as_str);
-        let ids = |ids: &[i64]| {
-            json!({
-                "users": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
-                "pg": { "limit": 1000 }
-            })
-        };
-        let body = match uri.path() {
-            "/api/v2/admin/users/admins-roles" => json!({ "usersAdminsRoles": [] }),
-            "/api/v2/users/roles" if get("category") == Some("organization") => {
-                json!({ "usersRoles": [{ "id": 11, "name": "Owner", "category": "organization" }] })
-            }
-            "/api/v2/users/roles" => json!({ "usersRoles": [
-                { "id": 1, "name": "Team Admin", "category": "team" },
-                { "id": 3, "name": "Team Member", "category": "team" }
-            ] }),
-            "/api/v2/admin/organizations" => json!({ "organizations": [{
-                "id": 1, "name": "One", "timezoneId": 1, "countryId": 1, "license": {},
-                "teams": [{ "id": 10, "name": "A" }, { "id": 20, "name": "B" }],
-                "isPaused": false, "externalId": null, "scenarios": 0, "activeScenarios": 0,
-                "deleted": false
-            }], "pg": { "limit": 1000 } }),
-            "/api/v2/admin/users" => match (
-                get("cols[]"),
-                get("organizationRoleId"),
-                get("organizationId"),
-                get("teamId"),
-                get("teamRoleId"),
-            ) {
-                (None, ..) => {
-                    let users: Vec<Value> = [5, 6]
-                        .iter()
-                        .map(|id| {
-                            json!({
-                                "id": id, "name": "N", "email": format!("{id}@x.example"),
-                                "usersAdminsRoleId": null, "language": "en", "countryId": 1,
-                                "timezoneId": 1, "localeId": 1, "deleted": false
-                            })
-                        })
-                        .collect();
-                    json!({ "users": users, "pg": { "limit": 1000 } })
-                }
-                (_, Some(_), ..) | (_, _, Some(_), ..) => ids(&[5, 6]),
-                (_, _, _, None, Some("1")) => ids(&[5]),
-                (_, _, _, Some("10"), None) => {
-                    if LISTED.fetch_add(1, Ordering::SeqCst) == 0 {
-                        ids(&[5, 6])
-                    } else {
-                        ids(&[5])
-                    }
-                }
-                (_, _, _, Some("10"), Some("1")) => ids(&[5]),
-                _ => ids(&[]),
-            },
-            other => panic!("unexpected `{other}`"),
-        };
-        axum::Json(body)
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(answer))
-            .await
-            .unwrap();
-    });
+    let addr = common::contradicting_instance(std::sync::Arc::new(|| {
+        LISTED.fetch_add(1, Ordering::SeqCst) == 0
+    }))
+    .await;
     let pacing = Pacing::new(Limiter::off(), RetryPolicy::default(), 3);
     let paced = Client::new(
         &format!("http://{addr}"),

@@ -3,7 +3,7 @@
 //! forwarding of the tests that put a proxy between the binary and a sandbox. Each file uses a
 //! part of it.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -158,4 +158,91 @@ pub async fn forward(
     }
     *response.body_mut() = axum::body::Body::from(answer.bytes().await.unwrap_or_default());
     response
+}
+
+/// Says, each time team 10's members are listed, whether user 6 is listed among them.
+pub type Contradicts = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A fake instance for readings that meet contradictory answers (as when it changes while it
+/// is read): one organization with teams 10 and 20, users 5 and 6, user 6 listed in team 10
+/// under none of its roles whenever `contradicts` says so. Serves on a loopback port of its
+/// own; returns the address.
+pub async fn contradicting_instance(contradicts: Contradicts) -> std::net::SocketAddr {
+    use std::collections::BTreeMap;
+
+    use axum::http::Uri;
+    use serde_json::{Value, json};
+
+    async fn answer(
+        axum::extract::State(contradicts): axum::extract::State<Contradicts>,
+        uri: Uri,
+    ) -> axum::Json<Value> {
+        let query: BTreeMap<String, String> =
+            serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap();
+        let get = |key: &str| query.get(key).map(String::as_str);
+        let ids = |ids: &[i64]| {
+            json!({
+                "users": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+                "pg": { "limit": 1000 }
+            })
+        };
+        let body = match uri.path() {
+            "/api/v2/admin/users/admins-roles" => json!({ "usersAdminsRoles": [] }),
+            "/api/v2/users/roles" if get("category") == Some("organization") => {
+                json!({ "usersRoles": [{ "id": 11, "name": "Owner", "category": "organization" }] })
+            }
+            "/api/v2/users/roles" => json!({ "usersRoles": [
+            { "id": 1, "name": "Team Admin", "category": "team" },
+            { "id": 3, "name": "Team Member", "category": "team" }
+        ] }),
+            "/api/v2/admin/organizations" => json!({ "organizations": [{
+            "id": 1, "name": "One", "timezoneId": 1, "countryId": 1, "license": {},
+            "teams": [{ "id": 10, "name": "A" }, { "id": 20, "name": "B" }],
+            "isPaused": false, "externalId": null, "scenarios": 0, "activeScenarios": 0,
+            "deleted": false
+        }], "pg": { "limit": 1000 } }),
+            "/api/v2/admin/users" => match (
+                get("cols[]"),
+                get("organizationRoleId"),
+                get("organizationId"),
+                get("teamId"),
+                get("teamRoleId"),
+            ) {
+                (None, ..) => {
+                    let users: Vec<Value> = [5, 6]
+                        .iter()
+                        .map(|id| {
+                            json!({
+                                "id": id, "name": "N", "email": format!("{id}@x.example"),
+                                "usersAdminsRoleId": null, "language": "en", "countryId": 1,
+                                "timezoneId": 1, "localeId": 1, "deleted": false
+                            })
+                        })
+                        .collect();
+                    json!({ "users": users, "pg": { "limit": 1000 } })
+                }
+                (_, Some(_), ..) | (_, _, Some(_), ..) => ids(&[5, 6]),
+                (_, _, _, None, Some("1")) => ids(&[5]),
+                (_, _, _, Some("10"), None) => {
+                    if contradicts() {
+                        ids(&[5, 6])
+                    } else {
+                        ids(&[5])
+                    }
+                }
+                (_, _, _, Some("10"), Some("1")) => ids(&[5]),
+                _ => ids(&[]),
+            },
+            other => panic!("unexpected `{other}`"),
+        };
+        axum::Json(body)
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(answer).with_state(contradicts);
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
 }
