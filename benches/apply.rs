@@ -11,6 +11,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,16 +40,7 @@ fn env_number(name: &str, default: u32) -> u32 {
 /// The example policy set's tiers and lifecycle with a roster of `customers` new customers
 /// (an owner, an admin and two members each: eight calls).
 fn policy(dir: &Path, customers: u32) -> Program {
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-    for file in [
-        "instance.charter",
-        "tiers.charter",
-        "addons.charter",
-        "rules.charter",
-        "lifecycle.charter",
-    ] {
-        std::fs::copy(acme.join(file), dir.join(file)).expect("the example policy set");
-    }
+    common::copy_acme_catalog_into(dir);
     std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
     let tiers = ["free", "core", "pro", "teams", "enterprise"];
     let mut csv =

@@ -6,6 +6,9 @@
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,16 +73,7 @@ fn main() {
 
     // A policy set adopting every organization: its people as they are, a tier by its
     // operations, a contract far ahead.
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-    for file in [
-        "instance.charter",
-        "tiers.charter",
-        "addons.charter",
-        "rules.charter",
-        "lifecycle.charter",
-    ] {
-        std::fs::copy(acme.join(file), dir.join(file)).expect("the example policy set");
-    }
+    common::copy_acme_catalog_into(&dir);
     std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
     let mut csv = String::from("key,name,tier,addons,owner,admins,members,contract_end,payment\n");
     let mut memory = Memory::default();

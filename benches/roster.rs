@@ -4,7 +4,9 @@
 
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::time::Instant;
 
 // The same allocator as the `charter` binary, so the numbers are the binary's.
@@ -16,16 +18,7 @@ const CUSTOMERS: usize = 100_000;
 fn main() {
     let dir = std::env::temp_dir().join(format!("charter-roster-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-    for file in [
-        "instance.charter",
-        "tiers.charter",
-        "addons.charter",
-        "rules.charter",
-        "lifecycle.charter",
-    ] {
-        std::fs::copy(acme.join(file), dir.join(file)).expect("the example policy set");
-    }
+    common::copy_acme_catalog_into(&dir);
     std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
     let tiers = ["free", "core", "pro", "teams", "enterprise"];
     let addons = [

@@ -79,16 +79,7 @@ fn client(running: &RunningSandbox, token: &str) -> Client {
 fn one_customer(dir: &Path) -> Program {
     let policy = dir.join("policy");
     std::fs::create_dir_all(&policy).unwrap();
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
-    for file in [
-        "instance.charter",
-        "tiers.charter",
-        "addons.charter",
-        "rules.charter",
-        "lifecycle.charter",
-    ] {
-        std::fs::copy(acme.join(file), policy.join(file)).unwrap();
-    }
+    common::copy_acme_catalog_into(&policy);
     std::fs::write(
         policy.join("customers.charter"),
         r#"customer solo {

@@ -43,6 +43,22 @@ pub fn copy_acme_into(dir: &Path) {
     }
 }
 
+/// Copies the example policy set's instance, tiers, add-ons, rules and lifecycle into `dir`:
+/// the set without its customers, staff and tests, for a test or benchmark to add its own.
+pub fn copy_acme_catalog_into(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
+    for file in [
+        "instance.charter",
+        "tiers.charter",
+        "addons.charter",
+        "rules.charter",
+        "lifecycle.charter",
+    ] {
+        std::fs::copy(acme.join(file), dir.join(file)).unwrap();
+    }
+}
+
 /// A copy of the example policy set in a scratch folder.
 pub fn acme_copy(kind: &str, name: &str) -> PathBuf {
     let dir = scratch(kind, name);
