@@ -106,7 +106,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             None => planning.await?,
         };
         let plan = prepared.plan;
-        print!("{}", render_text(&plan));
+        out!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -178,7 +178,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 }),
             ));
         }
-        print!("{}", render_text(&plan));
+        out!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -197,7 +197,7 @@ fn finish(ended: Ended) -> Outcome {
     match ended {
         Ended::NoChanges => Outcome::Success,
         Ended::Cancelled => {
-            println!("Apply cancelled: nothing was changed.");
+            outln!("Apply cancelled: nothing was changed.");
             Outcome::Success
         }
         Ended::StoppedBefore => {
@@ -210,7 +210,7 @@ fn finish(ended: Ended) -> Outcome {
 
 fn report_outcome(report: &Report) -> Outcome {
     print_failures(report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(report);
     }
@@ -359,10 +359,10 @@ async fn execute(
         .filter(|a| !a.is_call())
         .collect();
     if !manual.is_empty() {
-        println!("To do by hand:");
+        outln!("To do by hand:");
         for action in manual {
             if let Action::Manual { what, how } = action {
-                println!("  ! {what}\n      {how}");
+                outln!("  ! {what}\n      {how}");
             }
         }
     }
@@ -559,7 +559,7 @@ async fn round(
     };
     let prepared = prepared?;
     let plan = prepared.plan;
-    println!(
+    outln!(
         "round at {}: {}",
         crate::model::time::format_instant(now),
         crate::plan::summary(&plan)
@@ -567,7 +567,7 @@ async fn round(
     if !plan.has_changes() {
         return Ok(Round::Applied { succeeded: true });
     }
-    print!("{}", render_text(&plan));
+    out!("{}", render_text(&plan));
     let options = options(
         context.config,
         context.concurrency,
@@ -584,7 +584,7 @@ async fn round(
     )
     .await?;
     print_failures(&report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(&report);
         return Ok(Round::Stopped { left_undone: true });

@@ -43,7 +43,7 @@ pub(crate) fn run(path: &Path, check: bool, output: &Output) -> Outcome {
         }
         unformatted += 1;
         if check {
-            println!("{name}");
+            outln!("{name}");
             continue;
         }
         if let Err(e) = std::fs::write(&name, after) {
@@ -53,7 +53,7 @@ pub(crate) fn run(path: &Path, check: bool, output: &Output) -> Outcome {
             );
             return Outcome::Failure;
         }
-        println!("formatted {name}");
+        outln!("formatted {name}");
     }
     if check && unformatted > 0 {
         eprintln!(
@@ -83,7 +83,7 @@ fn stdin(output: &Output) -> Outcome {
     let id = sources.add("<stdin>", text.clone());
     match syntax::parse(&sources, id) {
         Ok(ast) => {
-            print!("{}", syntax::format(&text, &ast));
+            out!("{}", syntax::format(&text, &ast));
             Outcome::Success
         }
         Err(errors) => {

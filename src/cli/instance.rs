@@ -42,9 +42,9 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
             Err(outcome) => return outcome,
         };
     match args.format {
-        Format::Text => println!("instance {described}: {}", summary(&observed, refused)),
+        Format::Text => outln!("instance {described}: {}", summary(&observed, refused)),
         Format::Json => match serde_json::to_string_pretty(&observed) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(error) => {
                 eprintln!("error: cannot write the observation: {error}");
                 return Outcome::Failure;

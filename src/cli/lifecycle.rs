@@ -78,9 +78,9 @@ pub(super) fn compile_customer(
         if let Some(license) = desired.license_object() {
             out.push_str(&compile::render_text(&c.tier, &license));
         }
-        print!("{out}");
+        out!("{out}");
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&desired.to_json()).unwrap_or_default()
         );
@@ -102,12 +102,14 @@ pub(super) fn compile_customers(program: &Program, at: i64, state: &Path) -> Out
         let history = histories.get(&c.key).unwrap_or(&none);
         let desired = customer::desired(program, c, history, at);
         let line = serde_json::to_string(&desired.to_json()).unwrap_or_default();
-        if writeln!(out, "{line}").is_err() {
-            // The reader went away (`| head`); stop quietly.
+        if let Err(error) = writeln!(out, "{line}") {
+            super::out::failed_with(&error);
             return Outcome::Success;
         }
     }
-    let _ = out.flush();
+    if let Err(error) = out.flush() {
+        super::out::failed_with(&error);
+    }
     Outcome::Success
 }
 
@@ -127,7 +129,7 @@ pub(super) fn explain_customer(
         Err(outcome) => return outcome,
     };
     let desired = customer::desired(&loaded.program, c, &history, at);
-    print!(
+    out!(
         "{}",
         explain::customer(&loaded.sources, &loaded.program, &desired, param)
     );
@@ -142,9 +144,9 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
         location: &location,
         text: &text,
     };
-    println!("running {} tests", results.len());
+    outln!("running {} tests", results.len());
     for r in &results {
-        println!(
+        outln!(
             "test {} ... {}",
             r.name,
             if r.passed() { "ok" } else { "FAILED" }
@@ -152,16 +154,16 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
     }
     let failed: Vec<&tests::TestResult> = results.iter().filter(|r| !r.passed()).collect();
     if !failed.is_empty() {
-        println!("\nfailures:");
+        outln!("\nfailures:");
         for r in &failed {
-            println!("\n---- {}", r.name);
+            outln!("\n---- {}", r.name);
             for f in &r.failures {
-                print!("{}", tests::describe_failure(f, &source));
+                out!("{}", tests::describe_failure(f, &source));
             }
         }
     }
     let passed = results.len() - failed.len();
-    println!(
+    outln!(
         "\ntest result: {}. {passed} passed; {} failed",
         if failed.is_empty() { "ok" } else { "FAILED" },
         failed.len()
@@ -203,8 +205,8 @@ pub(super) fn schedule(
     let history = |key: &str| histories.get(key).cloned().unwrap_or_default();
     let entries = schedules::schedule(program, &history, at, horizon);
     match format {
-        ScheduleFormat::Text => print!("{}", schedules::render_text(&entries, at, horizon)),
-        ScheduleFormat::Json => println!(
+        ScheduleFormat::Text => out!("{}", schedules::render_text(&entries, at, horizon)),
+        ScheduleFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&schedules::to_json(&entries)).unwrap_or_default()
         ),
@@ -214,8 +216,8 @@ pub(super) fn schedule(
 
 pub(super) fn graph(program: &Program, format: GraphFormat) -> Outcome {
     match format {
-        GraphFormat::Mermaid => print!("{}", graphs::mermaid(&program.lifecycle)),
-        GraphFormat::Dot => print!("{}", graphs::dot(&program.lifecycle)),
+        GraphFormat::Mermaid => out!("{}", graphs::mermaid(&program.lifecycle)),
+        GraphFormat::Dot => out!("{}", graphs::dot(&program.lifecycle)),
     }
     Outcome::Success
 }

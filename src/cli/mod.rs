@@ -4,6 +4,23 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+/// Prints to standard output through `out`, which ends quietly when the reader goes away.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))
+    };
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod apply;
 pub mod config;
 mod diff;
@@ -11,6 +28,7 @@ mod format;
 mod import;
 mod instance;
 mod lifecycle;
+mod out;
 mod plan;
 mod policy;
 mod sandbox;
@@ -296,7 +314,12 @@ pub fn main() -> ExitCode {
         error_format: cli.error_format,
         color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    run(cli.command, &output).into()
+    let outcome = run(cli.command, &output);
+    out::flush();
+    if out::failed() {
+        return ExitCode::from(1);
+    }
+    outcome.into()
 }
 
 fn run(command: Command, output: &policy::Output) -> Outcome {
@@ -306,7 +329,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 Ok(loaded) => loaded,
                 Err(outcome) => return outcome,
             };
-            println!("{}", loaded.summary());
+            outln!("{}", loaded.summary());
             // The process exits next: freeing a large policy set's syntax tree and program
             // object by object would only delay that.
             std::mem::forget(loaded);

@@ -63,8 +63,8 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         plan = plan.seal();
     }
     match args.format {
-        Format::Text => print!("{}", render_text(&plan)),
-        Format::Json => println!("{}", plan.to_json()),
+        Format::Text => out!("{}", render_text(&plan)),
+        Format::Json => outln!("{}", plan.to_json()),
     }
     if let Some(out) = &args.out {
         if let Err(error) = std::fs::write(out, plan.to_json() + "\n") {

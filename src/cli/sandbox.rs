@@ -1,6 +1,5 @@
 //! `charter sandbox` and `charter sandbox seed`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -108,7 +107,7 @@ fn seed(args: SeedArgs) -> Result<(), String> {
         },
     )
     .map_err(|error| error.to_string())?;
-    println!(
+    outln!(
         "seeded `{}` with {} organizations and {} users",
         args.db.display(),
         report.organizations,
@@ -141,12 +140,12 @@ fn serve(config: Config) -> Result<(), String> {
             format!("{} token{plural} ({})", tokens.len(), roles.join(", "))
         };
         let stop = stop_signal();
-        println!(
+        outln!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
              rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
             running.url()
         );
-        let _ = std::io::stdout().flush();
+        super::out::flush();
         stop.await;
         eprintln!("stopping: finishing requests in flight");
         running

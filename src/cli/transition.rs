@@ -164,7 +164,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     if let Err(e) = recorded {
         return state_error(&e);
     }
-    println!(
+    outln!(
         "recorded: customer `{}` ({}) requests `{}` ({} → {}) at {}{}",
         customer.key,
         customer.name,
@@ -178,7 +178,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
             .map(|by| format!(", by `{by}`"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "it is kept in `{}`; the next `charter plan` or `charter run` will carry it out",
         state.display()
     );
