@@ -1,6 +1,7 @@
 //! `charter apply` and `charter run`: carry out a plan on the instance (or the embedded
 //! sandbox) through the executor, with a progress bar on a terminal and plain lines otherwise.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub struct RunArgs {
     path: PathBuf,
     /// Run a round every DUR (`1h`, `15 min`; at least `1 min`) until SIGTERM or Ctrl-C;
     /// without it, one round.
-    #[arg(long, value_name = "DUR", value_parser = super::parse_horizon, conflicts_with = "at")]
+    #[arg(long, value_name = "DUR", value_parser = parse_every, conflicts_with = "at")]
     every: Option<i64>,
     /// The instant of the round (one round only); default now.
     #[arg(long, value_parser = parse_at)]
@@ -59,6 +60,39 @@ pub struct RunArgs {
     concurrency: Option<usize>,
     #[command(flatten)]
     instance: InstanceArgs,
+}
+
+/// Steps per second as the progress bar shows it: whole numbers, one decimal below ten.
+fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1} steps/s")
+    } else {
+        format!("{per_sec:.0} steps/s")
+    }
+}
+
+/// The line that counts the customers and staff members an apply left unchanged.
+fn unchanged_line((customers, staff): (usize, usize)) -> Option<String> {
+    let count = |n: usize, one: &str, many: &str| match n {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
+    };
+    let parts: Vec<String> = [
+        count(customers, "customer", "customers"),
+        count(staff, "staff member", "staff members"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("unchanged: {}", parts.join(" and ")))
+}
+
+/// Reads `--every`; its error suggests intervals a run loop would take.
+fn parse_every(text: &str) -> Result<i64, String> {
+    crate::model::time::parse_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration such as `1 h`, `15 min` or `1 day`")
+    })
 }
 
 /// The shortest `--every`, in seconds: each round reads the whole instance, which costs calls
@@ -305,13 +339,41 @@ async fn execute(
         let bar = indicatif::ProgressBar::new(u64::try_from(plan.steps.len()).unwrap_or(0));
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+                "{bar:40} {pos}/{len} steps  {rate}  eta {eta}  {msg}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
+    // Customers and staff members with nothing to change are counted, not listed one by one.
+    let changed: BTreeSet<&str> = plan.steps.iter().map(|s| s.subject.as_str()).collect();
+    let unchanged = std::cell::Cell::new((0_usize, 0_usize));
+    let is_unchanged = |event: &Event<'_>| match event {
+        Event::CustomerRecorded { customer } => {
+            customer.transitions.is_empty() && !changed.contains(customer.key.as_str())
+        }
+        Event::StaffRecorded { staff } => {
+            !changed.contains(format!("staff:{}", staff.email).as_str())
+        }
+        _ => false,
+    };
     let mut progress = |event: &Event<'_>| match (&bar, event) {
+        (_, Event::CustomerRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers + 1, staff));
+        }
+        (_, Event::StaffRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers, staff + 1));
+        }
         (Some(bar), Event::StepFinished { step, .. }) => {
             bar.inc(1);
             bar.set_message(step.id.clone());
@@ -341,6 +403,9 @@ async fn execute(
         } else {
             bar.abandon();
         }
+    }
+    if let Some(line) = unchanged_line(unchanged.get()) {
+        eprintln!("{line}");
     }
     let report = result.map_err(|stopped| {
         print_failures(&stopped.report);

@@ -136,11 +136,18 @@ pub(super) fn explain_customer(
     Outcome::Success
 }
 
-pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
+pub(super) fn test(loaded: &Loaded, path: &Path, now: i64, junit: Option<&Path>) -> Outcome {
     let results = tests::run(&loaded.program, now);
+    let file = |span: crate::source::Span| {
+        loaded
+            .sources
+            .file(span.file)
+            .map_or_else(String::new, |f| f.name.clone())
+    };
     let location = |span| loaded.sources.location(span).to_string();
     let text = |span| loaded.sources.slice(span).to_string();
     let source = tests::Source {
+        file: &file,
         location: &location,
         text: &text,
     };
@@ -168,17 +175,13 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
         if failed.is_empty() { "ok" } else { "FAILED" },
         failed.len()
     );
-    if let Some(path) = junit {
-        let suite = loaded
-            .sources
-            .ids()
-            .next()
-            .and_then(|id| loaded.sources.file(id))
-            .map_or("charter".to_string(), |f| f.name.clone());
-        if let Err(e) = std::fs::write(path, tests::junit(&results, &suite, &source)) {
+    if let Some(file) = junit {
+        // The suite is the policy set; each testcase's class is the file the test is in.
+        let suite = path.display().to_string();
+        if let Err(e) = std::fs::write(file, tests::junit(&results, &suite, &source)) {
             eprintln!(
                 "error: cannot write `{}`: {}",
-                path.display(),
+                file.display(),
                 e.to_string().to_lowercase()
             );
             return Outcome::Failure;

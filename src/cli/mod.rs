@@ -26,6 +26,7 @@ pub mod config;
 mod diff;
 mod format;
 mod import;
+mod init;
 mod instance;
 mod lifecycle;
 mod out;
@@ -48,8 +49,18 @@ use crate::compile;
     name = "charter",
     version,
     about = "Plans-as-code for Make White Label instances",
-    long_about = "charter checks license tiers, add-ons and rules written in the Charter language, \
-                  compiles them into Make license objects, and explains where every value comes from."
+    long_about = "Plans-as-code for Make White Label instances.\n\n\
+                  A policy set (`.charter` files) declares license tiers, add-ons and the rules \
+                  they keep, customers and their lifecycle, and staff. charter checks it \
+                  (`check`, `test`), compiles it into the license objects and roles Make's \
+                  admin API takes (`compile`, `explain`, `matrix`), shows what a change really \
+                  changes (`diff`), plans the admin-API calls that bring an instance to it \
+                  (`plan`) and carries them out under the instance's rate limit, journaled and \
+                  resumable (`apply`, `run`); lifecycle transitions come due on their own \
+                  (`schedule`, `transition`). With no instance configured, commands use an \
+                  embedded Make-compatible sandbox (`sandbox` runs one on its own).\n\n\
+                  Start with `charter init` (a small policy set to edit) or the example set \
+                  `policies/acme`."
 )]
 struct Cli {
     /// How diagnostics are printed on stderr.
@@ -70,6 +81,9 @@ pub(crate) enum ErrorFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a small policy set to start from: an instance, two tiers, a lifecycle, a
+    /// customer and its tests.
+    Init(init::Args),
     /// Parse and check a policy set; report every error and warning.
     Check {
         /// A `.charter` file or a directory of them.
@@ -78,6 +92,7 @@ enum Command {
     },
     /// Print compiled license objects (tiers), or customers' desired state.
     Compile {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Only this tier's license object.
@@ -102,6 +117,7 @@ enum Command {
     /// Show every value with the chain that produced it; for a customer, also why it is in its state.
     #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer", "staff"]))]
     Explain {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long)]
@@ -114,7 +130,7 @@ enum Command {
         /// The instant for a customer; default now.
         #[arg(long, value_parser = parse_at)]
         at: Option<i64>,
-        /// Only this parameter.
+        /// Only this license parameter (`operations`).
         param: Option<String>,
         /// charter's state database, for customers' recorded transitions and requests;
         /// default `.charter/state.db` beside the policy set (a missing one is empty history).
@@ -144,6 +160,7 @@ enum Command {
     },
     /// Run the policy set's `test` blocks.
     Test {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Also write the results as JUnit XML to this file.
@@ -155,6 +172,7 @@ enum Command {
     },
     /// List the lifecycle transitions due at an instant and those coming within a horizon.
     Schedule {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Default now.
@@ -174,6 +192,7 @@ enum Command {
     Transition(transition::Args),
     /// Print the lifecycle as a state diagram.
     Graph {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
@@ -182,6 +201,7 @@ enum Command {
     /// Rewrite files in the canonical layout (comments kept).
     Fmt {
         /// A `.charter` file, a directory of them, or `-` for standard input to standard output.
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Change nothing; list the files that are not formatted and exit 1 if there are any.
@@ -190,6 +210,7 @@ enum Command {
     },
     /// Print the tier comparison table.
     Matrix {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long, value_enum, default_value_t = MatrixFormat::Md)]
@@ -420,7 +441,9 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             output,
         ),
         Command::Test { path, junit, at } => match policy::load(&path, output) {
-            Ok(loaded) => lifecycle::test(&loaded, at.unwrap_or_else(now), junit.as_deref()),
+            Ok(loaded) => {
+                lifecycle::test(&loaded, &path, at.unwrap_or_else(now), junit.as_deref())
+            }
             Err(outcome) => outcome,
         },
         Command::Schedule {
@@ -452,6 +475,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             SchemaName::License => tiers::schema(),
             SchemaName::Plan => tiers::plan_schema(),
         },
+        Command::Init(args) => init::run(&args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Instance(args) => instance::run(args, output),
         Command::Plan(args) => plan::run(args, output),

@@ -121,6 +121,15 @@ pub(super) async fn plan_with(
                 None,
             ))
         }
+        Err(PrepareError::LaterHistory(later)) => {
+            let help = format!(
+                "planning for an earlier instant would undo what was recorded; plan at or after \
+                 it (`--at {}`), or rehearse other instants with `--rehearse`, which keeps a \
+                 state and an embedded sandbox of its own in `.charter/rehearsal/`",
+                crate::model::time::format_instant(later.recorded_at)
+            );
+            Err(Failure::new(later.to_string(), Some(help)))
+        }
         Err(PrepareError::Api(error)) => Err(error.into()),
         Err(PrepareError::State(error)) => Err(error.into()),
     }

@@ -63,7 +63,17 @@ fn plural(n: usize, noun: &str) -> String {
 pub(crate) fn load(path: &Path, output: &Output) -> Result<Loaded, Outcome> {
     let (sources, checked) = match policy::load(path) {
         Ok(set) => (set.sources, set.checked),
-        Err(policy::Failure::Load(e)) => return Err(usage_error(&e.to_string(), None)),
+        Err(policy::Failure::Load(e)) => {
+            let help = match &e {
+                crate::source::LoadError::Empty(folder) => Some(format!(
+                    "`charter init {}` writes a small policy set to start from; the example \
+                     set of charter's repository is `policies/acme`",
+                    folder.display()
+                )),
+                _ => None,
+            };
+            return Err(usage_error(&e.to_string(), help));
+        }
         Err(policy::Failure::Syntax(sources, errors)) => {
             report(&sources, &errors, output);
             return Err(Outcome::Failure);

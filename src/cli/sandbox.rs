@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// Loopback address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     listen: SocketAddr,
     /// A token to accept, as `TOKEN` (role `sa`) or `TOKEN:ROLE` with ROLE one of `sa`, `admin`,
     /// `bi`, `member`; repeatable. Without any, `sandbox-token` is accepted as `sa`.
@@ -69,6 +69,33 @@ impl FromStr for RateLimit {
             )),
         }
     }
+}
+
+/// Reads `--listen`: a loopback address with its port. Checked here, with the other flag
+/// values, so that every bad value is a usage error (exit 2).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let address = match text.parse::<SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let hint = if text.parse::<std::net::IpAddr>().is_ok() {
+                " (the port is missing)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "`{text}` is not an address and port{hint}; write one as `127.0.0.1:7070`, or \
+                 `127.0.0.1:0` for a free port"
+            ));
+        }
+    };
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "`{text}` is not a loopback address: the sandbox listens on loopback only, as \
+             `127.0.0.1:{}`",
+            address.port()
+        ));
+    }
+    Ok(address)
 }
 
 /// Runs `charter sandbox …`.
