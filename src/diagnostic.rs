@@ -186,12 +186,8 @@ impl Diagnostics {
     /// checker found things in.
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                (
-                    d.stage,
-                    d.primary_span().map(|s| (s.file, s.start, s.end)),
-                )
-            };
+            let key =
+                |d: &Diagnostic| (d.stage, d.primary_span().map(|s| (s.file, s.start, s.end)));
             key(a)
                 .cmp(&key(b))
                 .then(a.severity.cmp(&b.severity))

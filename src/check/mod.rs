@@ -61,8 +61,12 @@ pub fn check_with_rosters(
             .iter()
             .map(|t| {
                 let before = diags.len();
-                let block =
-                    assignments(&t.body, &|| format!("tier `{}`", t.name.name), &groups, diags);
+                let block = assignments(
+                    &t.body,
+                    &|| format!("tier `{}`", t.name.name),
+                    &groups,
+                    diags,
+                );
                 (block, diags.0.iter().skip(before).any(Diagnostic::is_error))
             })
             .unzip();

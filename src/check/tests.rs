@@ -213,12 +213,16 @@ impl Resolver for CustomerResolver<'_, '_> {
 fn left_out_customer(key: &str, span: Span, reason: &LeftOut) -> Diagnostic {
     const CODE: &str = "charter::customer_has_errors";
     match reason {
-        LeftOut::OwnErrors => {
-            Diagnostic::error(CODE, format!("customer `{key}` has errors and cannot be tested"))
-                .with_label(span, "tested here")
-                .with_help("fix the errors reported at the customer and the test runs")
-        }
-        LeftOut::TierHasErrors { tier, span: tier_span } => Diagnostic::error(
+        LeftOut::OwnErrors => Diagnostic::error(
+            CODE,
+            format!("customer `{key}` has errors and cannot be tested"),
+        )
+        .with_label(span, "tested here")
+        .with_help("fix the errors reported at the customer and the test runs"),
+        LeftOut::TierHasErrors {
+            tier,
+            span: tier_span,
+        } => Diagnostic::error(
             CODE,
             format!("customer `{key}` cannot be tested: its tier `{tier}` has errors"),
         )

@@ -90,9 +90,8 @@ fn unchanged_line((customers, staff): (usize, usize)) -> Option<String> {
 
 /// Reads `--every`; its error suggests intervals a run loop would take.
 fn parse_every(text: &str) -> Result<i64, String> {
-    crate::model::time::parse_duration(text).ok_or_else(|| {
-        format!("`{text}` is not a duration such as `1 h`, `15 min` or `1 day`")
-    })
+    crate::model::time::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `1 h`, `15 min` or `1 day`"))
 }
 
 /// The shortest `--every`, in seconds: each round reads the whole instance, which costs calls

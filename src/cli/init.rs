@@ -40,7 +40,11 @@ pub(super) fn run(args: &Args) -> Outcome {
         }
     }
     if let Err(error) = std::fs::create_dir_all(dir) {
-        eprintln!("error: cannot create `{}`: {}", dir.display(), words(&error));
+        eprintln!(
+            "error: cannot create `{}`: {}",
+            dir.display(),
+            words(&error)
+        );
         return Outcome::Failure;
     }
     for (name, text) in FILES {
@@ -52,13 +56,20 @@ pub(super) fn run(args: &Args) -> Outcome {
             .open(&path)
             .and_then(|mut file| file.write_all(text.as_bytes()));
         if let Err(error) = written {
-            eprintln!("error: cannot write `{}`: {}", path.display(), words(&error));
+            eprintln!(
+                "error: cannot write `{}`: {}",
+                path.display(),
+                words(&error)
+            );
             return Outcome::Failure;
         }
     }
     let names: Vec<&str> = FILES.iter().map(|(name, _)| *name).collect();
     let shown = dir.display();
-    outln!("wrote a starting policy set to `{shown}`: {}", names.join(", "));
+    outln!(
+        "wrote a starting policy set to `{shown}`: {}",
+        names.join(", ")
+    );
     outln!("next:");
     outln!("  charter check {shown}                  # read and check it");
     outln!("  charter test {shown}                   # run its tests");

@@ -441,9 +441,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             output,
         ),
         Command::Test { path, junit, at } => match policy::load(&path, output) {
-            Ok(loaded) => {
-                lifecycle::test(&loaded, &path, at.unwrap_or_else(now), junit.as_deref())
-            }
+            Ok(loaded) => lifecycle::test(&loaded, &path, at.unwrap_or_else(now), junit.as_deref()),
             Err(outcome) => outcome,
         },
         Command::Schedule {

@@ -122,10 +122,15 @@ pub(super) async fn plan_with(
             ))
         }
         Err(PrepareError::LaterHistory(later)) => {
+            let elsewhere = if config.rehearsal {
+                "or start the rehearsal over by deleting `.charter/rehearsal/`"
+            } else {
+                "or rehearse other instants with `--rehearse`, which keeps a state and an \
+                 embedded sandbox of their own in `.charter/rehearsal/`"
+            };
             let help = format!(
                 "planning for an earlier instant would undo what was recorded; plan at or after \
-                 it (`--at {}`), or rehearse other instants with `--rehearse`, which keeps a \
-                 state and an embedded sandbox of its own in `.charter/rehearsal/`",
+                 it (`--at {}`), {elsewhere}",
                 crate::model::time::format_instant(later.recorded_at)
             );
             Err(Failure::new(later.to_string(), Some(help)))

@@ -26,10 +26,10 @@ pub enum PrepareError {
 /// to say why), and the next plan at the later instant would redo it: charter refuses instead.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "charter's state records `{transition}` for customer `{customer}` at {}, after {}, the \
-     instant being planned for",
-    format_instant(*.recorded_at),
-    format_instant(*.at)
+    "cannot plan for {}: charter's state already records `{transition}` for customer \
+     `{customer}` at {}",
+    format_instant(*.at),
+    format_instant(*.recorded_at)
 )]
 pub struct LaterHistory {
     pub customer: String,
