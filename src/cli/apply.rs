@@ -657,3 +657,33 @@ async fn round(
         succeeded: report.succeeded(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{rate, unchanged_line};
+
+    #[test]
+    fn progress_rates_are_rounded() {
+        assert_eq!(rate(359.3837), "359 steps/s");
+        assert_eq!(rate(10.0), "10 steps/s");
+        assert_eq!(rate(2.345), "2.3 steps/s");
+        assert_eq!(rate(0.0), "0.0 steps/s");
+    }
+
+    #[test]
+    fn unchanged_subjects_are_counted_in_one_line() {
+        assert_eq!(unchanged_line((0, 0)), None);
+        assert_eq!(
+            unchanged_line((1, 0)).as_deref(),
+            Some("unchanged: 1 customer")
+        );
+        assert_eq!(
+            unchanged_line((16, 3)).as_deref(),
+            Some("unchanged: 16 customers and 3 staff members")
+        );
+        assert_eq!(
+            unchanged_line((0, 1)).as_deref(),
+            Some("unchanged: 1 staff member")
+        );
+    }
+}
