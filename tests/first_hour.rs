@@ -14,15 +14,22 @@ use common::{charter, charter_command};
 const NO_ENV: &[(&str, &str)] = &[];
 
 /// Runs the binary in `dir` with its standard output closed before it writes anything, as
-/// `| head -0` does: `(exit code, stderr)`.
-fn with_stdout_closed(dir: &Path, args: &[&str]) -> (i32, String) {
+/// `| head -0` does, and with its standard error into the same closed pipe when `stderr_too`
+/// (`2>&1 | head -0`): `(exit code, stderr)` — stderr empty when it went to the closed pipe.
+fn with_stdout_closed(dir: &Path, args: &[&str], stderr_too: bool) -> (i32, String) {
     let mut command = charter_command(dir, args);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null());
+    if stderr_too {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        command.stdout(writer.try_clone().unwrap()).stderr(writer);
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     let mut child = command.spawn().unwrap();
+    // Closing our copies of the pipe's ends leaves the child's writes without a reader.
     drop(child.stdout.take());
+    drop(command);
     let output = child.wait_with_output().unwrap();
     (
         output.status.code().unwrap_or(-1),
@@ -85,9 +92,19 @@ fn every_printing_command_ends_quietly_when_the_reader_goes_away() {
             0,
         ),
         (&["sandbox", "seed", "--db", "seeded.db", "--orgs", "3"], 0),
+        // Diagnostics and usage errors, which go to stderr.
+        (&["check", "broken"], 1),
+        (&["compile", ".", "--tier", "gold"], 2),
+        (&["no-such-command"], 2),
     ];
+    std::fs::create_dir_all(dir.join("broken")).unwrap();
+    std::fs::write(
+        dir.join("broken/tiers.charter"),
+        "tier teams extends por {}\ntier pro { operatoins = 1 }\n",
+    )
+    .unwrap();
     for (args, code) in commands {
-        let (actual, stderr) = with_stdout_closed(&dir, args);
+        let (actual, stderr) = with_stdout_closed(&dir, args, false);
         assert!(
             !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
             "`charter {}` with stdout closed:\n{stderr}",
@@ -97,6 +114,14 @@ fn every_printing_command_ends_quietly_when_the_reader_goes_away() {
             actual,
             *code,
             "`charter {}` with stdout closed:\n{stderr}",
+            args.join(" ")
+        );
+        // `2>&1 | head -0`: a panic cannot be read then, but its exit code (101) can.
+        let (actual, _) = with_stdout_closed(&dir, args, true);
+        assert_eq!(
+            actual,
+            *code,
+            "`charter {}` with stdout and stderr closed",
             args.join(" ")
         );
     }

@@ -234,7 +234,7 @@ fn finish(ended: Ended) -> Outcome {
             Outcome::Success
         }
         Ended::StoppedBefore => {
-            eprintln!("error: stopped before applying anything: nothing was changed");
+            eoutln!("error: stopped before applying anything: nothing was changed");
             Outcome::Failure
         }
         Ended::Applied(report) => report_outcome(&report),
@@ -258,12 +258,12 @@ fn report_outcome(report: &Report) -> Outcome {
 fn print_stopped(report: &Report) {
     let in_flight = report.interrupted();
     let not_started = report.not_run().saturating_sub(in_flight);
-    eprintln!(
+    eoutln!(
         "error: the apply was stopped: {not_started} {} not started, {in_flight} left in flight \
          in the journal",
         if not_started == 1 { "step" } else { "steps" }
     );
-    eprintln!(
+    eoutln!(
         "  help: run `charter apply` (or `charter run`) again: it reads the instance, finds what \
          was done, and carries out the rest"
     );
@@ -272,13 +272,13 @@ fn print_stopped(report: &Report) {
 fn print_failures(report: &Report) {
     for step in &report.steps {
         if let StepStatus::Failed { error, help } = &step.status {
-            eprintln!("error: step `{}` failed: {error}", step.id);
+            eoutln!("error: step `{}` failed: {error}", step.id);
             if let Some(help) = help {
-                eprintln!("  help: {help}");
+                eoutln!("  help: {help}");
             }
         }
         if let StepStatus::Skipped { because } = &step.status {
-            eprintln!(
+            eoutln!(
                 "skipped: step `{}`, because `{because}` did not succeed",
                 step.id
             );
@@ -311,7 +311,7 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
             Some("review the plan, then run again with `--auto-approve`".to_owned()),
         ));
     }
-    eprint!(
+    eout!(
         "Apply these {} calls to {instance}? Only `yes` is accepted: ",
         plan.calls()
     );
@@ -391,7 +391,7 @@ async fn execute(
         (Some(_), _) => {}
         (None, _) => {
             if let Some(line) = event.line() {
-                eprintln!("{line}");
+                eoutln!("{line}");
             }
         }
     };
@@ -404,7 +404,7 @@ async fn execute(
         }
     }
     if let Some(line) = unchanged_line(unchanged.get()) {
-        eprintln!("{line}");
+        eoutln!("{line}");
     }
     let report = result.map_err(|stopped| {
         print_failures(&stopped.report);
@@ -458,7 +458,7 @@ fn listen_for_stop() -> Stop {
                     }
                 });
             }
-            (Err(error), _) | (_, Err(error)) => eprintln!(
+            (Err(error), _) | (_, Err(error)) => eoutln!(
                 "warning: cannot listen for SIGTERM and Ctrl-C ({error}): either ends charter at \
                  once, leaving what was in flight to the journal"
             ),
@@ -488,16 +488,16 @@ async fn unless_stopped<T>(stop: &Stop, work: impl Future<Output = T>) -> Option
 /// Reads a saved plan file.
 fn read_plan_file(path: &Path) -> Result<Plan, Outcome> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        eprintln!(
+        eoutln!(
             "error: cannot read the plan file `{}`: {error}",
             path.display()
         );
         Outcome::Failure
     })?;
     Plan::from_json(&text).map_err(|error| {
-        eprintln!("error: `{}`: {error}", path.display());
+        eoutln!("error: `{}`: {error}", path.display());
         if let Some(help) = error.help() {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
         Outcome::Failure
     })
@@ -553,9 +553,9 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 }
                 Err(failure) => {
                     failed = true;
-                    eprintln!("error: {}", failure.message);
+                    eoutln!("error: {}", failure.message);
                     if let Some(help) = failure.help {
-                        eprintln!("  help: {help}");
+                        eoutln!("  help: {help}");
                     }
                 }
             }
@@ -564,7 +564,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 break;
             }
             let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600));
-            eprintln!(
+            eoutln!(
                 "next round in {}",
                 crate::model::license::human_duration(every)
             );
@@ -576,7 +576,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
             }
         }
         if stop.requests() > 0 {
-            eprintln!("stopped");
+            eoutln!("stopped");
         }
         lock.release()?;
         Ok(failed)

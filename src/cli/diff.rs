@@ -140,14 +140,14 @@ pub(super) fn run(request: &Request<'_>, output: &Output) -> Outcome {
     let (_old_scratch, before) = match load_origin(old, "old", output) {
         Ok(x) => x,
         Err(outcome) => {
-            eprintln!("error: the old policy set `{old}` does not check");
+            eoutln!("error: the old policy set `{old}` does not check");
             return outcome;
         }
     };
     let (_new_scratch, after) = match load_origin(new, "new", output) {
         Ok(x) => x,
         Err(outcome) => {
-            eprintln!("error: the new policy set `{new}` does not check");
+            eoutln!("error: the new policy set `{new}` does not check");
             return outcome;
         }
     };
@@ -220,7 +220,7 @@ fn live_usage(
                 .collect(),
             Ok(None) => BTreeMap::new(),
             Err(error) => {
-                eprintln!("error: {error}");
+                eoutln!("error: {error}");
                 return Err(Outcome::Failure);
             }
         };

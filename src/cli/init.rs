@@ -40,7 +40,7 @@ pub(super) fn run(args: &Args) -> Outcome {
         }
     }
     if let Err(error) = std::fs::create_dir_all(dir) {
-        eprintln!(
+        eoutln!(
             "error: cannot create `{}`: {}",
             dir.display(),
             words(&error)
@@ -56,7 +56,7 @@ pub(super) fn run(args: &Args) -> Outcome {
             .open(&path)
             .and_then(|mut file| file.write_all(text.as_bytes()));
         if let Err(error) = written {
-            eprintln!(
+            eoutln!(
                 "error: cannot write `{}`: {}",
                 path.display(),
                 words(&error)

@@ -22,7 +22,7 @@ pub(super) fn state_path(policy: &Path, state: Option<PathBuf>) -> PathBuf {
 
 /// Prints a state database error; the operation fails (exit 1).
 pub(super) fn state_error(error: &StateError) -> Outcome {
-    eprintln!("error: {error}");
+    eoutln!("error: {error}");
     Outcome::Failure
 }
 
@@ -179,7 +179,7 @@ pub(super) fn test(loaded: &Loaded, path: &Path, now: i64, junit: Option<&Path>)
         // The suite is the policy set; each testcase's class is the file the test is in.
         let suite = path.display().to_string();
         if let Err(e) = std::fs::write(file, tests::junit(&results, &suite, &source)) {
-            eprintln!(
+            eoutln!(
                 "error: cannot write `{}`: {}",
                 file.display(),
                 e.to_string().to_lowercase()

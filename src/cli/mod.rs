@@ -21,6 +21,23 @@ macro_rules! outln {
     };
 }
 
+/// Prints to standard error through `out`, which ends quietly when the reader goes away.
+macro_rules! eout {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_err(format_args!($($arg)*))
+    };
+}
+
+/// `eout!` with a newline.
+macro_rules! eoutln {
+    () => {
+        $crate::cli::out::write_err(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod apply;
 pub mod config;
 mod diff;
@@ -321,9 +338,9 @@ impl From<Outcome> for ExitCode {
 
 /// Prints a usage error (wrong tier name, unreadable path) the way clap prints its own.
 pub(crate) fn usage_error(message: &str, help: Option<String>) -> Outcome {
-    eprintln!("error: {message}");
+    eoutln!("error: {message}");
     if let Some(help) = help {
-        eprintln!("  help: {help}");
+        eoutln!("  help: {help}");
     }
     Outcome::Usage
 }

@@ -1,10 +1,12 @@
-//! Standard output. Every result charter prints goes through `out!` / `outln!` (defined in
+//! Standard output and standard error. Every result charter prints goes through `out!` /
+//! `outln!`, every message and diagnostic through `eout!` / `eoutln!` (defined in
 //! `cli/mod.rs`), which write here.
 //!
-//! A reader that goes away (`charter compile | head -1`) is not an error: the first write that
-//! meets a closed pipe marks standard output closed, later writes are dropped, and the command
-//! ends with its own exit code, as `cat` does. Any other failure to write (a full disk) is
-//! said once on stderr and makes the command exit 1.
+//! A reader that goes away (`charter compile | head -1`, or `2>&1 | head -1`) is not an error:
+//! the first write that meets a closed pipe marks that stream closed, later writes to it are
+//! dropped, and the command ends with its own exit code, as `cat` does. Any other failure to
+//! write the output (a full disk) is said once on stderr and makes the command exit 1; a
+//! failure to write stderr has nowhere to be said.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -14,6 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static CLOSED: AtomicBool = AtomicBool::new(false);
 /// Writing failed for another reason than a closed pipe.
 static FAILED: AtomicBool = AtomicBool::new(false);
+/// Standard error can no longer be written.
+static ERR_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes formatted text to standard error, unless it is closed.
+pub(crate) fn write_err(args: fmt::Arguments<'_>) {
+    if ERR_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    if io::stderr().lock().write_fmt(args).is_err() {
+        ERR_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Writes formatted text to standard output, unless it is closed.
 pub(crate) fn write(args: fmt::Arguments<'_>) {
@@ -52,7 +66,6 @@ pub(crate) fn failed_with(error: &io::Error) {
     }
     if error.kind() != io::ErrorKind::BrokenPipe {
         FAILED.store(true, Ordering::Relaxed);
-        // stderr may be gone too; nothing more can be said then.
-        let _ = writeln!(io::stderr(), "error: cannot write the output: {error}");
+        write_err(format_args!("error: cannot write the output: {error}\n"));
     }
 }

@@ -68,13 +68,13 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     }
     if let Some(out) = &args.out {
         if let Err(error) = std::fs::write(out, plan.to_json() + "\n") {
-            eprintln!(
+            eoutln!(
                 "error: cannot write the plan to `{}`: {error}",
                 out.display()
             );
             return Outcome::Failure;
         }
-        eprintln!(
+        eoutln!(
             "Saved the plan to {}; `charter apply {}` carries it out if the instance has not \
              changed since.",
             out.display(),
@@ -142,9 +142,9 @@ pub(super) async fn plan_with(
 
 pub(super) fn print_plan_errors(errors: &[PlanError]) {
     for error in errors {
-        eprintln!("error: {}: {}", error.subject, error.message);
+        eoutln!("error: {}: {}", error.subject, error.message);
         if let Some(help) = &error.help {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
     }
 }

@@ -98,7 +98,7 @@ pub(crate) fn report(sources: &Sources, diagnostics: &[Diagnostic], output: &Out
             for d in diagnostics {
                 let json = JsonDiagnostic::new(sources, d);
                 if let Ok(line) = serde_json::to_string(&json) {
-                    eprintln!("{line}");
+                    eoutln!("{line}");
                 }
             }
         }
@@ -108,13 +108,13 @@ pub(crate) fn report(sources: &Sources, diagnostics: &[Diagnostic], output: &Out
                 width: 100,
             };
             for d in diagnostics {
-                eprint!("{}", render_human(sources, d, options));
-                eprintln!();
+                eout!("{}", render_human(sources, d, options));
+                eoutln!();
             }
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = diagnostics.len() - errors;
             if errors > 0 {
-                eprintln!(
+                eoutln!(
                     "error: {} and {}",
                     plural(errors, "error"),
                     plural(warnings, "warning")

@@ -115,7 +115,7 @@ pub(super) fn run(args: Args) -> Outcome {
     match outcome {
         Ok(()) => Outcome::Success,
         Err(message) => {
-            eprintln!("error: {message}");
+            eoutln!("error: {message}");
             Outcome::Failure
         }
     }
@@ -174,12 +174,12 @@ fn serve(config: Config) -> Result<(), String> {
         );
         super::out::flush();
         stop.await;
-        eprintln!("stopping: finishing requests in flight");
+        eoutln!("stopping: finishing requests in flight");
         running
             .shutdown()
             .await
             .map_err(|error| error.to_string())?;
-        eprintln!("stopped; every committed change is in the database");
+        eoutln!("stopped; every committed change is in the database");
         Ok(())
     })
 }

@@ -223,9 +223,9 @@ fn manual_transitions(lifecycle: &Lifecycle) -> String {
 
 /// Prints why the request is refused; the command fails (exit 1).
 fn refuse(message: &str, help: Option<String>) -> Outcome {
-    eprintln!("error: {message}");
+    eoutln!("error: {message}");
     if let Some(help) = help {
-        eprintln!("  help: {help}");
+        eoutln!("  help: {help}");
     }
     Outcome::Failure
 }
