@@ -230,7 +230,30 @@ fn a_rehearsal_never_touches_the_state_of_now() {
         stdout.contains("customer acme (\"Acme Corp\"): frozen → deprovisioned"),
         "{stdout}"
     );
+    assert!(
+        stdout.starts_with("Plan for the rehearsal sandbox at 2027-05-09"),
+        "{stdout}"
+    );
     assert!(dir.join(".charter/rehearsal/state.db").is_file());
+    // A rehearsal's saved plan is never applied outside the rehearsal.
+    let args = [
+        "plan",
+        ".",
+        "--rehearse",
+        "--at",
+        "2027-05-09",
+        "-o",
+        "rehearsed.json",
+    ];
+    let (code, _, stderr) = charter(&dir, &args, NO_ENV);
+    assert_eq!(code, 2, "{stderr}");
+    let args = ["apply", "rehearsed.json", "--auto-approve"];
+    let (code, stdout, stderr) = charter(&dir, &args, NO_ENV);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("made for the rehearsal sandbox"),
+        "{stderr}"
+    );
     // Now: nothing was provisioned on the real (embedded) instance, and nothing is refused.
     let (code, stdout, stderr) = charter(&dir, &["plan", "."], NO_ENV);
     assert_eq!(code, 2, "{stdout}{stderr}");

@@ -88,8 +88,12 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     }
 }
 
-/// How the instance is named in a plan: its URL, or the embedded sandbox.
+/// How the instance is named in a plan: its URL, the embedded sandbox, or a rehearsal's.
 pub(super) fn instance_name(config: &Config) -> String {
+    // A rehearsal's plan names its own sandbox, so that it is never applied outside one.
+    if config.rehearsal {
+        return "the rehearsal sandbox".to_owned();
+    }
     match &config.url {
         Some((url, _)) => url.to_string(),
         None => "the embedded sandbox".to_owned(),
