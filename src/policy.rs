@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use crate::ast;
 use crate::check::{self, Checked};
 use crate::diagnostic::Diagnostic;
-use crate::ast;
 use crate::source::{FileId, LoadError, Sources, Span};
 use crate::syntax::{self, roster};
 
@@ -41,7 +41,9 @@ pub fn check_sources(sources: Sources, root: &Path) -> Result<PolicySet, Failure
         Ok(files) => files,
         Err(errors) => return Err(Failure::Syntax(sources, errors)),
     };
-    Ok(check_parsed(sources, &files, root, &|path| std::fs::read(path)))
+    Ok(check_parsed(sources, &files, root, &|path| {
+        std::fs::read(path)
+    }))
 }
 
 /// Checks policy files already parsed, reading each roster they name through `read` (given the
