@@ -76,7 +76,10 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<Exit
                     Exit::Abrupt
                 });
             }
-            Message::Notification(n) => server.notification(n),
+            // A bug while checking a buffer costs its diagnostics, not the session.
+            Message::Notification(n) => {
+                catch_unwind(AssertUnwindSafe(|| server.notification(n))).unwrap_or_default()
+            }
             // The server sends no requests, so a response answers nothing.
             Message::Response(_) => Vec::new(),
         };

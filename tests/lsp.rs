@@ -1,0 +1,719 @@
+//! `charter lsp` driven as an editor drives it: the real binary, JSON-RPC over its stdio, on a
+//! copy of the example policy set. And the message loop under arbitrary input (in process).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// An editor's side of the connection.
+struct Editor {
+    child: Child,
+    stdin: ChildStdin,
+    incoming: Receiver<Value>,
+    next_id: i64,
+    /// Notifications received while waiting for a response.
+    notifications: Vec<Value>,
+}
+
+impl Editor {
+    fn start(root: &Path) -> Editor {
+        let mut child = common::charter_command(root, &["lsp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, incoming) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut length = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(n) = line.strip_prefix("Content-Length: ") {
+                        length = Some(n.parse::<usize>().unwrap());
+                    }
+                }
+                let mut body = vec![0; length.unwrap()];
+                reader.read_exact(&mut body).unwrap();
+                if tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Editor {
+            child,
+            stdin,
+            incoming,
+            next_id: 0,
+            notifications: Vec::new(),
+        }
+    }
+
+    fn send_raw(&mut self, body: &[u8]) {
+        write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        self.stdin.write_all(body).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, message: &Value) {
+        self.send_raw(message.to_string().as_bytes());
+    }
+
+    fn receive(&mut self) -> Value {
+        self.incoming
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server answered in time")
+    }
+
+    /// Sends a request and waits for its response (keeping notifications that come first).
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let message = self.receive();
+            if message.get("id") == Some(&json!(id)) {
+                return message;
+            }
+            self.notifications.push(message);
+        }
+    }
+
+    fn result(&mut self, method: &str, params: Value) -> Value {
+        let response = self.request(method, params);
+        assert!(
+            response.get("error").is_none(),
+            "{method} failed: {response}"
+        );
+        response["result"].clone()
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Waits for the diagnostics of `uri` (the latest of a batch).
+    fn diagnostics_for(&mut self, uri: &str) -> Vec<Value> {
+        loop {
+            if let Some(i) = self.notifications.iter().position(|n| {
+                n["method"] == "textDocument/publishDiagnostics" && n["params"]["uri"] == uri
+            }) {
+                let n = self.notifications.remove(i);
+                return n["params"]["diagnostics"].as_array().unwrap().clone();
+            }
+            let message = self.receive();
+            self.notifications.push(message);
+        }
+    }
+
+    fn initialize(&mut self, root: &Path) -> Value {
+        let result = self.result(
+            "initialize",
+            json!({"processId": null, "rootUri": uri(root), "capabilities": {}}),
+        );
+        self.notify("initialized", json!({}));
+        result
+    }
+
+    fn open(&mut self, path: &Path, text: &str) {
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri(path), "languageId": "charter", "version": 1, "text": text}}),
+        );
+    }
+
+    fn change(&mut self, path: &Path, version: i64, text: &str) {
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri(path), "version": version}, "contentChanges": [{"text": text}]}),
+        );
+    }
+
+    fn shutdown_and_exit(mut self) -> i32 {
+        assert_eq!(self.result("shutdown", Value::Null), Value::Null);
+        self.notify("exit", Value::Null);
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn uri(path: &Path) -> String {
+    url::Url::from_file_path(path).unwrap().to_string()
+}
+
+/// The LSP position (line, UTF-16 column) of the `nth` occurrence of `needle` in `text`, plus
+/// `shift` bytes.
+fn position_of(text: &str, needle: &str, nth: usize, shift: usize) -> Value {
+    let at = text
+        .match_indices(needle)
+        .nth(nth)
+        .expect("the needle is in the text")
+        .0
+        + shift;
+    let before = &text[..at];
+    let line = before.matches('\n').count();
+    let column = before.rsplit('\n').next().unwrap().encode_utf16().count();
+    json!({"line": line, "character": column})
+}
+
+/// The byte offset of an LSP position.
+fn offset_of(text: &str, position: &Value) -> usize {
+    let line = position["line"].as_u64().unwrap() as usize;
+    let character = position["character"].as_u64().unwrap() as usize;
+    let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+    let mut units = 0;
+    for (i, c) in text[start..].char_indices() {
+        if units >= character {
+            return start + i;
+        }
+        units += c.len_utf16();
+    }
+    text.len()
+}
+
+fn slice<'a>(text: &'a str, range: &Value) -> &'a str {
+    &text[offset_of(text, &range["start"])..offset_of(text, &range["end"])]
+}
+
+/// Applies edits (not overlapping) to a text.
+fn apply(text: &str, edits: &[Value]) -> String {
+    let mut edits: Vec<(usize, usize, String)> = edits
+        .iter()
+        .map(|e| {
+            (
+                offset_of(text, &e["range"]["start"]),
+                offset_of(text, &e["range"]["end"]),
+                e["newText"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut out = text.to_string();
+    for (start, end, new) in edits {
+        out.replace_range(start..end, &new);
+    }
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+struct Workspace {
+    root: PathBuf,
+    acme: PathBuf,
+}
+
+fn workspace(name: &str) -> Workspace {
+    let root = common::scratch("lsp", name);
+    let acme = root.join("acme");
+    common::copy_acme_into(&acme);
+    Workspace { root, acme }
+}
+
+#[test]
+fn an_editor_session_on_the_example_set() {
+    let ws = workspace("session");
+    let mut editor = Editor::start(&ws.root);
+    let capabilities = editor.initialize(&ws.root)["capabilities"].clone();
+    for capability in [
+        "hoverProvider",
+        "definitionProvider",
+        "referencesProvider",
+        "completionProvider",
+        "codeActionProvider",
+        "documentFormattingProvider",
+        "documentSymbolProvider",
+        "renameProvider",
+    ] {
+        assert!(
+            !capabilities[capability].is_null(),
+            "{capability} is announced"
+        );
+    }
+
+    // Opening one file checks the whole set: each file, the roster included, gets its list,
+    // and together they are what `charter check` reports.
+    let tiers_path = ws.acme.join("tiers.charter");
+    let tiers = read(&tiers_path);
+    editor.open(&tiers_path, &tiers);
+    let (_, _, check_stderr) =
+        common::charter(&ws.root, &["--error-format", "json", "check", "acme"], &[]);
+    let expected = check_stderr.lines().filter(|l| l.starts_with('{')).count();
+    let mut received = 0;
+    for file in std::fs::read_dir(&ws.acme).unwrap() {
+        let path = file.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "charter" || e == "csv")
+        {
+            let list = editor.diagnostics_for(&uri(&path));
+            assert!(
+                list.iter().all(|d| d["severity"] != 1),
+                "no errors in {}: {list:?}",
+                path.display()
+            );
+            received += list.len();
+        }
+    }
+    assert_eq!(
+        received, expected,
+        "the same diagnostics as `charter check`"
+    );
+
+    // A typo: the did-you-mean diagnostic, then its quick fix, which restores the text.
+    let customers_path = ws.acme.join("customers.charter");
+    let customers = read(&customers_path);
+    editor.open(&customers_path, &customers);
+    let typo = customers.replacen("tier = pro", "tier = prp", 1);
+    editor.change(&customers_path, 2, &typo);
+    let diagnostics = loop {
+        let list = editor.diagnostics_for(&uri(&customers_path));
+        if list.iter().any(|d| d["code"] == "charter::unknown_tier") {
+            break list;
+        }
+    };
+    let unknown = diagnostics
+        .iter()
+        .find(|d| d["code"] == "charter::unknown_tier")
+        .unwrap_or_else(|| panic!("an unknown tier diagnostic in {diagnostics:?}"));
+    assert_eq!(unknown["severity"], 1);
+    assert_eq!(unknown["source"], "charter");
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `pro`?"),
+        "{unknown}"
+    );
+    assert_eq!(slice(&typo, &unknown["range"]), "prp");
+    let actions = editor.result(
+        "textDocument/codeAction",
+        json!({
+            "textDocument": {"uri": uri(&customers_path)},
+            "range": unknown["range"],
+            "context": {"diagnostics": [unknown]},
+        }),
+    );
+    let action = &actions[0];
+    assert_eq!(action["kind"], "quickfix");
+    let edits = action["edit"]["changes"][uri(&customers_path)]
+        .as_array()
+        .unwrap();
+    assert_eq!(apply(&typo, edits), customers);
+    editor.change(&customers_path, 3, &customers);
+    assert!(
+        editor
+            .diagnostics_for(&uri(&customers_path))
+            .iter()
+            .all(|d| d["severity"] != 1)
+    );
+
+    // Hover on a parameter in a tier: the value and chain of `charter explain`, and the catalog.
+    let hover = editor.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "operations = 40_000", 0, 2)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    let (code, explain, _) = common::charter(
+        &ws.root,
+        &["explain", "acme", "--tier", "pro", "operations"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(explain.trim_end()),
+        "hover:\n{text}\nexplain:\n{explain}"
+    );
+    assert!(text.contains("**operations**"), "{text}");
+
+    // Hover on a tier, a customer and a state.
+    let hover = editor.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&customers_path)}, "position": position_of(&customers, "tier = pro", 0, 8)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        text.contains("tier pro") && text.contains("`acme`") && text.contains("`oscorp`"),
+        "{text}"
+    );
+    let hover = editor.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&customers_path)}, "position": position_of(&customers, "customer acme", 0, 10)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("state now: `"), "{text}");
+
+    // Go to a tier's definition, from a customer block and from a roster cell.
+    let definition = editor.result(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": uri(&customers_path)}, "position": position_of(&customers, "tier = pro", 0, 8)}),
+    );
+    assert_eq!(definition[0]["uri"], uri(&tiers_path));
+    assert_eq!(
+        definition[0]["range"]["start"],
+        position_of(&tiers, "tier pro extends", 0, 5)
+    );
+    let roster_path = ws.acme.join("customers.csv");
+    let roster = read(&roster_path);
+    let definition = editor.result(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": uri(&roster_path)}, "position": position_of(&roster, ",enterprise,", 0, 3)}),
+    );
+    assert_eq!(
+        definition[0]["range"]["start"],
+        position_of(&tiers, "tier enterprise", 0, 5)
+    );
+
+    // Complete a parameter name inside a tier.
+    let typing = tiers.replacen(
+        "tier free extends base {}",
+        "tier free extends base {\n  oper\n}",
+        1,
+    );
+    editor.change(&tiers_path, 2, &typing);
+    let completion = editor.result(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&typing, "  oper\n", 0, 6)}),
+    );
+    let items = completion.as_array().unwrap();
+    let operations = items
+        .iter()
+        .find(|i| i["label"] == "operations")
+        .expect("`operations` is offered");
+    assert!(!operations["detail"].is_null() && !operations["documentation"].is_null());
+    editor.change(&tiers_path, 3, &tiers);
+
+    // Format a messy buffer: what `charter fmt` makes of it.
+    let messy_path = ws.acme.join("messy.charter");
+    let messy = "addon   messy{operations+=1\n   transfer  +=  1 GB}\n";
+    editor.open(&messy_path, messy);
+    let edits = editor.result("textDocument/formatting", json!({"textDocument": {"uri": uri(&messy_path)}, "options": {"tabSize": 2, "insertSpaces": true}}));
+    let mut fmt = common::charter_command(&ws.root, &["fmt", "-"]);
+    fmt.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = fmt.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(messy.as_bytes())
+        .unwrap();
+    let formatted = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(apply(messy, edits.as_array().unwrap()), formatted);
+    assert_ne!(formatted, messy);
+    editor.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": uri(&messy_path)}}),
+    );
+
+    // Rename a tier: every edit, across files and the roster; applied, the set still checks.
+    let rename = editor.result(
+        "textDocument/rename",
+        json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "tier pro extends", 0, 5), "newName": "professional"}),
+    );
+    let changes = rename["changes"].as_object().unwrap();
+    let mut files: Vec<String> = changes
+        .keys()
+        .map(|u| u.rsplit('/').next().unwrap().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "customers.charter",
+            "customers.csv",
+            "rules.charter",
+            "tests.charter",
+            "tiers.charter"
+        ]
+    );
+    let mut count = 0;
+    for (file_uri, edits) in changes {
+        let path = url::Url::parse(file_uri).unwrap().to_file_path().unwrap();
+        let before = read(&path);
+        for edit in edits.as_array().unwrap() {
+            assert_eq!(slice(&before, &edit["range"]), "pro", "in {file_uri}");
+            count += 1;
+        }
+        std::fs::write(&path, apply(&before, edits.as_array().unwrap())).unwrap();
+    }
+    let pro_words = [
+        "tier = pro",
+        "extends pro",
+        "< pro <",
+        "for pro:",
+        "core, pro,",
+        ",pro,",
+        "tier pro:",
+        "tier pro ",
+    ];
+    assert!(count >= pro_words.len(), "{count} edits");
+    let (code, _, stderr) = common::charter(&ws.root, &["check", "acme"], &[]);
+    assert_eq!(code, 0, "the renamed set checks: {stderr}");
+    let (_, explain, _) = common::charter(
+        &ws.root,
+        &["explain", "acme", "--tier", "professional", "operations"],
+        &[],
+    );
+    assert!(
+        explain.contains("operations = 40,000") || explain.contains("operations = 40 000"),
+        "{explain}"
+    );
+
+    assert_eq!(editor.shutdown_and_exit(), 0);
+}
+
+#[test]
+fn malformed_messages_and_unknown_methods_get_errors_and_the_server_goes_on() {
+    let ws = workspace("malformed");
+    let mut editor = Editor::start(&ws.root);
+    // Before `initialize`, requests are refused.
+    let early = editor.request("textDocument/hover", json!({}));
+    assert_eq!(early["error"]["code"], -32002);
+    editor.initialize(&ws.root);
+
+    editor.send_raw(b"{not json");
+    let parse_error = editor.receive();
+    assert_eq!(parse_error["error"]["code"], -32700);
+    assert_eq!(parse_error["id"], Value::Null);
+
+    editor.send_raw(b"[1, 2]");
+    assert_eq!(editor.receive()["error"]["code"], -32600);
+
+    let unknown = editor.request("charter/nothing", json!({}));
+    assert_eq!(unknown["error"]["code"], -32601);
+
+    let bad = editor.request("textDocument/hover", json!({"textDocument": 7}));
+    assert_eq!(bad["error"]["code"], -32602);
+
+    // A buffer of arbitrary bytes (as text): diagnostics, and answers at every position.
+    let junk_path = ws.acme.join("junk.charter");
+    let junk = "tier \u{0}\u{7f}{{{ é😀 \"unterminated\n}}} = += @@ 12 GiB [";
+    editor.open(&junk_path, junk);
+    let diagnostics = editor.diagnostics_for(&uri(&junk_path));
+    assert!(
+        diagnostics.iter().any(|d| d["severity"] == 1),
+        "{diagnostics:?}"
+    );
+    for line in 0..3 {
+        for character in [0, 3, 7, 40] {
+            let position = json!({"textDocument": {"uri": uri(&junk_path)}, "position": {"line": line, "character": character}});
+            for method in [
+                "textDocument/hover",
+                "textDocument/completion",
+                "textDocument/definition",
+            ] {
+                let response = editor.request(method, position.clone());
+                assert!(response.get("result").is_some(), "{method}: {response}");
+            }
+        }
+    }
+    let formatting = editor.request("textDocument/formatting", json!({"textDocument": {"uri": uri(&junk_path)}, "options": {"tabSize": 2, "insertSpaces": true}}));
+    assert_eq!(formatting["result"], Value::Null);
+
+    // `exit` without `shutdown` is exit code 1 (LSP).
+    editor.notify("exit", Value::Null);
+    assert_eq!(editor.child.wait().unwrap().code(), Some(1));
+}
+
+/// One frame the property test sends.
+#[derive(Clone, Debug)]
+enum Frame {
+    Bytes(Vec<u8>),
+    Request(String, Value),
+    Notification(String, Value),
+    Open(String),
+}
+
+const METHODS: &[&str] = &[
+    "initialize",
+    "shutdown",
+    "textDocument/hover",
+    "textDocument/definition",
+    "textDocument/references",
+    "textDocument/completion",
+    "textDocument/codeAction",
+    "textDocument/formatting",
+    "textDocument/documentSymbol",
+    "textDocument/prepareRename",
+    "textDocument/rename",
+    "textDocument/didChange",
+    "textDocument/didClose",
+    "$/cancelRequest",
+    "unknown/method",
+];
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z/:.]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("textDocument".to_string()),
+                    Just("uri".to_string()),
+                    Just("position".to_string()),
+                    Just("line".to_string()),
+                    Just("character".to_string()),
+                    "[a-z]{1,6}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn frame(doc: String) -> impl Strategy<Value = Frame> {
+    let position = (0u32..30, 0u32..60).prop_map(move |(line, character)| {
+        json!({"textDocument": {"uri": doc.clone()}, "position": {"line": line, "character": character}, "newName": "x", "context": {"includeDeclaration": true, "diagnostics": []}, "options": {"tabSize": 2, "insertSpaces": true}})
+    });
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(Frame::Bytes),
+        (prop::sample::select(METHODS), json_value())
+            .prop_map(|(m, p)| Frame::Request(m.to_string(), p)),
+        (prop::sample::select(METHODS), position.clone())
+            .prop_map(|(m, p)| Frame::Request(m.to_string(), p)),
+        (prop::sample::select(METHODS), json_value())
+            .prop_map(|(m, p)| Frame::Notification(m.to_string(), p)),
+        prop::collection::vec(any::<char>(), 0..120)
+            .prop_map(|c| Frame::Open(c.into_iter().collect())),
+    ]
+}
+
+fn encode(frames: &[Frame], doc: &str) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut requests = 1; // `initialize`
+    let mut push = |body: &[u8]| {
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    };
+    push(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"capabilities": {}}})
+            .to_string()
+            .as_bytes(),
+    );
+    for (i, frame) in frames.iter().enumerate() {
+        match frame {
+            Frame::Bytes(bytes) => {
+                requests += 1; // a parse or invalid-request error
+                push(bytes);
+            }
+            Frame::Request(method, params) => {
+                requests += 1;
+                push(json!({"jsonrpc": "2.0", "id": i + 1, "method": method, "params": params}).to_string().as_bytes());
+            }
+            Frame::Notification(method, params) => {
+                push(json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string().as_bytes());
+            }
+            Frame::Open(text) => push(
+                json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": doc, "languageId": "charter", "version": 1, "text": text}}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        }
+    }
+    (out, requests)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Whatever arrives, the loop reads to the end without panicking, and answers every
+    /// request — and every frame that is not a message — exactly once.
+    #[test]
+    fn the_message_loop_answers_every_request_and_never_crashes(
+        frames in prop::collection::vec(frame("DOC".to_string()), 1..12)
+    ) {
+        let ws = WORKSPACE.with(|w| w.clone());
+        let doc = uri(&ws.join("acme/prop.charter"));
+        let frames: Vec<Frame> = frames
+            .into_iter()
+            .map(|f| match f {
+                Frame::Request(m, p) => Frame::Request(m, replace_doc(p, &doc)),
+                other => other,
+            })
+            .collect();
+        let (bytes, requests) = encode(&frames, &doc);
+        let mut output = Vec::new();
+        let exit = charter::lsp::serve(std::io::Cursor::new(bytes), &mut output);
+        prop_assert!(exit.is_ok());
+        let answers = responses(&output);
+        // Bytes that happen to be a notification get no answer; everything else gets one.
+        let bytes_frames = frames.iter().filter(|f| matches!(f, Frame::Bytes(_))).count();
+        prop_assert!(answers <= requests && answers + bytes_frames >= requests, "{answers} answers to {requests} requests");
+    }
+}
+
+thread_local! {
+    static WORKSPACE: PathBuf = {
+        let ws = workspace(&format!("prop-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+        ws.root
+    };
+}
+
+fn replace_doc(value: Value, doc: &str) -> Value {
+    match value {
+        Value::String(s) if s == "DOC" => Value::String(doc.to_string()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| replace_doc(v, doc)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, replace_doc(v, doc)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// How many responses (messages with an `id` and a result or an error) the output holds.
+fn responses(output: &[u8]) -> usize {
+    let mut reader = BufReader::new(output);
+    let mut count = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return count;
+        }
+        let length: usize = line
+            .trim_end()
+            .strip_prefix("Content-Length: ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut blank = String::new();
+        reader.read_line(&mut blank).unwrap();
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let message: Value = serde_json::from_slice(&body).unwrap();
+        if message.get("result").is_some() || message.get("error").is_some() {
+            count += 1;
+        }
+    }
+}
