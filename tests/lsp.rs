@@ -516,3 +516,21 @@ fn responses(output: &[u8]) -> usize {
         }
     }
 }
+
+/// The VS Code grammar highlights every license parameter of the catalog, and parses as JSON.
+#[test]
+fn the_editor_grammar_knows_every_parameter() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("editors/vscode/syntaxes/charter.tmLanguage.json");
+    let grammar: Value = serde_json::from_str(&read(&path)).unwrap();
+    let pattern = grammar["repository"]["parameter"]["match"]
+        .as_str()
+        .unwrap();
+    let words: Vec<&str> = pattern
+        .trim_start_matches("\\b(")
+        .trim_end_matches(")\\b")
+        .split('|')
+        .collect();
+    let catalog: Vec<&str> = charter::model::catalog::names().collect();
+    assert_eq!(words, catalog);
+}

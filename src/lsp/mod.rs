@@ -159,8 +159,9 @@ fn path_of(uri: &Url) -> Result<PathBuf, Failure> {
     })
 }
 
+/// The clock, read where every command reads it.
 fn now() -> i64 {
-    jiff::Timestamp::now().as_second()
+    crate::cli::now()
 }
 
 impl Server {
