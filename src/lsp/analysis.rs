@@ -511,7 +511,9 @@ impl Indexer<'_> {
 
     fn roster(&mut self, roster: &Roster) {
         let column = |name: &str| roster.header.iter().position(|c| c.value.trim() == name);
-        let columns: Vec<(Option<usize>, fn(String) -> Symbol, bool)> = vec![
+        // Column, the kind of name in it, whether a cell there declares the name.
+        type Column = (Option<usize>, fn(String) -> Symbol, bool);
+        let columns: [Column; 6] = [
             (column("key"), Symbol::Customer, true),
             (column("tier"), Symbol::Tier, false),
             (column("addons"), Symbol::Addon, false),

@@ -426,16 +426,20 @@ pub(crate) fn references(
         .collect()
 }
 
+pub(crate) fn renameable(symbol: &Symbol) -> bool {
+    matches!(
+        symbol,
+        Symbol::Tier(_) | Symbol::Addon(_) | Symbol::State(_)
+    )
+}
+
 /// Why a rename cannot be done.
 pub(crate) fn rename_refusal(
     analysis: &Analysis,
     symbol: &Symbol,
     new_name: &str,
 ) -> Option<String> {
-    if !matches!(
-        symbol,
-        Symbol::Tier(_) | Symbol::Addon(_) | Symbol::State(_)
-    ) {
+    if !renameable(symbol) {
         return Some("only tiers, add-ons and states can be renamed".to_string());
     }
     let mut chars = new_name.chars();
@@ -757,10 +761,9 @@ fn tokens(line: &str) -> (Vec<String>, String) {
         } else {
             2
         };
-        if k != kind || k == 0 || matches!(c, '[' | ']' | '(' | ')' | ',' | ':' | '"') {
-            if !current.is_empty() {
-                tokens.push(std::mem::take(&mut current));
-            }
+        let boundary = k != kind || k == 0 || matches!(c, '[' | ']' | '(' | ')' | ',' | ':' | '"');
+        if boundary && !current.is_empty() {
+            tokens.push(std::mem::take(&mut current));
         }
         if k != 0 {
             current.push(c);

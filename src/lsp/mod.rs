@@ -487,7 +487,7 @@ impl Server {
         p: lsp_types::DocumentFormattingParams,
     ) -> Result<Option<Vec<TextEdit>>, Failure> {
         let path = path_of(&p.text_document.uri)?;
-        if !path.extension().is_some_and(|e| e == "charter") {
+        if path.extension().is_none_or(|e| e != "charter") {
             return Ok(None);
         }
         let text = match self.documents.get(&path) {
@@ -541,10 +541,11 @@ impl Server {
         let Some(occurrence) = analysis.occurrence_at(file, offset) else {
             return Ok(None);
         };
-        if let Some(refusal) = features::rename_refusal(&analysis, &occurrence.symbol, "x") {
-            if refusal.starts_with("only") {
-                return Err(Failure::new(ErrorCode::RequestFailed, refusal));
-            }
+        if !features::renameable(&occurrence.symbol) {
+            return Err(Failure::new(
+                ErrorCode::RequestFailed,
+                "only tiers, add-ons and states can be renamed",
+            ));
         }
         Ok(Some(PrepareRenameResponse::RangeWithPlaceholder {
             range: analysis::range(&analysis.sources, occurrence.span),
