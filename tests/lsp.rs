@@ -130,12 +130,12 @@ fn an_editor_session_on_the_example_set() {
     // Hover on a parameter in a tier: the value and chain of `charter explain`, and the catalog.
     let hover = editor.result(
         "textDocument/hover",
-        json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "operations = 40_000", 0, 2)}),
+        json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "transfer = 5 GB", 0, 2)}),
     );
     let text = hover["contents"]["value"].as_str().unwrap();
     let (code, explain, _) = common::charter(
         &ws.root,
-        &["explain", "acme", "--tier", "pro", "operations"],
+        &["explain", "acme", "--tier", "pro", "transfer"],
         &[],
     );
     assert_eq!(code, 0);
@@ -143,7 +143,7 @@ fn an_editor_session_on_the_example_set() {
         text.contains(explain.trim_end()),
         "hover:\n{text}\nexplain:\n{explain}"
     );
-    assert!(text.contains("**operations**"), "{text}");
+    assert!(text.contains("**transfer**"), "{text}");
 
     // Hover on a tier, a customer and a state.
     let hover = editor.result(
@@ -222,6 +222,56 @@ fn an_editor_session_on_the_example_set() {
     editor.notify(
         "textDocument/didClose",
         json!({"textDocument": {"uri": uri(&messy_path)}}),
+    );
+
+    // Find references of an add-on: customer blocks and the roster cell that lists two.
+    let addons_path = ws.acme.join("addons.charter");
+    let addons = read(&addons_path);
+    let references = editor.result(
+        "textDocument/references",
+        json!({"textDocument": {"uri": uri(&addons_path)}, "position": position_of(&addons, "addon extra_ops", 0, 7), "context": {"includeDeclaration": false}}),
+    );
+    let mut places: Vec<String> = references
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let path = url::Url::parse(r["uri"].as_str().unwrap())
+                .unwrap()
+                .to_file_path()
+                .unwrap();
+            assert_eq!(slice(&read(&path), &r["range"]), "extra_ops");
+            path.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            "customers.charter",
+            "customers.charter",
+            "customers.charter",
+            "customers.csv"
+        ]
+    );
+
+    // The outline of a file.
+    let symbols = editor.result(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri(&tiers_path)}}),
+    );
+    let pro = symbols
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "pro")
+        .expect("`pro` in the outline");
+    assert!(
+        pro["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "operations")
     );
 
     // Rename a tier: every edit, across files and the roster; applied, the set still checks.
