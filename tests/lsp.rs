@@ -127,6 +127,21 @@ fn an_editor_session_on_the_example_set() {
             .all(|d| d["severity"] != 1)
     );
 
+    // A roster is a buffer too: a typo in a row is reported at its cell as you type.
+    let roster_path = ws.acme.join("customers.csv");
+    let roster = read(&roster_path);
+    editor.open(&roster_path, &roster);
+    let typo = roster.replacen("Wonka Industries,pro,", "Wonka Industries,prp,", 1);
+    editor.change(&roster_path, 2, &typo);
+    let unknown = loop {
+        let list = editor.diagnostics_for(&uri(&roster_path));
+        if let Some(d) = list.iter().find(|d| d["code"] == "charter::unknown_tier") {
+            break d.clone();
+        }
+    };
+    assert_eq!(slice(&typo, &unknown["range"]), "prp");
+    editor.change(&roster_path, 3, &roster);
+
     // Hover on a parameter in a tier: the value and chain of `charter explain`, and the catalog.
     let hover = editor.result(
         "textDocument/hover",
@@ -172,8 +187,6 @@ fn an_editor_session_on_the_example_set() {
         definition[0]["range"]["start"],
         position_of(&tiers, "tier pro extends", 0, 5)
     );
-    let roster_path = ws.acme.join("customers.csv");
-    let roster = read(&roster_path);
     let definition = editor.result(
         "textDocument/definition",
         json!({"textDocument": {"uri": uri(&roster_path)}, "position": position_of(&roster, ",enterprise,", 0, 3)}),
