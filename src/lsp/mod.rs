@@ -9,6 +9,7 @@
 //! JSON-RPC errors.
 
 mod analysis;
+mod completion;
 mod features;
 mod transport;
 
@@ -465,7 +466,7 @@ impl Server {
     ) -> Result<Option<lsp_types::CompletionResponse>, Failure> {
         let (analysis, file, offset) = self.locate(&p.text_document_position)?;
         let text = analysis.sources.file(file).map_or("", |f| f.text.as_str());
-        let items = features::completion(Some(&analysis), text, offset);
+        let items = completion::completion(Some(&analysis), text, offset);
         Ok(Some(lsp_types::CompletionResponse::Array(items)))
     }
 
