@@ -287,9 +287,34 @@ fn an_editor_session_on_the_example_set() {
             .any(|c| c["name"] == "operations")
     );
 
+    // Semantic tokens: the first name of the file is `base`, a tier (type 0) declared there.
+    let tokens = editor.result(
+        "textDocument/semanticTokens/full",
+        json!({"textDocument": {"uri": uri(&tiers_path)}}),
+    );
+    let data: Vec<u64> = tokens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(data.len() % 5, 0);
+    let start = position_of(&tiers, "tier base", 0, 5);
+    assert_eq!(
+        &data[..5],
+        &[
+            start["line"].as_u64().unwrap(),
+            start["character"].as_u64().unwrap(),
+            4,
+            0,
+            1
+        ]
+    );
+
     // Rename a tier: every edit, across files and the roster; applied, the set still checks.
     let rename = editor.result(
         "textDocument/rename",
+    "textDocument/semanticTokens/full",
         json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "tier pro extends", 0, 5), "newName": "professional"}),
     );
     let changes = rename["changes"].as_object().unwrap();

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use lsp_types::{
     CodeAction, CodeActionKind, Diagnostic as LspDiagnostic, DiagnosticRelatedInformation,
-    DiagnosticSeverity, DocumentSymbol, Location, NumberOrString, Range, SymbolKind, TextEdit, Url,
-    WorkspaceEdit,
+    DiagnosticSeverity, DocumentSymbol, Location, NumberOrString, Range, SemanticToken,
+    SemanticTokenModifier, SemanticTokenType, SymbolKind, TextEdit, Url, WorkspaceEdit,
 };
 
 use super::analysis::{Analysis, Context, Occurrence, Symbol, range};
@@ -657,6 +657,72 @@ fn symbol(
         selection_range,
         children,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic tokens
+
+/// The token types, in the order of their indices in [`semantic_tokens`].
+pub(crate) const TOKEN_TYPES: &[SemanticTokenType] = &[
+    SemanticTokenType::CLASS,
+    SemanticTokenType::INTERFACE,
+    SemanticTokenType::ENUM,
+    SemanticTokenType::ENUM_MEMBER,
+    SemanticTokenType::EVENT,
+    SemanticTokenType::VARIABLE,
+    SemanticTokenType::STRING,
+    SemanticTokenType::PROPERTY,
+];
+
+/// The one modifier: where a name is declared.
+pub(crate) const TOKEN_MODIFIERS: &[SemanticTokenModifier] = &[SemanticTokenModifier::DECLARATION];
+
+/// Every name of a file with what it stands for (tiers as classes, add-ons as interfaces,
+/// groups as enums, states as enum members, transitions as events, customers as variables,
+/// addresses as strings, parameters as properties); TextMate colours the rest.
+pub(crate) fn semantic_tokens(analysis: &Analysis, file: FileId) -> Vec<SemanticToken> {
+    let Some(source) = analysis.sources.file(file) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // Each token is placed relative to the start of the one before it.
+    let mut previous: Option<lsp_types::Position> = None;
+    for o in analysis.occurrences.iter().filter(|o| o.span.file == file) {
+        let start = super::analysis::position(source, o.span.start as usize);
+        let end = super::analysis::position(source, o.span.end as usize);
+        // A token is one line; one that does not come after the last cannot be encoded.
+        if start.line != end.line
+            || end.character <= start.character
+            || previous.is_some_and(|p| start <= p)
+        {
+            continue;
+        }
+        let token_type = match o.symbol {
+            Symbol::Tier(_) => 0,
+            Symbol::Addon(_) => 1,
+            Symbol::Group(_) => 2,
+            Symbol::State(_) => 3,
+            Symbol::Transition(_) => 4,
+            Symbol::Customer(_) => 5,
+            Symbol::Person(_) => 6,
+            Symbol::Parameter(_) => 7,
+        };
+        let before = previous.unwrap_or_default();
+        let delta_line = start.line - before.line;
+        out.push(SemanticToken {
+            delta_line,
+            delta_start: if delta_line == 0 {
+                start.character - before.character
+            } else {
+                start.character
+            },
+            length: end.character - start.character,
+            token_type,
+            token_modifiers_bitset: u32::from(o.definition),
+        });
+        previous = Some(start);
+    }
+    out
 }
 
 #[cfg(test)]

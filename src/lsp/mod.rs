@@ -209,6 +209,9 @@ impl Server {
             req::DocumentSymbolRequest::METHOD => json(to_json(self.symbols(params(p)?)?)),
             req::PrepareRenameRequest::METHOD => json(to_json(self.prepare_rename(params(p)?)?)),
             req::Rename::METHOD => json(to_json(self.rename(params(p)?)?)),
+            req::SemanticTokensFullRequest::METHOD => {
+                json(to_json(self.semantic_tokens(params(p)?)?))
+            }
             method => Err(Failure::new(
                 ErrorCode::MethodNotFound,
                 format!("unknown method `{method}`"),
@@ -302,6 +305,17 @@ impl Server {
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
+                semantic_tokens_provider: Some(
+                    lsp_types::SemanticTokensOptions {
+                        legend: lsp_types::SemanticTokensLegend {
+                            token_types: features::TOKEN_TYPES.to_vec(),
+                            token_modifiers: features::TOKEN_MODIFIERS.to_vec(),
+                        },
+                        full: Some(lsp_types::SemanticTokensFullOptions::Bool(true)),
+                        ..lsp_types::SemanticTokensOptions::default()
+                    }
+                    .into(),
+                ),
                 rename_provider: Some(OneOf::Right(RenameOptions {
                     prepare_provider: Some(true),
                     work_done_progress_options: Default::default(),
@@ -532,6 +546,27 @@ impl Server {
         Ok(Some(lsp_types::DocumentSymbolResponse::Nested(
             features::symbols(&analysis, file),
         )))
+    }
+
+    fn semantic_tokens(
+        &mut self,
+        p: lsp_types::SemanticTokensParams,
+    ) -> Result<Option<lsp_types::SemanticTokensResult>, Failure> {
+        let path = path_of(&p.text_document.uri)?;
+        let Some(set) = self.set_of(&path) else {
+            return Ok(None);
+        };
+        let analysis = self.analysis(&set);
+        let Some(file) = analysis.file_of(&path) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            lsp_types::SemanticTokens {
+                result_id: None,
+                data: features::semantic_tokens(&analysis, file),
+            }
+            .into(),
+        ))
     }
 
     fn prepare_rename(
