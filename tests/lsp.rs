@@ -314,7 +314,6 @@ fn an_editor_session_on_the_example_set() {
     // Rename a tier: every edit, across files and the roster; applied, the set still checks.
     let rename = editor.result(
         "textDocument/rename",
-    "textDocument/semanticTokens/full",
         json!({"textDocument": {"uri": uri(&tiers_path)}, "position": position_of(&tiers, "tier pro extends", 0, 5), "newName": "professional"}),
     );
     let changes = rename["changes"].as_object().unwrap();
@@ -443,6 +442,7 @@ const METHODS: &[&str] = &[
     "textDocument/documentSymbol",
     "textDocument/prepareRename",
     "textDocument/rename",
+    "textDocument/semanticTokens/full",
     "textDocument/didChange",
     "textDocument/didClose",
     "$/cancelRequest",
