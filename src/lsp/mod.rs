@@ -1,10 +1,11 @@
 //! `charter lsp`: a Language Server Protocol server over stdio.
 //!
-//! The server is one loop on one thread: read a frame ([`transport`]), act on it, answer.
-//! A policy set is the directory of an open file; it is parsed and checked by the project's
-//! own parser and checker ([`analysis`]), with open buffers in place of the files on disk,
-//! each time one of its buffers changes, and its diagnostics are published at once. Requests
-//! are answered from that analysis ([`features`]). Nothing a client sends ends the loop but
+//! The server is one loop on one thread (a second only reads frames): take a frame
+//! ([`transport`]), act on it, answer. A policy set is the directory of an open file; it is
+//! parsed and checked by the project's own parser and checker ([`analysis`]), with open
+//! buffers in place of the files on disk, once one of its buffers has changed, and its
+//! diagnostics are published as soon as no other message is waiting (a burst of keystrokes is
+//! checked once). Requests are answered from that analysis ([`features`], [`completion`]). Nothing a client sends ends the loop but
 //! `exit` or the end of the stream: malformed frames, unknown methods and bad parameters get
 //! JSON-RPC errors.
 
@@ -18,6 +19,7 @@ use std::io::{self, BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc::TryRecvError;
 
 use lsp_server::{ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::{self as note, Notification as _};
@@ -44,17 +46,44 @@ pub enum Exit {
 
 /// Runs the server on stdin and stdout.
 pub fn run() -> io::Result<Exit> {
-    let stdin = io::stdin();
-    let stdout = io::stdout();
-    serve(stdin.lock(), stdout.lock())
+    serve(io::BufReader::new(io::stdin()), io::stdout().lock())
 }
 
 /// The message loop: reads frames from `input` until `exit` or its end, writes to `output`.
 /// Only an error of the streams themselves is an `Err`.
-pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<Exit> {
+///
+/// Frames are read on a thread of their own, so that the loop sees what is already waiting:
+/// diagnostics are published once nothing is, and a burst of keystrokes is checked once.
+pub fn serve(input: impl BufRead + Send + 'static, mut output: impl Write) -> io::Result<Exit> {
+    let (frames, incoming) = std::sync::mpsc::sync_channel(16);
+    std::thread::Builder::new()
+        .name("lsp-reader".to_string())
+        .spawn(move || {
+            let mut input = input;
+            loop {
+                let frame = transport::read(&mut input);
+                let last = matches!(frame, Ok(transport::Frame::End) | Err(_));
+                if frames.send(frame).is_err() || last {
+                    return;
+                }
+            }
+        })?;
     let mut server = Server::default();
     loop {
-        let message = match transport::read(&mut input)? {
+        let frame = match incoming.try_recv() {
+            Ok(frame) => frame,
+            Err(TryRecvError::Empty) => {
+                for message in server.publish() {
+                    send(&mut output, message)?;
+                }
+                match incoming.recv() {
+                    Ok(frame) => frame,
+                    Err(_) => return Ok(Exit::Abrupt),
+                }
+            }
+            Err(TryRecvError::Disconnected) => return Ok(Exit::Abrupt),
+        };
+        let message = match frame? {
             transport::Frame::End => return Ok(Exit::Abrupt),
             transport::Frame::Invalid { id, code, message } => {
                 match id {
@@ -68,8 +97,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<Exit
             }
             transport::Frame::Message(message) => message,
         };
-        let outgoing = match message {
-            Message::Request(request) => vec![server.request(request).into()],
+        match message {
+            Message::Request(request) => send(&mut output, server.request(request).into())?,
             Message::Notification(n) if n.method == note::Exit::METHOD => {
                 return Ok(if server.shut_down {
                     Exit::Clean
@@ -77,15 +106,12 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<Exit
                     Exit::Abrupt
                 });
             }
-            // A bug while checking a buffer costs its diagnostics, not the session.
+            // A bug while reading a buffer costs its diagnostics, not the session.
             Message::Notification(n) => {
-                catch_unwind(AssertUnwindSafe(|| server.notification(n))).unwrap_or_default()
+                let _ = catch_unwind(AssertUnwindSafe(|| server.notification(n)));
             }
             // The server sends no requests, so a response answers nothing.
-            Message::Response(_) => Vec::new(),
-        };
-        for message in outgoing {
-            send(&mut output, message)?;
+            Message::Response(_) => {}
         }
     }
 }
@@ -110,6 +136,8 @@ struct Server {
     analyses: HashMap<PathBuf, Rc<Analysis>>,
     /// Policy sets whose diagnostics the editor shows, and the files it shows them for.
     published: BTreeMap<PathBuf, Vec<Url>>,
+    /// Whether a buffer changed since diagnostics were last published.
+    unpublished: bool,
 }
 
 /// A request that failed, as its error response.
@@ -219,9 +247,9 @@ impl Server {
         }
     }
 
-    fn notification(&mut self, n: Notification) -> Vec<Message> {
+    fn notification(&mut self, n: Notification) {
         if !self.initialized {
-            return Vec::new();
+            return;
         }
         let changed = match n.method.as_str() {
             note::DidOpenTextDocument::METHOD => {
@@ -260,13 +288,13 @@ impl Server {
             }
             note::DidSaveTextDocument::METHOD | note::DidChangeWatchedFiles::METHOD => {
                 self.analyses.clear();
-                return self.publish_all();
+                self.unpublished = true;
+                return;
             }
             _ => None,
         };
-        match changed {
-            Some(path) => self.changed(&path),
-            None => Vec::new(),
+        if let Some(path) = changed {
+            self.changed(&path);
         }
     }
 
@@ -359,8 +387,8 @@ impl Server {
         a
     }
 
-    /// A buffer changed: its set (every set, for a roster) is checked again and published.
-    fn changed(&mut self, path: &Path) -> Vec<Message> {
+    /// A buffer changed: its set (every set, for a roster) is to be checked again.
+    fn changed(&mut self, path: &Path) {
         if path.extension().is_some_and(|e| e == "charter") {
             if let Some(dir) = path.parent() {
                 self.analyses.remove(dir);
@@ -371,7 +399,15 @@ impl Server {
         if let Some(set) = self.set_of(path) {
             self.published.entry(set).or_default();
         }
-        self.publish_all()
+        self.unpublished = true;
+    }
+
+    /// The diagnostics of every known set, if something changed since they were published.
+    fn publish(&mut self) -> Vec<Message> {
+        if !std::mem::take(&mut self.unpublished) {
+            return Vec::new();
+        }
+        catch_unwind(AssertUnwindSafe(|| self.publish_all())).unwrap_or_default()
     }
 
     fn publish_all(&mut self) -> Vec<Message> {
