@@ -47,6 +47,7 @@ fn main() {
         (catalog + text.len()) / 1000
     );
     measure("100 KB set", &root, &large.join("customers.charter"), 100);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Changes `file` back and forth `ROUNDS` times and prints the median and worst latency.
