@@ -369,6 +369,50 @@ fn an_editor_session_on_the_example_set() {
 }
 
 #[test]
+fn renaming_a_state_edits_the_lifecycle_and_the_tests_and_the_set_still_passes_its_tests() {
+    let ws = workspace("rename-state");
+    let mut editor = Editor::start(&ws.root);
+    editor.initialize(&ws.root);
+    let lifecycle_path = ws.acme.join("lifecycle.charter");
+    let lifecycle = read(&lifecycle_path);
+    editor.open(&lifecycle_path, &lifecycle);
+    let position = json!({"textDocument": {"uri": uri(&lifecycle_path)}, "position": position_of(&lifecycle, "state frozen", 0, 6)});
+    let prepared = editor.result("textDocument/prepareRename", position.clone());
+    assert_eq!(prepared["placeholder"], "frozen");
+    let mut request = position.clone();
+    request["newName"] = json!("lifecycle");
+    assert_eq!(
+        editor.request("textDocument/rename", request.clone())["error"]["code"],
+        -32803,
+        "a keyword is refused"
+    );
+    request["newName"] = json!("active");
+    assert!(
+        editor.request("textDocument/rename", request.clone())["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already declared")
+    );
+    request["newName"] = json!("suspended");
+    let rename = editor.result("textDocument/rename", request);
+    let mut count = 0;
+    for (file_uri, edits) in rename["changes"].as_object().unwrap() {
+        let path = url::Url::parse(file_uri).unwrap().to_file_path().unwrap();
+        let before = read(&path);
+        for edit in edits.as_array().unwrap() {
+            assert_eq!(slice(&before, &edit["range"]), "frozen");
+            count += 1;
+        }
+        std::fs::write(&path, apply(&before, edits.as_array().unwrap())).unwrap();
+    }
+    // The declaration, `to frozen` twice, `from frozen` twice, and the two tests that expect it.
+    assert_eq!(count, 7);
+    let (code, stdout, stderr) = common::charter(&ws.root, &["test", "acme"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(editor.shutdown_and_exit(), 0);
+}
+
+#[test]
 fn malformed_messages_and_unknown_methods_get_errors_and_the_server_goes_on() {
     let ws = workspace("malformed");
     let mut editor = Editor::start(&ws.root);
