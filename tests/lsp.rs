@@ -237,9 +237,20 @@ fn an_editor_session_on_the_example_set() {
         json!({"textDocument": {"uri": uri(&messy_path)}}),
     );
 
-    // Find references of an add-on: customer blocks and the roster cell that lists two.
+    // Hover on a parameter in an add-on: what it makes of each tier.
     let addons_path = ws.acme.join("addons.charter");
     let addons = read(&addons_path);
+    let hover = editor.result(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&addons_path)}, "position": position_of(&addons, "operations += 10_000", 0, 2)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        text.contains("- `pro`: 40,000 → 50,000") && text.contains("- `free`: 1,000 → 11,000"),
+        "{text}"
+    );
+
+    // Find references of an add-on: customer blocks and the roster cell that lists two.
     let references = editor.result(
         "textDocument/references",
         json!({"textDocument": {"uri": uri(&addons_path)}, "position": position_of(&addons, "addon extra_ops", 0, 7), "context": {"includeDeclaration": false}}),

@@ -152,12 +152,12 @@ pub(crate) fn hover(analysis: &Analysis, occurrence: &Occurrence, now: i64) -> O
                         explain::customer(sources, program, &desired, Some(index))
                     ));
                 }
-                (Context::Addon(_), _) => {
-                    let line = line_of(analysis, occurrence.span);
+                (Context::Addon(addon), Some(program)) => {
                     out.push_str(&format!(
-                        "\n\nadded on top of a customer's tier: `{}`",
-                        line.trim()
+                        "\n\non top of each tier: `{}`",
+                        line_of(analysis, occurrence.span).trim()
                     ));
+                    out.push_str(&addon_results(program, addon, index));
                 }
                 (Context::None, _) => {}
                 (_, None) => out.push_str(stale),
@@ -335,6 +335,31 @@ pub(crate) fn parameter_doc(index: usize) -> String {
     let mut out = format!("**{}** — {}", p.name, p.description);
     if !unit.is_empty() {
         out.push_str(&format!("\n\nunit: {unit}"));
+    }
+    out
+}
+
+/// What an add-on makes of one parameter on each deployable tier: `pro: 40,000 → 50,000`.
+fn addon_results(program: &crate::model::program::Program, addon: &str, index: usize) -> String {
+    let (Some(addon), Some(param)) = (program.addon(addon), CATALOG.get(index)) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for tier in program.deployable_tiers() {
+        let before = tier.license.value(index);
+        let mut after = before;
+        for a in addon.assignments.iter().filter(|a| a.param == index) {
+            after = a.result(param, after).ok();
+        }
+        let show = |v: Option<crate::model::license::LicenseValue>| {
+            v.map_or_else(|| "out of range".to_string(), |v| v.human(param))
+        };
+        out.push_str(&format!(
+            "\n- `{}`: {} → {}",
+            tier.name,
+            show(before),
+            show(after)
+        ));
     }
     out
 }
