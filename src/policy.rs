@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
+use crate::ast;
 use crate::check::{self, Checked};
 use crate::diagnostic::Diagnostic;
-use crate::source::{LoadError, Sources, Span};
+use crate::source::{FileId, LoadError, Sources, Span};
 use crate::syntax::{self, roster};
 
 /// A policy set as loaded: its sources (rosters included, for diagnostics) and the result of
@@ -14,6 +15,9 @@ use crate::syntax::{self, roster};
 pub struct PolicySet {
     pub sources: Sources,
     pub checked: Checked,
+    /// The rosters that could be read and parsed, each with the span of the `roster`
+    /// declaration that names it.
+    pub rosters: Vec<(Span, roster::Roster)>,
 }
 
 /// Why a policy set could not be checked at all.
@@ -32,14 +36,27 @@ pub fn load(path: &Path) -> Result<PolicySet, Failure> {
 
 /// Parses and checks policy files already read. Roster paths are relative to the file that
 /// names them, whose name is taken relative to `root`.
-pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Failure> {
+pub fn check_sources(sources: Sources, root: &Path) -> Result<PolicySet, Failure> {
     let files = match syntax::parse_all(&sources) {
         Ok(files) => files,
         Err(errors) => return Err(Failure::Syntax(sources, errors)),
     };
+    Ok(check_parsed(sources, &files, root, &|path| {
+        std::fs::read(path)
+    }))
+}
+
+/// Checks policy files already parsed, reading each roster they name through `read` (given the
+/// roster's path joined to `root`). The language server reads open editor buffers this way.
+pub fn check_parsed(
+    mut sources: Sources,
+    files: &[(FileId, ast::File)],
+    root: &Path,
+    read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+) -> PolicySet {
     let mut rosters: Vec<(Span, roster::Roster)> = Vec::new();
     let mut errors = Vec::new();
-    for (file, ast) in &files {
+    for (file, ast) in files {
         let Some(dir) = sources.file(*file).map(|f| {
             Path::new(&f.name)
                 .parent()
@@ -53,7 +70,7 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
                 continue;
             };
             let csv_path = dir.join(&r.path.value);
-            let text = match std::fs::read(root.join(&csv_path)) {
+            let text = match read(&root.join(&csv_path)) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => text,
                     Err(_) => {
@@ -88,13 +105,17 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
         }
     }
     // A roster that cannot be read is an error like any other: the rest is still checked.
-    let mut checked = check::check_with_rosters(&files, &rosters);
+    let mut checked = check::check_with_rosters(files, &rosters);
     if !errors.is_empty() {
         checked.diagnostics.extend(errors);
         checked.diagnostics.sort();
         checked.program = None;
     }
-    Ok(PolicySet { sources, checked })
+    PolicySet {
+        sources,
+        checked,
+        rosters,
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -254,6 +254,8 @@ enum Command {
     /// Plan and apply what is due — scheduled transitions, new customers, policy changes,
     /// drift — once (for cron) or every DUR.
     Run(apply::RunArgs),
+    /// Run the language server on stdin and stdout (for editors; see docs/lsp.md).
+    Lsp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -497,5 +499,13 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
         Command::Import(args) => import::run(args, output),
         Command::Apply(args) => apply::run_apply(args, output),
         Command::Run(args) => apply::run_rounds(args, output),
+        Command::Lsp => match crate::lsp::run() {
+            Ok(crate::lsp::Exit::Clean) => Outcome::Success,
+            Ok(crate::lsp::Exit::Abrupt) => Outcome::Failure,
+            Err(e) => {
+                eprintln!("error: the editor connection failed: {e}");
+                Outcome::Failure
+            }
+        },
     }
 }
