@@ -359,7 +359,7 @@ impl<'a> Context<'a> {
                         self.client.users_roles(RoleCategory::Organization).await
                     })
                     .await?;
-                let roles = Roles::from_lists(Vec::new(), listed);
+                let roles = Roles::from_lists(Vec::new(), listed, Vec::new());
                 roles
                     .id(RoleKind::Organization, "Owner")
                     .map_err(|e| Halt::Failed(not_found_error(&e.to_string())))
@@ -584,7 +584,7 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .read(index, async || client.lookup_user_by_email(email).await)
                 .await?;
             Ok(user
-                .filter(|u| !u.deleted && u.email.eq_ignore_ascii_case(email))
+                .filter(|u| u.deleted != Some(true) && u.email.eq_ignore_ascii_case(email))
                 .map(|u| u.id))
         }
         Call::CreateOrganization {
@@ -602,7 +602,7 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .read(index, async || client.list_organizations(&filter).await)
                 .await?
                 .into_iter()
-                .filter(|o| !o.deleted && o.name == *name)
+                .filter(|o| o.deleted != Some(true) && o.name == *name)
                 .map(|o| o.id)
                 .filter(|id| ctx.known_organizations.may_be(*id, customer))
                 .collect();

@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::wire::License;
 use crate::model::catalog::{self, FixedValue, Kind, Parameter};
+use crate::sandbox::wire::License;
 
 /// Every problem with a license, unknown keys first, then in catalog order. Empty when the
 /// license is complete and valid.

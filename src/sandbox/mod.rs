@@ -18,6 +18,7 @@ mod routes;
 mod seed;
 mod server;
 mod store;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::license;
 use super::query::{Page, contains_pattern};
 use super::roles::{self, TokenRole};
-use crate::api::wire::{
+use crate::sandbox::wire::{
     DailyUsage, License, NewOrganization, NewTeam, NewUser, Organization, OrganizationChanges,
     Team, TeamSummary, Usage, User, UserChanges, UserLookup, UserOrganizationRole, UserTeamRole,
 };
