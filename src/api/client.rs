@@ -668,10 +668,38 @@ impl Client {
         id: i64,
         license: &LicenseObject,
     ) -> Result<Organization, ApiError> {
+        self.set_license_keys(id, &License::from(license)).await
+    }
+
+    /// Sets charter's license keys over the organization's live license: reads it
+    /// (`GET /admin/organizations?id=…&cols[]=license`), sets `keys` over it and writes the
+    /// whole of it. Keys charter does not manage keep their values whether Make merges or
+    /// replaces a license on `PATCH` (which it does not document). Two calls.
+    pub async fn set_license_keys(
+        &self,
+        id: i64,
+        keys: &License,
+    ) -> Result<Organization, ApiError> {
+        let path = format!("/admin/organizations/{id}");
+        complete(Method::Patch, &path, keys)?;
+        let live = self
+            .list_organization_columns(
+                &OrganizationFilter {
+                    id: Some(id),
+                    ..OrganizationFilter::default()
+                },
+                &[OrganizationColumn::Id, OrganizationColumn::License],
+            )
+            .await?
+            .into_iter()
+            .find(|o| o.id == Some(id))
+            .and_then(|o| o.license)
+            .unwrap_or_default();
+        let merged = merge_license(live, keys);
         self.update_organization(
             id,
             &OrganizationChanges {
-                license: Some(License::from(license)),
+                license: Some(merged),
                 ..OrganizationChanges::default()
             },
         )
@@ -944,6 +972,15 @@ impl Client {
     }
 }
 
+/// `live` with every key of `keys` set over it.
+pub fn merge_license(live: License, keys: &License) -> License {
+    let mut merged = live;
+    for (key, value) in &keys.0 {
+        merged.0.insert(key.clone(), value.clone());
+    }
+    merged
+}
+
 /// `category=…` and the role columns charter reads.
 fn role_query(category: &str) -> Vec<(String, String)> {
     let mut query = vec![("category".to_owned(), category.to_owned())];
@@ -1206,6 +1243,17 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_license_change_keeps_the_keys_charter_does_not_manage() {
+        let live: License =
+            serde_json::from_str(r#"{"operations": 5, "users": 50, "apps": ["T2"]}"#).unwrap();
+        let keys: License = serde_json::from_str(r#"{"operations": 0, "teams": 3}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(merge_license(live, &keys)).unwrap(),
+            serde_json::json!({"operations": 0, "teams": 3, "users": 50, "apps": ["T2"]})
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::Stop;
 use super::limiter::Limiter;
 use super::retry::{Jitter, RetryPolicy};
-use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
+use crate::api::wire::{License, NewOrganization, NewTeam, UserChanges};
 use crate::api::{
     ApiError, ApiErrorKind, Client, OrganizationFilter, RoleCategory, RoleKind, Roles,
     UserInvitation,
@@ -516,15 +516,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
             organization,
             license,
         } => {
-            client
-                .update_organization(
-                    *organization,
-                    &OrganizationChanges {
-                        license: Some(license.clone()),
-                        ..OrganizationChanges::default()
-                    },
-                )
-                .await?;
+            client.set_license_keys(*organization, license).await?;
             Ok(None)
         }
         Call::SetOrganizationRole {
