@@ -1429,9 +1429,10 @@ async fn a_body_that_is_not_the_expected_json_is_named() {
         "{text}"
     );
     assert!(
-        text.contains("GET /admin/organizations?pg[sortBy]=id"),
+        text.contains("GET /admin/organizations?cols[]=id&cols[]=name"),
         "{text}"
     );
+    assert!(text.contains("pg[sortBy]=id"), "{text}");
 
     let url = fake_server(
         "502 Bad Gateway",
@@ -1496,6 +1497,69 @@ async fn an_instance_that_caps_pages_below_the_limit_is_still_read_to_the_end() 
     assert!(
         error.to_string().contains("ignores `pg[offset]`"),
         "{error}"
+    );
+}
+
+/// An instance holding users 1 to `count` that serves at most `cap` of them a page whatever
+/// `pg[limit]` asks, echoing `echo` as the limit (or no `pg` at all); it counts the pages.
+async fn capping_instance(
+    count: i64,
+    cap: usize,
+    echo: Option<u32>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pages);
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let query: Vec<(String, String)> =
+                serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap();
+            let offset: i64 = query
+                .iter()
+                .find(|(k, _)| k == "pg[offset]")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let users: Vec<Value> = (offset + 1..=count)
+                .take(cap)
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect();
+            let mut body = serde_json::json!({ "users": users });
+            if let Some(limit) = echo {
+                body["pg"] = serde_json::json!({ "sortBy": "id", "sortDir": "asc", "limit": limit, "offset": offset });
+            }
+            axum::Json(body)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_read_to_the_end_whatever_limit_the_instance_applies() {
+    use std::sync::atomic::Ordering;
+
+    // A cap echoed back: the page shorter than the echoed limit is the last.
+    let (url, pages) = capping_instance(5, 2, Some(2)).await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let ids = client.list_user_ids(&UserFilter::default()).await.unwrap();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(pages.load(Ordering::SeqCst), 3);
+
+    // A cap not echoed (no `pg`): read until a page comes back empty, even though the first
+    // page is shorter than the 1000 asked for.
+    let (url, pages) = capping_instance(5, 2, None).await;
+    let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
+    let ids = client.list_user_ids(&UserFilter::default()).await.unwrap();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        pages.load(Ordering::SeqCst),
+        4,
+        "three pages and an empty one"
     );
 }
 
