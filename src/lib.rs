@@ -16,7 +16,6 @@ pub mod diagnostic;
 pub mod model;
 pub mod plan;
 pub mod policy;
-pub mod sandbox;
 pub mod schedule;
 pub mod source;
 pub mod state;

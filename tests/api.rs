@@ -13,7 +13,9 @@ use charter::api::{
     observe,
 };
 use charter::cli::config::{self, ConfigError, InstanceArgs, InstanceChoice, Origin, TokenSource};
-use charter::sandbox::{self, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole};
+use charter_sandbox::{
+    self as sandbox, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole,
+};
 use serde_json::Value;
 
 const SA: &str = "sa-4f1d0c2e-secret-token";

@@ -18,7 +18,7 @@ use charter::model::customer::{Attribute, Customer, OrgRole, TeamRole};
 use charter::model::program::Program;
 use charter::model::time::{format_instant, parse_instant};
 use charter::plan::{Action, Plan, Step};
-use charter::sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
+use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
 mod common;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::Outcome;
-use crate::sandbox::{self, Config, Faults, SeedOptions, Storage, TokenGrant};
+use charter_sandbox::{self as sandbox, Config, Faults, SeedOptions, Storage, TokenGrant};
 
 /// Run a local Make-compatible admin API (HTTP on loopback, backed by SQLite).
 #[derive(Debug, clap::Args)]

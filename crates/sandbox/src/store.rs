@@ -1,4 +1,4 @@
-//! What the endpoints do to the database, with Make's rules: strict licenses, one owner per
+//! What the endpoints do to the database, with Make's rules: checked licenses, one owner per
 //! organization, unique e-mail addresses, membership before transfer.
 //!
 //! Every function takes the connection (or the open transaction) it works in and answers with
@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::license;
 use super::query::{Page, contains_pattern};
 use super::roles::{self, TokenRole};
-use crate::sandbox::wire::{
+use crate::wire::{
     DailyUsage, License, NewOrganization, NewTeam, NewUser, Organization, OrganizationChanges,
     Team, TeamSummary, Usage, User, UserChanges, UserLookup, UserOrganizationRole, UserTeamRole,
 };
@@ -214,7 +214,7 @@ pub fn create_organization(
     organization(conn, id)
 }
 
-/// Changes an organization; a license replaces the whole license.
+/// Changes an organization; a license replaces the stored license as a whole.
 pub fn update_organization(
     conn: &Connection,
     id: i64,
@@ -904,7 +904,7 @@ pub fn set_team_role(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::db::{Storage, open};
+    use crate::db::{Storage, open};
 
     /// One API call, by small numbers that pick among the objects made so far.
     #[derive(Clone, Debug)]
@@ -965,7 +965,7 @@ mod tests {
         #[test]
         fn every_organization_keeps_exactly_one_owner(calls in proptest::collection::vec(call(), 1..60)) {
             let mut conn = open(&Storage::Memory).unwrap();
-            let caller_id = crate::sandbox::db::ensure_caller(&conn, TokenRole::SystemAdministrator).unwrap();
+            let caller_id = crate::db::ensure_caller(&conn, TokenRole::SystemAdministrator).unwrap();
             let caller = Caller { role: TokenRole::SystemAdministrator, user_id: caller_id };
             let mut users: Vec<i64> = Vec::new();
             let mut organizations: Vec<i64> = Vec::new();

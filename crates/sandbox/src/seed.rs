@@ -12,7 +12,7 @@ use super::faults::Generator;
 use super::license;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller};
-use crate::sandbox::wire::{DailyUsage, NewOrganization, NewUser};
+use crate::wire::{DailyUsage, NewOrganization, NewUser};
 
 /// What to seed.
 #[derive(Clone, Debug, PartialEq, Eq)]

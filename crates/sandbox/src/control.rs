@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::routes::{Answer, AppState, Body, answer, parse_id, today};
 use super::store;
-use crate::sandbox::wire::{DailyUsage, DefaultLicense, License, OrganizationEnvelope};
+use crate::wire::{DailyUsage, DefaultLicense, License, OrganizationEnvelope};
 
 /// The routes, relative to `/_sandbox`.
 pub fn router() -> Router<AppState> {

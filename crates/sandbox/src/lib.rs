@@ -1,16 +1,18 @@
 //! The sandbox: a Make-compatible admin API server on loopback, backed by SQLite.
 //!
-//! It serves the endpoints of `MAKE-API.md` with Make's bodies, status codes and rules, as
+//! It serves the admin endpoints of Make's API with Make's bodies, status codes and rules, as
 //! strictly as the public facts allow, so that a client that works against it also works against
-//! a real instance. [`start`] runs it in-process on a loopback port (an ephemeral one by default)
-//! for tests and for commands that use the embedded sandbox; `charter sandbox` runs it until
-//! Ctrl-C; [`seed`] fills a database for demos and benchmarks.
+//! a real instance. It is an independent implementation: this crate depends on no client of
+//! Make, and its JSON types ([`wire`]) and license keys ([`license`]) are its own, written from
+//! Make's documentation. [`start`] runs it in-process on a loopback port (an ephemeral one by
+//! default) for tests and embedding programs; [`seed`] fills a database for demos and
+//! benchmarks. `docs/sandbox.md` describes what it serves.
 
 mod control;
 mod db;
 mod error;
 mod faults;
-mod license;
+pub mod license;
 mod query;
 mod ratelimit;
 mod roles;

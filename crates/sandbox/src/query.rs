@@ -9,7 +9,7 @@ use serde::ser::SerializeMap;
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::sandbox::wire::Pg;
+use crate::wire::Pg;
 
 /// The page size when `pg[limit]` is absent.
 pub const DEFAULT_LIMIT: u32 = 10;

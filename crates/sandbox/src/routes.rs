@@ -22,7 +22,7 @@ use super::query::{Columns, ListBody, Page, Params};
 use super::ratelimit::RateLimiter;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
-use crate::sandbox::wire::{
+use crate::wire::{
     AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, NewOrganization, NewTeam, NewUser,
     OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope, UserChanges,
     UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope, UserOrganizationRoleList,
