@@ -258,7 +258,7 @@ async fn every_endpoint_answers_with_its_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compiled_license_object_is_sent_whole() {
+async fn a_compiled_license_is_set_over_the_live_one_keeping_keys_charter_does_not_manage() {
     let policy = charter::policy::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policies/acme"
@@ -277,11 +277,26 @@ async fn a_compiled_license_object_is_sent_whole() {
         })
         .await
         .unwrap();
-    let updated = client.set_license(organization.id, &object).await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&updated.license).unwrap(),
-        object.to_json()
+    let before = organization.license.unwrap();
+    let outside: Vec<(&String, &Value)> = before
+        .0
+        .iter()
+        .filter(|(key, _)| charter::model::catalog::lookup(key).is_none())
+        .collect();
+    assert!(
+        !outside.is_empty(),
+        "the sandbox's default license has keys outside charter's catalog"
     );
+    let calls = client.calls();
+    let updated = client.set_license(organization.id, &object).await.unwrap();
+    assert_eq!(client.calls() - calls, 2, "read, then write");
+    let after = updated.license.unwrap();
+    for (key, value) in object.to_json().as_object().unwrap() {
+        assert_eq!(after.get(key), Some(value), "charter's `{key}`");
+    }
+    for (key, value) in outside {
+        assert_eq!(after.get(key), Some(value), "`{key}` is kept");
+    }
     running.shutdown().await.unwrap();
 }
 
