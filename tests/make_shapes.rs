@@ -12,8 +12,7 @@ use charter::api::wire::{License, OrganizationChanges};
 use charter::api::{Client, ClientOptions, Observed, Token};
 use charter::plan::Plan;
 use charter_sandbox::{
-    Behaviour, BlockingSandbox, Config, PageCap, PreviousOwner, TokenGrant, TokenRole,
-    UserOrgAdmin,
+    Behaviour, BlockingSandbox, Config, PageCap, PreviousOwner, TokenGrant, TokenRole, UserOrgAdmin,
 };
 use serde_json::{Value, json};
 
@@ -54,7 +53,12 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 fn client(running: &BlockingSandbox) -> Client {
-    Client::new(&running.url(), Token::new(SA).unwrap(), ClientOptions::default()).unwrap()
+    Client::new(
+        &running.url(),
+        Token::new(SA).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap()
 }
 
 fn observe(running: &BlockingSandbox) -> Observed {
@@ -125,10 +129,18 @@ fn apply_then_plan_is_empty_and_license_keys_charter_does_not_know_survive_a_lic
     });
 
     let drift = plan(&dir, &running);
-    assert_eq!(drift.steps.len(), 1, "{}", charter::plan::render_text(&drift));
+    assert_eq!(
+        drift.steps.len(),
+        1,
+        "{}",
+        charter::plan::render_text(&drift)
+    );
     let (_, text, _) = run(&dir, &["plan", ".", "--at", AT], &running);
     for key in ["users", "makeAITools", "apps", "priority"] {
-        assert!(!text.contains(key), "the plan shows only charter's keys:\n{text}");
+        assert!(
+            !text.contains(key),
+            "the plan shows only charter's keys:\n{text}"
+        );
     }
     apply(&dir, &running);
 
@@ -168,8 +180,17 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
     // The token's user was made Owner by the instance and is left a Member by the transfer
     // back: charter never removes anyone.
     for organization in &observed.organizations {
-        if let Some(member) = organization.members.iter().find(|m| m.user_id == token_user) {
-            assert_eq!(member.role.as_deref(), Some("Member"), "`{}`", organization.name);
+        if let Some(member) = organization
+            .members
+            .iter()
+            .find(|m| m.user_id == token_user)
+        {
+            assert_eq!(
+                member.role.as_deref(),
+                Some("Member"),
+                "`{}`",
+                organization.name
+            );
         }
     }
     // Every role the policy names is in place: nothing is left to plan.
