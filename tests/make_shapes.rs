@@ -203,3 +203,53 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
     running.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn staff_roles_match_makes_names_in_any_case_and_an_unknown_one_lists_the_instances_names() {
+    let running = sandbox(Behaviour::default());
+    let dir = common::acme_copy("shapes", "role-names");
+    let staff = std::fs::read_to_string(dir.join("staff.charter")).unwrap();
+    std::fs::write(
+        dir.join("staff.charter"),
+        staff
+            .replace("role = \"D1\"", "role = \"d1\"")
+            .replace("role = \"Admin\"", "role = \"ADMIN\""),
+    )
+    .unwrap();
+    apply(&dir, &running);
+    let observed = observe(&running);
+    let role_of = |email: &str| {
+        observed
+            .users
+            .iter()
+            .find(|u| u.email == email)
+            .and_then(|u| u.instance_role.clone())
+    };
+    assert_eq!(
+        role_of("dana@acme-automation.example").as_deref(),
+        Some("D1")
+    );
+    assert_eq!(
+        role_of("ops@acme-automation.example").as_deref(),
+        Some("Admin")
+    );
+    assert!(plan(&dir, &running).steps.is_empty(), "matched ignoring case");
+
+    std::fs::write(
+        dir.join("staff.charter"),
+        staff.replace("role = \"D1\"", "role = \"D9\""),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&dir, &["plan", ".", "--at", AT], &running);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the instance has no instance role `D9`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`D1`") && stderr.contains("`SA`"),
+        "the instance's names are listed: {stderr}"
+    );
+    running.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
