@@ -19,6 +19,12 @@ const ADMIN: &str = "admin-token";
 const BI: &str = "bi-token";
 const MEMBER: &str = "member-token";
 
+/// `cols[]` for every column of an organization: without it a list answers `{id, name,
+/// timezoneId}` only.
+const ALL_COLUMNS: &str = "cols[]=id&cols[]=name&cols[]=timezoneId&cols[]=countryId&cols[]=license\
+    &cols[]=teams&cols[]=isPaused&cols[]=externalId&cols[]=scenarios&cols[]=activeScenarios\
+    &cols[]=deleted";
+
 const OWNER: i64 = 11;
 const ADMIN_ROLE: i64 = 12;
 const MEMBER_ROLE: i64 = 13;
@@ -224,21 +230,64 @@ fn remove_db(path: &Path) {
 async fn an_organization_is_created_listed_changed_and_deleted() {
     let h = harness().await;
     let owner = h.create_user("Olga Owner", "olga@acme.example").await;
-    let created = h.create_organization("Acme", owner).await;
+    let answer = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Acme", "userOrgAdmin": owner }),
+        )
+        .await
+        .ok();
+    // Make's example answer: the organization's settings, license and teams, and the owner's
+    // membership beside it.
+    assert_eq!(
+        keys(&answer["organization"]),
+        [
+            "id",
+            "name",
+            "timezoneId",
+            "countryId",
+            "license",
+            "teams",
+            "isPaused"
+        ]
+    );
+    let created = &answer["organization"];
     let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        answer["userOrganizationRole"],
+        json!({ "userId": owner, "organizationId": id, "usersRoleId": OWNER, "invitation": null })
+    );
     assert_eq!(created["name"], "Acme");
     assert_eq!(created["license"], h.default_license().await);
     assert_eq!(created["teams"].as_array().unwrap().len(), 1);
     assert_eq!(created["isPaused"], false);
-    assert_eq!(created["deleted"], false);
-    assert_eq!(created["scenarios"], 0);
-    assert!(created["externalId"].is_null());
-    for key in ["timezoneId", "countryId", "activeScenarios"] {
-        assert!(created[key].is_i64(), "{key}");
-    }
 
     let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
-    assert_eq!(listed["organizations"], json!([created]));
+    assert_eq!(
+        listed["organizations"],
+        json!([{ "id": id, "name": "Acme", "timezoneId": created["timezoneId"] }]),
+        "without `cols[]` a list has Make's default columns"
+    );
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&{ALL_COLUMNS}"))
+        .await
+        .ok();
+    let full = &listed["organizations"][0];
+    for key in [
+        "id",
+        "name",
+        "timezoneId",
+        "countryId",
+        "license",
+        "teams",
+        "isPaused",
+    ] {
+        assert_eq!(full[key], created[key], "{key}");
+    }
+    assert_eq!(full["deleted"], false);
+    assert_eq!(full["scenarios"], 0);
+    assert_eq!(full["activeScenarios"], 0);
+    assert!(full["externalId"].is_null());
 
     let mut license = h.default_license().await;
     license["operations"] = json!(40_000);
@@ -341,7 +390,7 @@ async fn a_bad_license_is_refused_naming_the_offending_key() {
                 l["dynamicDependencies"] = json!(false);
             }),
         ),
-        ("apps", Box::new(|l| l["apps"] = json!("T1"))),
+        ("apps", Box::new(|l| l["apps"] = json!({ "tier": "T1" }))),
         ("priority", Box::new(|l| l["priority"] = json!("urgent"))),
     ];
     for (key, spoil) in cases {
@@ -363,7 +412,7 @@ async fn a_bad_license_is_refused_naming_the_offending_key() {
         .error(400, &format!("`{key}`"));
     }
     // Nothing was changed or created by the refused requests.
-    let listed = h.get("/admin/organizations").await.ok();
+    let listed = h.get("/admin/organizations?cols[]=license").await.ok();
     assert_eq!(listed["organizations"].as_array().unwrap().len(), 1);
     assert_eq!(listed["organizations"][0]["license"], valid);
 }
@@ -418,7 +467,10 @@ async fn license_keys_the_sandbox_does_not_know_are_stored_and_served() {
         .ok();
     assert_eq!(created["organization"]["license"], license);
     let id = created["organization"]["id"].as_i64().unwrap();
-    let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=license"))
+        .await
+        .ok();
     assert_eq!(listed["organizations"][0]["license"], license);
 }
 
@@ -537,9 +589,12 @@ async fn usage_has_thirty_days_ending_today_and_scenario_counts() {
     let usage = h.get(&format!("/organizations/{id}/usage")).await.ok();
     assert_eq!(
         usage["data"][29],
-        json!({ "date": today, "operations": 1234, "dataTransfer": 99 })
+        json!({ "date": today, "operations": 1234, "dataTransfer": 99, "centicredits": 123_400 })
     );
-    let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&{ALL_COLUMNS}"))
+        .await
+        .ok();
     assert_eq!(listed["organizations"][0]["scenarios"], 12);
     assert_eq!(listed["organizations"][0]["activeScenarios"], 5);
     h.get("/organizations/999/usage").await.error(404, "`999`");
@@ -561,7 +616,10 @@ async fn a_hand_edited_license_is_served_as_it_is() {
     )
     .await
     .ok();
-    let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=license"))
+        .await
+        .ok();
     assert_eq!(listed["organizations"][0]["license"], drifted);
     // Only an SA token reaches the sandbox's own endpoints.
     h.send(
@@ -707,6 +765,30 @@ async fn users_are_created_looked_up_changed_and_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_me_answers_the_token_user_without_deleted_or_instance_role() {
+    let h = harness().await;
+    let me = h.get("/users/me").await.ok();
+    let user = &me["authUser"];
+    assert_eq!(
+        keys(user),
+        [
+            "id",
+            "name",
+            "email",
+            "language",
+            "timezoneId",
+            "localeId",
+            "countryId",
+            "features"
+        ]
+    );
+    assert_eq!(user["email"], "sa@sandbox.invalid");
+    let admin = h.send(Some(ADMIN), "GET", "/users/me", None).await.ok();
+    assert_eq!(admin["authUser"]["email"], "admin@sandbox.invalid");
+    assert_ne!(admin["authUser"]["id"], user["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_mail_addresses_are_unique_ignoring_case() {
     let h = harness().await;
     let first = h.create_user("Ada", "ada@unique.example").await;
@@ -842,19 +924,39 @@ async fn roles_have_makes_documented_ids() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["SA", "Admin", "BI"]);
+    // Without `cols[]` a role is `{id, name}`, as Make documents; the rest only when asked for.
+    for role in system["usersAdminsRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name"]);
+    }
     for category in ["developers", "support"] {
         let roles = h
-            .get(&format!("/admin/users/admins-roles?category={category}"))
+            .get(&format!(
+                "/admin/users/admins-roles?category={category}&cols[]=id&cols[]=name\
+                 &cols[]=category&cols[]=permissions&cols[]=identifier"
+            ))
             .await
             .ok();
         let roles = roles["usersAdminsRoles"].as_array().unwrap();
         assert!(!roles.is_empty());
-        assert!(
-            roles
-                .iter()
-                .all(|r| r["category"] == category && r["permissions"].is_array())
-        );
+        assert!(roles.iter().all(|r| r["category"] == category
+            && r["permissions"].is_array()
+            && r["identifier"].is_string()));
     }
+    let team = h.get("/users/roles?category=team").await.ok();
+    for role in team["usersRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name"]);
+    }
+    let team = h
+        .get("/users/roles?category=team&cols[]=category&cols[]=name&cols[]=id")
+        .await
+        .ok();
+    for role in team["usersRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name", "category"]);
+        assert_eq!(role["category"], "team");
+    }
+    h.get("/users/roles?cols[]=colour")
+        .await
+        .error(400, "colour");
     h.get("/admin/users/admins-roles?category=x")
         .await
         .error(400, "category");
@@ -876,7 +978,7 @@ async fn organization_roles_are_set_but_never_to_owner() {
         .ok();
     assert_eq!(
         added["userOrganizationRole"],
-        json!({ "userId": member, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": false })
+        json!({ "userId": member, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": null })
     );
     h.post(&path, json!({ "usersRoleId": ADMIN_ROLE }))
         .await
@@ -955,7 +1057,14 @@ async fn ownership_moves_to_a_member_and_the_previous_owner_becomes_admin() {
         )
         .await
         .ok();
-    assert_eq!(moved["userOrganizationRole"]["usersRoleId"], OWNER);
+    // Make answers a list: the sandbox lists both memberships the transfer changed, by user id.
+    assert_eq!(
+        moved["userOrganizationRoles"],
+        json!([
+            { "userId": owner, "organizationId": id, "usersRoleId": ADMIN_ROLE, "invitation": null },
+            { "userId": next, "organizationId": id, "usersRoleId": OWNER, "invitation": null },
+        ])
+    );
     assert_eq!(h.holders(id, OWNER).await, vec![next]);
     assert_eq!(h.role_in(owner, id).await, Some(ADMIN_ROLE));
     assert_eq!(h.role_in(outsider, id).await, None);
@@ -1006,6 +1115,36 @@ async fn teams_are_listed_created_and_joined_by_members() {
         team["team"],
         json!({ "id": team_id, "name": "Ops", "organizationId": id })
     );
+    assert_eq!(
+        team["userTeamRole"],
+        json!({ "usersRoleId": 1, "userId": owner, "teamId": team_id, "changeable": true })
+    );
+    // Without `userTeamAdmin` the caller becomes Team Admin when they belong to the
+    // organization, as Make documents; the sandbox's SA user does not, so nobody does.
+    let unled = h
+        .post(
+            "/admin/teams",
+            json!({ "name": "Unled", "organizationId": id }),
+        )
+        .await
+        .ok();
+    assert!(unled.get("userTeamRole").is_none(), "{unled}");
+    // Make documents `name` as the only sort key of teams.
+    let by_name = h
+        .get(&format!("/admin/teams?organizationId={id}"))
+        .await
+        .ok();
+    let names: Vec<&str> = by_name["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["My Team", "Ops", "Unled"]);
+    assert_eq!(by_name["pg"]["sortBy"], "name");
+    h.get(&format!("/admin/teams?organizationId={id}&pg[sortBy]=id"))
+        .await
+        .error(400, "pg[sortBy]");
 
     h.post(
         &format!("/admin/users/{member}/user-team-roles/{team_id}"),
@@ -1028,7 +1167,7 @@ async fn teams_are_listed_created_and_joined_by_members() {
         .ok();
     assert_eq!(
         joined["userTeamRole"],
-        json!({ "userId": member, "teamId": team_id, "usersRoleId": 3 })
+        json!({ "usersRoleId": 3, "userId": member, "teamId": team_id, "changeable": true })
     );
     h.post(
         &format!("/admin/users/{member}/user-team-roles/{team_id}"),
@@ -1052,13 +1191,16 @@ async fn teams_are_listed_created_and_joined_by_members() {
         .await
         .ok();
     assert_eq!(ids(&admins["users"]), vec![owner]);
-    let organization = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let organization = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=teams"))
+        .await
+        .ok();
     assert_eq!(
         organization["organizations"][0]["teams"]
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
 }
 
@@ -1377,8 +1519,19 @@ async fn data_survives_a_restart_on_the_same_file() {
         ..config()
     })
     .await;
-    let listed = h.get("/admin/organizations").await.ok();
-    assert_eq!(listed["organizations"], json!([organization]));
+    let listed = h
+        .get("/admin/organizations?cols[]=id&cols[]=name&cols[]=license&cols[]=teams")
+        .await
+        .ok();
+    assert_eq!(
+        listed["organizations"],
+        json!([{
+            "id": organization["id"],
+            "name": organization["name"],
+            "license": organization["license"],
+            "teams": organization["teams"],
+        }])
+    );
     let found = h
         .get("/admin/users/lookup?q=olga@persist.example&type=email")
         .await
@@ -1642,7 +1795,10 @@ async fn seeding_fills_organizations_owners_members_and_usage_reproducibly() {
             ..config()
         })
         .await;
-        let listed = h.get("/admin/organizations?pg[limit]=100").await.ok();
+        let listed = h
+            .get("/admin/organizations?pg[limit]=100&cols[]=id&cols[]=scenarios&cols[]=activeScenarios")
+            .await
+            .ok();
         let organizations = listed["organizations"].as_array().unwrap().clone();
         assert_eq!(organizations.len(), 12);
         let mut busy = 0;
@@ -1959,7 +2115,8 @@ async fn every_response_reads_as_its_wire_type() {
     );
     let id = created.organization.id;
     let listed: OrganizationList = read(h.get("/admin/organizations").await.ok());
-    assert_eq!(listed.organizations, vec![created.organization.clone()]);
+    assert_eq!(listed.organizations.len(), 1);
+    assert_eq!(listed.organizations[0].id, id);
     let _: DefaultLicense = read(h.get("/admin/system-settings/default-license").await.ok());
     let _: Usage = read(h.get(&format!("/organizations/{id}/usage")).await.ok());
     let users: UserList = read(h.get("/admin/users").await.ok());
@@ -1971,6 +2128,7 @@ async fn every_response_reads_as_its_wire_type() {
     );
     let _: AdminRoleList = read(h.get("/admin/users/admins-roles").await.ok());
     let _: UsersRoleList = read(h.get("/users/roles").await.ok());
+    let _: charter::api::wire::AuthUserEnvelope = read(h.get("/users/me").await.ok());
     let _: UserOrganizationRoleEnvelope = read(
         h.post(
             &format!("/admin/users/{member}/user-organization-roles/{id}"),

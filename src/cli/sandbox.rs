@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::Outcome;
-use charter_sandbox::{self as sandbox, Config, Faults, SeedOptions, Storage, TokenGrant};
+use charter_sandbox::{
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, SeedOptions, Storage,
+    TokenGrant, UserOrgAdmin,
+};
 
 /// Run a local Make-compatible admin API (HTTP on loopback, backed by SQLite).
 #[derive(Debug, clap::Args)]
@@ -33,6 +36,18 @@ pub struct Args {
     /// Seed of the fault draws: the same seed and requests meet the same faults.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// What the previous owner becomes after a transfer of ownership: `admin` or `member`
+    /// (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "admin")]
+    after_transfer: PreviousOwner,
+    /// What the user named by `userOrgAdmin` becomes in a new organization: `owner`, or `admin`
+    /// with the token's own user as owner (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "owner")]
+    user_org_admin: UserOrgAdmin,
+    /// Serve at most N items per page whatever `pg[limit]` asks, as `N` (saying so in `pg.limit`)
+    /// or `N:unechoed` (repeating the limit asked for).
+    #[arg(long, value_name = "N[:unechoed]")]
+    page_cap: Option<PageCap>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -84,6 +99,11 @@ pub(super) fn run(args: Args) -> Outcome {
             rate_limit_window: sandbox::RATE_LIMIT_WINDOW,
             faults: args.faults.unwrap_or_default(),
             seed: args.seed,
+            behaviour: Behaviour {
+                previous_owner: args.after_transfer,
+                user_org_admin: args.user_org_admin,
+                page_cap: args.page_cap,
+            },
         }),
     };
     match outcome {

@@ -8,6 +8,7 @@
 //! default) for tests and embedding programs; [`seed`] fills a database for demos and
 //! benchmarks. `docs/sandbox.md` describes what it serves.
 
+mod behaviour;
 mod control;
 mod db;
 mod error;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use behaviour::{Behaviour, PageCap, PreviousOwner, UserOrgAdmin};
 pub use db::Storage;
 pub use error::{RATE_LIMIT_MESSAGE, SandboxError};
 pub use faults::{FaultSpecError, Faults};
@@ -120,6 +122,9 @@ pub struct Config {
     pub faults: Faults,
     /// Seeds the fault draws.
     pub seed: u64,
+    /// Readings of what Make leaves undocumented other than the sandbox's own; the default is
+    /// the sandbox's reading.
+    pub behaviour: Behaviour,
 }
 
 impl Default for Config {
@@ -132,6 +137,7 @@ impl Default for Config {
             rate_limit_window: RATE_LIMIT_WINDOW,
             faults: Faults::default(),
             seed: 0,
+            behaviour: Behaviour::default(),
         }
     }
 }
@@ -202,6 +208,7 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
             .rate_limit_per_minute
             .map(|limit| ratelimit::RateLimiter::new(limit, config.rate_limit_window)),
         faults: config.faults,
+        behaviour: config.behaviour,
         generator: Mutex::new(faults::Generator::new(config.seed)),
     });
     let (stop, stopped) = watch::channel(false);

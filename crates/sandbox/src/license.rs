@@ -22,7 +22,8 @@ pub enum Kind {
     Boolean,
     /// One of these strings.
     OneOf(&'static [&'static str]),
-    /// A list of strings (`apps`: the app tiers the organization may use).
+    /// A string or a list of strings (`apps`: the app tiers the organization may use; Make's
+    /// examples show both `"T2"` and `["T2", "T3"]`).
     Strings,
     /// A deprecated key Make keeps at one value.
     Fixed(Sample),
@@ -225,10 +226,11 @@ fn value_problem(key: &Key, value: &Value) -> Option<String> {
             })
         }
         Kind::Strings => {
-            let strings = value
-                .as_array()
-                .is_some_and(|items| items.iter().all(Value::is_string));
-            (!strings).then(|| format!("must be a list of strings, not `{value}`"))
+            let strings = value.is_string()
+                || value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(Value::is_string));
+            (!strings).then(|| format!("must be a string or a list of strings, not `{value}`"))
         }
         Kind::Fixed(fixed) => {
             let expected = fixed.to_json();
@@ -323,7 +325,7 @@ mod tests {
                 max.map_or(Value::String("1".to_owned()), |max| Value::from(max + 1))
             }
             (Kind::OneOf(_), _) => Value::String("fortnightly".to_owned()),
-            (Kind::Strings, 0) => Value::String("T1".to_owned()),
+            (Kind::Strings, 0) => Value::from(1),
             (Kind::Strings, _) => serde_json::json!([1]),
             (Kind::Fixed(_), _) => Value::Bool(false),
         }
@@ -349,6 +351,7 @@ mod tests {
                     let pick = usize::try_from(offset).unwrap() % words.len();
                     Value::String(words[pick].to_owned())
                 }
+                Kind::Strings if offset % 2 == 0 => Value::String(format!("T{offset}")),
                 Kind::Strings => serde_json::json!([format!("T{offset}")]),
                 Kind::Fixed(fixed) => fixed.to_json(),
             };

@@ -100,10 +100,48 @@ pub struct Organization {
     pub deleted: bool,
 }
 
-/// `{organization: …}`.
+/// `{organization: …}`: the answer of `PATCH /admin/organizations/{id}` (and of the sandbox's own
+/// endpoints). Make's example has the organization's settings, license and teams, not its
+/// counters, external id or `deleted`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OrganizationEnvelope {
-    pub organization: Organization,
+    pub organization: OrganizationSettings,
+}
+
+/// An organization as a write answers it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationSettings {
+    pub id: i64,
+    pub name: String,
+    pub timezone_id: i64,
+    pub country_id: i64,
+    pub license: License,
+    pub teams: Vec<TeamSummary>,
+    pub is_paused: bool,
+}
+
+impl From<Organization> for OrganizationSettings {
+    fn from(organization: Organization) -> OrganizationSettings {
+        OrganizationSettings {
+            id: organization.id,
+            name: organization.name,
+            timezone_id: organization.timezone_id,
+            country_id: organization.country_id,
+            license: organization.license,
+            teams: organization.teams,
+            is_paused: organization.is_paused,
+        }
+    }
+}
+
+/// `{organization, userOrganizationRole}`: the answer of `POST /admin/organizations`, which also
+/// says who became what in the new organization.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationCreated {
+    pub organization: OrganizationSettings,
+    pub user_organization_role: UserOrganizationRole,
 }
 
 /// The body of `POST /admin/organizations`.
@@ -159,10 +197,34 @@ pub struct DailyUsage {
     pub data_transfer: i64,
 }
 
+/// One day of an organization's consumption as `GET /organizations/{id}/usage` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageDay {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub operations: i64,
+    /// Bytes.
+    pub data_transfer: i64,
+    /// Credits in hundredths: the sandbox counts one credit per operation.
+    pub centicredits: i64,
+}
+
+impl From<DailyUsage> for UsageDay {
+    fn from(day: DailyUsage) -> UsageDay {
+        UsageDay {
+            centicredits: day.operations.saturating_mul(100),
+            date: day.date,
+            operations: day.operations,
+            data_transfer: day.data_transfer,
+        }
+    }
+}
+
 /// `{data: […]}`: the last 30 days, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Usage {
-    pub data: Vec<DailyUsage>,
+    pub data: Vec<UsageDay>,
 }
 
 // Users
@@ -189,11 +251,42 @@ pub struct UserEnvelope {
     pub user: User,
 }
 
-/// `{authUser: …}`: who the token belongs to.
+/// The user a token belongs to, as `GET /users/me` shows it: Make's example has neither
+/// `deleted` nor the instance role (`usersAdminsRoleId`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthUser {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    pub timezone_id: i64,
+    pub locale_id: i64,
+    pub country_id: i64,
+    /// Feature switches of the user; the sandbox has none.
+    pub features: Map<String, Value>,
+}
+
+impl From<User> for AuthUser {
+    fn from(user: User) -> AuthUser {
+        AuthUser {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            language: user.language,
+            timezone_id: user.timezone_id,
+            locale_id: user.locale_id,
+            country_id: user.country_id,
+            features: Map::new(),
+        }
+    }
+}
+
+/// `{authUser: …}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthUserEnvelope {
-    pub auth_user: User,
+    pub auth_user: AuthUser,
 }
 
 /// A user as `/admin/users/lookup` shows it.
@@ -261,35 +354,27 @@ where
 
 // Roles
 
-/// An instance role.
+/// An instance role with every column; `cols[]` narrows it (`{id, name}` by default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AdminRole {
     pub id: i64,
     pub name: String,
-    pub category: String,
     pub permissions: Vec<String>,
+    pub category: String,
+    /// An unchanging name for the role (`sa`).
+    pub identifier: String,
 }
 
-/// `{usersAdminsRoles: […]}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminRoleList {
-    pub users_admins_roles: Vec<AdminRole>,
-}
-
-/// An organization or team role.
+/// An organization or team role with every column; `cols[]` narrows it (`{id, name}` by
+/// default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UsersRole {
     pub id: i64,
     pub name: String,
+    /// Whether the role is a custom one derived from another; the sandbox has none.
+    pub subsidiary: bool,
     pub category: String,
-}
-
-/// `{usersRoles: […]}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UsersRoleList {
-    pub users_roles: Vec<UsersRole>,
+    pub permissions: Vec<String>,
 }
 
 /// `{usersRoleId}`: the body that sets a role in an organization or a team.
@@ -306,7 +391,9 @@ pub struct UserOrganizationRole {
     pub user_id: i64,
     pub organization_id: i64,
     pub users_role_id: i64,
-    pub invitation: bool,
+    /// `null` for a member; Make shows a string (`"expired"`) for an invitation. The sandbox
+    /// adds members directly, so it is always `null`.
+    pub invitation: Option<String>,
 }
 
 /// `{userOrganizationRole: …}`.
@@ -316,7 +403,8 @@ pub struct UserOrganizationRoleEnvelope {
     pub user_organization_role: UserOrganizationRole,
 }
 
-/// `{userOrganizationRoles: […]}`.
+/// `{userOrganizationRoles: […]}`: a user's memberships, and the answer of a transfer (the
+/// memberships it changed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOrganizationRoleList {
@@ -334,10 +422,14 @@ pub struct Team {
     pub organization_id: i64,
 }
 
-/// `{team: …}`.
+/// `{team, userTeamRole?}`: the answer of `POST /admin/teams`, with the Team Admin's role when
+/// the team got one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TeamEnvelope {
+#[serde(rename_all = "camelCase")]
+pub struct TeamCreated {
     pub team: Team,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_team_role: Option<UserTeamRole>,
 }
 
 /// The body of `POST /admin/teams`.
@@ -355,9 +447,11 @@ pub struct NewTeam {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTeamRole {
+    pub users_role_id: i64,
     pub user_id: i64,
     pub team_id: i64,
-    pub users_role_id: i64,
+    /// Whether the role may be changed; the sandbox lets every team role change.
+    pub changeable: bool,
 }
 
 /// `{userTeamRole: …}`.
