@@ -233,7 +233,10 @@ fn staff_roles_match_makes_names_in_any_case_and_an_unknown_one_lists_the_instan
         role_of("ops@acme-automation.example").as_deref(),
         Some("Admin")
     );
-    assert!(plan(&dir, &running).steps.is_empty(), "matched ignoring case");
+    assert!(
+        plan(&dir, &running).steps.is_empty(),
+        "matched ignoring case"
+    );
 
     std::fs::write(
         dir.join("staff.charter"),

@@ -972,7 +972,10 @@ impl<'a> Planner<'a> {
             let previous = memory.staff.get(&staff.email);
             // A staff rule names a role as Make does, in any case: compare what it resolves to.
             let same = staff.role == now
-                || match (staff.role.as_deref(), observed.and_then(|u| u.instance_role_id)) {
+                || match (
+                    staff.role.as_deref(),
+                    observed.and_then(|u| u.instance_role_id),
+                ) {
                     (Some(name), Some(id)) => {
                         self.observed.roles.id(RoleKind::Instance, name) == Ok(id)
                     }
