@@ -491,7 +491,7 @@ async fn verify(
         return Ok(Ended::Applied(Box::new(report)));
     }
     print_failures(&report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     for round in 1..=VERIFICATION_ROUNDS {
         let before = context.client.calls();
         let planning = plan_with(context.client, context.state, program, at, context.config);
@@ -507,7 +507,7 @@ async fn verify(
             .collect();
         if differs.is_empty() {
             let calls = context.client.calls().saturating_sub(before);
-            println!(
+            outln!(
                 "Verified: the {} touched {} the policy after {round} verification {} \
                  ({calls} calls to read back and correct).",
                 touched.len(),
@@ -522,16 +522,16 @@ async fn verify(
         }
         if round == VERIFICATION_ROUNDS {
             let calls = context.client.calls().saturating_sub(before);
-            eprintln!(
+            eoutln!(
                 "error: after {VERIFICATION_ROUNDS} verification rounds the touched \
                  organizations still differ from the policy ({calls} calls in the last round):"
             );
             for step in &differs {
-                eprintln!("  {} ({})", step.id, step.subject);
+                eoutln!("  {} ({})", step.id, step.subject);
             }
             return Ok(Ended::Unverified);
         }
-        println!(
+        outln!(
             "Verification round {round}: {} {} still {} from the policy; applying {}:",
             differs.len(),
             if differs.len() == 1 { "step" } else { "steps" },
@@ -542,7 +542,7 @@ async fn verify(
             },
             if differs.len() == 1 { "it" } else { "them" },
         );
-        print!("{}", render_text(&prepared.plan));
+        out!("{}", render_text(&prepared.plan));
         let options = options(
             context.config,
             context.concurrency,
@@ -559,7 +559,7 @@ async fn verify(
         )
         .await?;
         let calls = context.client.calls().saturating_sub(before);
-        println!(
+        outln!(
             "Verification round {round}: {} ({calls} calls to read back and correct).",
             report.summary()
         );
