@@ -1,6 +1,8 @@
 //! Make's published example responses (`tests/contract/`) read with the client's types: every
 //! fixture decodes, every fixture has its source note and every note its fixture.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -23,8 +25,11 @@ fn decode<T: DeserializeOwned>(name: &str) -> T {
         .unwrap_or_else(|error| panic!("`{name}` does not decode: {error}"))
 }
 
+/// Reads a fixture with the type of the request it answers.
+type Check = fn(&str);
+
 /// Each fixture and the client type that reads the request it answers.
-const FIXTURES: &[(&str, fn(&str))] = &[
+const FIXTURES: &[(&str, Check)] = &[
     ("admin-users-detail.json", |n| {
         let _: UserList = decode(n);
     }),
