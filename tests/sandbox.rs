@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use charter_sandbox::{
-    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, UserOrgAdmin, RATE_LIMIT_MESSAGE, RunningSandbox, SeedOptions, Storage,
-    TokenGrant, TokenRole,
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, RATE_LIMIT_MESSAGE,
+    RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole, UserOrgAdmin,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -151,7 +151,10 @@ mod tests {
         let all = Behaviour {
             previous_owner: PreviousOwner::Member,
             user_org_admin: UserOrgAdmin::Admin,
-            page_cap: Some(PageCap { limit: 5, echoed: false }),
+            page_cap: Some(PageCap {
+                limit: 5,
+                echoed: false,
+            }),
         };
         assert_eq!(
             all.to_string(),
