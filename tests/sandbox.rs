@@ -2192,6 +2192,51 @@ fn the_command_refuses_a_bad_fault_spec() {
     assert!(stderr.contains("probability `2`"), "{stderr}");
 }
 
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_answers_the_readings_its_flags_name() {
+    let dir = common::scratch("sandbox", "readings");
+    let process = common::SandboxProcess::start(
+        &dir.join("sandbox.db"),
+        SA,
+        &["--after-transfer", "member", "--page-cap", "2:unechoed"],
+    );
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/api/v2{path}", process.url);
+    for n in 0..3 {
+        let created = client
+            .post(url("/admin/users"))
+            .header("Authorization", format!("Token {SA}"))
+            .json(&json!({ "name": format!("U{n}"), "email": format!("u{n}@flags.example") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::OK);
+    }
+    let page: Value = client
+        .get(url("/admin/users?pg[limit]=50"))
+        .header("Authorization", format!("Token {SA}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["pg"]["limit"], 50, "{page}");
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["sandbox", "--after-transfer", "owner"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("`owner`"), "{stderr}");
+}
+
 // Wire types
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
