@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use charter_sandbox::{
-    self as sandbox, Config, Faults, RATE_LIMIT_MESSAGE, RunningSandbox, SeedOptions, Storage,
-    TokenGrant, TokenRole,
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, RATE_LIMIT_MESSAGE,
+    RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole, UserOrgAdmin,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -1076,6 +1076,116 @@ async fn ownership_moves_to_a_member_and_the_previous_owner_becomes_admin() {
     .error(404, "`999`");
 }
 
+// Readings Make leaves open (`Config::behaviour`)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_can_leave_the_previous_owner_a_member() {
+    let h = start(Config {
+        behaviour: Behaviour {
+            previous_owner: PreviousOwner::Member,
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let owner = h.create_user("Olga", "olga@member-after.example").await;
+    let next = h.create_user("Nina", "nina@member-after.example").await;
+    let id = h.create_organization("After", owner).await["id"]
+        .as_i64()
+        .unwrap();
+    h.post(
+        &format!("/admin/users/{next}/user-organization-roles/{id}"),
+        json!({ "usersRoleId": ADMIN_ROLE }),
+    )
+    .await
+    .ok();
+    let moved = h
+        .send(
+            Some(SA),
+            "POST",
+            &format!("/admin/users/{next}/user-organization-roles/{id}/transfer"),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(
+        moved["userOrganizationRoles"],
+        json!([
+            { "userId": owner, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": null },
+            { "userId": next, "organizationId": id, "usersRoleId": OWNER, "invitation": null },
+        ])
+    );
+    assert_eq!(h.role_in(owner, id).await, Some(MEMBER_ROLE));
+    assert_eq!(h.holders(id, OWNER).await, vec![next]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_org_admin_can_make_an_admin_and_the_token_user_the_owner() {
+    let h = start(Config {
+        behaviour: Behaviour {
+            user_org_admin: UserOrgAdmin::Admin,
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let named = h.create_user("Olga", "olga@admin-reading.example").await;
+    let me = h.get("/users/me").await.ok()["authUser"]["id"]
+        .as_i64()
+        .unwrap();
+    let answer = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Reading", "userOrgAdmin": named }),
+        )
+        .await
+        .ok();
+    let id = answer["organization"]["id"].as_i64().unwrap();
+    assert_eq!(answer["userOrganizationRole"]["userId"], me);
+    assert_eq!(answer["userOrganizationRole"]["usersRoleId"], OWNER);
+    assert_eq!(h.holders(id, OWNER).await, vec![me]);
+    assert_eq!(h.role_in(named, id).await, Some(ADMIN_ROLE));
+    // Naming the token's own user leaves it the owner alone.
+    let own = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Own", "userOrgAdmin": me }),
+        )
+        .await
+        .ok();
+    let own_id = own["organization"]["id"].as_i64().unwrap();
+    assert_eq!(h.holders(own_id, OWNER).await, vec![me]);
+    assert_eq!(h.holders(own_id, ADMIN_ROLE).await, Vec::<i64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_cap_serves_fewer_items_than_asked_echoed_or_not() {
+    for echoed in [true, false] {
+        let h = start(Config {
+            behaviour: Behaviour {
+                page_cap: Some(PageCap { limit: 3, echoed }),
+                ..Behaviour::default()
+            },
+            ..config()
+        })
+        .await;
+        for n in 0..5 {
+            h.create_user(&format!("User {n}"), &format!("user{n}@cap.example"))
+                .await;
+        }
+        let page = h.get("/admin/users?pg[limit]=100").await.ok();
+        assert_eq!(page["users"].as_array().unwrap().len(), 3);
+        assert_eq!(page["pg"]["limit"], if echoed { 3 } else { 100 });
+        // A limit under the cap is served as asked.
+        let small = h.get("/admin/users?pg[limit]=2").await.ok();
+        assert_eq!(small["users"].as_array().unwrap().len(), 2);
+        assert_eq!(small["pg"]["limit"], 2);
+        // Every list endpoint caps.
+        let organizations = h.get("/admin/organizations?pg[limit]=50").await.ok();
+        assert_eq!(organizations["pg"]["limit"], if echoed { 3 } else { 50 });
+    }
+}
+
 // Teams
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2080,6 +2190,51 @@ fn the_command_refuses_a_bad_fault_spec() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("probability `2`"), "{stderr}");
+}
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_answers_the_readings_its_flags_name() {
+    let dir = common::scratch("sandbox", "readings");
+    let process = common::SandboxProcess::start(
+        &dir.join("sandbox.db"),
+        SA,
+        &["--after-transfer", "member", "--page-cap", "2:unechoed"],
+    );
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/api/v2{path}", process.url);
+    for n in 0..3 {
+        let created = client
+            .post(url("/admin/users"))
+            .header("Authorization", format!("Token {SA}"))
+            .json(&json!({ "name": format!("U{n}"), "email": format!("u{n}@flags.example") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::OK);
+    }
+    let page: Value = client
+        .get(url("/admin/users?pg[limit]=50"))
+        .header("Authorization", format!("Token {SA}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["pg"]["limit"], 50, "{page}");
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["sandbox", "--after-transfer", "owner"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("`owner`"), "{stderr}");
 }
 
 // Wire types

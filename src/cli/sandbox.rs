@@ -175,6 +175,11 @@ fn serve(config: Config) -> Result<(), String> {
             .rate_limit_per_minute
             .map_or("off".to_owned(), |n| format!("{n}/min per token"));
         let faults = config.faults.to_string();
+        let readings = if config.behaviour == Behaviour::default() {
+            String::new()
+        } else {
+            format!("; readings {}", config.behaviour)
+        };
         let default_token = config.tokens.is_empty();
         let running = sandbox::start(config)
             .await
@@ -189,7 +194,7 @@ fn serve(config: Config) -> Result<(), String> {
         let stop = stop_signal();
         outln!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
-             rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
+             rate limit {rate_limit}; faults {faults}{readings}; Ctrl-C stops it",
             running.url()
         );
         super::out::flush();

@@ -43,6 +43,29 @@ pub struct Behaviour {
     pub page_cap: Option<PageCap>,
 }
 
+impl std::fmt::Display for Behaviour {
+    /// The readings that differ from the sandbox's own, as the command line writes them
+    /// (`--after-transfer member, --page-cap 5:unechoed`); `default` when none does.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.previous_owner == PreviousOwner::Member {
+            parts.push("--after-transfer member".to_owned());
+        }
+        if self.user_org_admin == UserOrgAdmin::Admin {
+            parts.push("--user-org-admin admin".to_owned());
+        }
+        if let Some(cap) = self.page_cap {
+            let echo = if cap.echoed { "" } else { ":unechoed" };
+            parts.push(format!("--page-cap {}{echo}", cap.limit));
+        }
+        if parts.is_empty() {
+            f.write_str("default")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 impl std::str::FromStr for PreviousOwner {
     type Err = String;
 
@@ -120,5 +143,22 @@ mod tests {
         );
         assert!("0".parse::<PageCap>().is_err());
         assert!("5:maybe".parse::<PageCap>().is_err());
+    }
+
+    #[test]
+    fn readings_are_described_as_the_command_line_writes_them() {
+        assert_eq!(Behaviour::default().to_string(), "default");
+        let all = Behaviour {
+            previous_owner: PreviousOwner::Member,
+            user_org_admin: UserOrgAdmin::Admin,
+            page_cap: Some(PageCap {
+                limit: 5,
+                echoed: false,
+            }),
+        };
+        assert_eq!(
+            all.to_string(),
+            "--after-transfer member, --user-org-admin admin, --page-cap 5:unechoed"
+        );
     }
 }
