@@ -17,7 +17,6 @@ pub mod lsp;
 pub mod model;
 pub mod plan;
 pub mod policy;
-pub mod sandbox;
 pub mod schedule;
 pub mod source;
 pub mod state;

@@ -14,7 +14,7 @@ use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, RateLimit, observe};
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
-use crate::plan::{Action, Plan, render_text};
+use crate::plan::{Action, Plan, Step, render_text};
 use crate::schedule::{changed_since, describe_changes};
 use crate::state::State;
 
@@ -105,6 +105,11 @@ enum Ended {
     /// SIGTERM or Ctrl-C came before anything was applied.
     StoppedBefore,
     Applied(Box<Report>),
+    /// Applied, then read back: the touched organizations match the policy (every report
+    /// already printed).
+    Verified,
+    /// Applied, then read back: what still differs was printed.
+    Unverified,
 }
 
 pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
@@ -149,8 +154,21 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         let stop = early.unwrap_or_else(listen_for_stop);
         let options = options(&config, concurrency, prepared.observed.calls.total(), &stop);
         let report = execute(&client, &state, &lock, &plan, &options, at).await?;
+        if report.stopped || !report.succeeded() {
+            lock.release()?;
+            return Ok(Ended::Applied(Box::new(report)));
+        }
+        let context = RoundContext {
+            client: &client,
+            state: &state,
+            lock: &lock,
+            config: &config,
+            concurrency,
+            stop: &stop,
+        };
+        let verified = verify(&context, program, at, &plan, report).await?;
         lock.release()?;
-        Ok(Ended::Applied(Box::new(report)))
+        Ok(verified)
     };
     match with_instance(&args.target, &args.instance, output, work) {
         Ok((_, ended)) => finish(ended),
@@ -238,6 +256,8 @@ fn finish(ended: Ended) -> Outcome {
             Outcome::Failure
         }
         Ended::Applied(report) => report_outcome(&report),
+        Ended::Verified => Outcome::Success,
+        Ended::Unverified => Outcome::Failure,
     }
 }
 
@@ -431,6 +451,123 @@ async fn execute(
         }
     }
     Ok(report)
+}
+
+/// How many times `apply` reads back and corrects what Make does not document.
+pub const VERIFICATION_ROUNDS: usize = 3;
+
+/// Whether a plan changes memberships in ways whose effect Make does not document: a create
+/// with `userOrgAdmin` (documented as "the admin of the organization", not as its owner), a
+/// transfer (the previous owner's role after it), an organization role change.
+fn unconfirmed(plan: &Plan) -> BTreeSet<&str> {
+    plan.steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::CreateOrganization { .. }
+                    | Action::TransferOwnership { .. }
+                    | Action::SetOrganizationRole { .. }
+            )
+        })
+        .map(|s| s.subject.as_str())
+        .collect()
+}
+
+/// After an apply whose plan did what Make does not document, reads the instance back and
+/// plans again: what still differs for the organizations it touched is applied in the same
+/// `apply`, at most [`VERIFICATION_ROUNDS`] times; then it says that they match the policy, or
+/// exactly which steps still differ. Each correction is a plan of its own, carried out by the
+/// executor with all its guarantees (journal, exactly once, resume, stop).
+async fn verify(
+    context: &RoundContext<'_>,
+    program: &Program,
+    at: i64,
+    plan: &Plan,
+    report: Report,
+) -> Result<Ended, Failure> {
+    let touched: BTreeSet<String> = unconfirmed(plan).into_iter().map(str::to_owned).collect();
+    if touched.is_empty() {
+        return Ok(Ended::Applied(Box::new(report)));
+    }
+    print_failures(&report);
+    outln!("Apply: {}.", report.summary());
+    for round in 1..=VERIFICATION_ROUNDS {
+        let before = context.client.calls();
+        let planning = plan_with(context.client, context.state, program, at, context.config);
+        let Some(prepared) = unless_stopped(context.stop, planning).await else {
+            return Ok(Ended::StoppedBefore);
+        };
+        let prepared = prepared?;
+        let differs: Vec<&Step> = prepared
+            .plan
+            .steps
+            .iter()
+            .filter(|s| touched.contains(&s.subject))
+            .collect();
+        if differs.is_empty() {
+            let calls = context.client.calls().saturating_sub(before);
+            outln!(
+                "Verified: the {} touched {} the policy after {round} verification {} \
+                 ({calls} calls to read back and correct).",
+                touched.len(),
+                if touched.len() == 1 {
+                    "organization matches"
+                } else {
+                    "organizations match"
+                },
+                if round == 1 { "round" } else { "rounds" },
+            );
+            return Ok(Ended::Verified);
+        }
+        if round == VERIFICATION_ROUNDS {
+            let calls = context.client.calls().saturating_sub(before);
+            eoutln!(
+                "error: after {VERIFICATION_ROUNDS} verification rounds the touched \
+                 organizations still differ from the policy ({calls} calls in the last round):"
+            );
+            for step in &differs {
+                eoutln!("  {} ({})", step.id, step.subject);
+            }
+            return Ok(Ended::Unverified);
+        }
+        outln!(
+            "Verification round {round}: {} {} still {} from the policy; applying {}:",
+            differs.len(),
+            if differs.len() == 1 { "step" } else { "steps" },
+            if differs.len() == 1 {
+                "differs"
+            } else {
+                "differ"
+            },
+            if differs.len() == 1 { "it" } else { "them" },
+        );
+        out!("{}", render_text(&prepared.plan));
+        let options = options(
+            context.config,
+            context.concurrency,
+            prepared.observed.calls.total(),
+            context.stop,
+        );
+        let report = execute(
+            context.client,
+            context.state,
+            context.lock,
+            &prepared.plan,
+            &options,
+            at,
+        )
+        .await?;
+        let calls = context.client.calls().saturating_sub(before);
+        outln!(
+            "Verification round {round}: {} ({calls} calls to read back and correct).",
+            report.summary()
+        );
+        if report.stopped || !report.succeeded() {
+            return Ok(Ended::Applied(Box::new(report)));
+        }
+    }
+    Ok(Ended::Verified)
 }
 
 /// The one stop signal of a command: SIGTERM and Ctrl-C, listened for from now until the

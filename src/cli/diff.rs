@@ -246,8 +246,9 @@ fn live_usage(
                 diff::LiveUsage {
                     operations: days.data.iter().map(|d| d.operations).sum(),
                     transfer: days.data.iter().map(|d| d.data_transfer).sum(),
-                    active_scenarios: org.active_scenarios,
-                    teams: i64::try_from(org.teams.len()).unwrap_or(i64::MAX),
+                    active_scenarios: org.active_scenarios.unwrap_or_default(),
+                    teams: i64::try_from(org.teams.as_ref().map_or(0, Vec::len))
+                        .unwrap_or(i64::MAX),
                 },
             );
         }

@@ -7,7 +7,7 @@ use super::config::{self, Config, ConfigError, InstanceArgs, InstanceChoice};
 use super::policy::{Output, report};
 use super::{Outcome, usage_error};
 use crate::api::{ApiError, Client, InstanceUrl, Observed, Token, observe};
-use crate::sandbox::{self, Storage, TokenGrant, TokenRole};
+use charter_sandbox::{self as sandbox, Storage, TokenGrant, TokenRole};
 
 /// Read the configured instance (or the embedded sandbox) and summarise it.
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::Outcome;
-use crate::sandbox::{self, Config, Faults, SeedOptions, Storage, TokenGrant};
+use charter_sandbox::{
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, SeedOptions, Storage,
+    TokenGrant, UserOrgAdmin,
+};
 
 /// Run a local Make-compatible admin API (HTTP on loopback, backed by SQLite).
 #[derive(Debug, clap::Args)]
@@ -32,6 +35,18 @@ pub struct Args {
     /// Seed of the fault draws: the same seed and requests meet the same faults.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// What the previous owner becomes after a transfer of ownership: `admin` or `member`
+    /// (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "admin")]
+    after_transfer: PreviousOwner,
+    /// What the user named by `userOrgAdmin` becomes in a new organization: `owner`, or `admin`
+    /// with the token's own user as owner (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "owner")]
+    user_org_admin: UserOrgAdmin,
+    /// Serve at most N items per page whatever `pg[limit]` asks, as `N` (saying so in `pg.limit`)
+    /// or `N:unechoed` (repeating the limit asked for).
+    #[arg(long, value_name = "N[:unechoed]")]
+    page_cap: Option<PageCap>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -110,6 +125,11 @@ pub(super) fn run(args: Args) -> Outcome {
             rate_limit_window: sandbox::RATE_LIMIT_WINDOW,
             faults: args.faults.unwrap_or_default(),
             seed: args.seed,
+            behaviour: Behaviour {
+                previous_owner: args.after_transfer,
+                user_org_admin: args.user_org_admin,
+                page_cap: args.page_cap,
+            },
         }),
     };
     match outcome {
@@ -155,6 +175,11 @@ fn serve(config: Config) -> Result<(), String> {
             .rate_limit_per_minute
             .map_or("off".to_owned(), |n| format!("{n}/min per token"));
         let faults = config.faults.to_string();
+        let readings = if config.behaviour == Behaviour::default() {
+            String::new()
+        } else {
+            format!("; readings {}", config.behaviour)
+        };
         let default_token = config.tokens.is_empty();
         let running = sandbox::start(config)
             .await
@@ -169,7 +194,7 @@ fn serve(config: Config) -> Result<(), String> {
         let stop = stop_signal();
         outln!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
-             rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
+             rate limit {rate_limit}; faults {faults}{readings}; Ctrl-C stops it",
             running.url()
         );
         super::out::flush();

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::wire::{ErrorBody, SubError};
+use crate::wire::{ErrorBody, SubError};
 
 /// The message Make sends with a 429.
 pub const RATE_LIMIT_MESSAGE: &str =

@@ -1,4 +1,4 @@
-//! What the endpoints do to the database, with Make's rules: strict licenses, one owner per
+//! What the endpoints do to the database, with Make's rules: checked licenses, one owner per
 //! organization, unique e-mail addresses, membership before transfer.
 //!
 //! Every function takes the connection (or the open transaction) it works in and answers with
@@ -7,14 +7,16 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use super::behaviour::{PreviousOwner, UserOrgAdmin};
 use super::db::{self, DEFAULT_LICENSE};
 use super::error::ApiError;
 use super::license;
 use super::query::{Page, contains_pattern};
 use super::roles::{self, TokenRole};
-use crate::api::wire::{
+use crate::wire::{
     DailyUsage, License, NewOrganization, NewTeam, NewUser, Organization, OrganizationChanges,
-    Team, TeamSummary, Usage, User, UserChanges, UserLookup, UserOrganizationRole, UserTeamRole,
+    Team, TeamSummary, Usage, UsageDay, User, UserChanges, UserLookup, UserOrganizationRole,
+    UserTeamRole,
 };
 
 /// The country of objects created without one.
@@ -169,12 +171,15 @@ pub fn set_default_license(conn: &Connection, license: &License) -> Result<(), A
     Ok(())
 }
 
-/// Creates an organization with its owner and its first team.
+/// Creates an organization with its owner and its first team; answers it with the owner's
+/// membership. The user named by `userOrgAdmin` (the caller without one) becomes the owner, or,
+/// when `user_org_admin` says so, an Admin beside the caller as owner.
 pub fn create_organization(
     conn: &Connection,
     new: &NewOrganization,
     caller: Caller,
-) -> Result<Organization, ApiError> {
+    user_org_admin: UserOrgAdmin,
+) -> Result<(Organization, UserOrganizationRole), ApiError> {
     let name = nonempty("name", &new.name)?;
     let license = match &new.license {
         Some(license) => {
@@ -183,12 +188,16 @@ pub fn create_organization(
         }
         None => default_license(conn)?,
     };
-    let owner = new.user_org_admin.unwrap_or(caller.user_id);
-    if user_row(conn, owner)?.is_none() {
+    let named = new.user_org_admin.unwrap_or(caller.user_id);
+    if user_row(conn, named)?.is_none() {
         return Err(ApiError::bad_request(format!(
-            "`userOrgAdmin` names user `{owner}`, who does not exist"
+            "`userOrgAdmin` names user `{named}`, who does not exist"
         )));
     }
+    let (owner, admin) = match user_org_admin {
+        UserOrgAdmin::Admin if named != caller.user_id => (caller.user_id, Some(named)),
+        _ => (named, None),
+    };
     conn.execute(
         "INSERT INTO organizations (name, timezone_id, country_id, license) VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -203,6 +212,12 @@ pub fn create_organization(
         "INSERT INTO organization_roles (user_id, organization_id, users_role_id) VALUES (?1, ?2, ?3)",
         params![owner, id, roles::OWNER],
     )?;
+    if let Some(admin) = admin {
+        conn.execute(
+            "INSERT INTO organization_roles (user_id, organization_id, users_role_id) VALUES (?1, ?2, ?3)",
+            params![admin, id, roles::ORGANIZATION_ADMIN],
+        )?;
+    }
     conn.execute(
         "INSERT INTO teams (name, organization_id) VALUES (?1, ?2)",
         params![FIRST_TEAM_NAME, id],
@@ -211,10 +226,16 @@ pub fn create_organization(
         "INSERT INTO team_roles (user_id, team_id, users_role_id) VALUES (?1, ?2, ?3)",
         params![owner, conn.last_insert_rowid(), roles::TEAM_ADMIN],
     )?;
-    organization(conn, id)
+    let owner_role = UserOrganizationRole {
+        user_id: owner,
+        organization_id: id,
+        users_role_id: roles::OWNER,
+        invitation: None,
+    };
+    Ok((organization(conn, id)?, owner_role))
 }
 
-/// Changes an organization; a license replaces the whole license.
+/// Changes an organization; a license replaces the stored license as a whole.
 pub fn update_organization(
     conn: &Connection,
     id: i64,
@@ -293,11 +314,11 @@ pub fn usage(conn: &Connection, id: i64, today: jiff::civil::Date) -> Result<Usa
             .query_row(params![id, date], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         let (operations, data_transfer) = found.unwrap_or((0, 0));
-        data.push(DailyUsage {
+        data.push(UsageDay::from(DailyUsage {
             date,
             operations,
             data_transfer,
-        });
+        }));
     }
     Ok(Usage { data })
 }
@@ -706,7 +727,7 @@ pub fn organization_roles_of(
                 user_id,
                 organization_id: row.get(0)?,
                 users_role_id: row.get(1)?,
-                invitation: false,
+                invitation: None,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -762,16 +783,18 @@ pub fn set_organization_role(
         user_id,
         organization_id,
         users_role_id,
-        invitation: false,
+        invitation: None,
     })
 }
 
-/// Makes a member the organization's owner; the previous owner becomes Admin.
+/// Makes a member the organization's owner; the previous owner becomes Admin (or Member, as
+/// `previous_owner` says). Answers both changed memberships, by user id.
 pub fn transfer_ownership(
     conn: &Connection,
     user_id: i64,
     organization_id: i64,
-) -> Result<UserOrganizationRole, ApiError> {
+    previous_owner: PreviousOwner,
+) -> Result<Vec<UserOrganizationRole>, ApiError> {
     user(conn, user_id)?;
     require_organization(conn, organization_id)?;
     match organization_role(conn, user_id, organization_id)? {
@@ -788,24 +811,45 @@ pub fn transfer_ownership(
         }
         Some(_) => {}
     }
+    let former: i64 = conn
+        .prepare_cached(
+            "SELECT user_id FROM organization_roles WHERE organization_id = ?1 AND users_role_id = ?2",
+        )?
+        .query_row(params![organization_id, roles::OWNER], |row| row.get(0))?;
+    let demoted = match previous_owner {
+        PreviousOwner::Admin => roles::ORGANIZATION_ADMIN,
+        PreviousOwner::Member => roles::MEMBER,
+    };
     conn.execute(
-        "UPDATE organization_roles SET users_role_id = ?1 WHERE organization_id = ?2 AND users_role_id = ?3",
-        params![roles::ORGANIZATION_ADMIN, organization_id, roles::OWNER],
+        "UPDATE organization_roles SET users_role_id = ?1 WHERE organization_id = ?2 AND user_id = ?3",
+        params![demoted, organization_id, former],
     )?;
     conn.execute(
         "UPDATE organization_roles SET users_role_id = ?1 WHERE organization_id = ?2 AND user_id = ?3",
         params![roles::OWNER, organization_id, user_id],
     )?;
-    Ok(UserOrganizationRole {
-        user_id,
-        organization_id,
-        users_role_id: roles::OWNER,
-        invitation: false,
-    })
+    let mut changed = vec![
+        UserOrganizationRole {
+            user_id: former,
+            organization_id,
+            users_role_id: demoted,
+            invitation: None,
+        },
+        UserOrganizationRole {
+            user_id,
+            organization_id,
+            users_role_id: roles::OWNER,
+            invitation: None,
+        },
+    ];
+    changed.sort_by_key(|membership| membership.user_id);
+    Ok(changed)
 }
 
 /// Columns a team list can be sorted by; the first is the default.
-pub const TEAM_SORT: &[&str] = &["id", "name"];
+///
+/// Make documents `name` as the only value of `pg[sortBy]` for teams; ties are broken by id.
+pub const TEAM_SORT: &[&str] = &["name"];
 
 /// One page of an organization's teams.
 pub fn teams(conn: &Connection, organization_id: i64, page: &Page) -> Result<Vec<Team>, ApiError> {
@@ -830,8 +874,14 @@ pub fn teams(conn: &Connection, organization_id: i64, page: &Page) -> Result<Vec
     Ok(teams)
 }
 
-/// Creates a team; its Team Admin, if named, must belong to the organization.
-pub fn create_team(conn: &Connection, new: &NewTeam) -> Result<Team, ApiError> {
+/// Creates a team; answers it with its Team Admin's role, if it got one. The Team Admin is the
+/// member named by `userTeamAdmin`; without one, the caller when they belong to the organization
+/// (as Make documents), else nobody.
+pub fn create_team(
+    conn: &Connection,
+    new: &NewTeam,
+    caller: Caller,
+) -> Result<(Team, Option<UserTeamRole>), ApiError> {
     let name = nonempty("name", &new.name)?;
     require_organization(conn, new.organization_id).map_err(|_| {
         ApiError::bad_request(format!(
@@ -839,30 +889,46 @@ pub fn create_team(conn: &Connection, new: &NewTeam) -> Result<Team, ApiError> {
             new.organization_id
         ))
     })?;
-    if let Some(admin) = new.user_team_admin
-        && organization_role(conn, admin, new.organization_id)?.is_none()
-    {
-        return Err(ApiError::bad_request(format!(
-            "`userTeamAdmin` names user `{admin}`, who is not a member of organization `{}`",
-            new.organization_id
-        )));
-    }
+    let admin = match new.user_team_admin {
+        Some(admin) => {
+            if organization_role(conn, admin, new.organization_id)?.is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "`userTeamAdmin` names user `{admin}`, who is not a member of organization `{}`",
+                    new.organization_id
+                )));
+            }
+            Some(admin)
+        }
+        None => {
+            organization_role(conn, caller.user_id, new.organization_id)?.map(|_| caller.user_id)
+        }
+    };
     conn.execute(
         "INSERT INTO teams (name, organization_id) VALUES (?1, ?2)",
         params![name, new.organization_id],
     )?;
     let id = conn.last_insert_rowid();
-    if let Some(admin) = new.user_team_admin {
-        conn.execute(
-            "INSERT INTO team_roles (user_id, team_id, users_role_id) VALUES (?1, ?2, ?3)",
-            params![admin, id, roles::TEAM_ADMIN],
-        )?;
-    }
-    Ok(Team {
+    let role = match admin {
+        Some(admin) => {
+            conn.execute(
+                "INSERT INTO team_roles (user_id, team_id, users_role_id) VALUES (?1, ?2, ?3)",
+                params![admin, id, roles::TEAM_ADMIN],
+            )?;
+            Some(UserTeamRole {
+                users_role_id: roles::TEAM_ADMIN,
+                user_id: admin,
+                team_id: id,
+                changeable: true,
+            })
+        }
+        None => None,
+    };
+    let team = Team {
         id,
         name,
         organization_id: new.organization_id,
-    })
+    };
+    Ok((team, role))
 }
 
 /// Adds a member of the team's organization to the team or changes their role there.
@@ -895,16 +961,17 @@ pub fn set_team_role(
         params![user_id, team_id, users_role_id],
     )?;
     Ok(UserTeamRole {
+        users_role_id,
         user_id,
         team_id,
-        users_role_id,
+        changeable: true,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::db::{Storage, open};
+    use crate::db::{Storage, open};
 
     /// One API call, by small numbers that pick among the objects made so far.
     #[derive(Clone, Debug)]
@@ -963,9 +1030,15 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn every_organization_keeps_exactly_one_owner(calls in proptest::collection::vec(call(), 1..60)) {
+        fn every_organization_keeps_exactly_one_owner_under_every_reading(
+            calls in proptest::collection::vec(call(), 1..60),
+            member_after_transfer: bool,
+            admin_by_user_org_admin: bool,
+        ) {
+            let previous_owner = if member_after_transfer { PreviousOwner::Member } else { PreviousOwner::Admin };
+            let user_org_admin = if admin_by_user_org_admin { UserOrgAdmin::Admin } else { UserOrgAdmin::Owner };
             let mut conn = open(&Storage::Memory).unwrap();
-            let caller_id = crate::sandbox::db::ensure_caller(&conn, TokenRole::SystemAdministrator).unwrap();
+            let caller_id = crate::db::ensure_caller(&conn, TokenRole::SystemAdministrator).unwrap();
             let caller = Caller { role: TokenRole::SystemAdministrator, user_id: caller_id };
             let mut users: Vec<i64> = Vec::new();
             let mut organizations: Vec<i64> = Vec::new();
@@ -983,13 +1056,13 @@ mod tests {
                         name: "O".to_owned(),
                         user_org_admin: Some(pick(&users, owner)),
                         ..NewOrganization::default()
-                    }, caller)
-                    .map(|o| organizations.push(o.id)),
+                    }, caller, user_org_admin)
+                    .map(|(o, _)| organizations.push(o.id)),
                     Call::SetRole { user, organization, role } => set_organization_role(
                         &tx, pick(&users, user), pick(&organizations, organization), role,
                     ).map(drop),
                     Call::Transfer { user, organization } => transfer_ownership(
-                        &tx, pick(&users, user), pick(&organizations, organization),
+                        &tx, pick(&users, user), pick(&organizations, organization), previous_owner,
                     ).map(drop),
                     Call::DeleteUser { user } => delete_user(&tx, pick(&users, user), &[caller_id]),
                     Call::DeleteOrganization { organization } => {

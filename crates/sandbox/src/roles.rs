@@ -28,58 +28,84 @@ pub struct UsersRole {
     pub id: i64,
     pub name: &'static str,
     pub category: &'static str,
+    /// What the role may do, in the words of Make's role listings.
+    pub permissions: &'static [&'static str],
 }
+
+const TEAM_MANAGE: &[&str] = &["team view", "team edit", "scenarios view", "scenarios edit"];
+const TEAM_EDIT: &[&str] = &["team view", "scenarios view", "scenarios edit"];
+const TEAM_VIEW: &[&str] = &["team view", "scenarios view"];
+const TEAM_RUN: &[&str] = &["team view", "scenarios view", "scenarios run"];
+const ORGANIZATION_MANAGE: &[&str] = &[
+    "organizations view",
+    "organizations edit",
+    "users view",
+    "users edit",
+];
+const ORGANIZATION_VIEW: &[&str] = &["organizations view", "users view"];
+const ORGANIZATION_BILLING: &[&str] = &["organizations view", "billing view", "billing edit"];
+const ORGANIZATION_APPS: &[&str] = &["organizations view", "apps view", "apps edit"];
 
 /// Organization and team roles, in the order they are listed.
 pub const USERS_ROLES: &[UsersRole] = &[
     UsersRole {
         id: TEAM_ADMIN,
         name: "Team Admin",
+        permissions: TEAM_MANAGE,
         category: "team",
     },
     UsersRole {
         id: 3,
         name: "Team Member",
+        permissions: TEAM_EDIT,
         category: "team",
     },
     UsersRole {
         id: 4,
         name: "Team Monitoring",
+        permissions: TEAM_VIEW,
         category: "team",
     },
     UsersRole {
         id: 6,
         name: "Team Operator",
+        permissions: TEAM_RUN,
         category: "team",
     },
     UsersRole {
         id: 57,
         name: "Team restricted member",
+        permissions: TEAM_VIEW,
         category: "team",
     },
     UsersRole {
         id: OWNER,
         name: "Owner",
+        permissions: ORGANIZATION_MANAGE,
         category: "organization",
     },
     UsersRole {
         id: ORGANIZATION_ADMIN,
         name: "Admin",
+        permissions: ORGANIZATION_MANAGE,
         category: "organization",
     },
     UsersRole {
         id: MEMBER,
         name: "Member",
+        permissions: ORGANIZATION_VIEW,
         category: "organization",
     },
     UsersRole {
         id: ACCOUNTANT,
         name: "Accountant",
+        permissions: ORGANIZATION_BILLING,
         category: "organization",
     },
     UsersRole {
         id: 58,
         name: "App developer",
+        permissions: ORGANIZATION_APPS,
         category: "organization",
     },
 ];
@@ -96,6 +122,8 @@ pub fn users_role(id: i64, category: &str) -> Option<&'static UsersRole> {
 pub struct AdminRole {
     pub id: i64,
     pub name: &'static str,
+    /// An unchanging name for the role.
+    pub identifier: &'static str,
     pub category: &'static str,
     pub permissions: &'static [&'static str],
 }
@@ -110,78 +138,91 @@ pub const ADMIN_ROLES: &[AdminRole] = &[
     AdminRole {
         id: SYSTEM_ADMINISTRATOR,
         name: "SA",
+        identifier: "sa",
         category: "system",
         permissions: ADMIN_WRITE,
     },
     AdminRole {
         id: INSTANCE_ADMIN,
         name: "Admin",
+        identifier: "admin",
         category: "system",
         permissions: ADMIN_WRITE,
     },
     AdminRole {
         id: BUSINESS_INTELLIGENCE,
         name: "BI",
+        identifier: "bi",
         category: "system",
         permissions: ADMIN_READ,
     },
     AdminRole {
         id: 911,
         name: "D1",
+        identifier: "d1",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 912,
         name: "External Developer",
+        identifier: "external_developer",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 913,
         name: "D2",
+        identifier: "d2",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 914,
         name: "D3",
+        identifier: "d3",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 915,
         name: "D4",
+        identifier: "d4",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 916,
         name: "Developer app manager",
+        identifier: "developer_app_manager",
         category: "developers",
         permissions: DEVELOPER,
     },
     AdminRole {
         id: 921,
         name: "S1",
+        identifier: "s1",
         category: "support",
         permissions: SUPPORT,
     },
     AdminRole {
         id: 922,
         name: "S2",
+        identifier: "s2",
         category: "support",
         permissions: SUPPORT,
     },
     AdminRole {
         id: 923,
         name: "S3",
+        identifier: "s3",
         category: "support",
         permissions: SUPPORT,
     },
     AdminRole {
         id: 924,
         name: "S4",
+        identifier: "s4",
         category: "support",
         permissions: SUPPORT,
     },

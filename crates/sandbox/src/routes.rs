@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use super::behaviour::Behaviour;
 use super::db::Db;
 use super::error::ApiError;
 use super::faults::{Faults, Generator};
@@ -22,11 +23,11 @@ use super::query::{Columns, ListBody, Page, Params};
 use super::ratelimit::RateLimiter;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
-use crate::api::wire::{
-    AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, NewOrganization, NewTeam, NewUser,
-    OrganizationChanges, OrganizationEnvelope, Pg, RoleAssignment, TeamEnvelope, UserChanges,
-    UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope, UserOrganizationRoleList,
-    UserTeamRoleEnvelope, UsersRole, UsersRoleList,
+use crate::wire::{
+    AdminRole, AuthUser, AuthUserEnvelope, DefaultLicense, NewOrganization, NewTeam, NewUser,
+    OrganizationChanges, OrganizationCreated, OrganizationEnvelope, Pg, RoleAssignment,
+    TeamCreated, UserChanges, UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope,
+    UserOrganizationRoleList, UserTeamRoleEnvelope, UsersRole,
 };
 
 /// Where Make's endpoints live.
@@ -49,6 +50,7 @@ pub struct Shared {
     pub tokens: HashMap<String, Grant>,
     pub limiter: Option<RateLimiter>,
     pub faults: Faults,
+    pub behaviour: Behaviour,
     pub generator: Mutex<Generator>,
 }
 
@@ -258,7 +260,12 @@ pub(super) fn answer<T: serde::Serialize>(body: T) -> Answer {
     Ok(Json(body).into_response())
 }
 
-fn list<T: serde::Serialize>(name: &'static str, items: &[T], columns: &Columns, pg: Pg) -> Answer {
+fn list<T: serde::Serialize>(
+    name: &'static str,
+    items: &[T],
+    columns: &Columns,
+    pg: Option<Pg>,
+) -> Answer {
     answer(ListBody {
         name,
         items: columns.select(items)?,
@@ -267,6 +274,10 @@ fn list<T: serde::Serialize>(name: &'static str, items: &[T], columns: &Columns,
 }
 
 // Organizations
+
+/// What an organization in a list has without `cols[]`: the fields of Make's examples of lists
+/// of organizations (`{id, name, timezoneId}`); a client asks for the rest.
+const ORGANIZATION_DEFAULT_COLUMNS: &[&str] = &["id", "name", "timezoneId"];
 
 const ORGANIZATION_COLUMNS: &[&str] = &[
     "id",
@@ -288,14 +299,14 @@ async fn list_organizations(State(shared): State<AppState>, params: Params) -> A
         name: params.get("name").map(str::to_owned),
         external_id: params.get("externalId").map(str::to_owned),
     };
-    let page = Page::read(&params, store::ORGANIZATION_SORT)?;
-    let columns = Columns::read(&params, ORGANIZATION_COLUMNS)?;
+    let page = Page::read(&params, store::ORGANIZATION_SORT, shared.behaviour.page_cap)?;
+    let columns = Columns::read_or(&params, ORGANIZATION_COLUMNS, ORGANIZATION_DEFAULT_COLUMNS)?;
     let pg = page.echo();
     let organizations = shared
         .db
         .run(move |conn| store::organizations(conn, &filter, &page))
         .await?;
-    list("organizations", &organizations, &columns, pg)
+    list("organizations", &organizations, &columns, Some(pg))
 }
 
 async fn create_organization(
@@ -303,11 +314,15 @@ async fn create_organization(
     Extension(caller): Extension<Caller>,
     Body(new): Body<NewOrganization>,
 ) -> Answer {
-    let organization = shared
+    let user_org_admin = shared.behaviour.user_org_admin;
+    let (organization, user_organization_role) = shared
         .db
-        .write(move |tx| store::create_organization(tx, &new, caller))
+        .write(move |tx| store::create_organization(tx, &new, caller, user_org_admin))
         .await?;
-    answer(OrganizationEnvelope { organization })
+    answer(OrganizationCreated {
+        organization: organization.into(),
+        user_organization_role,
+    })
 }
 
 async fn update_organization(
@@ -320,7 +335,9 @@ async fn update_organization(
         .db
         .write(move |tx| store::update_organization(tx, id, &changes))
         .await?;
-    answer(OrganizationEnvelope { organization })
+    answer(OrganizationEnvelope {
+        organization: organization.into(),
+    })
 }
 
 async fn delete_organization(State(shared): State<AppState>, Path(id): Path<String>) -> Answer {
@@ -370,14 +387,14 @@ async fn list_users(State(shared): State<AppState>, params: Params) -> Answer {
         email: params.get("email").map(str::to_owned),
         name: params.get("name").map(str::to_owned),
     };
-    let page = Page::read(&params, store::USER_SORT)?;
+    let page = Page::read(&params, store::USER_SORT, shared.behaviour.page_cap)?;
     let columns = Columns::read(&params, USER_COLUMNS)?;
     let pg = page.echo();
     let users = shared
         .db
         .run(move |conn| store::users(conn, &filter, &page))
         .await?;
-    list("users", &users, &columns, pg)
+    list("users", &users, &columns, Some(pg))
 }
 
 async fn lookup_user(State(shared): State<AppState>, params: Params) -> Answer {
@@ -415,7 +432,9 @@ async fn me(State(shared): State<AppState>, Extension(caller): Extension<Caller>
         .db
         .run(move |conn| store::user(conn, caller.user_id))
         .await?;
-    answer(AuthUserEnvelope { auth_user: user })
+    answer(AuthUserEnvelope {
+        auth_user: AuthUser::from(user),
+    })
 }
 
 async fn update_user(
@@ -451,6 +470,12 @@ async fn delete_user(
     answer(json!({ "user": id }))
 }
 
+/// What a role has without `cols[]`: Make documents `{id, name}` as the default answer of both
+/// role lists.
+const ROLE_DEFAULT_COLUMNS: &[&str] = &["id", "name"];
+
+const ADMIN_ROLE_COLUMNS: &[&str] = &["id", "name", "permissions", "category", "identifier"];
+
 async fn admin_roles(params: Params) -> Answer {
     let category = params.get("category");
     if let Some(category) = category
@@ -460,20 +485,24 @@ async fn admin_roles(params: Params) -> Answer {
             "parameter `category` must be `system`, `developers` or `support`, not `{category}`"
         )));
     }
-    let users_admins_roles = roles::ADMIN_ROLES
+    let columns = Columns::read_or(&params, ADMIN_ROLE_COLUMNS, ROLE_DEFAULT_COLUMNS)?;
+    let users_admins_roles: Vec<AdminRole> = roles::ADMIN_ROLES
         .iter()
         .filter(|r| category.is_none_or(|c| r.category == c))
         .map(|r| AdminRole {
             id: r.id,
             name: r.name.to_owned(),
-            category: r.category.to_owned(),
             permissions: r.permissions.iter().map(|p| (*p).to_owned()).collect(),
+            category: r.category.to_owned(),
+            identifier: r.identifier.to_owned(),
         })
         .collect();
-    answer(AdminRoleList { users_admins_roles })
+    list("usersAdminsRoles", &users_admins_roles, &columns, None)
 }
 
 // Roles
+
+const USERS_ROLE_COLUMNS: &[&str] = &["id", "name", "subsidiary", "category", "permissions"];
 
 async fn users_roles(params: Params) -> Answer {
     let category = params.get("category");
@@ -484,16 +513,19 @@ async fn users_roles(params: Params) -> Answer {
             "parameter `category` must be `organization` or `team`, not `{category}`"
         )));
     }
-    let users_roles = roles::USERS_ROLES
+    let columns = Columns::read_or(&params, USERS_ROLE_COLUMNS, ROLE_DEFAULT_COLUMNS)?;
+    let users_roles: Vec<UsersRole> = roles::USERS_ROLES
         .iter()
         .filter(|r| category.is_none_or(|c| r.category == c))
         .map(|r| UsersRole {
             id: r.id,
             name: r.name.to_owned(),
+            subsidiary: false,
             category: r.category.to_owned(),
+            permissions: r.permissions.iter().map(|p| (*p).to_owned()).collect(),
         })
         .collect();
-    answer(UsersRoleList { users_roles })
+    list("usersRoles", &users_roles, &columns, None)
 }
 
 async fn user_organization_roles(State(shared): State<AppState>, Path(id): Path<String>) -> Answer {
@@ -531,12 +563,13 @@ async fn transfer_ownership(
 ) -> Answer {
     let user = parse_id("user", &user)?;
     let organization = parse_id("organization", &organization)?;
-    let user_organization_role = shared
+    let previous_owner = shared.behaviour.previous_owner;
+    let user_organization_roles = shared
         .db
-        .write(move |tx| store::transfer_ownership(tx, user, organization))
+        .write(move |tx| store::transfer_ownership(tx, user, organization, previous_owner))
         .await?;
-    answer(UserOrganizationRoleEnvelope {
-        user_organization_role,
+    answer(UserOrganizationRoleList {
+        user_organization_roles,
     })
 }
 
@@ -544,22 +577,29 @@ async fn transfer_ownership(
 
 async fn list_teams(State(shared): State<AppState>, params: Params) -> Answer {
     let organization_id = params.required_id("organizationId")?;
-    let page = Page::read(&params, store::TEAM_SORT)?;
+    let page = Page::read(&params, store::TEAM_SORT, shared.behaviour.page_cap)?;
     let columns = Columns::read(&params, &["id", "name", "organizationId"])?;
     let pg = page.echo();
     let teams = shared
         .db
         .run(move |conn| store::teams(conn, organization_id, &page))
         .await?;
-    list("teams", &teams, &columns, pg)
+    list("teams", &teams, &columns, Some(pg))
 }
 
-async fn create_team(State(shared): State<AppState>, Body(new): Body<NewTeam>) -> Answer {
-    let team = shared
+async fn create_team(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(new): Body<NewTeam>,
+) -> Answer {
+    let (team, user_team_role) = shared
         .db
-        .write(move |tx| store::create_team(tx, &new))
+        .write(move |tx| store::create_team(tx, &new, caller))
         .await?;
-    answer(TeamEnvelope { team })
+    answer(TeamCreated {
+        team,
+        user_team_role,
+    })
 }
 
 async fn set_team_role(

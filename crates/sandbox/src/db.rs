@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::error::{ApiError, SandboxError};
 use super::license;
 use super::roles::TokenRole;
-use crate::api::wire::License;
+use crate::wire::License;
 
 /// Bumped when the schema changes incompatibly.
 const SCHEMA_VERSION: i64 = 1;

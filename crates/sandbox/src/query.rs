@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::value::RawValue;
 
+use super::behaviour::PageCap;
 use super::error::ApiError;
-use crate::api::wire::Pg;
+use crate::wire::Pg;
 
 /// The page size when `pg[limit]` is absent.
 pub const DEFAULT_LIMIT: u32 = 10;
@@ -75,14 +76,21 @@ impl Params {
 pub struct Page {
     pub sort_by: &'static str,
     pub descending: bool,
+    /// How many items the page holds at most.
     pub limit: u32,
+    /// The limit the answer's `pg` says: `limit`, unless a silent cap says the one asked for.
+    pub echoed_limit: u32,
     pub offset: u64,
 }
 
 impl Page {
     /// Reads `pg[…]`; `sortable` lists the columns a list can be sorted by, the first being the
-    /// default.
-    pub fn read(params: &Params, sortable: &[&'static str]) -> Result<Page, ApiError> {
+    /// default. A `cap` serves at most its limit per page whatever was asked.
+    pub fn read(
+        params: &Params,
+        sortable: &[&'static str],
+        cap: Option<PageCap>,
+    ) -> Result<Page, ApiError> {
         let default_sort = sortable.first().copied().unwrap_or("id");
         let sort_by = match params.get("pg[sortBy]") {
             None => default_sort,
@@ -124,10 +132,17 @@ impl Page {
                 ApiError::bad_request(format!("`pg[offset]` must be a whole number, not `{text}`"))
             })?,
         };
+        let (limit, echoed_limit) = match cap {
+            Some(cap) if cap.limit < limit => {
+                (cap.limit, if cap.echoed { cap.limit } else { limit })
+            }
+            _ => (limit, limit),
+        };
         Ok(Page {
             sort_by,
             descending,
             limit,
+            echoed_limit,
             offset,
         })
     }
@@ -137,7 +152,7 @@ impl Page {
         Pg {
             sort_by: self.sort_by.to_owned(),
             sort_dir: if self.descending { "desc" } else { "asc" }.to_owned(),
-            limit: self.limit,
+            limit: self.echoed_limit,
             offset: self.offset,
         }
     }
@@ -161,6 +176,7 @@ impl Page {
 pub struct Columns(Option<Vec<&'static str>>);
 
 impl Columns {
+    /// The columns asked for, or every column when `cols[]` is absent.
     pub fn read(params: &Params, available: &[&'static str]) -> Result<Columns, ApiError> {
         let wanted = params.all("cols[]");
         if wanted.is_empty() {
@@ -180,6 +196,20 @@ impl Columns {
                 .filter(|column| wanted.contains(column))
                 .collect(),
         )))
+    }
+
+    /// The columns asked for, or `default` when `cols[]` is absent: what an endpoint answers
+    /// that Make documents with fewer fields by default than it can give.
+    pub fn read_or(
+        params: &Params,
+        available: &[&'static str],
+        default: &[&'static str],
+    ) -> Result<Columns, ApiError> {
+        let columns = Columns::read(params, available)?;
+        Ok(match columns.0 {
+            None => Columns(Some(default.to_vec())),
+            some => Columns(some),
+        })
     }
 
     /// The objects as JSON text, narrowed to the selected columns. Fields keep their order, and
@@ -220,18 +250,20 @@ impl Serialize for Selected<'_> {
     }
 }
 
-/// A list response: `{<name>: [...], pg}`.
+/// A list response: `{<name>: [...], pg}`, or `{<name>: [...]}` for a list that is not paged.
 pub struct ListBody {
     pub name: &'static str,
     pub items: Vec<Box<RawValue>>,
-    pub pg: Pg,
+    pub pg: Option<Pg>,
 }
 
 impl Serialize for ListBody {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
+        let mut map = serializer.serialize_map(None)?;
         map.serialize_entry(self.name, &self.items)?;
-        map.serialize_entry("pg", &self.pg)?;
+        if let Some(pg) = &self.pg {
+            map.serialize_entry("pg", pg)?;
+        }
         map.end()
     }
 }

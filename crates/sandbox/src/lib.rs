@@ -1,16 +1,19 @@
 //! The sandbox: a Make-compatible admin API server on loopback, backed by SQLite.
 //!
-//! It serves the endpoints of `MAKE-API.md` with Make's bodies, status codes and rules, as
+//! It serves the admin endpoints of Make's API with Make's bodies, status codes and rules, as
 //! strictly as the public facts allow, so that a client that works against it also works against
-//! a real instance. [`start`] runs it in-process on a loopback port (an ephemeral one by default)
-//! for tests and for commands that use the embedded sandbox; `charter sandbox` runs it until
-//! Ctrl-C; [`seed`] fills a database for demos and benchmarks.
+//! a real instance. It is an independent implementation: this crate depends on no client of
+//! Make, and its JSON types ([`wire`]) and license keys ([`license`]) are its own, written from
+//! Make's documentation. [`start`] runs it in-process on a loopback port (an ephemeral one by
+//! default) for tests and embedding programs; [`seed`] fills a database for demos and
+//! benchmarks. `docs/sandbox.md` describes what it serves.
 
+mod behaviour;
 mod control;
 mod db;
 mod error;
 mod faults;
-mod license;
+pub mod license;
 mod query;
 mod ratelimit;
 mod roles;
@@ -18,6 +21,7 @@ mod routes;
 mod seed;
 mod server;
 mod store;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use behaviour::{Behaviour, PageCap, PreviousOwner, UserOrgAdmin};
 pub use db::Storage;
 pub use error::{RATE_LIMIT_MESSAGE, SandboxError};
 pub use faults::{FaultSpecError, Faults};
@@ -117,6 +122,9 @@ pub struct Config {
     pub faults: Faults,
     /// Seeds the fault draws.
     pub seed: u64,
+    /// Readings of what Make leaves undocumented other than the sandbox's own; the default is
+    /// the sandbox's reading.
+    pub behaviour: Behaviour,
 }
 
 impl Default for Config {
@@ -129,6 +137,7 @@ impl Default for Config {
             rate_limit_window: RATE_LIMIT_WINDOW,
             faults: Faults::default(),
             seed: 0,
+            behaviour: Behaviour::default(),
         }
     }
 }
@@ -199,6 +208,7 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
             .rate_limit_per_minute
             .map(|limit| ratelimit::RateLimiter::new(limit, config.rate_limit_window)),
         faults: config.faults,
+        behaviour: config.behaviour,
         generator: Mutex::new(faults::Generator::new(config.seed)),
     });
     let (stop, stopped) = watch::channel(false);

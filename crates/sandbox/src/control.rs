@@ -5,11 +5,11 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{patch, put};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::routes::{Answer, AppState, Body, answer, parse_id, today};
 use super::store;
-use crate::api::wire::{DailyUsage, DefaultLicense, License, OrganizationEnvelope};
+use crate::wire::{DailyUsage, DefaultLicense, License, Organization};
 
 /// The routes, relative to `/_sandbox`.
 pub fn router() -> Router<AppState> {
@@ -18,6 +18,13 @@ pub fn router() -> Router<AppState> {
         .route("/organizations/{id}/usage", put(set_usage))
         .route("/organizations/{id}/license", put(overwrite_license))
         .route("/default-license", put(set_default_license))
+}
+
+/// `{organization}`: the sandbox's own endpoints show the whole organization, staged fields
+/// included.
+#[derive(Debug, Serialize)]
+struct Staged {
+    organization: Organization,
 }
 
 /// The body of `PUT /_sandbox/organizations/{id}/usage`.
@@ -88,7 +95,7 @@ async fn set_attributes(
             store::organization(tx, id)
         })
         .await?;
-    answer(OrganizationEnvelope { organization })
+    answer(Staged { organization })
 }
 
 async fn overwrite_license(
@@ -104,7 +111,7 @@ async fn overwrite_license(
             store::organization(tx, id)
         })
         .await?;
-    answer(OrganizationEnvelope { organization })
+    answer(Staged { organization })
 }
 
 async fn set_default_license(

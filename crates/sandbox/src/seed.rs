@@ -6,13 +6,14 @@
 
 use serde_json::Value;
 
+use super::behaviour::UserOrgAdmin;
 use super::db::{self, Storage};
 use super::error::{ApiError, SandboxError};
 use super::faults::Generator;
 use super::license;
 use super::roles::{self, TokenRole};
 use super::store::{self, Caller};
-use crate::api::wire::{DailyUsage, NewOrganization, NewUser};
+use crate::wire::{DailyUsage, NewOrganization, NewUser};
 
 /// What to seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,7 +152,7 @@ pub fn seed(storage: &Storage, options: &SeedOptions) -> Result<SeedReport, Sand
             "apiLimit".to_owned(),
             Value::from(if operations > 100_000 { 240 } else { 60 }),
         );
-        let organization = store::create_organization(
+        let (organization, _) = store::create_organization(
             &tx,
             &NewOrganization {
                 name,
@@ -163,6 +164,7 @@ pub fn seed(storage: &Storage, options: &SeedOptions) -> Result<SeedReport, Sand
                 role: TokenRole::SystemAdministrator,
                 user_id: owner.id,
             },
+            UserOrgAdmin::Owner,
         )
         .map_err(stopped)?;
         report.organizations += 1;
