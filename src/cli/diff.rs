@@ -229,7 +229,7 @@ fn live_usage(
         .iter()
         .map(|c| (c.key.clone(), c.name.clone()))
         .collect();
-    let work = |client: Client, _: super::config::Config| async move {
+    let work = |client: Client, _: super::config::Config, _: super::instance::Target| async move {
         let organizations = client
             .list_organizations(&OrganizationFilter::default())
             .await?;
