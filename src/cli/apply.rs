@@ -183,7 +183,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 }),
             ));
         }
-        print!("{}", render_text(&plan));
+        // Named as the instance names them now: the plan file's names may not be the truth.
+        print!("{}", render_text(&plan.with_live_names(&observed)));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
