@@ -107,9 +107,9 @@ impl StateError {
         match self {
             StateError::OtherInstance { .. } => Some(
                 "its links name organizations of that instance, which here are other companies': \
-                 to manage this instance, give another state file with `--state FILE` and link \
-                 its organizations with `charter import`; or point charter back at the instance \
-                 the state belongs to"
+                 to manage this instance, give another state file (`--state FILE`, or `[state] \
+                 path` in `charter.toml`) and link its organizations with `charter import \
+                 --state FILE`; or point charter back at the instance the state belongs to"
                     .to_owned(),
             ),
             StateError::InstanceLocked { .. } => Some(
