@@ -87,16 +87,20 @@ fn a_state_is_refused_against_another_instance_and_another_state_file_imports_it
     }
     let (code, _, stderr) = run(
         &dir,
-        &["sandbox", "seed", "--db", ".charter/sandbox.db", "--orgs", "20"],
+        &[
+            "sandbox",
+            "seed",
+            "--db",
+            ".charter/sandbox.db",
+            "--orgs",
+            "20",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &[]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("belongs to another instance"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("belongs to another instance"), "{stderr}");
     assert!(stderr.contains("--state FILE"), "{stderr}");
     assert!(!stdout.contains("owner of"), "nothing is planned: {stdout}");
     let (code, _, stderr) = run(&dir, &["apply", ".", "--at", AT, "--auto-approve"], &[]);
@@ -266,7 +270,12 @@ fn a_linked_organization_that_looks_like_someone_elses_is_refused_until_relinked
     );
 
     // Renamed and given to a stranger, it is someone else's: nothing is planned for it.
-    give_away(&running.url(), acme, "Elsewhere Holdings", "mallory@elsewhere.example");
+    give_away(
+        &running.url(),
+        acme,
+        "Elsewhere Holdings",
+        "mallory@elsewhere.example",
+    );
     let before = observe(&running.url());
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &env);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
@@ -289,11 +298,7 @@ fn a_linked_organization_that_looks_like_someone_elses_is_refused_until_relinked
 
     // Relinked: the link is forgotten, no organization of the customer's name and owner is
     // found, and the plan makes the customer a new one — and leaves Elsewhere Holdings alone.
-    let (code, stdout, stderr) = run(
-        &dir,
-        &["import", ".", "--at", AT, "--relink", "acme"],
-        &env,
-    );
+    let (code, stdout, stderr) = run(&dir, &["import", ".", "--at", AT, "--relink", "acme"], &env);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("- acme: unlinked from organization {acme}")),
@@ -346,10 +351,7 @@ fn two_policy_sets_applying_to_one_instance_at_once_create_nothing_twice() {
         .iter()
         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
-    assert!(
-        outputs.iter().any(|o| o.status.success()),
-        "{stderrs:?}"
-    );
+    assert!(outputs.iter().any(|o| o.status.success()), "{stderrs:?}");
     for (output, stderr) in outputs.iter().zip(&stderrs) {
         assert!(
             output.status.success() || stderr.contains("another runner of this machine"),

@@ -1095,7 +1095,7 @@ fn a_hand_edit_shows_as_drift_and_a_saved_plan_is_refused_once_the_instance_chan
     );
     assert_eq!(code, 2);
     assert!(
-        stdout.contains("  ~ license of \"Acme Corp\"   # drift: changed by hand on the instance\n      operations: 7 → 55,000   # drift: changed by hand\n"),
+        stdout.contains(&format!("  ~ license of \"Acme Corp\" (organization {id})   # drift: changed by hand on the instance\n      operations: 7 → 55,000   # drift: changed by hand\n")),
         "{stdout}"
     );
     assert!(stdout.contains("1 step correcting drift"), "{stdout}");

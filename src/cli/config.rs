@@ -382,7 +382,11 @@ pub fn load(
         Some(text) => positive(&text, Origin::Env(ENV_CONCURRENCY))?,
         None => from_file.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
     };
-    let state_path = match flags.state.clone().or_else(|| env(ENV_STATE_PATH).map(PathBuf::from)) {
+    let state_path = match flags
+        .state
+        .clone()
+        .or_else(|| env(ENV_STATE_PATH).map(PathBuf::from))
+    {
         Some(path) => path,
         None => match from_file.state_path {
             Some(path) if path.is_relative() => folder.join(path),

@@ -39,10 +39,8 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     let program = &loaded.program;
     for key in &args.relink {
         if !program.customers.iter().any(|c| c.key == *key) {
-            let near = crate::diagnostic::suggest(
-                key,
-                program.customers.iter().map(|c| c.key.as_str()),
-            );
+            let near =
+                crate::diagnostic::suggest(key, program.customers.iter().map(|c| c.key.as_str()));
             return usage_error(
                 &format!("`--relink`: no customer `{key}` in the policy set"),
                 near.map(|near| format!("did you mean `{near}`?")),

@@ -487,7 +487,9 @@ impl Plan {
                 Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
                     &mut team.organization
                 }
-                Action::CreateUser { .. } | Action::SetInstanceRole { .. } | Action::Manual { .. } => {
+                Action::CreateUser { .. }
+                | Action::SetInstanceRole { .. }
+                | Action::Manual { .. } => {
                     continue;
                 }
             };

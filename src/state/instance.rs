@@ -81,11 +81,7 @@ impl InstanceIdentity {
             self.url,
             self.instance_id.as_deref().unwrap_or("")
         ));
-        digest
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 }
 
