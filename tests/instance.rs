@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use charter::api::wire::OrganizationChanges;
+use charter::api::wire::{NewOrganization, OrganizationChanges};
 use charter::api::{Client, ClientOptions, Observed, Token, UserInvitation};
 use charter::plan::{Action, Plan};
 use charter::sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
@@ -424,6 +424,38 @@ fn a_saved_plan_is_shown_with_the_names_the_instance_gives_what_it_touches() {
         }
     }
     assert!(!touched.is_empty());
+
+    // A step pointed at an organization the plan never read is refused, whatever it says.
+    let stray = block_on(async {
+        let client = client(&running.url());
+        let me = client.me().await.unwrap().unwrap();
+        client
+            .create_organization(&NewOrganization {
+                name: "Stray Org".to_owned(),
+                user_org_admin: Some(me.id),
+                ..NewOrganization::default()
+            })
+            .await
+            .unwrap()
+            .id
+    });
+    let mut forged = plan.clone();
+    for step in &mut forged.steps {
+        if let Action::SetLicense { organization, .. } = &mut step.action {
+            organization.id = Some(stray);
+            break;
+        }
+    }
+    std::fs::write(dir.join("forged.json"), forged.seal().to_json()).unwrap();
+    let (code, stdout, stderr) = run(&dir, &["apply", "forged.json", "--auto-approve"], &env);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "touches organization {stray}, which the plan did not read"
+        )),
+        "{stderr}"
+    );
+
     let plan = plan.seal();
     std::fs::write(dir.join("plan.json"), plan.to_json()).unwrap();
     let (code, stdout, stderr) = run(&dir, &["apply", "plan.json", "--auto-approve"], &env);

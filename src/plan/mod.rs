@@ -245,6 +245,24 @@ pub struct UserRef {
     pub id: Option<i64>,
 }
 
+impl Action {
+    /// The organization the call acts on, if any (a team's for team calls).
+    pub fn organization(&self) -> Option<&OrganizationRef> {
+        match self {
+            Action::CreateOrganization { organization, .. }
+            | Action::SetLicense { organization, .. }
+            | Action::SetOrganizationRole { organization, .. }
+            | Action::TransferOwnership { organization, .. } => Some(organization),
+            Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
+                Some(&team.organization)
+            }
+            Action::CreateUser { .. } | Action::SetInstanceRole { .. } | Action::Manual { .. } => {
+                None
+            }
+        }
+    }
+}
+
 /// A customer's organization: by customer key and name, with the id when it exists.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

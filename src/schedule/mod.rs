@@ -100,6 +100,18 @@ pub async fn prepare(
 /// by exact name, as the planner and the executor's lookups match them.
 pub fn changed_since(plan: &Plan, observed: &Observed) -> Vec<String> {
     let mut changed = Vec::new();
+    // A plan touches only organizations it read: a step naming another was not planned (the
+    // file was edited, then sealed again).
+    for step in &plan.steps {
+        if let Some(id) = step.action.organization().and_then(|o| o.id)
+            && !plan.reads.organizations.contains_key(&id)
+        {
+            changed.push(format!(
+                "step `{}` touches organization {id}, which the plan did not read",
+                step.id
+            ));
+        }
+    }
     for (id, fingerprint) in &plan.reads.organizations {
         match observed.organization(*id) {
             Some(o) if o.fingerprint() == *fingerprint => {}

@@ -222,3 +222,82 @@ impl InstanceLock {
         &self.path
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "charter-instance-unit-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn identity(url: &str, user: Option<(i64, &str)>) -> InstanceIdentity {
+        InstanceIdentity {
+            url: url.to_owned(),
+            instance_id: None,
+            user: user.map(|(id, email)| TokenUser {
+                id,
+                email: email.to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_state_is_bound_on_first_use_and_refuses_another_instance() {
+        let dir = scratch("bind");
+        let state = State::open(&dir.join("state.db")).unwrap();
+        assert_eq!(state.instance().unwrap(), None);
+        let here = identity("https://a.example", None);
+        state.bind_instance(&here).unwrap();
+        // The token's user, unknown at first, is filled in when known.
+        let with_user = identity("https://a.example", Some((7, "ops@a.example")));
+        state.bind_instance(&with_user).unwrap();
+        assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
+        // The same user in another case is the same user.
+        state
+            .bind_instance(&identity("https://a.example", Some((7, "OPS@a.example"))))
+            .unwrap();
+        for other in [
+            identity("https://b.example", Some((7, "ops@a.example"))),
+            identity("https://a.example", Some((8, "ops@a.example"))),
+            InstanceIdentity {
+                instance_id: Some("another database".to_owned()),
+                ..with_user.clone()
+            },
+        ] {
+            let bound = state.instance().unwrap();
+            match state.bind_instance(&other) {
+                Err(StateError::OtherInstance { .. }) => {}
+                result => panic!("{other:?} was not refused: {result:?} (bound to {bound:?})"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_instance_is_locked_once_whatever_the_state_and_the_token() {
+        let dir = scratch("lock");
+        let a = identity("https://a.example", Some((7, "ops@a.example")));
+        let first = InstanceLock::acquire(&dir, &a, "first").unwrap();
+        let same_instance_other_user = identity("https://a.example", Some((9, "x@a.example")));
+        match InstanceLock::acquire(&dir, &same_instance_other_user, "second") {
+            Err(StateError::InstanceLocked { holder, .. }) => {
+                assert_eq!(holder.as_deref(), Some("first"));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        let b = identity("https://b.example", None);
+        let _other_instance = InstanceLock::acquire(&dir, &b, "third").unwrap();
+        drop(first);
+        let _again = InstanceLock::acquire(&dir, &a, "fourth").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
