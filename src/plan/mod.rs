@@ -32,9 +32,9 @@ use crate::model::license::{LicenseObject, LicenseValue};
 
 /// The version of the plan file this charter writes and reads. Version 2 added `reads.absent`:
 /// a version 1 file does not say what its creates found missing, so it cannot be checked and
-/// is refused. Version 3 added `live_name` to organization references: the name each step's
-/// organization had on the instance.
-pub const PLAN_VERSION: u32 = 3;
+/// is refused. Organization references may carry `live_name` (the name the organization had on
+/// the instance); a file without it is read as before.
+pub const PLAN_VERSION: u32 = 2;
 
 /// A plan: ordered steps, the lifecycle bookkeeping that follows them, and the fingerprints of
 /// every live object read to make it.

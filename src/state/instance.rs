@@ -255,19 +255,40 @@ mod tests {
         let dir = scratch("bind");
         let state = State::open(&dir.join("state.db")).unwrap();
         assert_eq!(state.instance().unwrap(), None);
-        let here = identity("https://a.example", None);
+        let here = InstanceIdentity {
+            instance_id: Some("database 1".to_owned()),
+            ..identity("https://a.example", None)
+        };
         state.bind_instance(&here).unwrap();
         // The token's user, unknown at first, is filled in when known.
-        let with_user = identity("https://a.example", Some((7, "ops@a.example")));
+        let with_user = InstanceIdentity {
+            instance_id: Some("database 1".to_owned()),
+            ..identity("https://a.example", Some((7, "ops@a.example")))
+        };
         state.bind_instance(&with_user).unwrap();
         assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
         // The same user in another case is the same user.
         state
-            .bind_instance(&identity("https://a.example", Some((7, "OPS@a.example"))))
+            .bind_instance(&InstanceIdentity {
+                user: Some(TokenUser {
+                    id: 7,
+                    email: "OPS@a.example".to_owned(),
+                }),
+                ..with_user.clone()
+            })
             .unwrap();
         for other in [
-            identity("https://b.example", Some((7, "ops@a.example"))),
-            identity("https://a.example", Some((8, "ops@a.example"))),
+            InstanceIdentity {
+                url: "https://b.example".to_owned(),
+                ..with_user.clone()
+            },
+            InstanceIdentity {
+                user: Some(TokenUser {
+                    id: 8,
+                    email: "ops@a.example".to_owned(),
+                }),
+                ..with_user.clone()
+            },
             InstanceIdentity {
                 instance_id: Some("another database".to_owned()),
                 ..with_user.clone()
