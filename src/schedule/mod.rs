@@ -37,11 +37,23 @@ pub async fn bind(
     instance: Instance<'_>,
 ) -> Result<Option<i64>, PrepareError> {
     let me = client.me().await?;
+    let mut user = me.as_ref().map(|u| TokenUser {
+        id: u.id,
+        email: u.email.clone(),
+    });
+    // A token of another user: the same instance if the user the state was bound with is
+    // there, with the same address (another admin's token); another instance otherwise.
+    if let Some(bound) = state.instance()?.and_then(|b| b.user)
+        && user.as_ref().is_some_and(|u| u.id != bound.id)
+        && client
+            .lookup_user_by_id(bound.id)
+            .await?
+            .is_some_and(|u| u.email.eq_ignore_ascii_case(&bound.email))
+    {
+        user = Some(bound);
+    }
     let identity = InstanceIdentity {
-        user: me.as_ref().map(|u| TokenUser {
-            id: u.id,
-            email: u.email.clone(),
-        }),
+        user,
         ..instance.identity()
     };
     state.bind_instance(&identity)?;
