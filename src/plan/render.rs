@@ -196,15 +196,21 @@ fn render_step(out: &mut String, step: &Step) {
             None => {
                 let _ = writeln!(
                     out,
-                    "  + {} joins team \"{}\" as {}",
-                    user.email, team.name, role.name
+                    "  + {} joins team \"{}\" of {} as {}",
+                    user.email,
+                    team.name,
+                    team.organization.label(),
+                    role.name
                 );
             }
             Some(from) => {
                 let _ = writeln!(
                     out,
-                    "  ~ {} in team \"{}\": {from} → {}{drift}",
-                    user.email, team.name, role.name
+                    "  ~ {} in team \"{}\" of {}: {from} → {}{drift}",
+                    user.email,
+                    team.name,
+                    team.organization.label(),
+                    role.name
                 );
             }
         },
