@@ -470,3 +470,83 @@ fn a_saved_plan_is_shown_with_the_names_the_instance_gives_what_it_touches() {
     }
     assert!(!stdout.contains("Harmless Test Org"), "{stdout}");
 }
+
+/// Between runners that share no lock (two machines, or a person at the console), the executor
+/// reads right before creating an organization whether one of its name appeared since the plan
+/// was made, and refuses to create a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_of_the_name_made_after_the_plan_is_not_made_twice() {
+    use charter::apply::{self, Options, StepStatus};
+    use charter::plan::{Context, Memory};
+
+    let running = charter::sandbox::start(Config {
+        tokens: vec![TokenGrant::new(SA, TokenRole::SystemAdministrator)],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let url = running.url();
+    let client = client(&url);
+    let dir = common::scratch("instance", "made-after-the-plan");
+    let state = charter::state::State::open(&dir.join("state.db")).unwrap();
+    let program = charter::policy::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/acme"
+    )))
+    .ok()
+    .and_then(|set| set.checked.program)
+    .unwrap();
+    let observed = charter::api::observe(&client).await.unwrap();
+    let at = charter::model::time::parse_instant(AT).unwrap();
+    let plan = charter::plan::plan(
+        &program,
+        at,
+        &Memory::default(),
+        &observed,
+        &Context::default(),
+    )
+    .unwrap()
+    .seal();
+    // Someone else makes Globex after the plan was made.
+    let me = client.me().await.unwrap().unwrap();
+    let theirs = client
+        .create_organization(&NewOrganization {
+            name: "Globex".to_owned(),
+            user_org_admin: Some(me.id),
+            ..NewOrganization::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let report = apply::execute(
+        &client,
+        &state,
+        None,
+        &plan,
+        &Options::default(),
+        at,
+        &mut (),
+    )
+    .await
+    .unwrap();
+    let globex = report
+        .steps
+        .iter()
+        .find(|s| s.id == "organization:globex")
+        .unwrap();
+    match &globex.status {
+        StepStatus::Failed { error, .. } => assert!(
+            error.contains(&format!(
+                "organization `Globex` (id {theirs}) appeared on the instance after the plan was made"
+            )),
+            "{error}"
+        ),
+        other => panic!("created anyway: {other:?}"),
+    }
+    let names = organizations_by_name(&charter::api::observe(&client).await.unwrap());
+    assert_eq!(names.get("Globex"), Some(&1));
+    assert_eq!(names.get("Acme Corp"), Some(&1), "the rest went on");
+    assert_eq!(state.organization("globex").unwrap(), None);
+    drop(client);
+    running.shutdown().await.unwrap();
+}
