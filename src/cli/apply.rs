@@ -1,6 +1,7 @@
 //! `charter apply` and `charter run`: carry out a plan on the instance (or the embedded
 //! sandbox) through the executor, with a progress bar on a terminal and plain lines otherwise.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub struct RunArgs {
     path: PathBuf,
     /// Run a round every DUR (`1h`, `15 min`; at least `1 min`) until SIGTERM or Ctrl-C;
     /// without it, one round.
-    #[arg(long, value_name = "DUR", value_parser = super::parse_horizon, conflicts_with = "at")]
+    #[arg(long, value_name = "DUR", value_parser = parse_every, conflicts_with = "at")]
     every: Option<i64>,
     /// The instant of the round (one round only); default now.
     #[arg(long, value_parser = parse_at)]
@@ -59,6 +60,38 @@ pub struct RunArgs {
     concurrency: Option<usize>,
     #[command(flatten)]
     instance: InstanceArgs,
+}
+
+/// Steps per second as the progress bar shows it: whole numbers, one decimal below ten.
+fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1} steps/s")
+    } else {
+        format!("{per_sec:.0} steps/s")
+    }
+}
+
+/// The line that counts the customers and staff members an apply left unchanged.
+fn unchanged_line((customers, staff): (usize, usize)) -> Option<String> {
+    let count = |n: usize, one: &str, many: &str| match n {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
+    };
+    let parts: Vec<String> = [
+        count(customers, "customer", "customers"),
+        count(staff, "staff member", "staff members"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("unchanged: {}", parts.join(" and ")))
+}
+
+/// Reads `--every`; its error suggests intervals a run loop would take.
+fn parse_every(text: &str) -> Result<i64, String> {
+    crate::model::time::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `1 h`, `15 min` or `1 day`"))
 }
 
 /// The shortest `--every`, in seconds: each round reads the whole instance, which costs calls
@@ -109,7 +142,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             None => planning.await?,
         };
         let plan = prepared.plan;
-        print!("{}", render_text(&plan));
+        out!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -184,7 +217,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
             ));
         }
         // Named as the instance names them now: the plan file's names may not be the truth.
-        print!("{}", render_text(&plan.with_live_names(&observed)));
+        out!("{}", render_text(&plan.with_live_names(&observed)));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -203,11 +236,11 @@ fn finish(ended: Ended) -> Outcome {
     match ended {
         Ended::NoChanges => Outcome::Success,
         Ended::Cancelled => {
-            println!("Apply cancelled: nothing was changed.");
+            outln!("Apply cancelled: nothing was changed.");
             Outcome::Success
         }
         Ended::StoppedBefore => {
-            eprintln!("error: stopped before applying anything: nothing was changed");
+            eoutln!("error: stopped before applying anything: nothing was changed");
             Outcome::Failure
         }
         Ended::Applied(report) => report_outcome(&report),
@@ -216,7 +249,7 @@ fn finish(ended: Ended) -> Outcome {
 
 fn report_outcome(report: &Report) -> Outcome {
     print_failures(report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(report);
     }
@@ -231,12 +264,12 @@ fn report_outcome(report: &Report) -> Outcome {
 fn print_stopped(report: &Report) {
     let in_flight = report.interrupted();
     let not_started = report.not_run().saturating_sub(in_flight);
-    eprintln!(
+    eoutln!(
         "error: the apply was stopped: {not_started} {} not started, {in_flight} left in flight \
          in the journal",
         if not_started == 1 { "step" } else { "steps" }
     );
-    eprintln!(
+    eoutln!(
         "  help: run `charter apply` (or `charter run`) again: it reads the instance, finds what \
          was done, and carries out the rest"
     );
@@ -245,13 +278,13 @@ fn print_stopped(report: &Report) {
 fn print_failures(report: &Report) {
     for step in &report.steps {
         if let StepStatus::Failed { error, help } = &step.status {
-            eprintln!("error: step `{}` failed: {error}", step.id);
+            eoutln!("error: step `{}` failed: {error}", step.id);
             if let Some(help) = help {
-                eprintln!("  help: {help}");
+                eoutln!("  help: {help}");
             }
         }
         if let StepStatus::Skipped { because } = &step.status {
-            eprintln!(
+            eoutln!(
                 "skipped: step `{}`, because `{because}` did not succeed",
                 step.id
             );
@@ -284,7 +317,7 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
             Some("review the plan, then run again with `--auto-approve`".to_owned()),
         ));
     }
-    eprint!(
+    eout!(
         "Apply these {} calls to {instance}? Only `yes` is accepted: ",
         plan.calls()
     );
@@ -311,13 +344,41 @@ async fn execute(
         let bar = indicatif::ProgressBar::new(u64::try_from(plan.steps.len()).unwrap_or(0));
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+                "{bar:40} {pos}/{len} steps  {rate}  eta {eta}  {msg}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
+    // Customers and staff members with nothing to change are counted, not listed one by one.
+    let changed: BTreeSet<&str> = plan.steps.iter().map(|s| s.subject.as_str()).collect();
+    let unchanged = std::cell::Cell::new((0_usize, 0_usize));
+    let is_unchanged = |event: &Event<'_>| match event {
+        Event::CustomerRecorded { customer } => {
+            customer.transitions.is_empty() && !changed.contains(customer.key.as_str())
+        }
+        Event::StaffRecorded { staff } => {
+            !changed.contains(format!("staff:{}", staff.email).as_str())
+        }
+        _ => false,
+    };
     let mut progress = |event: &Event<'_>| match (&bar, event) {
+        (_, Event::CustomerRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers + 1, staff));
+        }
+        (_, Event::StaffRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers, staff + 1));
+        }
         (Some(bar), Event::StepFinished { step, .. }) => {
             bar.inc(1);
             bar.set_message(step.id.clone());
@@ -336,7 +397,7 @@ async fn execute(
         (Some(_), _) => {}
         (None, _) => {
             if let Some(line) = event.line() {
-                eprintln!("{line}");
+                eoutln!("{line}");
             }
         }
     };
@@ -347,6 +408,9 @@ async fn execute(
         } else {
             bar.abandon();
         }
+    }
+    if let Some(line) = unchanged_line(unchanged.get()) {
+        eoutln!("{line}");
     }
     let report = result.map_err(|stopped| {
         print_failures(&stopped.report);
@@ -365,10 +429,10 @@ async fn execute(
         .filter(|a| !a.is_call())
         .collect();
     if !manual.is_empty() {
-        println!("To do by hand:");
+        outln!("To do by hand:");
         for action in manual {
             if let Action::Manual { what, how } = action {
-                println!("  ! {what}\n      {how}");
+                outln!("  ! {what}\n      {how}");
             }
         }
     }
@@ -400,7 +464,7 @@ fn listen_for_stop() -> Stop {
                     }
                 });
             }
-            (Err(error), _) | (_, Err(error)) => eprintln!(
+            (Err(error), _) | (_, Err(error)) => eoutln!(
                 "warning: cannot listen for SIGTERM and Ctrl-C ({error}): either ends charter at \
                  once, leaving what was in flight to the journal"
             ),
@@ -430,16 +494,16 @@ async fn unless_stopped<T>(stop: &Stop, work: impl Future<Output = T>) -> Option
 /// Reads a saved plan file.
 fn read_plan_file(path: &Path) -> Result<Plan, Outcome> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        eprintln!(
+        eoutln!(
             "error: cannot read the plan file `{}`: {error}",
             path.display()
         );
         Outcome::Failure
     })?;
     Plan::from_json(&text).map_err(|error| {
-        eprintln!("error: `{}`: {error}", path.display());
+        eoutln!("error: `{}`: {error}", path.display());
         if let Some(help) = error.help() {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
         Outcome::Failure
     })
@@ -496,9 +560,9 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 }
                 Err(failure) => {
                     failed = true;
-                    eprintln!("error: {}", failure.message);
+                    eoutln!("error: {}", failure.message);
                     if let Some(help) = failure.help {
-                        eprintln!("  help: {help}");
+                        eoutln!("  help: {help}");
                     }
                 }
             }
@@ -507,7 +571,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 break;
             }
             let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600));
-            eprintln!(
+            eoutln!(
                 "next round in {}",
                 crate::model::license::human_duration(every)
             );
@@ -519,7 +583,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
             }
         }
         if stop.requests() > 0 {
-            eprintln!("stopped");
+            eoutln!("stopped");
         }
         lock.release()?;
         Ok(failed)
@@ -570,7 +634,7 @@ async fn round(
     };
     let prepared = prepared?;
     let plan = prepared.plan;
-    println!(
+    outln!(
         "round at {}: {}",
         crate::model::time::format_instant(now),
         crate::plan::summary(&plan)
@@ -578,7 +642,7 @@ async fn round(
     if !plan.has_changes() {
         return Ok(Round::Applied { succeeded: true });
     }
-    print!("{}", render_text(&plan));
+    out!("{}", render_text(&plan));
     let options = options(
         context.config,
         context.concurrency,
@@ -595,7 +659,7 @@ async fn round(
     )
     .await?;
     print_failures(&report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(&report);
         return Ok(Round::Stopped { left_undone: true });
@@ -603,4 +667,34 @@ async fn round(
     Ok(Round::Applied {
         succeeded: report.succeeded(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rate, unchanged_line};
+
+    #[test]
+    fn progress_rates_are_rounded() {
+        assert_eq!(rate(359.3837), "359 steps/s");
+        assert_eq!(rate(10.0), "10 steps/s");
+        assert_eq!(rate(2.345), "2.3 steps/s");
+        assert_eq!(rate(0.0), "0.0 steps/s");
+    }
+
+    #[test]
+    fn unchanged_subjects_are_counted_in_one_line() {
+        assert_eq!(unchanged_line((0, 0)), None);
+        assert_eq!(
+            unchanged_line((1, 0)).as_deref(),
+            Some("unchanged: 1 customer")
+        );
+        assert_eq!(
+            unchanged_line((16, 3)).as_deref(),
+            Some("unchanged: 16 customers and 3 staff members")
+        );
+        assert_eq!(
+            unchanged_line((0, 1)).as_deref(),
+            Some("unchanged: 1 staff member")
+        );
+    }
 }

@@ -147,8 +147,12 @@ pub struct InstanceArgs {
     pub token_file: Option<PathBuf>,
     /// charter's state database; overrides `CHARTER_STATE_PATH` and `[state] path` (default
     /// `.charter/state.db` beside the policy set). A state belongs to one instance.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "rehearse")]
     pub state: Option<PathBuf>,
+    /// Rehearse: use a state and an embedded sandbox of their own (`.charter/rehearsal/`),
+    /// never the configured instance or charter's state, so that any `--at` may be tried.
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 /// The configuration in force.
@@ -169,6 +173,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// charter's state database.
     pub state_path: PathBuf,
+    /// A rehearsal (`--rehearse`): the state and the embedded sandbox in
+    /// `.charter/rehearsal/`, no instance.
+    pub rehearsal: bool,
 }
 
 impl Config {
@@ -204,6 +211,9 @@ impl Config {
 
     /// Where the embedded sandbox keeps its data.
     pub fn sandbox_path(&self) -> PathBuf {
+        if self.rehearsal {
+            return rehearsal_folder(&self.base).join("sandbox.db");
+        }
         self.base.join(".charter").join("sandbox.db")
     }
 }
@@ -394,6 +404,12 @@ pub fn load(
             None => base.join(".charter").join("state.db"),
         },
     };
+    // A rehearsal touches neither the instance nor charter's state.
+    let (url, token, state_path) = if flags.rehearse {
+        (None, None, rehearsal_folder(&base).join("state.db"))
+    } else {
+        (url, token, state_path)
+    };
     let defaults = ClientOptions::default();
     Ok(Config {
         file,
@@ -408,7 +424,13 @@ pub fn load(
             .connect_timeout
             .unwrap_or(defaults.connect_timeout),
         state_path,
+        rehearsal: flags.rehearse,
     })
+}
+
+/// Where `--rehearse` keeps its state and its embedded sandbox.
+fn rehearsal_folder(base: &Path) -> PathBuf {
+    base.join(".charter").join("rehearsal")
 }
 
 /// Chooses the instance: the configured one with its token, or the embedded sandbox when no

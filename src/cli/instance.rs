@@ -42,11 +42,11 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
             Err(outcome) => return outcome,
         };
     match args.format {
-        Format::Text => println!("instance {described}: {}", summary(&observed, refused)),
+        Format::Text => outln!("instance {described}: {}", summary(&observed, refused)),
         Format::Json => match serde_json::to_string_pretty(&observed) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(error) => {
-                eprintln!("error: cannot write the observation: {error}");
+                eoutln!("error: cannot write the observation: {error}");
                 return Outcome::Failure;
             }
         },
@@ -99,6 +99,8 @@ impl From<crate::schedule::PrepareError> for Failure {
 pub(super) struct Target {
     pub name: String,
     pub instance_id: Option<String>,
+    /// A rehearsal (`--rehearse`): its own state and embedded sandbox.
+    pub rehearsal: bool,
 }
 
 impl Target {
@@ -135,8 +137,13 @@ fn lock_folder() -> PathBuf {
     }
 }
 
-/// How a plan names the instance of a configuration: its URL, or the embedded sandbox.
+/// How a plan names the instance of a configuration: its URL, the embedded sandbox, or a
+/// rehearsal's.
 pub(super) fn instance_name(config: &Config) -> String {
+    // A rehearsal's plan names its own sandbox, so that it is never applied outside one.
+    if config.rehearsal {
+        return "the rehearsal sandbox".to_owned();
+    }
     match &config.url {
         Some((url, _)) => url.to_string(),
         None => "the embedded sandbox".to_owned(),
@@ -177,7 +184,7 @@ where
         .enable_all()
         .build()
         .map_err(|error| {
-            eprintln!("error: cannot start the runtime: {error}");
+            eoutln!("error: cannot start the runtime: {error}");
             Outcome::Failure
         })?;
     let options = config.client_options();
@@ -188,6 +195,7 @@ where
                 let target = Target {
                     name: instance_name(&config),
                     instance_id: None,
+                    rehearsal: config.rehearsal,
                 };
                 let client = Client::for_instance(url, token, options)
                     .map_err(|error| Failure::new(error.to_string(), None))?
@@ -205,9 +213,9 @@ where
         }
     });
     result.map_err(|failure: Failure| {
-        eprintln!("error: {}", failure.message);
+        eoutln!("error: {}", failure.message);
         if let Some(help) = failure.help {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
         Outcome::Failure
     })
@@ -256,6 +264,7 @@ where
         let target = Target {
             name: instance_name(&config),
             instance_id: Some(running.instance_id().to_owned()),
+            rehearsal: config.rehearsal,
         };
         work(client, config, target).await
     }

@@ -1,6 +1,5 @@
 //! `charter sandbox` and `charter sandbox seed`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,7 +17,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// Loopback address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     listen: SocketAddr,
     /// A token to accept, as `TOKEN` (role `sa`) or `TOKEN:ROLE` with ROLE one of `sa`, `admin`,
     /// `bi`, `member`; repeatable. Without any, `sandbox-token` is accepted as `sa`.
@@ -72,6 +71,33 @@ impl FromStr for RateLimit {
     }
 }
 
+/// Reads `--listen`: a loopback address with its port. Checked here, with the other flag
+/// values, so that every bad value is a usage error (exit 2).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let address = match text.parse::<SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let hint = if text.parse::<std::net::IpAddr>().is_ok() {
+                " (the port is missing)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "`{text}` is not an address and port{hint}; write one as `127.0.0.1:7070`, or \
+                 `127.0.0.1:0` for a free port"
+            ));
+        }
+    };
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "`{text}` is not a loopback address: the sandbox listens on loopback only, as \
+             `127.0.0.1:{}`",
+            address.port()
+        ));
+    }
+    Ok(address)
+}
+
 /// Runs `charter sandbox …`.
 pub(super) fn run(args: Args) -> Outcome {
     let outcome = match args.command {
@@ -89,7 +115,7 @@ pub(super) fn run(args: Args) -> Outcome {
     match outcome {
         Ok(()) => Outcome::Success,
         Err(message) => {
-            eprintln!("error: {message}");
+            eoutln!("error: {message}");
             Outcome::Failure
         }
     }
@@ -108,7 +134,7 @@ fn seed(args: SeedArgs) -> Result<(), String> {
         },
     )
     .map_err(|error| error.to_string())?;
-    println!(
+    outln!(
         "seeded `{}` with {} organizations and {} users",
         args.db.display(),
         report.organizations,
@@ -141,19 +167,19 @@ fn serve(config: Config) -> Result<(), String> {
             format!("{} token{plural} ({})", tokens.len(), roles.join(", "))
         };
         let stop = stop_signal();
-        println!(
+        outln!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
              rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
             running.url()
         );
-        let _ = std::io::stdout().flush();
+        super::out::flush();
         stop.await;
-        eprintln!("stopping: finishing requests in flight");
+        eoutln!("stopping: finishing requests in flight");
         running
             .shutdown()
             .await
             .map_err(|error| error.to_string())?;
-        eprintln!("stopped; every committed change is in the database");
+        eoutln!("stopped; every committed change is in the database");
         Ok(())
     })
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 /// The settings charter reads from the environment: removed for every run of the binary, so
 /// that a developer's own configuration does not reach the tests.
-const CHARTER_ENV: &[&str] = &[
+pub const CHARTER_ENV: &[&str] = &[
     "CHARTER_INSTANCE_URL",
     "CHARTER_TOKEN_ENV",
     "CHARTER_TOKEN_FILE",
