@@ -825,7 +825,7 @@ fn import_adopts_organizations_by_name_and_owner_and_infers_their_states() {
     let (code, stdout, _) = run(&dir, &["import", ".", "--at", "2027-02-10"], &env);
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("  = acme: already linked to organization 1\n"),
+        stdout.contains("  = acme: already linked to organization 1 \"Acme Corp\"\n"),
         "{stdout}"
     );
     running.shutdown().unwrap();

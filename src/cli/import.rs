@@ -71,8 +71,13 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         for (key, found) in &found.customers {
             match found {
                 Match::Linked { organization } => {
+                    // Named as the instance names it, so a link that went wrong shows.
+                    let named = observed.organization(*organization).map_or_else(
+                        || " (not on the instance)".to_owned(),
+                        |o| format!(" \"{}\"", o.name),
+                    );
                     lines.push(format!(
-                        "  = {key}: already linked to organization {organization}"
+                        "  = {key}: already linked to organization {organization}{named}"
                     ));
                 }
                 Match::Adopt {
