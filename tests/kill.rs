@@ -225,6 +225,10 @@ struct Traffic {
     transfers: usize,
     /// Nothing more is forwarded.
     frozen: bool,
+    /// Counting, holding and killing: only around the apply that is killed. Unarmed, the proxy
+    /// only forwards, so that every run of charter reaches the instance at one address (a
+    /// state belongs to one instance, and its address is part of it).
+    armed: bool,
 }
 
 #[derive(Clone)]
@@ -248,9 +252,12 @@ async fn forward_or_hold(
     let post = parts.method == axum::http::Method::POST;
     let creates_organization = post && parts.uri.path() == "/api/v2/admin/organizations";
     let transfers = post && parts.uri.path().ends_with("/transfer");
+    let armed = p.traffic.lock().unwrap().armed;
     let (hold, withhold, answered) = {
         let mut t = p.traffic.lock().unwrap();
-        if t.frozen {
+        if !t.armed {
+            (false, false, false)
+        } else if t.frozen {
             (true, false, false)
         } else if write {
             t.writes += 1;
@@ -275,7 +282,7 @@ async fn forward_or_hold(
         // Held until charter is killed and the connection goes.
         std::future::pending::<()>().await;
     }
-    if write && matches!(p.point, KillPoint::AfterLog(_)) {
+    if write && armed && matches!(p.point, KillPoint::AfterLog(_)) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let response = common::forward(&p.client, &p.upstream, &parts, body).await;
@@ -389,12 +396,13 @@ fn killed_apply(
     let policy = dir.join("acme");
     common::copy_acme_into(&policy);
     let sandbox = SandboxProcess::start(&dir.join("sandbox.db"), TOKEN, &[]);
-    for at in scenario.before {
-        apply_directly(&policy, &sandbox.url, at);
-    }
     let traffic = Arc::new(Mutex::new(Traffic::default()));
     let (kill, killed) = mpsc::channel();
     let proxy = kill_proxy(runtime, &sandbox.url, point, traffic.clone(), kill.clone());
+    for at in scenario.before {
+        apply_directly(&policy, &proxy, at);
+    }
+    traffic.lock().unwrap().armed = true;
     let mut apply = charter(
         &policy,
         &proxy,
@@ -434,6 +442,7 @@ fn killed_apply(
     // SIGKILL: no chance to clean up.
     apply.kill().unwrap();
     let _ = apply.wait();
+    traffic.lock().unwrap().armed = false;
     let log = log.join().unwrap();
     let writes = traffic.lock().unwrap().writes;
     match point {
@@ -447,7 +456,7 @@ fn killed_apply(
 
     let output = charter(
         &policy,
-        &sandbox.url,
+        &proxy,
         &["apply", ".", "--at", scenario.at, "--auto-approve"],
     )
     .output()
@@ -464,7 +473,7 @@ fn killed_apply(
         assert!(stdout.contains("reconciled by reading"), "{name}: {stdout}");
     }
     let after = Snapshot::of(&observed(&sandbox.url));
-    let output = charter(&policy, &sandbox.url, &["plan", ".", "--at", scenario.at])
+    let output = charter(&policy, &proxy, &["plan", ".", "--at", scenario.at])
         .output()
         .unwrap();
     assert_eq!(

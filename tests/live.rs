@@ -825,7 +825,7 @@ fn import_adopts_organizations_by_name_and_owner_and_infers_their_states() {
     let (code, stdout, _) = run(&dir, &["import", ".", "--at", "2027-02-10"], &env);
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("  = acme: already linked to organization 1\n"),
+        stdout.contains("  = acme: already linked to organization 1 \"Acme Corp\"\n"),
         "{stdout}"
     );
     running.shutdown().unwrap();
@@ -1096,7 +1096,7 @@ fn a_hand_edit_shows_as_drift_and_a_saved_plan_is_refused_once_the_instance_chan
     );
     assert_eq!(code, 2);
     assert!(
-        stdout.contains("  ~ license of \"Acme Corp\"   # drift: changed by hand on the instance\n      operations: 7 → 55,000   # drift: changed by hand\n"),
+        stdout.contains(&format!("  ~ license of \"Acme Corp\" (organization {id})   # drift: changed by hand on the instance\n      operations: 7 → 55,000   # drift: changed by hand\n")),
         "{stdout}"
     );
     assert!(stdout.contains("1 step correcting drift"), "{stdout}");
@@ -1409,7 +1409,8 @@ fn apply_keeps_exactly_concurrency_writes_in_flight() {
             .count();
         assert_eq!(counter.writes.load(Ordering::SeqCst), calls, "{name}");
         assert_eq!(counter.max.load(Ordering::SeqCst), want, "{name}");
-        assert!(!plan_json(&dir, "2027-01-15", &remote(&running, SA)).has_changes());
+        // Through the same address: the state belongs to the instance as it was reached.
+        assert!(!plan_json(&dir, "2027-01-15", &remote_at(&counter.url, SA)).has_changes());
         counter.runtime.shutdown_background();
         running.shutdown().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
@@ -1702,11 +1703,12 @@ fn run_at_successive_instants_walks_every_customer_through_its_life_once() {
         );
         let done = steps.iter().filter(|s| !s.starts_with("manual ")).count();
         let manual = steps.len() - done;
-        // A license change reads the live license, then writes it.
+        // A license change reads the live license, then writes it; each organization create is
+        // preceded by a read: has one of its name appeared since the plan?
         let calls = done
             + steps
                 .iter()
-                .filter(|s| s.starts_with("set_license "))
+                .filter(|s| s.starts_with("set_license ") || s.starts_with("create_organization "))
                 .count();
         let (code, stdout, stderr) = run(&dir, &["run", ".", "--at", day], &env);
         assert_eq!(code, 0, "{day}: {stdout}{stderr}");

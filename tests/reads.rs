@@ -134,7 +134,11 @@ async fn plan_reads_an_instance_larger_than_the_limit_and_the_apply_shares_its_l
     let at = parse_instant("2026-03-01").unwrap();
 
     let started = Instant::now();
-    let prepared = prepare(&paced, &state, &program, at, "the sandbox")
+    let sandbox = charter::schedule::Instance {
+        name: "the sandbox",
+        instance_id: None,
+    };
+    let prepared = prepare(&paced, &state, &program, at, sandbox)
         .await
         .unwrap();
     let elapsed = started.elapsed();

@@ -416,6 +416,9 @@ pub(crate) async fn run(
         };
         return (0, done);
     }
+    if let Err(outcome) = refuse_a_second(ctx, index, &call).await {
+        return (0, outcome);
+    }
     let mut unknown = false;
     let mut tries = Tries::default();
     loop {
@@ -464,6 +467,46 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// Right before an organization is created, reads whether one of its name appeared since the
+/// plan was made (not there then, not linked to another customer) and, if so, refuses: another
+/// runner — another policy set's apply, on this machine or another, or a person — made it, and
+/// Make would take a second one of the name without a word.
+async fn refuse_a_second(ctx: &Context<'_>, index: usize, call: &Call) -> Result<(), Outcome> {
+    let Call::CreateOrganization { customer, name, .. } = call else {
+        return Ok(());
+    };
+    let filter = OrganizationFilter {
+        name: Some(name.clone()),
+        ..OrganizationFilter::default()
+    };
+    let listed = ctx
+        .read(index, async || ctx.client.list_organizations(&filter).await)
+        .await
+        .map_err(halted)?;
+    // The name filter matches substrings: compare exactly here.
+    let appeared = listed
+        .iter()
+        .filter(|o| o.deleted != Some(true) && o.name == *name)
+        .map(|o| o.id)
+        .filter(|id| ctx.known_organizations.may_be(*id, customer))
+        .min();
+    match appeared {
+        None => Ok(()),
+        Some(id) => Err(Outcome::Failed {
+            error: format!(
+                "organization `{name}` (id {id}) appeared on the instance after the plan was \
+                 made: charter does not create a second one"
+            ),
+            help: Some(
+                "someone else made it (another policy set's apply, or a person): plan again — a \
+                 plan adopts it when its owner is the customer's, and `charter import` links it \
+                 otherwise"
+                    .to_owned(),
+            ),
+        }),
     }
 }
 

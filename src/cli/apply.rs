@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::config::{Config, InstanceArgs};
-use super::instance::{Failure, with_instance};
-use super::plan::{instance_name, plan_with};
+use super::instance::{Failure, Target, with_instance};
+use super::plan::plan_with;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, RateLimit, observe};
@@ -129,13 +129,16 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
     let program = &loaded.program;
     let auto_approve = args.auto_approve;
     let concurrency = args.concurrency;
-    let work = |client: Client, config: Config| async move {
+    let work = |client: Client, config: Config, target: Target| async move {
         // With a question to ask, Ctrl-C must still end charter at the prompt (reads only come
         // before it): the stop signal is listened for once the question is answered.
         let early = auto_approve.then(listen_for_stop);
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("apply")?;
-        let planning = plan_with(&client, &state, program, at, &config);
+        // Before planning, so that a plan made after another policy set's apply sees what
+        // that apply created.
+        let _instance_lock = target.lock("apply")?;
+        let planning = plan_with(&client, &state, program, at, &target);
         let prepared = match &early {
             Some(stop) => match unless_stopped(stop, planning).await {
                 Some(prepared) => prepared?,
@@ -148,7 +151,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
-        if !auto_approve && !confirm(&plan, &instance_name(&config))? {
+        if !auto_approve && !confirm(&plan, &target.name)? {
             return Ok(Ended::Cancelled);
         }
         let stop = early.unwrap_or_else(listen_for_stop);
@@ -163,6 +166,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             state: &state,
             lock: &lock,
             config: &config,
+            target: &target,
             concurrency,
             stop: &stop,
         };
@@ -196,10 +200,10 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
     // it was reviewed.
     let at = args.at.unwrap_or_else(super::now);
     let concurrency = args.concurrency;
-    let work = |client: Client, config: Config| async move {
+    let work = |client: Client, config: Config, target: Target| async move {
         let stop = listen_for_stop();
-        let here = instance_name(&config);
-        if here != plan.instance {
+        let here = &target.name;
+        if *here != plan.instance {
             return Err(Failure::new(
                 format!("the plan was made for {}, not for {here}", plan.instance),
                 Some("make a new plan for this instance with `charter plan -o`".to_owned()),
@@ -207,6 +211,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         }
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("apply")?;
+        let _instance_lock = target.lock("apply")?;
+        crate::schedule::bind(&client, &state, target.instance()).await?;
         let Some(observed) = unless_stopped(&stop, observe(&client)).await else {
             return Ok(Ended::StoppedBefore);
         };
@@ -229,7 +235,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 }),
             ));
         }
-        out!("{}", render_text(&plan));
+        // Named as the instance names them now: the plan file's names may not be the truth.
+        out!("{}", render_text(&plan.with_live_names(&observed)));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -494,7 +501,7 @@ async fn verify(
     outln!("Apply: {}.", report.summary());
     for round in 1..=VERIFICATION_ROUNDS {
         let before = context.client.calls();
-        let planning = plan_with(context.client, context.state, program, at, context.config);
+        let planning = plan_with(context.client, context.state, program, at, context.target);
         let Some(prepared) = unless_stopped(context.stop, planning).await else {
             return Ok(Ended::StoppedBefore);
         };
@@ -667,7 +674,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     let every = args.every;
     let at = args.at;
     let concurrency = args.concurrency;
-    let work = |client: Client, config: Config| async move {
+    let work = |client: Client, config: Config, target: Target| async move {
         let stop = listen_for_stop();
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("run")?;
@@ -679,6 +686,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 state: &state,
                 lock: &lock,
                 config: &config,
+                target: &target,
                 concurrency,
                 stop: &stop,
             };
@@ -731,6 +739,7 @@ struct RoundContext<'a> {
     state: &'a State,
     lock: &'a crate::state::LockGuard,
     config: &'a Config,
+    target: &'a Target,
     concurrency: Option<usize>,
     stop: &'a Stop,
 }
@@ -754,7 +763,10 @@ async fn round(
     let loaded = policy::load(path, output)
         .map_err(|_| Failure::new("the policy set has errors; nothing was applied", None))?;
     let program: &Program = &loaded.program;
-    let planning = plan_with(context.client, context.state, program, now, context.config);
+    // Each round takes the instance's lock for its plan and apply only, so that a daemon
+    // leaves the instance to other policy sets between rounds.
+    let _instance_lock = context.target.lock("run")?;
+    let planning = plan_with(context.client, context.state, program, now, context.target);
     let Some(prepared) = unless_stopped(context.stop, planning).await else {
         return Ok(Round::Stopped { left_undone: false });
     };

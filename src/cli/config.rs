@@ -145,6 +145,10 @@ pub struct InstanceArgs {
     /// A file that holds the API token; overrides `token_file`.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// charter's state database; overrides `CHARTER_STATE_PATH` and `[state] path` (default
+    /// `.charter/state.db` beside the policy set). A state belongs to one instance.
+    #[arg(long, value_name = "FILE", conflicts_with = "rehearse")]
+    pub state: Option<PathBuf>,
     /// Rehearse: use a state and an embedded sandbox of their own (`.charter/rehearsal/`),
     /// never the configured instance or charter's state, so that any `--at` may be tried.
     #[arg(long)]
@@ -388,8 +392,12 @@ pub fn load(
         Some(text) => positive(&text, Origin::Env(ENV_CONCURRENCY))?,
         None => from_file.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
     };
-    let state_path = match env(ENV_STATE_PATH) {
-        Some(path) => PathBuf::from(path),
+    let state_path = match flags
+        .state
+        .clone()
+        .or_else(|| env(ENV_STATE_PATH).map(PathBuf::from))
+    {
+        Some(path) => path,
         None => match from_file.state_path {
             Some(path) if path.is_relative() => folder.join(path),
             Some(path) => path,

@@ -211,25 +211,29 @@ fn live_usage(
     program: &crate::model::program::Program,
     output: &Output,
 ) -> Result<(String, BTreeMap<String, diff::LiveUsage>), Outcome> {
-    let recorded: BTreeMap<String, i64> =
-        match crate::state::State::open_existing(&crate::state::default_path(place)) {
-            Ok(Some(state)) => program
-                .customers
-                .iter()
-                .filter_map(|c| Some((c.key.clone(), state.organization(&c.key).ok()??)))
-                .collect(),
-            Ok(None) => BTreeMap::new(),
-            Err(error) => {
-                eoutln!("error: {error}");
-                return Err(Outcome::Failure);
-            }
-        };
+    let state = match crate::state::State::open_existing(&crate::state::default_path(place)) {
+        Ok(state) => state,
+        Err(error) => {
+            eoutln!("error: {error}");
+            return Err(Outcome::Failure);
+        }
+    };
     let customers: Vec<(String, String)> = program
         .customers
         .iter()
         .map(|c| (c.key.clone(), c.name.clone()))
         .collect();
-    let work = |client: Client, _: super::config::Config| async move {
+    let work = |client: Client, _: super::config::Config, target: super::instance::Target| async move {
+        // The state's links name organizations of its own instance only.
+        let mut recorded: BTreeMap<String, i64> = BTreeMap::new();
+        if let Some(state) = &state {
+            crate::schedule::bind(&client, state, target.instance()).await?;
+            for c in &program.customers {
+                if let Some(id) = state.organization(&c.key)? {
+                    recorded.insert(c.key.clone(), id);
+                }
+            }
+        }
         let organizations = client
             .list_organizations(&OrganizationFilter::default())
             .await?;

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use super::config::{Config, InstanceArgs};
-use super::instance::with_instance;
+use super::instance::{Target, with_instance};
 use super::policy::{self, Output};
-use super::{Outcome, parse_at};
+use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, observe};
 use crate::plan::import::{Match, import};
 use crate::state::State;
@@ -23,6 +23,10 @@ pub struct Args {
     /// Show what would be recorded, record nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Forget the organization linked to this customer (by key) and match it again by name
+    /// and owner, as for a customer never linked; its lifecycle history is kept. Repeatable.
+    #[arg(long, value_name = "CUSTOMER")]
+    relink: Vec<String>,
     #[command(flatten)]
     instance: InstanceArgs,
 }
@@ -33,20 +37,47 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         Err(outcome) => return outcome,
     };
     let program = &loaded.program;
+    for key in &args.relink {
+        if !program.customers.iter().any(|c| c.key == *key) {
+            let near =
+                crate::diagnostic::suggest(key, program.customers.iter().map(|c| c.key.as_str()));
+            return usage_error(
+                &format!("`--relink`: no customer `{key}` in the policy set"),
+                near.map(|near| format!("did you mean `{near}`?")),
+            );
+        }
+    }
     let at = args.at.unwrap_or_else(super::now);
     let dry_run = args.dry_run;
-    let work = |client: Client, config: Config| async move {
+    let relink = &args.relink;
+    let work = |client: Client, config: Config, target: Target| async move {
         let state = State::open(&config.state_path)?;
-        let memory = state.memory()?;
+        crate::schedule::bind(&client, &state, target.instance()).await?;
+        let mut memory = state.memory()?;
+        let mut lines = Vec::new();
+        for key in relink {
+            if let Some(organization) = memory.organizations.remove(key) {
+                lines.push(format!(
+                    "  - {key}: unlinked from organization {organization}"
+                ));
+                if !dry_run {
+                    state.unlink_customer(key)?;
+                }
+            }
+        }
         let observed = observe(&client).await?;
         let found = import(program, &memory, &observed);
-        let mut lines = Vec::new();
         let mut adopted = 0usize;
         for (key, found) in &found.customers {
             match found {
                 Match::Linked { organization } => {
+                    // Named as the instance names it, so a link that went wrong shows.
+                    let named = observed.organization(*organization).map_or_else(
+                        || " (not on the instance)".to_owned(),
+                        |o| format!(" \"{}\"", o.name),
+                    );
                     lines.push(format!(
-                        "  = {key}: already linked to organization {organization}"
+                        "  = {key}: already linked to organization {organization}{named}"
                     ));
                 }
                 Match::Adopt {
@@ -69,6 +100,10 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
                                 transitions.push((name.clone(), from.clone(), t.to.clone()));
                                 from = t.to.clone();
                             }
+                        }
+                        // A customer relinked keeps the history it has: only the link is new.
+                        if !state.transitions(key)?.is_empty() {
+                            transitions.clear();
                         }
                         state.import_customer(key, *organization, &transitions, at)?;
                     }

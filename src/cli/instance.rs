@@ -31,7 +31,7 @@ enum Format {
 
 /// Runs `charter instance`.
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
-    let work = |client: Client, _: Config| async move {
+    let work = |client: Client, _: Config, _: Target| async move {
         let observed = observe(&client).await?;
         let refused = client.pacing().map_or(0, |p| p.rate_limited());
         Ok((observed, refused))
@@ -78,7 +78,75 @@ impl From<ApiError> for Failure {
 
 impl From<crate::state::StateError> for Failure {
     fn from(error: crate::state::StateError) -> Failure {
-        Failure::new(error.to_string(), None)
+        Failure::new(error.to_string(), error.help())
+    }
+}
+
+impl From<crate::schedule::PrepareError> for Failure {
+    fn from(error: crate::schedule::PrepareError) -> Failure {
+        use crate::schedule::PrepareError;
+        match error {
+            PrepareError::Api(error) => error.into(),
+            PrepareError::State(error) => error.into(),
+            other => Failure::new(other.to_string(), None),
+        }
+    }
+}
+
+/// The instance a command works on: how plans name it (its URL, or the embedded sandbox) and,
+/// for the embedded sandbox, its database's id — what a state is bound to.
+#[derive(Clone, Debug)]
+pub(super) struct Target {
+    pub name: String,
+    pub instance_id: Option<String>,
+    /// A rehearsal (`--rehearse`): its own state and embedded sandbox.
+    pub rehearsal: bool,
+}
+
+impl Target {
+    /// As the library takes it.
+    pub fn instance(&self) -> crate::schedule::Instance<'_> {
+        crate::schedule::Instance {
+            name: &self.name,
+            instance_id: self.instance_id.as_deref(),
+        }
+    }
+
+    /// Takes this machine's lock on the instance (see `state::InstanceLock`), for a command
+    /// that may create organizations.
+    pub fn lock(&self, purpose: &str) -> Result<crate::state::InstanceLock, Failure> {
+        let holder = format!(
+            "`{purpose}` in process `{}` since {}",
+            std::process::id(),
+            crate::model::time::format_instant(super::now())
+        );
+        Ok(crate::state::InstanceLock::acquire(
+            &lock_folder(),
+            &self.instance().identity(),
+            &holder,
+        )?)
+    }
+}
+
+/// Where the instance locks of this machine live: `$XDG_RUNTIME_DIR/charter`, or
+/// `charter-locks` in the temporary folder.
+fn lock_folder() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("charter"),
+        None => std::env::temp_dir().join("charter-locks"),
+    }
+}
+
+/// How a plan names the instance of a configuration: its URL, the embedded sandbox, or a
+/// rehearsal's.
+pub(super) fn instance_name(config: &Config) -> String {
+    // A rehearsal's plan names its own sandbox, so that it is never applied outside one.
+    if config.rehearsal {
+        return "the rehearsal sandbox".to_owned();
+    }
+    match &config.url {
+        Some((url, _)) => url.to_string(),
+        None => "the embedded sandbox".to_owned(),
     }
 }
 
@@ -96,7 +164,7 @@ pub(super) fn with_instance<T, F, Fut>(
     work: F,
 ) -> Result<(String, T), Outcome>
 where
-    F: FnOnce(Client, Config) -> Fut,
+    F: FnOnce(Client, Config, Target) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
     if !path.exists() {
@@ -124,10 +192,15 @@ where
         match choice {
             InstanceChoice::Remote { url, token } => {
                 let described = url.to_string();
+                let target = Target {
+                    name: instance_name(&config),
+                    instance_id: None,
+                    rehearsal: config.rehearsal,
+                };
                 let client = Client::for_instance(url, token, options)
                     .map_err(|error| Failure::new(error.to_string(), None))?
                     .paced(config.pacing());
-                let value = work(client, config).await?;
+                let value = work(client, config, target).await?;
                 Ok((described, value))
             }
             InstanceChoice::EmbeddedSandbox { db_path } => {
@@ -156,7 +229,7 @@ async fn embedded<T, F, Fut>(
     work: F,
 ) -> Result<(String, T), Failure>
 where
-    F: FnOnce(Client, Config) -> Fut,
+    F: FnOnce(Client, Config, Target) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
     if let Some(folder) = db_path.parent() {
@@ -188,7 +261,12 @@ where
         let client = Client::for_instance(url, token, options)
             .map_err(|error| Failure::new(error.to_string(), None))?
             .paced(config.pacing());
-        work(client, config).await
+        let target = Target {
+            name: instance_name(&config),
+            instance_id: Some(running.instance_id().to_owned()),
+            rehearsal: config.rehearsal,
+        };
+        work(client, config, target).await
     }
     .await;
     let stopped = running.shutdown().await;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::config::{Config, InstanceArgs};
-use super::instance::{Failure, with_instance};
+use super::instance::{Failure, Target, with_instance};
 use super::policy::{self, Output};
 use super::{Outcome, parse_at};
 use crate::api::Client;
@@ -47,9 +47,9 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     };
     let at = args.at.unwrap_or_else(super::now);
     let program = &loaded.program;
-    let work = |client: Client, config: Config| async move {
+    let work = |client: Client, config: Config, target: Target| async move {
         let state = State::open(&config.state_path)?;
-        plan_with(&client, &state, program, at, &config).await
+        plan_with(&client, &state, program, at, &target).await
     };
     let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
         Ok(done) => done,
@@ -88,27 +88,15 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     }
 }
 
-/// How the instance is named in a plan: its URL, the embedded sandbox, or a rehearsal's.
-pub(super) fn instance_name(config: &Config) -> String {
-    // A rehearsal's plan names its own sandbox, so that it is never applied outside one.
-    if config.rehearsal {
-        return "the rehearsal sandbox".to_owned();
-    }
-    match &config.url {
-        Some((url, _)) => url.to_string(),
-        None => "the embedded sandbox".to_owned(),
-    }
-}
-
 /// Reads and plans; plan errors are printed here, one by one.
 pub(super) async fn plan_with(
     client: &Client,
     state: &State,
     program: &crate::model::program::Program,
     at: i64,
-    config: &Config,
+    target: &Target,
 ) -> Result<Prepared, Failure> {
-    match prepare(client, state, program, at, &instance_name(config)).await {
+    match prepare(client, state, program, at, target.instance()).await {
         Ok(prepared) => Ok(prepared),
         Err(PrepareError::Plan(errors)) => {
             print_plan_errors(&errors);
@@ -126,7 +114,7 @@ pub(super) async fn plan_with(
             ))
         }
         Err(PrepareError::LaterHistory(later)) => {
-            let elsewhere = if config.rehearsal {
+            let elsewhere = if target.rehearsal {
                 "or start the rehearsal over by deleting `.charter/rehearsal/`"
             } else {
                 "or rehearse other instants with `--rehearse`, which keeps a state and an \

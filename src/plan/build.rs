@@ -173,7 +173,14 @@ pub fn plan(
         let desired = desired(program, customer, history, at);
         let (organization, adopt) = match memory.organizations.get(&customer.key) {
             Some(&id) => match observed.organization(id).filter(|o| !o.deleted) {
-                Some(o) => (Some(o), false),
+                Some(o) => {
+                    let applied = memory.applied.get(&customer.key);
+                    if !planner.looks_like(customer, &desired, o, applied) {
+                        planner.errors.push(planner.foreign(customer, o));
+                        continue;
+                    }
+                    (Some(o), false)
+                }
                 None => {
                     warnings.push(format!(
                         "organization {id} of customer `{}` is no longer on the instance; the \
@@ -449,6 +456,46 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// A linked organization still looks like the customer's when it has the customer's name,
+    /// or an owner charter would have made (see [`Planner::adoptable`]) or last applied. One
+    /// that has neither is not changed: after a state was pointed at another instance, or an
+    /// organization was given away by hand, its id names someone else's organization.
+    fn looks_like(
+        &self,
+        customer: &Customer,
+        desired: &Desired,
+        o: &ObservedOrganization,
+        applied: Option<&Snapshot>,
+    ) -> bool {
+        o.name == customer.name
+            || self.adoptable(customer, desired, o)
+            || applied.is_some_and(|a| {
+                self.owner_of(o)
+                    .is_some_and(|owner| owner.email.eq_ignore_ascii_case(&a.owner))
+            })
+    }
+
+    /// The refusal of a linked organization that no longer looks like the customer's.
+    fn foreign(&self, customer: &Customer, o: &ObservedOrganization) -> PlanError {
+        let owner = self
+            .owner_of(o)
+            .map_or_else(|| "nobody".to_owned(), |u| format!("`{}`", u.email));
+        PlanError {
+            subject: customer.key.clone(),
+            message: format!(
+                "organization {} linked to this customer is now `{}` owned by {owner}, not the \
+                 customer's `{}` owned by `{}`: nothing in it is changed",
+                o.id, o.name, customer.name, customer.owner
+            ),
+            help: Some(format!(
+                "if the state belongs to another instance, use another state file (`--state \
+                 FILE`) and `charter import`; if the link is stale, forget it and match the \
+                 customer by name and owner again with `charter import --relink {}`",
+                customer.key
+            )),
+        }
+    }
+
     fn owner_of(&self, o: &ObservedOrganization) -> Option<&'a ObservedUser> {
         let owner_role = self
             .observed
@@ -495,6 +542,7 @@ impl<'a> Planner<'a> {
             customer: key.to_owned(),
             name: customer.name.clone(),
             id: organization.map(|o| o.id),
+            live_name: organization.map(|o| o.name.clone()),
         };
         // The step (if any) that makes each address a member of the organization.
         let mut membership: BTreeMap<String, String> = BTreeMap::new();

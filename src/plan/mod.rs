@@ -32,7 +32,8 @@ use crate::model::license::{LicenseObject, LicenseValue};
 
 /// The version of the plan file this charter writes and reads. Version 2 added `reads.absent`:
 /// a version 1 file does not say what its creates found missing, so it cannot be checked and
-/// is refused.
+/// is refused. Organization references may carry `live_name` (the name the organization had on
+/// the instance); a file without it is read as before.
 pub const PLAN_VERSION: u32 = 2;
 
 /// A plan: ordered steps, the lifecycle bookkeeping that follows them, and the fingerprints of
@@ -254,14 +255,51 @@ pub struct UserRef {
     pub id: Option<i64>,
 }
 
+impl Action {
+    /// The organization the call acts on, if any (a team's for team calls).
+    pub fn organization(&self) -> Option<&OrganizationRef> {
+        match self {
+            Action::CreateOrganization { organization, .. }
+            | Action::SetLicense { organization, .. }
+            | Action::SetOrganizationRole { organization, .. }
+            | Action::TransferOwnership { organization, .. } => Some(organization),
+            Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
+                Some(&team.organization)
+            }
+            Action::CreateUser { .. } | Action::SetInstanceRole { .. } | Action::Manual { .. } => {
+                None
+            }
+        }
+    }
+}
+
 /// A customer's organization: by customer key and name, with the id when it exists.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationRef {
     pub customer: String,
+    /// The customer's name for it (what a create names it).
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
+    /// Its name on the instance when it exists: what the step really touches, for a reviewer
+    /// to compare with `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_name: Option<String>,
+}
+
+impl OrganizationRef {
+    /// How plans show it: `"Acme Corp" (organization 12)` with its live name once it exists,
+    /// `"Acme Corp"` before.
+    pub fn label(&self) -> String {
+        match self.id {
+            Some(id) => format!(
+                "\"{}\" (organization {id})",
+                self.live_name.as_deref().unwrap_or(&self.name)
+            ),
+            None => format!("\"{}\"", self.name),
+        }
+    }
 }
 
 /// A team of a customer's organization.
@@ -463,6 +501,33 @@ impl Plan {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// The plan with every organization it touches named as `observed` names it now: what a
+    /// saved plan really touches, whatever names its file says (the file may have been edited
+    /// and sealed again). An organization no longer there keeps its recorded name.
+    pub fn with_live_names(&self, observed: &crate::api::Observed) -> Plan {
+        let mut plan = self.clone();
+        for step in &mut plan.steps {
+            let organization = match &mut step.action {
+                Action::CreateOrganization { organization, .. }
+                | Action::SetLicense { organization, .. }
+                | Action::SetOrganizationRole { organization, .. }
+                | Action::TransferOwnership { organization, .. } => organization,
+                Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
+                    &mut team.organization
+                }
+                Action::CreateUser { .. }
+                | Action::SetInstanceRole { .. }
+                | Action::Manual { .. } => {
+                    continue;
+                }
+            };
+            if let Some(live) = organization.id.and_then(|id| observed.organization(id)) {
+                organization.live_name = Some(live.name.clone());
+            }
+        }
+        plan
+    }
+
     /// Reads a plan file: the version first (so an old or new file gets a clear message),
     /// then the content, then the id against the content.
     pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
@@ -532,7 +597,7 @@ pub fn schema() -> serde_json::Value {
         "type": "object",
         "required": ["customer", "name"],
         "additionalProperties": false,
-        "properties": {"customer": string, "name": string, "id": integer}
+        "properties": {"customer": string, "name": string, "id": integer, "live_name": string}
     });
     let team = serde_json::json!({
         "type": "object",

@@ -132,7 +132,7 @@ fn render_step(out: &mut String, step: &Step) {
             changes,
             ..
         } => {
-            let _ = writeln!(out, "  ~ license of \"{}\"{drift}", organization.name);
+            let _ = writeln!(out, "  ~ license of {}{drift}", organization.label());
             for change in changes {
                 let _ = writeln!(out, "      {}", change_line(change));
             }
@@ -146,15 +146,19 @@ fn render_step(out: &mut String, step: &Step) {
             None => {
                 let _ = writeln!(
                     out,
-                    "  + {} joins \"{}\" as {}",
-                    user.email, organization.name, role.name
+                    "  + {} joins {} as {}",
+                    user.email,
+                    organization.label(),
+                    role.name
                 );
             }
             Some(from) => {
                 let _ = writeln!(
                     out,
-                    "  ~ {} in \"{}\": {from} → {}{drift}",
-                    user.email, organization.name, role.name
+                    "  ~ {} in {}: {from} → {}{drift}",
+                    user.email,
+                    organization.label(),
+                    role.name
                 );
             }
         },
@@ -165,8 +169,8 @@ fn render_step(out: &mut String, step: &Step) {
         } => {
             let _ = writeln!(
                 out,
-                "  ~ owner of \"{}\": {} → {}{drift}",
-                organization.name,
+                "  ~ owner of {}: {} → {}{drift}",
+                organization.label(),
                 from.as_deref().unwrap_or("nobody"),
                 user.email
             );
@@ -178,8 +182,9 @@ fn render_step(out: &mut String, step: &Step) {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  + team \"{}\" in \"{}\"{admin}",
-                team.name, team.organization.name
+                "  + team \"{}\" in {}{admin}",
+                team.name,
+                team.organization.label()
             );
         }
         Action::SetTeamRole {
@@ -191,15 +196,21 @@ fn render_step(out: &mut String, step: &Step) {
             None => {
                 let _ = writeln!(
                     out,
-                    "  + {} joins team \"{}\" as {}",
-                    user.email, team.name, role.name
+                    "  + {} joins team \"{}\" of {} as {}",
+                    user.email,
+                    team.name,
+                    team.organization.label(),
+                    role.name
                 );
             }
             Some(from) => {
                 let _ = writeln!(
                     out,
-                    "  ~ {} in team \"{}\": {from} → {}{drift}",
-                    user.email, team.name, role.name
+                    "  ~ {} in team \"{}\" of {}: {from} → {}{drift}",
+                    user.email,
+                    team.name,
+                    team.organization.label(),
+                    role.name
                 );
             }
         },

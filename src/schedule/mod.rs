@@ -6,7 +6,60 @@ use crate::api::{ApiError, Client, Observed, observe};
 use crate::model::program::Program;
 use crate::model::time::format_instant;
 use crate::plan::{self, Context, Plan, PlanError};
-use crate::state::{State, StateError};
+use crate::state::{InstanceIdentity, State, StateError, TokenUser};
+
+/// The instance a command works on, as far as the command line knows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Instance<'a> {
+    /// How plans name it: its URL, or the embedded sandbox.
+    pub name: &'a str,
+    /// Its database's id, when charter can read one (the embedded sandbox's).
+    pub instance_id: Option<&'a str>,
+}
+
+impl Instance<'_> {
+    /// Its identity, without the token's user (known only once the instance answered).
+    pub fn identity(&self) -> InstanceIdentity {
+        InstanceIdentity {
+            url: self.name.to_owned(),
+            instance_id: self.instance_id.map(str::to_owned),
+            user: None,
+        }
+    }
+}
+
+/// Asks the instance who the token is (`GET /users/me`) and binds the state to the instance,
+/// or refuses when the state belongs to another ([`StateError::OtherInstance`]). Every command
+/// that plans or links organizations goes through here before reading anything else. Returns
+/// the token's user id, when the instance says.
+pub async fn bind(
+    client: &Client,
+    state: &State,
+    instance: Instance<'_>,
+) -> Result<Option<i64>, PrepareError> {
+    let me = client.me().await?;
+    let mut user = me.as_ref().map(|u| TokenUser {
+        id: u.id,
+        email: u.email.clone(),
+    });
+    // A token of another user: the same instance if the user the state was bound with is
+    // there, with the same address (another admin's token); another instance otherwise.
+    if let Some(bound) = state.instance()?.and_then(|b| b.user)
+        && user.as_ref().is_some_and(|u| u.id != bound.id)
+        && client
+            .lookup_user_by_id(bound.id)
+            .await?
+            .is_some_and(|u| u.email.eq_ignore_ascii_case(&bound.email))
+    {
+        user = Some(bound);
+    }
+    let identity = InstanceIdentity {
+        user,
+        ..instance.identity()
+    };
+    state.bind_instance(&identity)?;
+    Ok(me.map(|u| u.id))
+}
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -69,24 +122,24 @@ pub struct Prepared {
 
 /// Reads the instance (every organization, user and role, and the token's own user) and
 /// charter's state, and plans what `program` wants at `at` — refused when the state records a
-/// transition after `at` ([`LaterHistory`]). `instance` names the instance in
-/// the plan (its URL; never the token).
+/// transition after `at` ([`LaterHistory`]). The state must belong to `instance` (see
+/// [`bind`]); its name goes in the plan (its URL; never the token).
 pub async fn prepare(
     client: &Client,
     state: &State,
     program: &Program,
     at: i64,
-    instance: &str,
+    instance: Instance<'_>,
 ) -> Result<Prepared, PrepareError> {
+    let token_user = bind(client, state, instance).await?;
     let memory = state.memory()?;
     if let Some(later) = later_history(&memory, at) {
         return Err(PrepareError::LaterHistory(later));
     }
-    let me = client.me().await?;
     let observed = observe(client).await?;
     let context = Context {
-        instance: instance.to_owned(),
-        token_user: me.map(|u| u.id),
+        instance: instance.name.to_owned(),
+        token_user,
     };
     let plan = plan::plan(program, at, &memory, &observed, &context)
         .map_err(PrepareError::Plan)?
@@ -105,6 +158,18 @@ pub async fn prepare(
 /// by exact name, as the planner and the executor's lookups match them.
 pub fn changed_since(plan: &Plan, observed: &Observed) -> Vec<String> {
     let mut changed = Vec::new();
+    // A plan touches only organizations it read: a step naming another was not planned (the
+    // file was edited, then sealed again).
+    for step in &plan.steps {
+        if let Some(id) = step.action.organization().and_then(|o| o.id)
+            && !plan.reads.organizations.contains_key(&id)
+        {
+            changed.push(format!(
+                "step `{}` touches organization {id}, which the plan did not read",
+                step.id
+            ));
+        }
+    }
     for (id, fingerprint) in &plan.reads.organizations {
         match observed.organization(*id) {
             Some(o) if o.fingerprint() == *fingerprint => {}

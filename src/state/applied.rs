@@ -176,4 +176,20 @@ impl State {
             Ok(())
         })
     }
+
+    /// Forgets a customer's organization and what was applied to it (`charter import
+    /// --relink`), keeping its lifecycle history: the next import or plan links it afresh.
+    pub fn unlink_customer(&self, customer: &str) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE customers SET organization_id = NULL WHERE key = ?1",
+                params![customer],
+            )?;
+            tx.execute(
+                "DELETE FROM applied WHERE key = ?1",
+                params![format!("customer:{customer}")],
+            )?;
+            Ok(())
+        })
+    }
 }

@@ -14,6 +14,7 @@
 //! The tables are described in [`schema`].
 
 mod applied;
+mod instance;
 mod journal;
 mod lock;
 pub mod schema;
@@ -26,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use crate::compile::customer::{Event, History};
 
+pub use instance::{InstanceIdentity, InstanceLock, TokenUser};
 pub use journal::{JournalEntry, Step, StepOutcome};
 pub use lock::{LockGuard, LockHolder, LockOptions};
 
@@ -65,6 +67,27 @@ pub enum StateError {
     Locked(LockHolder),
     #[error("this runner's lock on the state was taken over by another runner")]
     LockLost,
+    #[error(
+        "the state `{path}` belongs to another instance: it was made against {}, not {}",
+        bound.describe(),
+        here.describe()
+    )]
+    OtherInstance {
+        path: PathBuf,
+        bound: Box<InstanceIdentity>,
+        here: Box<InstanceIdentity>,
+    },
+    #[error(
+        "another runner of this machine is applying to `{instance}`{}",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    InstanceLocked {
+        instance: String,
+        holder: Option<String>,
+        path: PathBuf,
+    },
+    #[error("the state database `{path}` was deleted or replaced while charter was using it")]
+    Gone { path: PathBuf },
     #[error("step `{step}` of plan `{plan}` has already finished")]
     StepFinished { plan: String, step: String },
     #[error("step `{step}` of plan `{plan}` was never begun")]
@@ -76,6 +99,38 @@ pub enum StateError {
         was: String,
         now: String,
     },
+}
+
+impl StateError {
+    /// What to do about it, when there is something to say.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            StateError::OtherInstance { .. } => Some(
+                "its links name organizations of that instance, which here are other companies': \
+                 to manage this instance, give another state file (`--state FILE`, or `[state] \
+                 path` in `charter.toml`) and link its organizations with `charter import \
+                 --state FILE`; or point charter back at the instance the state belongs to"
+                    .to_owned(),
+            ),
+            StateError::InstanceLocked { .. } => Some(
+                "two policy sets applying at once could create the same organizations twice: \
+                 wait for the other runner to finish, then run again"
+                    .to_owned(),
+            ),
+            StateError::Gone { .. } => Some(
+                "what this run did after that point is not recorded anywhere: restore the state \
+                 file if you can, otherwise link the organizations again with `charter import`, \
+                 then plan again"
+                    .to_owned(),
+            ),
+            StateError::Locked(_) => Some(
+                "wait for it to finish; a runner that died is taken over once its heartbeat is \
+                 older than its lease"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// What the state knows about one customer.
@@ -128,6 +183,34 @@ pub struct Request {
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// The file opened, to notice it deleted or replaced under charter (see [`State::write`]).
+    file: Option<FileId>,
+}
+
+/// A file as the file system knows it (device and inode on Unix), whatever its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).ok().map(|m| FileId {
+            device: m.dev(),
+            inode: m.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|_| FileId {
+            device: 0,
+            inode: 0,
+        })
+    }
 }
 
 impl State {
@@ -145,6 +228,7 @@ impl State {
         Ok(State {
             conn,
             path: path.to_owned(),
+            file: FileId::of(path),
         })
     }
 
@@ -168,15 +252,32 @@ impl State {
             .query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }
 
-    /// Runs `work` in one immediate transaction, committed only when it succeeds.
+    /// Runs `work` in one immediate transaction, committed only when it succeeds — and only
+    /// while the file is still the one opened: SQLite goes on writing to a deleted file (its
+    /// open handle keeps it), so without this check a state deleted under a running apply
+    /// would record the apply into the void and no one would know.
     fn write<T>(
         &self,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
+        self.ensure_present()?;
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let value = work(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// Errs when the state file was deleted or replaced since it was opened.
+    pub fn ensure_present(&self) -> Result<(), StateError> {
+        match (self.file, FileId::of(&self.path)) {
+            (Some(opened), Some(now)) if opened != now => Err(StateError::Gone {
+                path: self.path.clone(),
+            }),
+            (Some(_), None) => Err(StateError::Gone {
+                path: self.path.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A customer's recorded history, as the lifecycle walk reads it: every recorded transition

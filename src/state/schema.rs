@@ -119,6 +119,21 @@ pub const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     ) STRICT;
     ",
+    // Version 4: the instance the state belongs to. A state made before it has no row and is
+    // bound on its next use against an instance; once bound, any other instance is refused.
+    "
+    CREATE TABLE instance (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        -- The instance's address (`embedded sandbox` for the embedded one).
+        url TEXT NOT NULL,
+        -- Something of the instance as a whole, when it has one charter can read (the
+        -- embedded sandbox's database id); NULL otherwise.
+        instance_id TEXT,
+        -- The token's own user (`GET /users/me`), when the instance answers.
+        user_id INTEGER,
+        user_email TEXT
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this charter writes: the number of migrations.

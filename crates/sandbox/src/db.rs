@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS settings (
 /// The settings key of the instance default license.
 pub const DEFAULT_LICENSE: &str = "defaultLicense";
 
+/// The settings key of the database's own id: random, made with the database, so that a
+/// database deleted and made again is another instance to whoever remembers the first.
+pub const INSTANCE_ID: &str = "instanceId";
+
 /// Where the sandbox keeps its data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Storage {
@@ -159,7 +163,20 @@ fn prepare(conn: &Connection, path: &Path) -> Result<(), SandboxError> {
         "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
         params![DEFAULT_LICENSE, default_license],
     )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, lower(hex(randomblob(16))))",
+        params![INSTANCE_ID],
+    )?;
     Ok(())
+}
+
+/// The database's own id ([`INSTANCE_ID`]).
+pub fn instance_id(conn: &Connection) -> Result<String, rusqlite::Error> {
+    conn.query_row(
+        "SELECT value FROM settings WHERE key = ?1",
+        params![INSTANCE_ID],
+        |row| row.get(0),
+    )
 }
 
 /// The e-mail address of the built-in user behind tokens of a role.

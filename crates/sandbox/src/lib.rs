@@ -160,6 +160,7 @@ impl Config {
 #[derive(Debug)]
 pub struct RunningSandbox {
     addr: SocketAddr,
+    instance_id: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), SandboxError>>,
 }
@@ -172,8 +173,9 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
     }
     let grants = config.effective_tokens();
     let storage = config.storage.clone();
-    let (conn, tokens) = tokio::task::spawn_blocking(move || {
+    let (conn, tokens, instance_id) = tokio::task::spawn_blocking(move || {
         let conn = db::open(&storage)?;
+        let instance_id = db::instance_id(&conn)?;
         let mut tokens = HashMap::new();
         for (index, grant) in grants.iter().enumerate() {
             let user_id = db::ensure_caller(&conn, grant.role)?;
@@ -183,7 +185,7 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
             };
             tokens.insert(grant.token.clone(), routes::Grant { index, caller });
         }
-        Ok::<_, SandboxError>((conn, tokens))
+        Ok::<_, SandboxError>((conn, tokens, instance_id))
     })
     .await
     .map_err(|error| SandboxError::Stopped(error.to_string()))??;
@@ -213,7 +215,12 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, routes::router(shared), stopped, db));
-    Ok(RunningSandbox { addr, stop, task })
+    Ok(RunningSandbox {
+        addr,
+        instance_id,
+        stop,
+        task,
+    })
 }
 
 impl RunningSandbox {
@@ -225,6 +232,12 @@ impl RunningSandbox {
     /// The base URL of Make's API on it: `http://127.0.0.1:PORT/api/v2`.
     pub fn url(&self) -> String {
         format!("http://{}{API_PREFIX}", self.addr)
+    }
+
+    /// Its database's own id: random, made with the database (a database made again has
+    /// another).
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     /// The URL of the sandbox's own endpoints: `http://127.0.0.1:PORT/_sandbox`.
