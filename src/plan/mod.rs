@@ -172,11 +172,12 @@ impl Action {
     }
 
     /// The API calls the step takes when nothing goes wrong: a license change reads the live
-    /// license before writing it (`Client::set_license_keys`), a manual step takes none.
+    /// license before writing it (`Client::set_license_keys`), an organization create first reads
+    /// whether one of its name appeared since the plan was made, a manual step takes none.
     pub fn calls(&self) -> usize {
         match self {
             Action::Manual { .. } => 0,
-            Action::SetLicense { .. } => 2,
+            Action::SetLicense { .. } | Action::CreateOrganization { .. } => 2,
             _ => 1,
         }
     }
