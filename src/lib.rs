@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
+pub mod excerpt;
 pub mod model;
 pub mod plan;
 pub mod policy;

@@ -51,6 +51,9 @@ pub struct SourceFile {
     /// The name shown in diagnostics: the path as the user gave it.
     pub name: String,
     pub text: String,
+    /// A file whose excerpts show only the values charter knows to be harmless
+    /// (`charter.toml`): see [`crate::excerpt`].
+    pub confidential: bool,
     line_starts: Vec<usize>,
 }
 
@@ -63,14 +66,39 @@ impl SourceFile {
         SourceFile {
             name: name.into(),
             text,
+            confidential: false,
             line_starts,
         }
+    }
+
+    /// The number of lines (a final line without a newline counts; an empty file has one).
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The 0-based line of a byte offset.
+    pub fn line_index(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.line_starts.partition_point(|&s| s <= offset).max(1) - 1
+    }
+
+    /// The byte offset where a 0-based line starts.
+    pub fn line_start(&self, line: usize) -> usize {
+        self.line_starts.get(line).copied().unwrap_or(self.text.len())
+    }
+
+    /// The byte offset just after a 0-based line's newline (or the end of the text).
+    pub fn line_end_with_newline(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len())
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_column(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let line = self.line_index(offset);
         let start = self.line_starts.get(line).copied().unwrap_or(0);
         let column = self
             .text
@@ -100,6 +128,15 @@ impl Sources {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
         self.files.push(SourceFile::new(name, text));
+        id
+    }
+
+    /// Adds a file whose excerpts mask every value that is not a known harmless setting.
+    pub fn add_confidential(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let id = self.add(name, text);
+        if let Some(file) = self.files.last_mut() {
+            file.confidential = true;
+        }
         id
     }
 
