@@ -28,16 +28,14 @@ pub const CONTEXT_LINES: usize = 1;
 const JOIN_GAP_LINES: usize = 8;
 
 /// Keys of `charter.toml` whose values are shown in its excerpts; any other value is masked.
-const CONFIDENTIAL_SHOWN_KEYS: &[&str] = &[
-    "url",
-    "token_env",
-    "token_file",
+const CONFIDENTIAL_SHOWN_KEYS: &[&str] = &["url", "token_env", "token_file", "path"];
+/// Keys of `charter.toml` whose values are shown when they are numbers.
+const CONFIDENTIAL_NUMBER_KEYS: &[&str] = &[
     "rate_limit",
     "rate_share",
     "concurrency",
     "timeout",
     "connect_timeout",
-    "path",
 ];
 
 /// Words that make a key's value a secret wherever it is written.
@@ -310,7 +308,9 @@ pub fn secret_ranges(line: &str, confidential: bool) -> Vec<Range<usize>> {
             continue;
         };
         let masked = if confidential {
-            !CONFIDENTIAL_SHOWN_KEYS.contains(&key.as_str())
+            let number = CONFIDENTIAL_NUMBER_KEYS.contains(&key.as_str())
+                && shown.chars().all(|c| c.is_ascii_digit() || matches!(c, '_' | '-' | '+'));
+            !(CONFIDENTIAL_SHOWN_KEYS.contains(&key.as_str()) || number)
                 || (key == "token_env" && !is_variable_name(shown))
         } else {
             is_secret_key(&key) && !(key == "token_env" && is_variable_name(shown))
@@ -443,6 +443,7 @@ mod tests {
         assert_eq!(masked(r#"tokn = "abc""#, true), r#"tokn = "***""#);
         assert_eq!(masked("token = abc", true), "token = ***");
         assert_eq!(masked("rate_limit = 60", true), "rate_limit = 60");
+        assert_eq!(masked(r#"rate_limit = "abc""#, true), r#"rate_limit = "***""#);
         assert_eq!(masked("  abcdef  ", true), "  ******  ");
         assert_eq!(masked("[instance]", true), "[instance]");
         assert_eq!(

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod excerpt;
+pub mod input;
 pub mod model;
 pub mod plan;
 pub mod policy;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::check::{self, Checked};
 use crate::diagnostic::Diagnostic;
+use crate::input::{self, MAX_ROSTER, Refusal};
 use crate::source::{LoadError, Sources, Span};
 use crate::syntax::{self, roster};
 
@@ -26,8 +27,19 @@ pub enum Failure {
 
 /// Reads, parses and checks the policy set at `path`.
 pub fn load(path: &Path) -> Result<PolicySet, Failure> {
-    let sources = Sources::read_policy_set(path).map_err(Failure::Load)?;
-    check_sources(sources, Path::new(""))
+    let (sources, warnings) = Sources::read_policy_set(path).map_err(Failure::Load)?;
+    match check_sources(sources, Path::new("")) {
+        Ok(mut set) => {
+            set.checked.diagnostics.extend(warnings);
+            set.checked.diagnostics.sort();
+            Ok(set)
+        }
+        Err(Failure::Syntax(sources, mut errors)) => {
+            errors.splice(0..0, warnings);
+            Err(Failure::Syntax(sources, errors))
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// Parses and checks policy files already read. Roster paths are relative to the file that
@@ -53,29 +65,20 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
                 continue;
             };
             let csv_path = dir.join(&r.path.value);
-            let text = match std::fs::read(root.join(&csv_path)) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => text,
-                    Err(_) => {
-                        errors.push(
-                            Diagnostic::error(
-                                "charter::roster_unreadable",
-                                format!("roster `{}` is not valid UTF-8", csv_path.display()),
-                            )
-                            .with_label(r.path.span, "named here"),
-                        );
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    errors.push(
-                        Diagnostic::error(
-                            "charter::roster_unreadable",
-                            format!("cannot read roster `{}`", csv_path.display()),
-                        )
-                        .with_label(r.path.span, io_reason(&e))
-                        .with_help("a roster's path is relative to the file that names it"),
-                    );
+            // The folder of the naming file is the policy set's folder: a roster must be in it.
+            let text = match input::read_inside(&root.join(&dir), Path::new(&r.path.value), MAX_ROSTER)
+            {
+                Ok(text) => text,
+                Err(refusal) => {
+                    let mut diagnostic = Diagnostic::error(
+                        roster_code(&refusal),
+                        format!("cannot read roster `{}`", csv_path.display()),
+                    )
+                    .with_label(r.path.span, refusal.reason());
+                    diagnostic = diagnostic.with_help(refusal.help().unwrap_or(
+                        "a roster's path is relative to the file that names it",
+                    ));
+                    errors.push(diagnostic);
                     continue;
                 }
             };
@@ -97,10 +100,13 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
     Ok(PolicySet { sources, checked })
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string().to_lowercase(),
+fn roster_code(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::Absolute | Refusal::OutOfFolder | Refusal::SymlinkOut { .. } => {
+            "charter::roster_outside_folder"
+        }
+        Refusal::NotAFile { .. } => "charter::roster_not_a_file",
+        Refusal::TooLarge { .. } => "charter::roster_too_large",
+        Refusal::NotUtf8 | Refusal::Io(_) => "charter::roster_unreadable",
     }
 }

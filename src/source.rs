@@ -6,6 +6,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::Diagnostic;
+use crate::input::{self, MAX_POLICY_FILE, Refusal};
+
 /// One file of a policy set, by its position in [`Sources`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub u32);
@@ -172,30 +175,59 @@ impl Sources {
     }
 
     /// Reads a policy set: one `.charter` file, or every `*.charter` file directly in a
-    /// directory, in name order.
-    pub fn read_policy_set(path: &Path) -> Result<Sources, LoadError> {
+    /// directory, in name order, with warnings for what was skipped (broken or looping
+    /// symbolic links). Files are read through [`crate::input`]: regular files under
+    /// [`MAX_POLICY_FILE`], and in a directory, only files whose real path is inside it.
+    pub fn read_policy_set(path: &Path) -> Result<(Sources, Vec<Diagnostic>), LoadError> {
         let mut sources = Sources::new();
+        let mut warnings = Vec::new();
         let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
-        let files = if meta.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| LoadError::io(path, e))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "charter"))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(LoadError::Empty(path.to_path_buf()));
+        if !meta.is_dir() {
+            let text = input::read_regular(path, MAX_POLICY_FILE)
+                .map_err(|refusal| LoadError::refused(path, &refusal))?;
+            sources.add(path.display().to_string(), text);
+            return Ok((sources, warnings));
+        }
+        let mut files: Vec<PathBuf> = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| LoadError::io(path, e))? {
+            let Ok(entry) = entry else { continue };
+            let file = entry.path();
+            if file.extension().is_none_or(|e| e != "charter") {
+                continue;
             }
-            files
-        } else {
-            vec![path.to_path_buf()]
-        };
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            match std::fs::metadata(&file) {
+                Ok(target) if target.is_dir() => {}
+                Ok(_) => files.push(file),
+                Err(error) if is_link => warnings.push(
+                    Diagnostic::warning(
+                        "charter::symlink_skipped",
+                        format!(
+                            "`{}` is a symbolic link that {}; it is skipped",
+                            file.display(),
+                            if error.kind() == std::io::ErrorKind::NotFound {
+                                "points to nothing".to_owned()
+                            } else {
+                                format!("cannot be followed ({})", input::io_refusal(&error).reason())
+                            }
+                        ),
+                    )
+                    .with_help("remove the link or make it point to a file in the folder"),
+                ),
+                Err(error) => return Err(LoadError::io(&file, error)),
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(LoadError::Empty(path.to_path_buf()));
+        }
         for file in files {
-            let bytes = std::fs::read(&file).map_err(|e| LoadError::io(&file, e))?;
-            let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8(file.clone()))?;
+            let name = file.file_name().map(PathBuf::from).unwrap_or_default();
+            let text = input::read_inside(path, &name, MAX_POLICY_FILE)
+                .map_err(|refusal| LoadError::refused(&file, &refusal))?;
             sources.add(file.display().to_string(), text);
         }
-        Ok(sources)
+        Ok((sources, warnings))
     }
 }
 
@@ -225,6 +257,16 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    fn refused(path: &Path, refusal: &Refusal) -> LoadError {
+        match refusal {
+            Refusal::NotUtf8 => LoadError::NotUtf8(path.to_path_buf()),
+            _ => LoadError::Io {
+                path: path.to_path_buf(),
+                message: refusal.reason(),
+            },
+        }
+    }
+
     fn io(path: &Path, error: std::io::Error) -> LoadError {
         let message = match error.kind() {
             std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
