@@ -127,6 +127,14 @@ impl Diagnostics {
         self.0.iter().any(Diagnostic::is_error)
     }
 
+    /// Whether an error was pushed after the first `mark` diagnostics (`mark` from [`len`]):
+    /// a check of one item costs what the item found, not what the whole set found before.
+    ///
+    /// [`len`]: Diagnostics::len
+    pub fn has_errors_since(&self, mark: usize) -> bool {
+        self.0.get(mark..).is_some_and(|new| new.iter().any(Diagnostic::is_error))
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter().filter(|d| d.is_error())
     }

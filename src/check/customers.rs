@@ -549,7 +549,7 @@ fn finish(
     reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
 ) -> Option<Customer> {
-    let before = diags.errors().count();
+    let before = diags.len();
     let who = Who(&draft.key);
 
     let name = match &draft.name {
@@ -810,7 +810,7 @@ fn finish(
         }
     }
 
-    if diags.errors().count() > before {
+    if diags.has_errors_since(before) {
         return None;
     }
     let (Some(name), Some((tier, _)), Some((owner, _))) = (name, tier, owner) else {
