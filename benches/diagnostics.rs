@@ -19,7 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROWS: usize = 100_000;
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("charter-diagnostics-bench-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("charter-diagnostics-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     common::copy_acme_catalog_into(&dir);
     std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
@@ -45,7 +46,8 @@ fn main() {
     let start = Instant::now();
     let mut bytes = 0;
     for d in diagnostics {
-        bytes += std::hint::black_box(render_human(&set.sources, d, RenderOptions::default())).len();
+        bytes +=
+            std::hint::black_box(render_human(&set.sources, d, RenderOptions::default())).len();
     }
     let human = start.elapsed();
 

@@ -132,7 +132,9 @@ impl Diagnostics {
     ///
     /// [`len`]: Diagnostics::len
     pub fn has_errors_since(&self, mark: usize) -> bool {
-        self.0.get(mark..).is_some_and(|new| new.iter().any(Diagnostic::is_error))
+        self.0
+            .get(mark..)
+            .is_some_and(|new| new.iter().any(Diagnostic::is_error))
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {

@@ -230,7 +230,10 @@ impl SourceCode for Excerpt {
             .text
             .get(window.shown.clone())
             .ok_or(MietteError::OutOfBounds)?;
-        let offset = span.offset().saturating_sub(window.shown.start).min(text.len());
+        let offset = span
+            .offset()
+            .saturating_sub(window.shown.start)
+            .min(text.len());
         let len = span.len().min(text.len() - offset);
         let local = text.read_span(
             &(offset, len).into(),
@@ -240,7 +243,11 @@ impl SourceCode for Excerpt {
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
             local.data(),
-            (local.span().offset() + window.shown.start, local.span().len()).into(),
+            (
+                local.span().offset() + window.shown.start,
+                local.span().len(),
+            )
+                .into(),
             window.first_line + local.line(),
             local.column(),
             // miette draws two labels in one excerpt when the first's lines reach the second's:
@@ -309,7 +316,9 @@ pub fn secret_ranges(line: &str, confidential: bool) -> Vec<Range<usize>> {
         };
         let masked = if confidential {
             let number = CONFIDENTIAL_NUMBER_KEYS.contains(&key.as_str())
-                && shown.chars().all(|c| c.is_ascii_digit() || matches!(c, '_' | '-' | '+'));
+                && shown
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '_' | '-' | '+'));
             !(CONFIDENTIAL_SHOWN_KEYS.contains(&key.as_str()) || number)
                 || (key == "token_env" && !is_variable_name(shown))
         } else {
@@ -366,9 +375,7 @@ fn url_credentials(line: &str) -> Vec<Range<usize>> {
 /// The key written just before the `=` or `:` at `at`: a name, possibly quoted.
 fn key_before(line: &str, at: usize) -> Option<String> {
     let before = line.get(..at)?.trim_end();
-    let before = before
-        .strip_suffix(['"', '\''])
-        .unwrap_or(before);
+    let before = before.strip_suffix(['"', '\'']).unwrap_or(before);
     let start = before
         .char_indices()
         .rev()
@@ -433,8 +440,14 @@ mod tests {
             masked("see https://bob:pw@make.example/x", false),
             "see https://******@make.example/x"
         );
-        assert_eq!(masked("url = https://make.example", false), "url = https://make.example");
-        assert_eq!(masked(r#"token_env = "MAKE_TOKEN""#, false), r#"token_env = "MAKE_TOKEN""#);
+        assert_eq!(
+            masked("url = https://make.example", false),
+            "url = https://make.example"
+        );
+        assert_eq!(
+            masked(r#"token_env = "MAKE_TOKEN""#, false),
+            r#"token_env = "MAKE_TOKEN""#
+        );
         assert_eq!(masked("if a == b", false), "if a == b");
     }
 
@@ -443,7 +456,10 @@ mod tests {
         assert_eq!(masked(r#"tokn = "abc""#, true), r#"tokn = "***""#);
         assert_eq!(masked("token = abc", true), "token = ***");
         assert_eq!(masked("rate_limit = 60", true), "rate_limit = 60");
-        assert_eq!(masked(r#"rate_limit = "abc""#, true), r#"rate_limit = "***""#);
+        assert_eq!(
+            masked(r#"rate_limit = "abc""#, true),
+            r#"rate_limit = "***""#
+        );
         assert_eq!(masked("  abcdef  ", true), "  ******  ");
         assert_eq!(masked("[instance]", true), "[instance]");
         assert_eq!(
@@ -472,6 +488,9 @@ mod tests {
         let excerpt = Excerpt::new(&file, [(x, x + 1)]);
         assert_eq!(excerpt.text, "a\\u{1b}[31m = 1\\u{0}x\r\nnext\n");
         let span = excerpt.shown_span(x, x + 1);
-        assert_eq!(&excerpt.text[span.offset()..span.offset() + span.len()], "x");
+        assert_eq!(
+            &excerpt.text[span.offset()..span.offset() + span.len()],
+            "x"
+        );
     }
 }

@@ -66,22 +66,23 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
             };
             let csv_path = dir.join(&r.path.value);
             // The folder of the naming file is the policy set's folder: a roster must be in it.
-            let text = match input::read_inside(&root.join(&dir), Path::new(&r.path.value), MAX_ROSTER)
-            {
-                Ok(text) => text,
-                Err(refusal) => {
-                    let mut diagnostic = Diagnostic::error(
-                        roster_code(&refusal),
-                        format!("cannot read roster `{}`", csv_path.display()),
-                    )
-                    .with_label(r.path.span, refusal.reason());
-                    diagnostic = diagnostic.with_help(refusal.help().unwrap_or(
-                        "a roster's path is relative to the file that names it",
-                    ));
-                    errors.push(diagnostic);
-                    continue;
-                }
-            };
+            let text =
+                match input::read_inside(&root.join(&dir), Path::new(&r.path.value), MAX_ROSTER) {
+                    Ok(text) => text,
+                    Err(refusal) => {
+                        let mut diagnostic = Diagnostic::error(
+                            roster_code(&refusal),
+                            format!("cannot read roster `{}`", csv_path.display()),
+                        )
+                        .with_label(r.path.span, refusal.reason());
+                        diagnostic =
+                            diagnostic.with_help(refusal.help().unwrap_or(
+                                "a roster's path is relative to the file that names it",
+                            ));
+                        errors.push(diagnostic);
+                        continue;
+                    }
+                };
             let id = sources.add(csv_path.display().to_string(), text);
             let text = sources.file(id).map_or("", |f| f.text.as_str());
             match roster::parse(id, text) {

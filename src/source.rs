@@ -87,7 +87,10 @@ impl SourceFile {
 
     /// The byte offset where a 0-based line starts.
     pub fn line_start(&self, line: usize) -> usize {
-        self.line_starts.get(line).copied().unwrap_or(self.text.len())
+        self.line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len())
     }
 
     /// The byte offset just after a 0-based line's newline (or the end of the text).
@@ -208,7 +211,10 @@ impl Sources {
                             if error.kind() == std::io::ErrorKind::NotFound {
                                 "points to nothing".to_owned()
                             } else {
-                                format!("cannot be followed ({})", input::io_refusal(&error).reason())
+                                format!(
+                                    "cannot be followed ({})",
+                                    input::io_refusal(&error).reason()
+                                )
                             }
                         ),
                     )

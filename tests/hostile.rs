@@ -68,7 +68,10 @@ fn assert_refused(dir: &Path, code: &str, reason: &str) {
     assert_eq!(status, 1, "{stdout}{stderr}");
     assert!(stderr.contains(code), "{stderr}");
     assert!(stderr.contains(reason), "{stderr}");
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}{stderr}"
+    );
 }
 
 #[test]
@@ -77,10 +80,17 @@ fn an_absolute_roster_path_is_refused() {
     let path = outside.join("secret.csv");
     std::fs::write(
         dir.join("roster.charter"),
-        format!("roster \"{}\"\nroster \"/proc/self/environ\"\n", path.display()),
+        format!(
+            "roster \"{}\"\nroster \"/proc/self/environ\"\n",
+            path.display()
+        ),
     )
     .unwrap();
-    assert_refused(&dir, "charter::roster_outside_folder", "the path is absolute");
+    assert_refused(
+        &dir,
+        "charter::roster_outside_folder",
+        "the path is absolute",
+    );
 }
 
 #[test]
@@ -98,7 +108,11 @@ fn a_roster_path_out_of_the_folder_is_refused() {
 fn a_roster_symlinked_out_of_the_folder_is_refused() {
     let (dir, outside) = set_with_rosters("symlink", &["customers.csv"]);
     std::os::unix::fs::symlink(outside.join("secret.csv"), dir.join("customers.csv")).unwrap();
-    assert_refused(&dir, "charter::roster_outside_folder", "is a symbolic link to");
+    assert_refused(
+        &dir,
+        "charter::roster_outside_folder",
+        "is a symbolic link to",
+    );
 }
 
 #[cfg(unix)]
@@ -114,8 +128,14 @@ fn devices_and_fifos_are_not_read() {
     let (status, _, stderr) = check(&dir, &[]);
     assert_eq!(status, 1, "{stderr}");
     // The symlink to a device leaves the folder; the FIFO inside it is not a regular file.
-    assert!(stderr.contains("is a symbolic link to `/dev/zero`"), "{stderr}");
-    assert!(stderr.contains("it is a FIFO, not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("is a symbolic link to `/dev/zero`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("it is a FIFO, not a regular file"),
+        "{stderr}"
+    );
     assert!(stderr.contains("the path is absolute"), "{stderr}");
 }
 
@@ -125,7 +145,11 @@ fn a_roster_over_the_size_cap_is_refused_without_being_read() {
     // A sparse file: no disk used, and refused from its size before any byte is read.
     let file = std::fs::File::create(dir.join("huge.csv")).unwrap();
     file.set_len((256 << 20) + 1).unwrap();
-    assert_refused(&dir, "charter::roster_too_large", "it is larger than 256 MiB");
+    assert_refused(
+        &dir,
+        "charter::roster_too_large",
+        "it is larger than 256 MiB",
+    );
 }
 
 #[cfg(unix)]
@@ -141,7 +165,10 @@ fn a_policy_file_symlinked_out_of_the_folder_is_refused() {
     let (status, stdout, stderr) = check(&dir, &[]);
     assert_eq!(status, 2, "{stderr}");
     assert!(stderr.contains("is a symbolic link to"), "{stderr}");
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}{stderr}"
+    );
 }
 
 #[cfg(unix)]
@@ -195,11 +222,16 @@ fn control_characters_are_shown_escaped() {
     let (status, stdout, stderr) = check(&dir, &[]);
     assert_eq!(status, 1, "{stderr}");
     assert!(
-        !stderr.chars().chain(stdout.chars()).any(|c| c.is_control() && c != '\n'),
+        !stderr
+            .chars()
+            .chain(stdout.chars())
+            .any(|c| c.is_control() && c != '\n'),
         "{stderr:?}"
     );
     assert!(stderr.contains(r"Esc\u{1b}]0;pwned\u{7} Co"), "{stderr}");
-    assert!(stderr.contains(r"the `name` of customer `nul` contains the control character `\u{0}`"));
+    assert!(
+        stderr.contains(r"the `name` of customer `nul` contains the control character `\u{0}`")
+    );
 }
 
 /// `charter instance` on a set whose `charter.toml` is `toml`: `(status, stdout + stderr)`,
@@ -225,7 +257,10 @@ fn instance_output(name: &str, toml: &str) -> String {
 fn charter_toml_excerpts_never_show_a_secret() {
     let cases = [
         ("misspelt", format!("[instance]\ntokn = \"{SECRET}\"\n")),
-        ("api-token", format!("[instance]\napi_token = \"{SECRET}\"\n")),
+        (
+            "api-token",
+            format!("[instance]\napi_token = \"{SECRET}\"\n"),
+        ),
         (
             "next-line",
             format!("[instance]\ntoken_env = \"MAKE_TOKEN\"\ntoken = \"{SECRET}\"\nurl = \n"),
@@ -235,7 +270,10 @@ fn charter_toml_excerpts_never_show_a_secret() {
             "url",
             format!("[instance]\nurl = \"https://bob:{SECRET}@make.example\"\n"),
         ),
-        ("wrong-key", format!("[instance]\nrate_limit = \"{SECRET}\"\n")),
+        (
+            "wrong-key",
+            format!("[instance]\nrate_limit = \"{SECRET}\"\n"),
+        ),
         ("bare-line", format!("{SECRET}\n[instance]\n")),
         (
             "token-env-holds-it",
@@ -244,7 +282,10 @@ fn charter_toml_excerpts_never_show_a_secret() {
     ];
     for (name, toml) in cases {
         let shown = instance_output(name, &toml);
-        assert!(shown.contains("charter::config") || shown.contains("error"), "{shown}");
+        assert!(
+            shown.contains("charter::config") || shown.contains("error"),
+            "{shown}"
+        );
     }
 }
 
@@ -264,7 +305,10 @@ fn a_line_holding_credentials_is_masked_in_a_policy_excerpt() {
     let (status, stdout, stderr) = check(&dir, &[]);
     assert_eq!(status, 1, "{stderr}");
     assert!(stderr.contains("unknown tier `nowhere`"), "{stderr}");
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stderr}"
+    );
 }
 
 #[cfg(unix)]
@@ -288,7 +332,10 @@ fn token_files_are_regular_capped_and_private() {
 
     config("/dev/zero");
     let stderr = instance();
-    assert!(stderr.contains("it is a device, not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("it is a device, not a regular file"),
+        "{stderr}"
+    );
 
     let big = dir.join("big-token");
     std::fs::File::create(&big)

@@ -922,7 +922,10 @@ pub fn customers_suggestion<'a>(name: &str, customers: &'a [Customer]) -> Option
 fn control_character(what: &str, c: char, span: Span) -> Diagnostic {
     Diagnostic::error(
         "charter::control_character",
-        format!("{what} contains the control character `{}`", c.escape_default()),
+        format!(
+            "{what} contains the control character `{}`",
+            c.escape_default()
+        ),
     )
     .with_label(span, "a name is printable text")
     .with_help("remove the character (an export may have copied it from another program)")

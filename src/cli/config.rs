@@ -456,8 +456,8 @@ pub fn resolve_instance(
             ),
             help: Some(token_help.clone()),
         })?,
-        TokenSource::File(path) => input::read_regular(path, MAX_TOKEN_FILE).map_err(|refusal| {
-            ConfigError::Setting {
+        TokenSource::File(path) => {
+            input::read_regular(path, MAX_TOKEN_FILE).map_err(|refusal| ConfigError::Setting {
                 origin: origin.clone(),
                 message: format!(
                     "cannot read the token file `{}`: {}",
@@ -465,8 +465,8 @@ pub fn resolve_instance(
                     refusal.reason()
                 ),
                 help: Some(token_help.clone()),
-            }
-        })?,
+            })?
+        }
     };
     let token = Token::new(text).map_err(|error| ConfigError::Setting {
         origin,

@@ -96,7 +96,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
             );
             continue;
         }
-        let end = row.last().map_or(Span::new(file, offset, offset), |c| c.span);
+        let end = row
+            .last()
+            .map_or(Span::new(file, offset, offset), |c| c.span);
         while row.len() < header.len() {
             row.push(Cell {
                 value: String::new(),
@@ -127,9 +129,11 @@ fn read_row(file: FileId, line: &str, offset: usize) -> Result<Vec<Cell>, Diagno
     let mut i = 0;
     loop {
         let start = i;
-        let blanks = bytes
-            .get(i..)
-            .map_or(0, |rest| rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count());
+        let blanks = bytes.get(i..).map_or(0, |rest| {
+            rest.iter()
+                .take_while(|b| matches!(b, b' ' | b'\t'))
+                .count()
+        });
         if bytes.get(i + blanks) == Some(&b'"') {
             let quote = i + blanks;
             i = quote + 1;
@@ -170,9 +174,15 @@ fn read_row(file: FileId, line: &str, offset: usize) -> Result<Vec<Cell>, Diagno
                 let found = line.get(i..).and_then(|r| r.chars().next()).unwrap_or(' ');
                 return Err(Diagnostic::error(
                     "charter::roster_syntax",
-                    format!("unexpected `{}` after a quoted cell", found.escape_default()),
+                    format!(
+                        "unexpected `{}` after a quoted cell",
+                        found.escape_default()
+                    ),
                 )
-                .with_label(Span::new(file, offset + i, offset + i + found.len_utf8()), "expected `,` or the end of the line")
+                .with_label(
+                    Span::new(file, offset + i, offset + i + found.len_utf8()),
+                    "expected `,` or the end of the line",
+                )
                 .with_help("put the whole cell inside the quotes: `\"a \"\"b\"\" c\"`"));
             }
             cells.push(Cell {
