@@ -48,8 +48,8 @@ impl Span {
     }
 }
 
-/// One source file.
-#[derive(Clone, Debug)]
+/// One source file. Its `Debug` leaves out the text of a confidential file.
+#[derive(Clone)]
 pub struct SourceFile {
     /// The name shown in diagnostics: the path as the user gave it.
     pub name: String,
@@ -58,6 +58,19 @@ pub struct SourceFile {
     /// (`charter.toml`): see [`crate::excerpt`].
     pub confidential: bool,
     line_starts: Vec<usize>,
+}
+
+impl fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("SourceFile");
+        debug.field("name", &self.name);
+        if self.confidential {
+            debug.field("text", &format_args!("<{} bytes, confidential>", self.text.len()));
+        } else {
+            debug.field("text", &self.text);
+        }
+        debug.field("confidential", &self.confidential).finish_non_exhaustive()
+    }
 }
 
 impl SourceFile {
