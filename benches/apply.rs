@@ -21,8 +21,8 @@ use charter::api::{Client, ClientOptions, Token, observe};
 use charter::apply::{self, Options, Report, RetryPolicy};
 use charter::model::program::Program;
 use charter::plan::{self, Plan};
-use charter::sandbox::{self, Config, RunningSandbox, TokenGrant, TokenRole};
 use charter::state::State;
+use charter_sandbox::{self as sandbox, Config, RunningSandbox, TokenGrant, TokenRole};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use charter::api::{Client, ClientOptions, Token, observe};
 use charter::plan::{self, Context, Memory};
-use charter::sandbox::{self, SeedOptions, Storage};
+use charter_sandbox::{self as sandbox, SeedOptions, Storage};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use charter::sandbox::{self, Config, SeedOptions, Storage};
+use charter_sandbox::{self as sandbox, Config, SeedOptions, Storage};
 use serde_json::json;
 
 /// Clients sending at once.

@@ -18,6 +18,32 @@ pub enum Severity {
     Warning,
 }
 
+/// Where in the pipeline a problem was found. Each stage works only on what the earlier ones
+/// accepted, so a problem found earlier may be the cause of one found later and never the
+/// other way round: diagnostics are reported in stage order, root causes first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Reading and parsing files and rosters.
+    #[default]
+    Syntax,
+    /// Declarations, the instance block and groups: names and duplicates.
+    Declarations,
+    /// Each block's assignments: parameters and values.
+    Values,
+    /// Tier chains, completeness and flags.
+    Tiers,
+    /// Ladders and `assert for` rules over the resolved tiers.
+    Rules,
+    /// Customers and roster rows.
+    Customers,
+    /// The lifecycle, typed over the customers' attributes.
+    Lifecycle,
+    /// `test` blocks.
+    Tests,
+    /// `staff` blocks.
+    Staff,
+}
+
 /// A span with a short note shown under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Label {
@@ -34,6 +60,8 @@ pub struct Diagnostic {
     /// The first label is the primary location.
     pub labels: Vec<Label>,
     pub help: Option<String>,
+    /// The stage that found it (see [`Stage`]); set by [`Diagnostics::in_stage`].
+    pub stage: Stage,
 }
 
 impl Diagnostic {
@@ -44,6 +72,7 @@ impl Diagnostic {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            stage: Stage::Syntax,
         }
     }
 
@@ -153,11 +182,23 @@ impl Diagnostics {
         self.0.len()
     }
 
-    /// Sorts by file and position, errors before warnings at the same place, and drops exact
-    /// repeats, so output is deterministic whatever order the checker found things in.
+    /// Runs one stage of the pipeline, marking the diagnostics it reports as found there.
+    pub fn in_stage<T>(&mut self, stage: Stage, run: impl FnOnce(&mut Diagnostics) -> T) -> T {
+        let start = self.0.len();
+        let result = run(self);
+        for diagnostic in self.0.iter_mut().skip(start) {
+            diagnostic.stage = stage;
+        }
+        result
+    }
+
+    /// Sorts by stage (root causes first), then file and position, errors before warnings at
+    /// the same place, and drops exact repeats, so output is deterministic whatever order the
+    /// checker found things in.
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| d.primary_span().map(|s| (s.file, s.start, s.end));
+            let key =
+                |d: &Diagnostic| (d.stage, d.primary_span().map(|s| (s.file, s.start, s.end)));
             key(a)
                 .cmp(&key(b))
                 .then(a.severity.cmp(&b.severity))

@@ -71,17 +71,7 @@ impl Refusal {
 /// relative, stay inside the folder once `..` and symlinks are resolved, and name a regular
 /// file of at most `cap` bytes of UTF-8.
 pub fn read_inside(folder: &Path, relative: &Path, cap: u64) -> Result<String, Refusal> {
-    let mut depth = 0usize;
-    for component in relative.components() {
-        match component {
-            Component::Prefix(_) | Component::RootDir => return Err(Refusal::Absolute),
-            Component::ParentDir => {
-                depth = depth.checked_sub(1).ok_or(Refusal::OutOfFolder)?;
-            }
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-        }
-    }
+    check_relative(relative)?;
     let folder_path = if folder.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -96,6 +86,22 @@ pub fn read_inside(folder: &Path, relative: &Path, cap: u64) -> Result<String, R
         return Err(Refusal::SymlinkOut { target: real });
     }
     read_regular(&real, cap)
+}
+
+/// Checks a path as written, before anything is opened: relative, and no `..` above its start.
+pub fn check_relative(relative: &Path) -> Result<(), Refusal> {
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => return Err(Refusal::Absolute),
+            Component::ParentDir => {
+                depth = depth.checked_sub(1).ok_or(Refusal::OutOfFolder)?;
+            }
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads `path` (following symlinks) if it is a regular file of at most `cap` bytes of UTF-8.

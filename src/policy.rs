@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use crate::ast;
 use crate::check::{self, Checked};
 use crate::diagnostic::Diagnostic;
 use crate::input::{self, MAX_ROSTER, Refusal};
-use crate::source::{LoadError, Sources, Span};
+use crate::source::{FileId, LoadError, Sources, Span};
 use crate::syntax::{self, roster};
 
 /// A policy set as loaded: its sources (rosters included, for diagnostics) and the result of
@@ -15,6 +16,9 @@ use crate::syntax::{self, roster};
 pub struct PolicySet {
     pub sources: Sources,
     pub checked: Checked,
+    /// The rosters that could be read and parsed, each with the span of the `roster`
+    /// declaration that names it.
+    pub rosters: Vec<(Span, roster::Roster)>,
 }
 
 /// Why a policy set could not be checked at all.
@@ -44,14 +48,31 @@ pub fn load(path: &Path) -> Result<PolicySet, Failure> {
 
 /// Parses and checks policy files already read. Roster paths are relative to the file that
 /// names them, whose name is taken relative to `root`.
-pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Failure> {
+pub fn check_sources(sources: Sources, root: &Path) -> Result<PolicySet, Failure> {
     let files = match syntax::parse_all(&sources) {
         Ok(files) => files,
         Err(errors) => return Err(Failure::Syntax(sources, errors)),
     };
+    Ok(check_parsed(sources, &files, root, &read_roster))
+}
+
+/// Reads a roster from disk: `relative` (as written) inside `folder`, confined and capped.
+pub fn read_roster(folder: &Path, relative: &Path) -> Result<String, Refusal> {
+    input::read_inside(folder, relative, MAX_ROSTER)
+}
+
+/// Checks policy files already parsed, reading each roster they name through `read` (given the
+/// policy set's folder — the naming file's, joined to `root` — and the path as written; usually
+/// [`read_roster`]). The language server reads open editor buffers this way.
+pub fn check_parsed(
+    mut sources: Sources,
+    files: &[(FileId, ast::File)],
+    root: &Path,
+    read: &dyn Fn(&Path, &Path) -> Result<String, Refusal>,
+) -> PolicySet {
     let mut rosters: Vec<(Span, roster::Roster)> = Vec::new();
     let mut errors = Vec::new();
-    for (file, ast) in &files {
+    for (file, ast) in files {
         let Some(dir) = sources.file(*file).map(|f| {
             Path::new(&f.name)
                 .parent()
@@ -66,23 +87,23 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
             };
             let csv_path = dir.join(&r.path.value);
             // The folder of the naming file is the policy set's folder: a roster must be in it.
-            let text =
-                match input::read_inside(&root.join(&dir), Path::new(&r.path.value), MAX_ROSTER) {
-                    Ok(text) => text,
-                    Err(refusal) => {
-                        let mut diagnostic = Diagnostic::error(
-                            roster_code(&refusal),
-                            format!("cannot read roster `{}`", csv_path.display()),
-                        )
-                        .with_label(r.path.span, refusal.reason());
-                        diagnostic =
-                            diagnostic.with_help(refusal.help().unwrap_or(
-                                "a roster's path is relative to the file that names it",
-                            ));
-                        errors.push(diagnostic);
-                        continue;
-                    }
-                };
+            let text = match read(&root.join(&dir), Path::new(&r.path.value)) {
+                Ok(text) => text,
+                Err(refusal) => {
+                    let mut diagnostic = Diagnostic::error(
+                        roster_code(&refusal),
+                        format!("cannot read roster `{}`", csv_path.display()),
+                    )
+                    .with_label(r.path.span, refusal.reason());
+                    diagnostic = diagnostic.with_help(
+                        refusal
+                            .help()
+                            .unwrap_or("a roster's path is relative to the file that names it"),
+                    );
+                    errors.push(diagnostic);
+                    continue;
+                }
+            };
             let id = sources.add(csv_path.display().to_string(), text);
             let text = sources.file(id).map_or("", |f| f.text.as_str());
             match roster::parse(id, text) {
@@ -92,13 +113,17 @@ pub fn check_sources(mut sources: Sources, root: &Path) -> Result<PolicySet, Fai
         }
     }
     // A roster that cannot be read is an error like any other: the rest is still checked.
-    let mut checked = check::check_with_rosters(&files, &rosters);
+    let mut checked = check::check_with_rosters(files, &rosters);
     if !errors.is_empty() {
         checked.diagnostics.extend(errors);
         checked.diagnostics.sort();
         checked.program = None;
     }
-    Ok(PolicySet { sources, checked })
+    PolicySet {
+        sources,
+        checked,
+        rosters,
+    }
 }
 
 fn roster_code(refusal: &Refusal) -> &'static str {

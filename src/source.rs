@@ -65,11 +65,16 @@ impl fmt::Debug for SourceFile {
         let mut debug = f.debug_struct("SourceFile");
         debug.field("name", &self.name);
         if self.confidential {
-            debug.field("text", &format_args!("<{} bytes, confidential>", self.text.len()));
+            debug.field(
+                "text",
+                &format_args!("<{} bytes, confidential>", self.text.len()),
+            );
         } else {
             debug.field("text", &self.text);
         }
-        debug.field("confidential", &self.confidential).finish_non_exhaustive()
+        debug
+            .field("confidential", &self.confidential)
+            .finish_non_exhaustive()
     }
 }
 

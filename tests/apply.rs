@@ -20,8 +20,8 @@ use charter::model::license::LicenseValue;
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::plan::{self, Action, Plan};
-use charter::sandbox::{self, Config, Faults, RunningSandbox, Storage};
 use charter::state::State;
+use charter_sandbox::{self as sandbox, Config, Faults, RunningSandbox, Storage};
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
 

@@ -290,7 +290,7 @@ fn git_revisions_are_read_without_a_checkout() {
 async fn live_names_the_organizations_a_breaking_change_would_hit() {
     use charter::api::wire::NewOrganization;
     use charter::api::{Client, ClientOptions, Token};
-    use charter::sandbox::{self, Config, TokenGrant, TokenRole};
+    use charter_sandbox::{self as sandbox, Config, TokenGrant, TokenRole};
 
     const TOKEN: &str = "diff-live-test-token";
     let running = sandbox::start(Config {

@@ -382,7 +382,13 @@ fn a_tier_change_plans_one_license_call_per_customer_of_the_tier() {
         .map(|c| c.key.clone())
         .collect();
     assert!(!affected.is_empty());
-    assert_eq!(plan.calls(), affected.len(), "{}", plan::render_text(&plan));
+    assert_eq!(
+        plan.steps.len(),
+        affected.len(),
+        "{}",
+        plan::render_text(&plan)
+    );
+    assert_eq!(plan.calls(), 2 * affected.len(), "each reads, then writes");
     for step in &plan.steps {
         assert!(matches!(step.action, Action::SetLicense { .. }));
         assert!(affected.contains(&step.subject));

@@ -20,9 +20,11 @@ use charter::apply::{self, Options};
 use charter::cli::config::{self, InstanceArgs};
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
-use charter::sandbox::{self, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole};
 use charter::schedule::prepare;
 use charter::state::State;
+use charter_sandbox::{
+    self as sandbox, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole,
+};
 
 const SA: &str = "sa-reads-secret-token";
 const OTHER: &str = "other-reads-secret-token";

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use charter::sandbox::{
-    self, Config, Faults, RATE_LIMIT_MESSAGE, RunningSandbox, SeedOptions, Storage, TokenGrant,
-    TokenRole,
+use charter_sandbox::{
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, RATE_LIMIT_MESSAGE,
+    RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole, UserOrgAdmin,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -18,6 +18,12 @@ const SA: &str = "sa-token";
 const ADMIN: &str = "admin-token";
 const BI: &str = "bi-token";
 const MEMBER: &str = "member-token";
+
+/// `cols[]` for every column of an organization: without it a list answers `{id, name,
+/// timezoneId}` only.
+const ALL_COLUMNS: &str = "cols[]=id&cols[]=name&cols[]=timezoneId&cols[]=countryId&cols[]=license\
+    &cols[]=teams&cols[]=isPaused&cols[]=externalId&cols[]=scenarios&cols[]=activeScenarios\
+    &cols[]=deleted";
 
 const OWNER: i64 = 11;
 const ADMIN_ROLE: i64 = 12;
@@ -224,21 +230,64 @@ fn remove_db(path: &Path) {
 async fn an_organization_is_created_listed_changed_and_deleted() {
     let h = harness().await;
     let owner = h.create_user("Olga Owner", "olga@acme.example").await;
-    let created = h.create_organization("Acme", owner).await;
+    let answer = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Acme", "userOrgAdmin": owner }),
+        )
+        .await
+        .ok();
+    // Make's example answer: the organization's settings, license and teams, and the owner's
+    // membership beside it.
+    assert_eq!(
+        keys(&answer["organization"]),
+        [
+            "id",
+            "name",
+            "timezoneId",
+            "countryId",
+            "license",
+            "teams",
+            "isPaused"
+        ]
+    );
+    let created = &answer["organization"];
     let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        answer["userOrganizationRole"],
+        json!({ "userId": owner, "organizationId": id, "usersRoleId": OWNER, "invitation": null })
+    );
     assert_eq!(created["name"], "Acme");
     assert_eq!(created["license"], h.default_license().await);
     assert_eq!(created["teams"].as_array().unwrap().len(), 1);
     assert_eq!(created["isPaused"], false);
-    assert_eq!(created["deleted"], false);
-    assert_eq!(created["scenarios"], 0);
-    assert!(created["externalId"].is_null());
-    for key in ["timezoneId", "countryId", "activeScenarios"] {
-        assert!(created[key].is_i64(), "{key}");
-    }
 
     let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
-    assert_eq!(listed["organizations"], json!([created]));
+    assert_eq!(
+        listed["organizations"],
+        json!([{ "id": id, "name": "Acme", "timezoneId": created["timezoneId"] }]),
+        "without `cols[]` a list has Make's default columns"
+    );
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&{ALL_COLUMNS}"))
+        .await
+        .ok();
+    let full = &listed["organizations"][0];
+    for key in [
+        "id",
+        "name",
+        "timezoneId",
+        "countryId",
+        "license",
+        "teams",
+        "isPaused",
+    ] {
+        assert_eq!(full[key], created[key], "{key}");
+    }
+    assert_eq!(full["deleted"], false);
+    assert_eq!(full["scenarios"], 0);
+    assert_eq!(full["activeScenarios"], 0);
+    assert!(full["externalId"].is_null());
 
     let mut license = h.default_license().await;
     license["operations"] = json!(40_000);
@@ -315,7 +364,6 @@ async fn a_bad_license_is_refused_naming_the_offending_key() {
         .unwrap();
     let valid = h.default_license().await;
     let cases: Vec<(&str, Spoil)> = vec![
-        ("nonsense", Box::new(|l| l["nonsense"] = json!(1))),
         (
             "auditLogsDays",
             Box::new(|l| l["auditLogsDays"] = json!(366)),
@@ -342,12 +390,8 @@ async fn a_bad_license_is_refused_naming_the_offending_key() {
                 l["dynamicDependencies"] = json!(false);
             }),
         ),
-        (
-            "teams",
-            Box::new(|l| {
-                l.as_object_mut().unwrap().remove("teams");
-            }),
-        ),
+        ("apps", Box::new(|l| l["apps"] = json!({ "tier": "T1" }))),
+        ("priority", Box::new(|l| l["priority"] = json!("urgent"))),
     ];
     for (key, spoil) in cases {
         let mut license = valid.clone();
@@ -368,24 +412,31 @@ async fn a_bad_license_is_refused_naming_the_offending_key() {
         .error(400, &format!("`{key}`"));
     }
     // Nothing was changed or created by the refused requests.
-    let listed = h.get("/admin/organizations").await.ok();
+    let listed = h.get("/admin/organizations?cols[]=license").await.ok();
     assert_eq!(listed["organizations"].as_array().unwrap().len(), 1);
     assert_eq!(listed["organizations"][0]["license"], valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_replaces_the_license_and_flags_are_not_checked() {
+async fn patch_replaces_the_license_with_the_keys_sent_and_flags_are_not_checked() {
     let h = harness().await;
     let owner = h.create_user("Olga", "olga@replace.example").await;
     let id = h.create_organization("Replace", owner).await["id"]
         .as_i64()
         .unwrap();
-    h.patch(
-        &format!("/admin/organizations/{id}"),
-        json!({ "license": { "operations": 5 } }),
-    )
-    .await
-    .error(400, "missing");
+    // A partial license is what Make's own examples show: it is stored as sent, so the keys
+    // left out are gone (the strict reading of PATCH: a client must send what it means to keep).
+    let partial = h
+        .patch(
+            &format!("/admin/organizations/{id}"),
+            json!({ "license": { "operations": 5 } }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        partial["organization"]["license"],
+        json!({ "operations": 5 })
+    );
     let mut license = h.default_license().await;
     license["customVariables"] = json!(true);
     license["dynamicDependencies"] = json!(true);
@@ -401,7 +452,30 @@ async fn patch_replaces_the_license_and_flags_are_not_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn licenses_are_written_in_catalog_order() {
+async fn license_keys_the_sandbox_does_not_know_are_stored_and_served() {
+    let h = harness().await;
+    let owner = h.create_user("Olga", "olga@unknown.example").await;
+    let mut license = h.default_license().await;
+    license["someFutureKey"] = json!({ "tier": "gold" });
+    license["anotherKey"] = json!(3);
+    let created = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Future", "userOrgAdmin": owner, "license": license }),
+        )
+        .await
+        .ok();
+    assert_eq!(created["organization"]["license"], license);
+    let id = created["organization"]["id"].as_i64().unwrap();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=license"))
+        .await
+        .ok();
+    assert_eq!(listed["organizations"][0]["license"], license);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licenses_are_written_in_the_sandbox_key_order() {
     let h = harness().await;
     let response = h
         .client
@@ -413,8 +487,9 @@ async fn licenses_are_written_in_catalog_order() {
         .text()
         .await
         .unwrap();
-    let positions: Vec<usize> = charter::model::catalog::names()
-        .map(|name| response.find(&format!("\"{name}\"")).unwrap())
+    let positions: Vec<usize> = charter_sandbox::license::KEYS
+        .iter()
+        .map(|key| response.find(&format!("\"{}\"", key.name)).unwrap())
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{response}");
 }
@@ -514,9 +589,12 @@ async fn usage_has_thirty_days_ending_today_and_scenario_counts() {
     let usage = h.get(&format!("/organizations/{id}/usage")).await.ok();
     assert_eq!(
         usage["data"][29],
-        json!({ "date": today, "operations": 1234, "dataTransfer": 99 })
+        json!({ "date": today, "operations": 1234, "dataTransfer": 99, "centicredits": 123_400 })
     );
-    let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&{ALL_COLUMNS}"))
+        .await
+        .ok();
     assert_eq!(listed["organizations"][0]["scenarios"], 12);
     assert_eq!(listed["organizations"][0]["activeScenarios"], 5);
     h.get("/organizations/999/usage").await.error(404, "`999`");
@@ -538,7 +616,10 @@ async fn a_hand_edited_license_is_served_as_it_is() {
     )
     .await
     .ok();
-    let listed = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let listed = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=license"))
+        .await
+        .ok();
     assert_eq!(listed["organizations"][0]["license"], drifted);
     // Only an SA token reaches the sandbox's own endpoints.
     h.send(
@@ -684,6 +765,30 @@ async fn users_are_created_looked_up_changed_and_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_me_answers_the_token_user_without_deleted_or_instance_role() {
+    let h = harness().await;
+    let me = h.get("/users/me").await.ok();
+    let user = &me["authUser"];
+    assert_eq!(
+        keys(user),
+        [
+            "id",
+            "name",
+            "email",
+            "language",
+            "timezoneId",
+            "localeId",
+            "countryId",
+            "features"
+        ]
+    );
+    assert_eq!(user["email"], "sa@sandbox.invalid");
+    let admin = h.send(Some(ADMIN), "GET", "/users/me", None).await.ok();
+    assert_eq!(admin["authUser"]["email"], "admin@sandbox.invalid");
+    assert_ne!(admin["authUser"]["id"], user["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_mail_addresses_are_unique_ignoring_case() {
     let h = harness().await;
     let first = h.create_user("Ada", "ada@unique.example").await;
@@ -819,19 +924,39 @@ async fn roles_have_makes_documented_ids() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["SA", "Admin", "BI"]);
+    // Without `cols[]` a role is `{id, name}`, as Make documents; the rest only when asked for.
+    for role in system["usersAdminsRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name"]);
+    }
     for category in ["developers", "support"] {
         let roles = h
-            .get(&format!("/admin/users/admins-roles?category={category}"))
+            .get(&format!(
+                "/admin/users/admins-roles?category={category}&cols[]=id&cols[]=name\
+                 &cols[]=category&cols[]=permissions&cols[]=identifier"
+            ))
             .await
             .ok();
         let roles = roles["usersAdminsRoles"].as_array().unwrap();
         assert!(!roles.is_empty());
-        assert!(
-            roles
-                .iter()
-                .all(|r| r["category"] == category && r["permissions"].is_array())
-        );
+        assert!(roles.iter().all(|r| r["category"] == category
+            && r["permissions"].is_array()
+            && r["identifier"].is_string()));
     }
+    let team = h.get("/users/roles?category=team").await.ok();
+    for role in team["usersRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name"]);
+    }
+    let team = h
+        .get("/users/roles?category=team&cols[]=category&cols[]=name&cols[]=id")
+        .await
+        .ok();
+    for role in team["usersRoles"].as_array().unwrap() {
+        assert_eq!(keys(role), ["id", "name", "category"]);
+        assert_eq!(role["category"], "team");
+    }
+    h.get("/users/roles?cols[]=colour")
+        .await
+        .error(400, "colour");
     h.get("/admin/users/admins-roles?category=x")
         .await
         .error(400, "category");
@@ -853,7 +978,7 @@ async fn organization_roles_are_set_but_never_to_owner() {
         .ok();
     assert_eq!(
         added["userOrganizationRole"],
-        json!({ "userId": member, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": false })
+        json!({ "userId": member, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": null })
     );
     h.post(&path, json!({ "usersRoleId": ADMIN_ROLE }))
         .await
@@ -932,7 +1057,14 @@ async fn ownership_moves_to_a_member_and_the_previous_owner_becomes_admin() {
         )
         .await
         .ok();
-    assert_eq!(moved["userOrganizationRole"]["usersRoleId"], OWNER);
+    // Make answers a list: the sandbox lists both memberships the transfer changed, by user id.
+    assert_eq!(
+        moved["userOrganizationRoles"],
+        json!([
+            { "userId": owner, "organizationId": id, "usersRoleId": ADMIN_ROLE, "invitation": null },
+            { "userId": next, "organizationId": id, "usersRoleId": OWNER, "invitation": null },
+        ])
+    );
     assert_eq!(h.holders(id, OWNER).await, vec![next]);
     assert_eq!(h.role_in(owner, id).await, Some(ADMIN_ROLE));
     assert_eq!(h.role_in(outsider, id).await, None);
@@ -942,6 +1074,116 @@ async fn ownership_moves_to_a_member_and_the_previous_owner_becomes_admin() {
     )
     .await
     .error(404, "`999`");
+}
+
+// Readings Make leaves open (`Config::behaviour`)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_can_leave_the_previous_owner_a_member() {
+    let h = start(Config {
+        behaviour: Behaviour {
+            previous_owner: PreviousOwner::Member,
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let owner = h.create_user("Olga", "olga@member-after.example").await;
+    let next = h.create_user("Nina", "nina@member-after.example").await;
+    let id = h.create_organization("After", owner).await["id"]
+        .as_i64()
+        .unwrap();
+    h.post(
+        &format!("/admin/users/{next}/user-organization-roles/{id}"),
+        json!({ "usersRoleId": ADMIN_ROLE }),
+    )
+    .await
+    .ok();
+    let moved = h
+        .send(
+            Some(SA),
+            "POST",
+            &format!("/admin/users/{next}/user-organization-roles/{id}/transfer"),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(
+        moved["userOrganizationRoles"],
+        json!([
+            { "userId": owner, "organizationId": id, "usersRoleId": MEMBER_ROLE, "invitation": null },
+            { "userId": next, "organizationId": id, "usersRoleId": OWNER, "invitation": null },
+        ])
+    );
+    assert_eq!(h.role_in(owner, id).await, Some(MEMBER_ROLE));
+    assert_eq!(h.holders(id, OWNER).await, vec![next]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_org_admin_can_make_an_admin_and_the_token_user_the_owner() {
+    let h = start(Config {
+        behaviour: Behaviour {
+            user_org_admin: UserOrgAdmin::Admin,
+            ..Behaviour::default()
+        },
+        ..config()
+    })
+    .await;
+    let named = h.create_user("Olga", "olga@admin-reading.example").await;
+    let me = h.get("/users/me").await.ok()["authUser"]["id"]
+        .as_i64()
+        .unwrap();
+    let answer = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Reading", "userOrgAdmin": named }),
+        )
+        .await
+        .ok();
+    let id = answer["organization"]["id"].as_i64().unwrap();
+    assert_eq!(answer["userOrganizationRole"]["userId"], me);
+    assert_eq!(answer["userOrganizationRole"]["usersRoleId"], OWNER);
+    assert_eq!(h.holders(id, OWNER).await, vec![me]);
+    assert_eq!(h.role_in(named, id).await, Some(ADMIN_ROLE));
+    // Naming the token's own user leaves it the owner alone.
+    let own = h
+        .post(
+            "/admin/organizations",
+            json!({ "name": "Own", "userOrgAdmin": me }),
+        )
+        .await
+        .ok();
+    let own_id = own["organization"]["id"].as_i64().unwrap();
+    assert_eq!(h.holders(own_id, OWNER).await, vec![me]);
+    assert_eq!(h.holders(own_id, ADMIN_ROLE).await, Vec::<i64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_cap_serves_fewer_items_than_asked_echoed_or_not() {
+    for echoed in [true, false] {
+        let h = start(Config {
+            behaviour: Behaviour {
+                page_cap: Some(PageCap { limit: 3, echoed }),
+                ..Behaviour::default()
+            },
+            ..config()
+        })
+        .await;
+        for n in 0..5 {
+            h.create_user(&format!("User {n}"), &format!("user{n}@cap.example"))
+                .await;
+        }
+        let page = h.get("/admin/users?pg[limit]=100").await.ok();
+        assert_eq!(page["users"].as_array().unwrap().len(), 3);
+        assert_eq!(page["pg"]["limit"], if echoed { 3 } else { 100 });
+        // A limit under the cap is served as asked.
+        let small = h.get("/admin/users?pg[limit]=2").await.ok();
+        assert_eq!(small["users"].as_array().unwrap().len(), 2);
+        assert_eq!(small["pg"]["limit"], 2);
+        // Every list endpoint caps.
+        let organizations = h.get("/admin/organizations?pg[limit]=50").await.ok();
+        assert_eq!(organizations["pg"]["limit"], if echoed { 3 } else { 50 });
+    }
 }
 
 // Teams
@@ -983,6 +1225,36 @@ async fn teams_are_listed_created_and_joined_by_members() {
         team["team"],
         json!({ "id": team_id, "name": "Ops", "organizationId": id })
     );
+    assert_eq!(
+        team["userTeamRole"],
+        json!({ "usersRoleId": 1, "userId": owner, "teamId": team_id, "changeable": true })
+    );
+    // Without `userTeamAdmin` the caller becomes Team Admin when they belong to the
+    // organization, as Make documents; the sandbox's SA user does not, so nobody does.
+    let unled = h
+        .post(
+            "/admin/teams",
+            json!({ "name": "Unled", "organizationId": id }),
+        )
+        .await
+        .ok();
+    assert!(unled.get("userTeamRole").is_none(), "{unled}");
+    // Make documents `name` as the only sort key of teams.
+    let by_name = h
+        .get(&format!("/admin/teams?organizationId={id}"))
+        .await
+        .ok();
+    let names: Vec<&str> = by_name["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["My Team", "Ops", "Unled"]);
+    assert_eq!(by_name["pg"]["sortBy"], "name");
+    h.get(&format!("/admin/teams?organizationId={id}&pg[sortBy]=id"))
+        .await
+        .error(400, "pg[sortBy]");
 
     h.post(
         &format!("/admin/users/{member}/user-team-roles/{team_id}"),
@@ -1005,7 +1277,7 @@ async fn teams_are_listed_created_and_joined_by_members() {
         .ok();
     assert_eq!(
         joined["userTeamRole"],
-        json!({ "userId": member, "teamId": team_id, "usersRoleId": 3 })
+        json!({ "usersRoleId": 3, "userId": member, "teamId": team_id, "changeable": true })
     );
     h.post(
         &format!("/admin/users/{member}/user-team-roles/{team_id}"),
@@ -1029,13 +1301,16 @@ async fn teams_are_listed_created_and_joined_by_members() {
         .await
         .ok();
     assert_eq!(ids(&admins["users"]), vec![owner]);
-    let organization = h.get(&format!("/admin/organizations?id={id}")).await.ok();
+    let organization = h
+        .get(&format!("/admin/organizations?id={id}&cols[]=teams"))
+        .await
+        .ok();
     assert_eq!(
         organization["organizations"][0]["teams"]
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
 }
 
@@ -1255,10 +1530,13 @@ async fn cols_select_the_columns_returned() {
     assert_eq!(keys(organization), ["name", "license"]);
     assert_eq!(organization["license"], h.default_license().await);
     let license_keys = keys(&organization["license"]);
-    let catalog: Vec<&str> = charter::model::catalog::names().collect();
+    let order: Vec<&str> = charter_sandbox::license::KEYS
+        .iter()
+        .map(|key| key.name)
+        .collect();
     assert_eq!(
-        license_keys, catalog,
-        "a selected license keeps catalog order"
+        license_keys, order,
+        "a selected license keeps the sandbox's key order"
     );
     assert!(organizations["pg"].is_object());
     h.get("/admin/users?cols[]=password")
@@ -1351,8 +1629,19 @@ async fn data_survives_a_restart_on_the_same_file() {
         ..config()
     })
     .await;
-    let listed = h.get("/admin/organizations").await.ok();
-    assert_eq!(listed["organizations"], json!([organization]));
+    let listed = h
+        .get("/admin/organizations?cols[]=id&cols[]=name&cols[]=license&cols[]=teams")
+        .await
+        .ok();
+    assert_eq!(
+        listed["organizations"],
+        json!([{
+            "id": organization["id"],
+            "name": organization["name"],
+            "license": organization["license"],
+            "teams": organization["teams"],
+        }])
+    );
     let found = h
         .get("/admin/users/lookup?q=olga@persist.example&type=email")
         .await
@@ -1616,7 +1905,10 @@ async fn seeding_fills_organizations_owners_members_and_usage_reproducibly() {
             ..config()
         })
         .await;
-        let listed = h.get("/admin/organizations?pg[limit]=100").await.ok();
+        let listed = h
+            .get("/admin/organizations?pg[limit]=100&cols[]=id&cols[]=scenarios&cols[]=activeScenarios")
+            .await
+            .ok();
         let organizations = listed["organizations"].as_array().unwrap().clone();
         assert_eq!(organizations.len(), 12);
         let mut busy = 0;
@@ -1900,6 +2192,51 @@ fn the_command_refuses_a_bad_fault_spec() {
     assert!(stderr.contains("probability `2`"), "{stderr}");
 }
 
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_answers_the_readings_its_flags_name() {
+    let dir = common::scratch("sandbox", "readings");
+    let process = common::SandboxProcess::start(
+        &dir.join("sandbox.db"),
+        SA,
+        &["--after-transfer", "member", "--page-cap", "2:unechoed"],
+    );
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/api/v2{path}", process.url);
+    for n in 0..3 {
+        let created = client
+            .post(url("/admin/users"))
+            .header("Authorization", format!("Token {SA}"))
+            .json(&json!({ "name": format!("U{n}"), "email": format!("u{n}@flags.example") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::OK);
+    }
+    let page: Value = client
+        .get(url("/admin/users?pg[limit]=50"))
+        .header("Authorization", format!("Token {SA}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["pg"]["limit"], 50, "{page}");
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["sandbox", "--after-transfer", "owner"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("`owner`"), "{stderr}");
+}
+
 // Wire types
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1933,7 +2270,8 @@ async fn every_response_reads_as_its_wire_type() {
     );
     let id = created.organization.id;
     let listed: OrganizationList = read(h.get("/admin/organizations").await.ok());
-    assert_eq!(listed.organizations, vec![created.organization.clone()]);
+    assert_eq!(listed.organizations.len(), 1);
+    assert_eq!(listed.organizations[0].id, id);
     let _: DefaultLicense = read(h.get("/admin/system-settings/default-license").await.ok());
     let _: Usage = read(h.get(&format!("/organizations/{id}/usage")).await.ok());
     let users: UserList = read(h.get("/admin/users").await.ok());
@@ -1945,6 +2283,7 @@ async fn every_response_reads_as_its_wire_type() {
     );
     let _: AdminRoleList = read(h.get("/admin/users/admins-roles").await.ok());
     let _: UsersRoleList = read(h.get("/users/roles").await.ok());
+    let _: charter::api::wire::AuthUserEnvelope = read(h.get("/users/me").await.ok());
     let _: UserOrganizationRoleEnvelope = read(
         h.post(
             &format!("/admin/users/{member}/user-organization-roles/{id}"),
@@ -1980,5 +2319,5 @@ async fn every_response_reads_as_its_wire_type() {
         .ok(),
     );
     let error: ErrorBody = read(h.get("/admin/teams").await.body);
-    assert_eq!(error.code, "SC400");
+    assert_eq!(error.code.as_deref(), Some("SC400"));
 }

@@ -28,8 +28,8 @@ use super::roles::Roles;
 use super::wire::{
     AdminRole, AdminRoleList, AuthUserEnvelope, DefaultLicense, ErrorBody, IdOnly, License,
     NewOrganization, NewTeam, NewUser, Organization, OrganizationChanges, OrganizationEnvelope,
-    PartialOrganization, RoleAssignment, Team, TeamEnvelope, Usage, User, UserChanges,
-    UserEnvelope, UserLookup, UserLookupEnvelope, UserOrganizationRole,
+    PartialOrganization, RoleAssignment, Team, TeamEnvelope, TransferAnswer, Usage, User,
+    UserChanges, UserEnvelope, UserLookup, UserLookupEnvelope, UserOrganizationRole,
     UserOrganizationRoleEnvelope, UserOrganizationRoleList, UserTeamRole, UserTeamRoleEnvelope,
     UsersRole, UsersRoleList,
 };
@@ -283,6 +283,21 @@ pub enum OrganizationColumn {
 }
 
 impl OrganizationColumn {
+    /// Every column charter reads.
+    pub const ALL: [OrganizationColumn; 11] = [
+        OrganizationColumn::Id,
+        OrganizationColumn::Name,
+        OrganizationColumn::TimezoneId,
+        OrganizationColumn::CountryId,
+        OrganizationColumn::License,
+        OrganizationColumn::Teams,
+        OrganizationColumn::IsPaused,
+        OrganizationColumn::ExternalId,
+        OrganizationColumn::Scenarios,
+        OrganizationColumn::ActiveScenarios,
+        OrganizationColumn::Deleted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrganizationColumn::Id => "id",
@@ -574,6 +589,7 @@ impl Client {
             path: path.into(),
             key,
             query,
+            sort_by: "id",
             limit: self.options.page_size,
             offset: 0,
             done: false,
@@ -584,13 +600,18 @@ impl Client {
 
     // Organizations
 
-    /// `GET /admin/organizations`: every organization matching the filter, with its license and
-    /// teams, in id order.
+    /// `GET /admin/organizations` with every column charter reads (`cols[]`: without it Make
+    /// answers only `id`, `name` and `timezoneId`): every organization matching the filter,
+    /// with its license and teams, in id order.
     pub async fn list_organizations(
         &self,
         filter: &OrganizationFilter,
     ) -> Result<Vec<Organization>, ApiError> {
-        self.pages("/admin/organizations", "organizations", filter.pairs())
+        let mut query = filter.pairs();
+        query.extend(columns(
+            &OrganizationColumn::ALL.map(OrganizationColumn::as_str),
+        ));
+        self.pages("/admin/organizations", "organizations", query)
             .collect_all()
             .await
     }
@@ -647,10 +668,38 @@ impl Client {
         id: i64,
         license: &LicenseObject,
     ) -> Result<Organization, ApiError> {
+        self.set_license_keys(id, &License::from(license)).await
+    }
+
+    /// Sets charter's license keys over the organization's live license: reads it
+    /// (`GET /admin/organizations?id=…&cols[]=license`), sets `keys` over it and writes the
+    /// whole of it. Keys charter does not manage keep their values whether Make merges or
+    /// replaces a license on `PATCH` (which it does not document). Two calls.
+    pub async fn set_license_keys(
+        &self,
+        id: i64,
+        keys: &License,
+    ) -> Result<Organization, ApiError> {
+        let path = format!("/admin/organizations/{id}");
+        complete(Method::Patch, &path, keys)?;
+        let live = self
+            .list_organization_columns(
+                &OrganizationFilter {
+                    id: Some(id),
+                    ..OrganizationFilter::default()
+                },
+                &[OrganizationColumn::Id, OrganizationColumn::License],
+            )
+            .await?
+            .into_iter()
+            .find(|o| o.id == Some(id))
+            .and_then(|o| o.license)
+            .unwrap_or_default();
+        let merged = merge_license(live, keys);
         self.update_organization(
             id,
             &OrganizationChanges {
-                license: Some(License::from(license)),
+                license: Some(merged),
                 ..OrganizationChanges::default()
             },
         )
@@ -679,9 +728,12 @@ impl Client {
 
     // Users
 
-    /// `GET /admin/users`: every user matching the filter, in id order.
+    /// `GET /admin/users` with every column charter reads: every user matching the filter, in
+    /// id order.
     pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<User>, ApiError> {
-        self.pages("/admin/users", "users", filter.pairs())
+        let mut query = filter.pairs();
+        query.extend(columns(USER_COLUMNS));
+        self.pages("/admin/users", "users", query)
             .collect_all()
             .await
     }
@@ -763,7 +815,8 @@ impl Client {
 
     // Roles
 
-    /// `GET /admin/users/admins-roles?category=…`: the instance roles of one category.
+    /// `GET /admin/users/admins-roles?category=…&cols[]=…`: the instance roles of one category,
+    /// with their `category` (which Make answers only when `cols[]` asks for it).
     pub async fn admin_roles(
         &self,
         category: AdminRoleCategory,
@@ -771,33 +824,47 @@ impl Client {
         let body: AdminRoleList = self
             .get(
                 "/admin/users/admins-roles".to_owned(),
-                vec![("category".to_owned(), category.as_str().to_owned())],
+                role_query(category.as_str()),
             )
             .await?;
         Ok(body.users_admins_roles)
     }
 
-    /// `GET /users/roles?category=…`: the organization or the team roles.
+    /// `GET /users/roles?category=…&cols[]=…`: the organization or the team roles, with their
+    /// `category` (which Make's documentation answers only when `cols[]` asks for it).
     pub async fn users_roles(&self, category: RoleCategory) -> Result<Vec<UsersRole>, ApiError> {
         let body: UsersRoleList = self
-            .get(
-                "/users/roles".to_owned(),
-                vec![("category".to_owned(), category.as_str().to_owned())],
-            )
+            .get("/users/roles".to_owned(), role_query(category.as_str()))
             .await?;
         Ok(body.users_roles)
     }
 
     /// Every role of the instance, for looking roles up by name: five calls, one per documented
-    /// category (three of instance roles, organization, team).
+    /// category (three of instance roles, organization, team). A role is filed under the
+    /// category it was asked for; one whose answer names another category is left out.
     pub async fn roles(&self) -> Result<Roles, ApiError> {
         let mut instance = Vec::new();
         for category in AdminRoleCategory::ALL {
-            instance.extend(self.admin_roles(category).await?);
+            instance.extend(
+                self.admin_roles(category)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.category.as_deref().is_none_or(|c| c == category.as_str())),
+            );
         }
-        let mut users = self.users_roles(RoleCategory::Organization).await?;
-        users.extend(self.users_roles(RoleCategory::Team).await?);
-        Ok(Roles::from_lists(instance, users))
+        let mut lists = Vec::new();
+        for category in [RoleCategory::Organization, RoleCategory::Team] {
+            let roles: Vec<UsersRole> = self.users_roles(category).await?;
+            lists.push(
+                roles
+                    .into_iter()
+                    .filter(|r| r.category.as_deref().is_none_or(|c| c == category.as_str()))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let team = lists.pop().unwrap_or_default();
+        let organization = lists.pop().unwrap_or_default();
+        Ok(Roles::from_lists(instance, organization, team))
     }
 
     /// `GET /users/{userId}/user-organization-roles`: a user's role in every organization they
@@ -837,13 +904,15 @@ impl Client {
     }
 
     /// `POST /admin/users/{userId}/user-organization-roles/{orgId}/transfer`: the user becomes
-    /// the owner. The previous owner's new role is not documented; set it explicitly after.
+    /// the owner. Make answers a list of memberships (`tests/contract/transfer.json`; one object
+    /// is read too). The previous owner's new role is not documented: the executor reads the
+    /// roles back after it.
     pub async fn transfer_ownership(
         &self,
         user_id: i64,
         organization_id: i64,
-    ) -> Result<UserOrganizationRole, ApiError> {
-        let envelope: UserOrganizationRoleEnvelope = self
+    ) -> Result<Vec<UserOrganizationRole>, ApiError> {
+        let answer: TransferAnswer = self
             .write(
                 Method::Post,
                 format!(
@@ -852,20 +921,26 @@ impl Client {
                 None::<&()>,
             )
             .await?;
-        Ok(envelope.user_organization_role)
+        Ok(answer.into_roles())
     }
 
     // Teams
 
-    /// `GET /admin/teams?organizationId=…`: an organization's teams, in id order.
+    /// `GET /admin/teams?organizationId=…`: an organization's teams, in id order (read sorted by
+    /// `name`, the only sort key Make documents for teams).
     pub async fn list_teams(&self, organization_id: i64) -> Result<Vec<Team>, ApiError> {
-        self.pages(
-            "/admin/teams",
-            "teams",
-            vec![("organizationId".to_owned(), organization_id.to_string())],
-        )
-        .collect_all()
-        .await
+        let mut teams: Vec<Team> = self
+            .pages(
+                "/admin/teams",
+                "teams",
+                vec![("organizationId".to_owned(), organization_id.to_string())],
+            )
+            .sorted_by("name")
+            .collect_all()
+            .await?;
+        teams.sort_by_key(|t| t.id);
+        teams.dedup_by_key(|t| t.id);
+        Ok(teams)
     }
 
     /// `POST /admin/teams`.
@@ -896,6 +971,43 @@ impl Client {
         Ok(envelope.user_team_role)
     }
 }
+
+/// `live` with every key of `keys` set over it.
+pub fn merge_license(live: License, keys: &License) -> License {
+    let mut merged = live;
+    for (key, value) in &keys.0 {
+        merged.0.insert(key.clone(), value.clone());
+    }
+    merged
+}
+
+/// `category=…` and the role columns charter reads.
+fn role_query(category: &str) -> Vec<(String, String)> {
+    let mut query = vec![("category".to_owned(), category.to_owned())];
+    query.extend(columns(&["id", "name", "category"]));
+    query
+}
+
+/// `cols[]=…` for each column.
+fn columns(names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|c| ("cols[]".to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+/// The user columns charter reads.
+const USER_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "email",
+    "usersAdminsRoleId",
+    "language",
+    "countryId",
+    "timezoneId",
+    "localeId",
+    "deleted",
+];
 
 /// Refuses a license that lacks a catalog key, before sending it.
 fn complete(method: Method, path: &str, license: &License) -> Result<(), ApiError> {
@@ -946,9 +1058,9 @@ fn answer_error(call: &Call, status: StatusCode, headers: &HeaderMap, bytes: &[u
     };
     let error = ApiError::new(call.clone(), kind).with_status(code);
     match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) => error.with_body(Some(body), None),
-        Err(_) if !bytes.is_empty() => error.with_body(None, Some(excerpt(bytes))),
-        Err(_) => error,
+        Ok(body) if !body.is_empty() => error.with_body(Some(body), None),
+        _ if !bytes.is_empty() => error.with_body(None, Some(excerpt(bytes))),
+        _ => error,
     }
 }
 
@@ -1028,23 +1140,36 @@ fn error_chain(error: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// The pages of a list: `pg[limit]`/`pg[offset]` until a page is shorter than the limit, sorted
-/// by id so that pages neither overlap nor skip.
+/// The pages of a list: `pg[limit]`/`pg[offset]`, sorted (by id unless the endpoint documents
+/// only another key) so that pages neither overlap nor skip.
 ///
-/// The limit in force is the smaller of the one asked for and the one the answer's `pg` echoes,
-/// so an instance that caps page sizes below charter's choice is still read to the end.
+/// Reading ends at an empty page, or at a page shorter than the limit the answer's `pg` echoes
+/// — the limit in force, whatever was asked for: an instance that caps page sizes below
+/// charter's choice is still read to the end, and one that echoes no limit is read until a page
+/// comes back empty.
 #[derive(Debug)]
 pub struct Pages<'c, T> {
     client: &'c Client,
     path: String,
     key: &'static str,
     query: Vec<(String, String)>,
+    sort_by: &'static str,
     limit: u32,
     offset: u64,
     done: bool,
     /// The items of the previous page, to notice an instance that ignores `pg[offset]`.
     previous: Option<String>,
     item: PhantomData<fn() -> T>,
+}
+
+impl<T> Pages<'_, T> {
+    /// Sorts by `key` (`pg[sortBy]`) instead of `id`.
+    pub fn sorted_by(self, key: &'static str) -> Self {
+        Pages {
+            sort_by: key,
+            ..self
+        }
+    }
 }
 
 impl<T: DeserializeOwned> Pages<'_, T> {
@@ -1055,7 +1180,7 @@ impl<T: DeserializeOwned> Pages<'_, T> {
         }
         let mut query = self.query.clone();
         query.extend([
-            ("pg[sortBy]".to_owned(), "id".to_owned()),
+            ("pg[sortBy]".to_owned(), self.sort_by.to_owned()),
             ("pg[sortDir]".to_owned(), "asc".to_owned()),
             ("pg[limit]".to_owned(), self.limit.to_string()),
             ("pg[offset]".to_owned(), self.offset.to_string()),
@@ -1081,9 +1206,6 @@ impl<T: DeserializeOwned> Pages<'_, T> {
             .and_then(|pg| serde_json::from_str::<serde_json::Value>(pg.get()).ok())
             .and_then(|pg| pg.get("limit").and_then(serde_json::Value::as_u64))
             .and_then(|limit| u32::try_from(limit).ok());
-        let limit = echoed
-            .filter(|&l| l > 0)
-            .map_or(self.limit, |l| l.min(self.limit));
         let count = items.len() as u64;
         if count > 0 && self.previous.as_deref() == Some(items_text) {
             return Err(bad(format!(
@@ -1093,7 +1215,7 @@ impl<T: DeserializeOwned> Pages<'_, T> {
         }
         self.previous = Some(items_text.to_owned());
         self.offset += count;
-        if count < u64::from(limit) {
+        if count == 0 || echoed.is_some_and(|limit| count < u64::from(limit)) {
             self.done = true;
         }
         Ok(Some(items))
@@ -1121,6 +1243,17 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_license_change_keeps_the_keys_charter_does_not_manage() {
+        let live: License =
+            serde_json::from_str(r#"{"operations": 5, "users": 50, "apps": ["T2"]}"#).unwrap();
+        let keys: License = serde_json::from_str(r#"{"operations": 0, "teams": 3}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(merge_license(live, &keys)).unwrap(),
+            serde_json::json!({"operations": 0, "teams": 3, "users": 50, "apps": ["T2"]})
+        );
     }
 
     #[test]

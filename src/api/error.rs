@@ -191,17 +191,18 @@ impl ApiError {
 
     /// Make's error code (`SC400`, `IM005`), when the answer's body has one.
     pub fn code(&self) -> Option<&str> {
-        let code = self.body.as_ref()?.code.trim();
+        let code = self.body.as_ref()?.code.as_deref()?.trim();
         (!code.is_empty()).then_some(code)
     }
 
     /// Make's `detail` (or its `message` when `detail` is empty).
     pub fn detail(&self) -> Option<&str> {
         let body = self.body.as_ref()?;
-        if body.detail.trim().is_empty() {
-            Some(body.message.as_str())
+        let detail = body.detail.as_deref().map(str::trim).unwrap_or_default();
+        if detail.is_empty() {
+            body.message.as_deref()
         } else {
-            Some(body.detail.as_str())
+            body.detail.as_deref()
         }
     }
 
@@ -287,8 +288,8 @@ impl ApiError {
     /// `: detail (message)` and the suberrors, as far as the body has them.
     fn write_body(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(body) = &self.body {
-            let detail = body.detail.trim();
-            let message = body.message.trim();
+            let detail = body.detail.as_deref().map(str::trim).unwrap_or_default();
+            let message = body.message.as_deref().map(str::trim).unwrap_or_default();
             // A message that only repeats the status's reason (`Not Found`) says nothing new.
             let repeats_status = self
                 .reason()
@@ -304,8 +305,8 @@ impl ApiError {
             let suberrors: Vec<&str> = body
                 .suberrors
                 .iter()
-                .flatten()
-                .map(|s| s.message.trim())
+                .filter_map(|s| s.message.as_deref())
+                .map(str::trim)
                 .filter(|s| !s.is_empty() && *s != detail)
                 .collect();
             if !suberrors.is_empty() {
@@ -440,18 +441,17 @@ mod tests {
     }
 
     fn body(code: &str, message: &str, detail: &str, suberrors: &[&str]) -> ErrorBody {
+        let given = |text: &str| (!text.is_empty()).then(|| text.to_owned());
         ErrorBody {
-            message: message.to_owned(),
-            detail: detail.to_owned(),
-            code: code.to_owned(),
-            suberrors: (!suberrors.is_empty()).then(|| {
-                suberrors
-                    .iter()
-                    .map(|m| SubError {
-                        message: (*m).to_owned(),
-                    })
-                    .collect()
-            }),
+            message: given(message),
+            detail: given(detail),
+            code: given(code),
+            suberrors: suberrors
+                .iter()
+                .map(|m| SubError {
+                    message: Some((*m).to_owned()),
+                })
+                .collect(),
         }
     }
 
@@ -548,6 +548,23 @@ mod tests {
         check(
             ApiError::new(post, ApiErrorKind::Unauthorized),
             "`POST /admin/users` was refused: the token is not accepted (401 Unauthorized)",
+        );
+    }
+
+    #[test]
+    fn a_body_with_only_some_of_its_fields_still_shows_the_code() {
+        let get = call(Method::Get, "/admin/users/lookup");
+        check(
+            ApiError::new(get.clone(), ApiErrorKind::Rejected)
+                .with_status(400)
+                .with_body(Some(body("IM003", "", "", &[])), None),
+            "`GET /admin/users/lookup` was refused (400 Bad Request, IM003)",
+        );
+        check(
+            ApiError::new(get, ApiErrorKind::Rejected)
+                .with_status(400)
+                .with_body(Some(body("SC400", "Invalid query", "", &[])), None),
+            "`GET /admin/users/lookup` was refused (400 Bad Request, SC400): Invalid query",
         );
     }
 }

@@ -432,7 +432,7 @@ async fn read(client: &Client) -> Result<Observed, ApiError> {
 
     let teams_of_organization: BTreeMap<i64, Vec<i64>> = organizations
         .iter()
-        .map(|o| (o.id, o.teams.iter().map(|t| t.id).collect()))
+        .map(|o| (o.id, o.teams.iter().flatten().map(|t| t.id).collect()))
         .collect();
     let mut organizations_of_user: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for &(organization, user) in memberships.keys() {
@@ -594,6 +594,7 @@ fn observed_organization(
         .collect();
     let mut teams: Vec<ObservedTeam> = organization
         .teams
+        .unwrap_or_default()
         .into_iter()
         .map(|team| ObservedTeam {
             members: team_memberships
@@ -608,14 +609,16 @@ fn observed_organization(
     ObservedOrganization {
         id,
         name: organization.name,
-        timezone_id: organization.timezone_id,
-        country_id: organization.country_id,
-        license: organization.license,
-        is_paused: organization.is_paused,
+        // A field the answer leaves out (Make answers what `cols[]` asked for, and may not know
+        // a column) reads as its empty value: stable from one reading to the next.
+        timezone_id: organization.timezone_id.unwrap_or_default(),
+        country_id: organization.country_id.unwrap_or_default(),
+        license: organization.license.unwrap_or_default(),
+        is_paused: organization.is_paused.unwrap_or_default(),
         external_id: organization.external_id,
-        scenarios: organization.scenarios,
-        active_scenarios: organization.active_scenarios,
-        deleted: organization.deleted,
+        scenarios: organization.scenarios.unwrap_or_default(),
+        active_scenarios: organization.active_scenarios.unwrap_or_default(),
+        deleted: organization.deleted.unwrap_or_default(),
         members,
         teams,
         cached_fingerprint: FingerprintCache::default(),
@@ -632,11 +635,11 @@ fn observed_user(user: User, roles: &Roles) -> ObservedUser {
         instance_role_id: user.users_admins_role_id,
         name: user.name,
         email: user.email,
-        language: user.language,
-        country_id: user.country_id,
-        timezone_id: user.timezone_id,
-        locale_id: user.locale_id,
-        deleted: user.deleted,
+        language: user.language.unwrap_or_default(),
+        country_id: user.country_id.unwrap_or_default(),
+        timezone_id: user.timezone_id.unwrap_or_default(),
+        locale_id: user.locale_id.unwrap_or_default(),
+        deleted: user.deleted.unwrap_or_default(),
         cached_fingerprint: FingerprintCache::default(),
     }
 }

@@ -73,9 +73,12 @@ impl RoleError {
 }
 
 impl Roles {
-    /// Builds the lookup from the role endpoints' answers; a `usersRoles` entry goes to the
-    /// organization or team list by its `category`, others are left out.
-    pub fn from_lists(instance: Vec<AdminRole>, users: Vec<UsersRole>) -> Roles {
+    /// Builds the lookup from the role endpoints' answers, each list asked for by its category.
+    pub fn from_lists(
+        instance: Vec<AdminRole>,
+        organization: Vec<UsersRole>,
+        team: Vec<UsersRole>,
+    ) -> Roles {
         let mut roles = Roles {
             instance: instance
                 .into_iter()
@@ -84,19 +87,21 @@ impl Roles {
                     name: r.name,
                 })
                 .collect(),
-            ..Roles::default()
+            organization: organization
+                .into_iter()
+                .map(|r| Role {
+                    id: r.id,
+                    name: r.name,
+                })
+                .collect(),
+            team: team
+                .into_iter()
+                .map(|r| Role {
+                    id: r.id,
+                    name: r.name,
+                })
+                .collect(),
         };
-        for role in users {
-            let list = match role.category.as_str() {
-                "organization" => &mut roles.organization,
-                "team" => &mut roles.team,
-                _ => continue,
-            };
-            list.push(Role {
-                id: role.id,
-                name: role.name,
-            });
-        }
         for list in [
             &mut roles.instance,
             &mut roles.organization,
@@ -165,26 +170,26 @@ mod tests {
             vec![AdminRole {
                 id: 902,
                 name: "Admin".into(),
-                category: "system".into(),
+                category: None,
                 permissions: vec![],
             }],
             vec![
                 UsersRole {
                     id: 12,
                     name: "Admin".into(),
-                    category: "organization".into(),
+                    category: None,
                 },
                 UsersRole {
                     id: 11,
                     name: "Owner".into(),
-                    category: "organization".into(),
-                },
-                UsersRole {
-                    id: 1,
-                    name: "Team Admin".into(),
-                    category: "team".into(),
+                    category: Some("organization".into()),
                 },
             ],
+            vec![UsersRole {
+                id: 1,
+                name: "Team Admin".into(),
+                category: None,
+            }],
         )
     }
 

@@ -1,9 +1,11 @@
-//! The JSON bodies of Make's admin API (`MAKE-API.md`, "Endpoints charter uses").
+//! The JSON bodies of Make's admin API as the client reads and writes them (`docs/make-api.md`).
 //!
-//! Field names follow Make's camelCase. Response types describe the full objects; a response
-//! narrowed with `cols[]` carries only the requested fields and is read as plain JSON. Request
-//! types refuse unknown fields so that the sandbox rejects a misspelt field instead of ignoring
-//! it, as strictly as the public facts allow.
+//! Field names follow Make's camelCase. Responses are read tolerantly, because Make's published
+//! examples (`tests/contract/`) show that it adds fields over time and leaves out what `cols[]`
+//! did not ask for: unknown fields are ignored everywhere, and only the fields every example
+//! carries (`id`, `name`, …) are required; the rest are `Option`s or default to empty. The
+//! client asks with `cols[]` for every field it needs. Request types are written by charter
+//! only.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -60,32 +62,54 @@ impl From<&crate::model::LicenseObject> for License {
     }
 }
 
-/// Make's error body: `{message, detail, code, suberrors?}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Make's error body: any of `message`, `detail`, `code` and `suberrors`.
+///
+/// Make's SDK reads `message` and, when present, `detail` and `suberrors`; bodies with only
+/// `message` and `code` are quoted publicly. Every field is optional, so that the `code` is kept
+/// whatever else is missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    pub message: String,
-    pub detail: String,
-    /// Make's error code: `SC` and the HTTP status (`SC400`), or a more specific one (`IM005`).
-    pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suberrors: Option<Vec<SubError>>,
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Make's error code: `SC` and the HTTP status (`SC400`), or a more specific one (`IM005`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suberrors: Vec<SubError>,
+}
+
+impl ErrorBody {
+    /// Whether the body says anything at all (an empty object is not Make's error body).
+    pub fn is_empty(&self) -> bool {
+        self.message.is_none()
+            && self.detail.is_none()
+            && self.code.is_none()
+            && self.suberrors.is_empty()
+    }
 }
 
 /// One item of an error body's `suberrors`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubError {
-    pub message: String,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
-/// The pagination a list response echoes back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The pagination a list response echoes back; every part may be missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pg {
-    pub sort_by: String,
+    #[serde(default)]
+    pub sort_by: Option<String>,
     /// `asc` or `desc`.
-    pub sort_dir: String,
-    pub limit: u32,
-    pub offset: u64,
+    #[serde(default)]
+    pub sort_dir: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub offset: Option<u64>,
 }
 
 /// A team as listed inside its organization.
@@ -95,21 +119,32 @@ pub struct TeamSummary {
     pub name: String,
 }
 
-/// An organization with its license.
+/// An organization. Without `cols[]` Make's list answers only `id`, `name` and `timezoneId`
+/// (`tests/contract/organizations-list-sdk.json`), so everything but `id` and `name` may be
+/// missing; the client asks for the columns it needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: i64,
     pub name: String,
-    pub timezone_id: i64,
-    pub country_id: i64,
-    pub license: License,
-    pub teams: Vec<TeamSummary>,
-    pub is_paused: bool,
+    #[serde(default)]
+    pub timezone_id: Option<i64>,
+    #[serde(default)]
+    pub country_id: Option<i64>,
+    #[serde(default)]
+    pub license: Option<License>,
+    #[serde(default)]
+    pub teams: Option<Vec<TeamSummary>>,
+    #[serde(default)]
+    pub is_paused: Option<bool>,
+    #[serde(default)]
     pub external_id: Option<String>,
-    pub scenarios: i64,
-    pub active_scenarios: i64,
-    pub deleted: bool,
+    #[serde(default)]
+    pub scenarios: Option<i64>,
+    #[serde(default)]
+    pub active_scenarios: Option<i64>,
+    #[serde(default)]
+    pub deleted: Option<bool>,
 }
 
 /// An organization narrowed by `cols[]`: only the selected fields are present.
@@ -151,7 +186,7 @@ pub struct IdOnly {
     pub id: i64,
 }
 
-/// `{organization: {…}}`.
+/// `{organization: {…}}` (a create also answers `userOrganizationRole`, not read).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrganizationEnvelope {
     pub organization: Organization,
@@ -161,6 +196,7 @@ pub struct OrganizationEnvelope {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrganizationList {
     pub organizations: Vec<Organization>,
+    #[serde(default)]
     pub pg: Pg,
 }
 
@@ -173,7 +209,8 @@ pub struct NewOrganization {
     pub timezone_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country_id: Option<i64>,
-    /// The user who becomes the owner; without it, the caller does.
+    /// The user Make documents as "the admin of the organization"; whether it makes the Owner
+    /// is not documented, so the executor reads the roles back after the create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_org_admin: Option<i64>,
     /// Without it, the instance default license applies.
@@ -195,7 +232,8 @@ pub struct OrganizationChanges {
     pub next_reset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perform_reset: Option<bool>,
-    /// Replaces the whole license: every key must be present.
+    /// Whether Make merges or replaces it is not documented: charter sends the organization's
+    /// live license with its own keys set over it, so both work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<License>,
 }
@@ -207,15 +245,19 @@ pub struct DefaultLicense {
     pub default_license: License,
 }
 
-/// One day of an organization's usage.
+/// One day of an organization's usage (Make adds `centicredits` and may add more).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DailyUsage {
     /// `YYYY-MM-DD`.
     pub date: String,
+    #[serde(default)]
     pub operations: i64,
     /// Bytes.
+    #[serde(default)]
     pub data_transfer: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centicredits: Option<i64>,
 }
 
 /// `{data: […]}`: the daily usage of the last 30 days, oldest first.
@@ -224,20 +266,27 @@ pub struct Usage {
     pub data: Vec<DailyUsage>,
 }
 
-/// A user of the instance.
+/// A user of the instance. `GET /users/me` has no `deleted` and no `usersAdminsRoleId`
+/// (`tests/contract/users-me.json`); lists carry what `cols[]` asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub email: String,
-    /// The instance-level role; `null` for a normal user.
+    /// The instance-level role; `null` for a normal user, and absent when not asked for.
+    #[serde(default)]
     pub users_admins_role_id: Option<i64>,
-    pub language: String,
-    pub country_id: i64,
-    pub timezone_id: i64,
-    pub locale_id: i64,
-    pub deleted: bool,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub country_id: Option<i64>,
+    #[serde(default)]
+    pub timezone_id: Option<i64>,
+    #[serde(default)]
+    pub locale_id: Option<i64>,
+    #[serde(default)]
+    pub deleted: Option<bool>,
 }
 
 /// `{user: {…}}`.
@@ -257,6 +306,7 @@ pub struct AuthUserEnvelope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserList {
     pub users: Vec<User>,
+    #[serde(default)]
     pub pg: Pg,
 }
 
@@ -265,8 +315,10 @@ pub struct UserList {
 pub struct UserLookup {
     pub id: i64,
     pub email: String,
-    pub name: String,
-    pub deleted: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub deleted: Option<bool>,
 }
 
 /// `{user: {id, email, name, deleted}}`.
@@ -327,13 +379,16 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// An instance-level role (SA, Admin, BI, developer and support roles).
+/// An instance-level role (SA, Admin, BI, developer and support roles). `category` and
+/// `permissions` come only when `cols[]` asks for them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminRole {
     pub id: i64,
     pub name: String,
     /// `system`, `developers` or `support`.
-    pub category: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
     pub permissions: Vec<String>,
 }
 
@@ -344,13 +399,16 @@ pub struct AdminRoleList {
     pub users_admins_roles: Vec<AdminRole>,
 }
 
-/// An organization or team role.
+/// An organization or team role. Make's documentation answers `{id, name}` unless `cols[]`
+/// asks for `category`; its SDK's example has `category` without asking
+/// (`tests/contract/users-roles-*.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsersRole {
     pub id: i64,
     pub name: String,
     /// `organization` or `team`.
-    pub category: String,
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 /// `{usersRoles: […]}`.
@@ -367,6 +425,38 @@ pub struct RoleAssignment {
     pub users_role_id: i64,
 }
 
+/// The `invitation` of a membership as Make sends it: `null` in Make's documentation for a
+/// member, the string `"expired"` for a lapsed invitation, `false` in the transfer example
+/// derived from Make's OpenAPI document (`tests/contract/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Invitation {
+    /// `null`, `false` or absent: a member, no invitation pending.
+    #[default]
+    None,
+    /// `true` or a string (its state, such as `expired`).
+    Pending(Option<String>),
+}
+
+impl<'de> Deserialize<'de> for Invitation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Invitation, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Null | Value::Bool(false) => Invitation::None,
+            Value::String(state) => Invitation::Pending(Some(state)),
+            _ => Invitation::Pending(None),
+        })
+    }
+}
+
+impl Serialize for Invitation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Invitation::None => serializer.serialize_none(),
+            Invitation::Pending(Some(state)) => serializer.serialize_str(state),
+            Invitation::Pending(None) => serializer.serialize_bool(true),
+        }
+    }
+}
+
 /// A user's role in one organization.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -374,8 +464,8 @@ pub struct UserOrganizationRole {
     pub user_id: i64,
     pub organization_id: i64,
     pub users_role_id: i64,
-    /// Whether the membership is a pending invitation; the sandbox never has any.
-    pub invitation: bool,
+    #[serde(default)]
+    pub invitation: Invitation,
 }
 
 /// `{userOrganizationRole: {…}}`.
@@ -385,11 +475,29 @@ pub struct UserOrganizationRoleEnvelope {
     pub user_organization_role: UserOrganizationRole,
 }
 
-/// `{userOrganizationRoles: […]}`.
+/// `{userOrganizationRoles: […]}`: a user's memberships, and the answer to a transfer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOrganizationRoleList {
     pub user_organization_roles: Vec<UserOrganizationRole>,
+}
+
+/// The answer to a transfer of ownership: Make's documented list, or one object.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TransferAnswer {
+    List(UserOrganizationRoleList),
+    One(UserOrganizationRoleEnvelope),
+}
+
+impl TransferAnswer {
+    /// The memberships the answer lists.
+    pub fn into_roles(self) -> Vec<UserOrganizationRole> {
+        match self {
+            TransferAnswer::List(list) => list.user_organization_roles,
+            TransferAnswer::One(one) => vec![one.user_organization_role],
+        }
+    }
 }
 
 /// A team.
@@ -398,10 +506,11 @@ pub struct UserOrganizationRoleList {
 pub struct Team {
     pub id: i64,
     pub name: String,
-    pub organization_id: i64,
+    #[serde(default)]
+    pub organization_id: Option<i64>,
 }
 
-/// `{team: {…}}`.
+/// `{team: {…}}` (a create also answers `userTeamRole`, not read).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamEnvelope {
     pub team: Team,
@@ -411,6 +520,7 @@ pub struct TeamEnvelope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamList {
     pub teams: Vec<Team>,
+    #[serde(default)]
     pub pg: Pg,
 }
 
@@ -455,6 +565,35 @@ mod tests {
             text,
             r#"{"operations":10,"gracePeriod":7,"alpha":2,"zeta":1}"#
         );
+    }
+
+    #[test]
+    fn invitation_is_read_as_make_sends_it() {
+        let read = |text: &str| -> Invitation {
+            serde_json::from_str::<UserOrganizationRole>(&format!(
+                r#"{{"userId": 1, "organizationId": 2, "usersRoleId": 13{text}}}"#
+            ))
+            .unwrap()
+            .invitation
+        };
+        assert_eq!(read(r#", "invitation": null"#), Invitation::None);
+        assert_eq!(read(r#", "invitation": false"#), Invitation::None);
+        assert_eq!(read(""), Invitation::None);
+        assert_eq!(
+            read(r#", "invitation": "expired""#),
+            Invitation::Pending(Some("expired".to_owned()))
+        );
+        assert_eq!(read(r#", "invitation": true"#), Invitation::Pending(None));
+    }
+
+    #[test]
+    fn an_error_body_may_have_any_subset_of_its_fields() {
+        let only_code: ErrorBody = serde_json::from_str(r#"{"code": "IM005"}"#).unwrap();
+        assert_eq!(only_code.code.as_deref(), Some("IM005"));
+        let without_detail: ErrorBody =
+            serde_json::from_str(r#"{"message": "Bad", "code": "SC400", "extra": 1}"#).unwrap();
+        assert_eq!(without_detail.detail, None);
+        assert!(serde_json::from_str::<ErrorBody>("{}").unwrap().is_empty());
     }
 
     #[test]

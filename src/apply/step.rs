@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::Stop;
 use super::limiter::Limiter;
 use super::retry::{Jitter, RetryPolicy};
-use crate::api::wire::{License, NewOrganization, NewTeam, OrganizationChanges, UserChanges};
+use crate::api::wire::{License, NewOrganization, NewTeam, UserChanges};
 use crate::api::{
     ApiError, ApiErrorKind, Client, OrganizationFilter, RoleCategory, RoleKind, Roles,
     UserInvitation,
@@ -359,7 +359,7 @@ impl<'a> Context<'a> {
                         self.client.users_roles(RoleCategory::Organization).await
                     })
                     .await?;
-                let roles = Roles::from_lists(Vec::new(), listed);
+                let roles = Roles::from_lists(Vec::new(), listed, Vec::new());
                 roles
                     .id(RoleKind::Organization, "Owner")
                     .map_err(|e| Halt::Failed(not_found_error(&e.to_string())))
@@ -516,15 +516,7 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
             organization,
             license,
         } => {
-            client
-                .update_organization(
-                    *organization,
-                    &OrganizationChanges {
-                        license: Some(license.clone()),
-                        ..OrganizationChanges::default()
-                    },
-                )
-                .await?;
+            client.set_license_keys(*organization, license).await?;
             Ok(None)
         }
         Call::SetOrganizationRole {
@@ -584,7 +576,7 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .read(index, async || client.lookup_user_by_email(email).await)
                 .await?;
             Ok(user
-                .filter(|u| !u.deleted && u.email.eq_ignore_ascii_case(email))
+                .filter(|u| u.deleted != Some(true) && u.email.eq_ignore_ascii_case(email))
                 .map(|u| u.id))
         }
         Call::CreateOrganization {
@@ -602,7 +594,7 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .read(index, async || client.list_organizations(&filter).await)
                 .await?
                 .into_iter()
-                .filter(|o| !o.deleted && o.name == *name)
+                .filter(|o| o.deleted != Some(true) && o.name == *name)
                 .map(|o| o.id)
                 .filter(|id| ctx.known_organizations.may_be(*id, customer))
                 .collect();

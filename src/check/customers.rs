@@ -61,15 +61,33 @@ pub(super) struct Context<'a> {
     pub(super) groups: &'a BTreeMap<String, Vec<usize>>,
 }
 
-/// Checks every customer block and roster row; returns the sound customers in the order they
-/// were declared (files in name order, a roster's rows where the roster is named).
+/// The customers that were checked: the sound ones, and why each other one was left out.
+pub(super) struct Checked {
+    /// In the order they were declared (files in name order, a roster's rows where the roster
+    /// is named).
+    pub(super) sound: Vec<Customer>,
+    /// By key: what a later check that meets the customer says it follows from.
+    pub(super) left_out: BTreeMap<String, LeftOut>,
+}
+
+/// Why a declared customer is not among the sound ones.
+#[derive(Clone, Debug)]
+pub(super) enum LeftOut {
+    /// Its own block or row has errors, reported at it.
+    OwnErrors,
+    /// Its tier has errors (reported at the tier); the customer was not checked further.
+    TierHasErrors { tier: String, span: Span },
+}
+
+/// Checks every customer block and roster row.
 pub(super) fn customers(
     cx: &Context<'_>,
     files: &[(FileId, ast::File)],
     rosters: &[(Span, roster::Roster)],
     diags: &mut Diagnostics,
-) -> Vec<Customer> {
+) -> Checked {
     let mut out = Vec::new();
+    let mut left_out = BTreeMap::new();
     let mut keys: FxHashMap<String, Span> = FxHashMap::default();
     let mut reported = FxHashSet::default();
     let mut next_roster = 0;
@@ -104,13 +122,20 @@ pub(super) fn customers(
                     continue;
                 }
                 keys.insert(draft.key.clone(), draft.key_span);
-                if let Some(customer) = finish(draft, cx, &mut reported, diags) {
-                    out.push(customer);
+                let key = draft.key.clone();
+                match finish(draft, cx, &mut reported, diags) {
+                    Ok(customer) => out.push(customer),
+                    Err(reason) => {
+                        left_out.insert(key, reason);
+                    }
                 }
             }
         }
     }
-    out
+    Checked {
+        sound: out,
+        left_out,
+    }
 }
 
 fn draft_from_block(c: &ast::Customer, cx: &Context<'_>, diags: &mut Diagnostics) -> Draft {
@@ -542,13 +567,13 @@ impl std::fmt::Display for Who<'_> {
     }
 }
 
-/// The checks that look across a customer's fields; the customer if it is sound.
+/// The checks that look across a customer's fields; the customer if it is sound, else why not.
 fn finish(
     draft: Draft,
     cx: &Context<'_>,
     reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
-) -> Option<Customer> {
+) -> Result<Customer, LeftOut> {
     let before = diags.len();
     let who = Who(&draft.key);
 
@@ -581,6 +606,7 @@ fn finish(
     };
 
     // The tier, which must exist and be deployable.
+    let mut broken_tier = None;
     let tier = match &draft.tier {
         None => {
             diags.push(
@@ -599,7 +625,16 @@ fn finish(
                 );
                 None
             }
-            Some(_) => cx.resolved.sound(t).map(|tier| (t.clone(), tier)),
+            Some(_) => {
+                let sound = cx.resolved.sound(t).map(|tier| (t.clone(), tier));
+                if sound.is_none() {
+                    broken_tier = Some(LeftOut::TierHasErrors {
+                        tier: t.clone(),
+                        span: *span,
+                    });
+                }
+                sound
+            }
             None => {
                 let mut d =
                     Diagnostic::error("charter::unknown_tier", format!("unknown tier `{t}`"))
@@ -810,13 +845,16 @@ fn finish(
         }
     }
 
+    if let Some(reason) = broken_tier {
+        return Err(reason);
+    }
     if diags.has_errors_since(before) {
-        return None;
+        return Err(LeftOut::OwnErrors);
     }
     let (Some(name), Some((tier, _)), Some((owner, _))) = (name, tier, owner) else {
-        return None;
+        return Err(LeftOut::OwnErrors);
     };
-    Some(Customer {
+    Ok(Customer {
         key: draft.key,
         name,
         tier,

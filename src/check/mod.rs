@@ -2,7 +2,9 @@
 //!
 //! The checker never stops at the first problem: each declaration is checked as far as it can
 //! be, broken parts are left out of what follows (so one mistake does not cascade into many
-//! messages), and all diagnostics come back together, sorted by position. It is pure: no IO,
+//! messages; where a later check meets what was left out, it says what it follows from), and
+//! all diagnostics come back together, sorted by the stage that found them — root causes
+//! first — and then by position. It is pure: no IO,
 //! no clock.
 
 mod customers;
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::ast::{self, ValueKind};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, Stage};
 use crate::model::catalog::{self, CATALOG, KNOWN_FLAGS};
 use crate::model::license::Assignment;
 use crate::model::program::{Addon, InstanceSettings, Program};
@@ -46,70 +48,98 @@ pub fn check_with_rosters(
     rosters: &[(Span, crate::syntax::roster::Roster)],
 ) -> Checked {
     let mut diags = Diagnostics::default();
-    let decls = Declarations::collect(files, &mut diags);
-    let instance = instance_settings(&decls, &mut diags);
-    let groups = groups(&decls, &mut diags);
+    let (decls, instance, groups) = diags.in_stage(Stage::Declarations, |diags| {
+        let decls = Declarations::collect(files, diags);
+        let instance = instance_settings(&decls, diags);
+        let groups = groups(&decls, diags);
+        (decls, instance, groups)
+    });
 
-    let tier_blocks: Vec<Vec<Assignment>> = decls
-        .tiers
-        .iter()
-        .map(|t| {
-            assignments(
-                &t.body,
-                &|| format!("tier `{}`", t.name.name),
-                &groups,
-                &mut diags,
-            )
-        })
-        .collect();
-    let addons: Vec<Addon> = decls
-        .addons
-        .iter()
-        .map(|a| Addon {
-            name: a.name.name.clone(),
-            assignments: assignments(
-                &a.body,
-                &|| format!("add-on `{}`", a.name.name),
-                &groups,
-                &mut diags,
-            ),
-            span: a.name.span,
-        })
-        .collect();
+    let (tier_blocks, with_errors, addons) = diags.in_stage(Stage::Values, |diags| {
+        let (tier_blocks, with_errors): (Vec<Vec<Assignment>>, Vec<bool>) = decls
+            .tiers
+            .iter()
+            .map(|t| {
+                let before = diags.len();
+                let block = assignments(
+                    &t.body,
+                    &|| format!("tier `{}`", t.name.name),
+                    &groups,
+                    diags,
+                );
+                (block, diags.0.iter().skip(before).any(Diagnostic::is_error))
+            })
+            .unzip();
+        let addons: Vec<Addon> = decls
+            .addons
+            .iter()
+            .map(|a| Addon {
+                name: a.name.name.clone(),
+                assignments: assignments(
+                    &a.body,
+                    &|| format!("add-on `{}`", a.name.name),
+                    &groups,
+                    diags,
+                ),
+                span: a.name.span,
+            })
+            .collect();
+        (tier_blocks, with_errors, addons)
+    });
 
-    let resolved = tiers::resolve(&decls, tier_blocks, &instance, &mut diags);
-    let ladders = rules::ladders(&decls, &resolved, &mut diags);
-    let rules = rules::asserts(&decls, &resolved, &mut diags);
-    let customers = customers::customers(
-        &customers::Context {
-            decls: &decls,
-            resolved: &resolved,
-            addons: &addons,
-            instance: &instance,
-            groups: &groups,
-        },
-        files,
-        rosters,
-        &mut diags,
-    );
+    let resolved = diags.in_stage(Stage::Tiers, |diags| {
+        tiers::resolve(&decls, tier_blocks, &with_errors, &instance, diags)
+    });
+    let (ladders, rules) = diags.in_stage(Stage::Rules, |diags| {
+        (
+            rules::ladders(&decls, &resolved, diags),
+            rules::asserts(&decls, &resolved, diags),
+        )
+    });
+    let customers::Checked {
+        sound: customers,
+        left_out,
+    } = diags.in_stage(Stage::Customers, |diags| {
+        customers::customers(
+            &customers::Context {
+                decls: &decls,
+                resolved: &resolved,
+                addons: &addons,
+                instance: &instance,
+                groups: &groups,
+            },
+            files,
+            rosters,
+            diags,
+        )
+    });
     let attributes = attribute_types(&customers);
-    let lifecycle = lifecycle::lifecycle(
-        &decls.lifecycles,
-        &instance,
-        &groups,
-        &attributes,
-        &customers,
-        &mut diags,
-    );
-    let tests = tests::tests(
-        &decls,
-        &resolved,
-        &customers,
-        &lifecycle,
-        &attributes,
-        &mut diags,
-    );
-    let staff = staff::staff(&decls, &customers, &instance, &mut diags);
+    let lifecycle = diags.in_stage(Stage::Lifecycle, |diags| {
+        lifecycle::lifecycle(
+            &decls.lifecycles,
+            &instance,
+            &groups,
+            &attributes,
+            &customers,
+            diags,
+        )
+    });
+    let tests = diags.in_stage(Stage::Tests, |diags| {
+        tests::tests(
+            &tests::Context {
+                decls: &decls,
+                resolved: &resolved,
+                customers: &customers,
+                left_out: &left_out,
+                lifecycle: &lifecycle,
+                attributes: &attributes,
+            },
+            diags,
+        )
+    });
+    let staff = diags.in_stage(Stage::Staff, |diags| {
+        staff::staff(&decls, &customers, &instance, diags)
+    });
 
     diags.sort();
     let program = (!diags.has_errors()).then(|| {

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Declarations;
+use super::customers::LeftOut;
 use super::expr::{self, Resolver, Type};
 use super::rules::{TierResolver, concrete_tier, enum_word, parameter_type};
 use super::tiers::Resolved;
@@ -15,17 +16,30 @@ use crate::model::catalog;
 use crate::model::customer::{Customer, Expect, Lifecycle, Subject, Test};
 use crate::source::Span;
 
-pub(super) fn tests(
-    decls: &Declarations<'_>,
-    resolved: &Resolved,
-    customers: &[Customer],
-    lifecycle: &Lifecycle,
-    attributes: &BTreeMap<String, Type>,
-    diags: &mut Diagnostics,
-) -> Vec<Test> {
+/// What `test` blocks are checked against.
+pub(super) struct Context<'a> {
+    pub(super) decls: &'a Declarations<'a>,
+    pub(super) resolved: &'a Resolved,
+    pub(super) customers: &'a [Customer],
+    /// Declared customers that are not sound, and why.
+    pub(super) left_out: &'a BTreeMap<String, LeftOut>,
+    pub(super) lifecycle: &'a Lifecycle,
+    pub(super) attributes: &'a BTreeMap<String, Type>,
+}
+
+pub(super) fn tests(cx: &Context<'_>, diags: &mut Diagnostics) -> Vec<Test> {
+    let Context {
+        decls,
+        resolved,
+        customers,
+        left_out,
+        lifecycle,
+        attributes,
+    } = *cx;
     let mut out = Vec::new();
     let mut names: FxHashMap<&str, Span> = FxHashMap::default();
     let customer_keys: Vec<&str> = customers.iter().map(|c| c.key.as_str()).collect();
+    let mut said_left_out: FxHashSet<&str> = FxHashSet::default();
     for test in &decls.tests {
         if let Some(first) = names.get(test.name.value.as_str()) {
             diags.push(
@@ -68,6 +82,15 @@ pub(super) fn tests(
                     Subject::Tier(name.name.clone())
                 }
                 ast::Subject::Customer(key) => {
+                    if let Some(reason) = left_out.get(&key.name) {
+                        ok = false;
+                        // Said once per customer: every other test of it follows from the
+                        // same errors.
+                        if said_left_out.insert(key.name.as_str()) {
+                            diags.push(left_out_customer(&key.name, key.span, reason));
+                        }
+                        continue;
+                    }
                     if !customer_keys.contains(&key.name.as_str()) {
                         ok = false;
                         diags.push(
@@ -75,9 +98,8 @@ pub(super) fn tests(
                                 "charter::unknown_customer",
                                 format!("unknown customer `{}`", key.name),
                             )
-                            .with_label(key.span, "no sound customer has this key")
-                            .with_suggestion(&key.name, customer_keys.iter().copied())
-                            .with_help("a customer with errors of its own cannot be tested until they are fixed"),
+                            .with_label(key.span, "no customer has this key")
+                            .with_suggestion(&key.name, customer_keys.iter().copied()),
                         );
                         continue;
                     }
@@ -184,5 +206,31 @@ impl Resolver for CustomerResolver<'_, '_> {
                 .with_label(name.span, "not a parameter, field, attribute or state")
                 .with_suggestion(n, candidates),
         )
+    }
+}
+
+/// A test that names a customer left out for errors: it follows from them, and says so.
+fn left_out_customer(key: &str, span: Span, reason: &LeftOut) -> Diagnostic {
+    const CODE: &str = "charter::customer_has_errors";
+    match reason {
+        LeftOut::OwnErrors => Diagnostic::error(
+            CODE,
+            format!("customer `{key}` has errors and cannot be tested"),
+        )
+        .with_label(span, "tested here")
+        .with_help("fix the errors reported at the customer and the test runs"),
+        LeftOut::TierHasErrors {
+            tier,
+            span: tier_span,
+        } => Diagnostic::error(
+            CODE,
+            format!("customer `{key}` cannot be tested: its tier `{tier}` has errors"),
+        )
+        .with_label(span, "tested here")
+        .with_label(*tier_span, "the customer's tier")
+        .with_help(format!(
+            "fix the errors reported for tier `{tier}` (or a tier it extends) and the tests of \
+             `{key}` run"
+        )),
     }
 }

@@ -43,6 +43,7 @@ enum State {
 pub(super) fn resolve(
     decls: &Declarations<'_>,
     blocks: Vec<Vec<Assignment>>,
+    blocks_with_errors: &[bool],
     instance: &InstanceSettings,
     diags: &mut Diagnostics,
 ) -> Resolved {
@@ -55,7 +56,12 @@ pub(super) fn resolve(
 
     // Parents, with unknown names and add-ons reported once per tier.
     let mut parents: Vec<Option<usize>> = Vec::with_capacity(decls.tiers.len());
-    let mut broken_parent = vec![false; decls.tiers.len()];
+    // Tiers left out of resolution, with every tier that extends them: those whose parent is
+    // unknown, and those whose own block has errors (their license would be a guess, and
+    // every check of it a knock-on error).
+    let mut broken_parent: Vec<bool> = (0..decls.tiers.len())
+        .map(|i| blocks_with_errors.get(i).copied().unwrap_or(false))
+        .collect();
     for (i, tier) in decls.tiers.iter().enumerate() {
         let Some(parent) = &tier.extends else {
             parents.push(None);
@@ -273,7 +279,7 @@ fn evaluate(
     // `chain` ends with the topmost tier still to resolve; its parent (if any) is settled.
     for &i in chain.iter().rev() {
         let inherited = match parents.get(i).copied().flatten() {
-            None if broken_parent.get(i).copied().unwrap_or(false) => None,
+            _ if broken_parent.get(i).copied().unwrap_or(false) => None,
             None => Some(License::new()),
             Some(p) => match states.get(p) {
                 Some(State::Done(l)) => Some(l.clone()),

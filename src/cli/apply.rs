@@ -1,6 +1,7 @@
 //! `charter apply` and `charter run`: carry out a plan on the instance (or the embedded
 //! sandbox) through the executor, with a progress bar on a terminal and plain lines otherwise.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, RateLimit, observe};
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
-use crate::plan::{Action, Plan, render_text};
+use crate::plan::{Action, Plan, Step, render_text};
 use crate::schedule::{changed_since, describe_changes};
 use crate::state::State;
 
@@ -49,7 +50,7 @@ pub struct RunArgs {
     path: PathBuf,
     /// Run a round every DUR (`1h`, `15 min`; at least `1 min`) until SIGTERM or Ctrl-C;
     /// without it, one round.
-    #[arg(long, value_name = "DUR", value_parser = super::parse_horizon, conflicts_with = "at")]
+    #[arg(long, value_name = "DUR", value_parser = parse_every, conflicts_with = "at")]
     every: Option<i64>,
     /// The instant of the round (one round only); default now.
     #[arg(long, value_parser = parse_at)]
@@ -59,6 +60,38 @@ pub struct RunArgs {
     concurrency: Option<usize>,
     #[command(flatten)]
     instance: InstanceArgs,
+}
+
+/// Steps per second as the progress bar shows it: whole numbers, one decimal below ten.
+fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1} steps/s")
+    } else {
+        format!("{per_sec:.0} steps/s")
+    }
+}
+
+/// The line that counts the customers and staff members an apply left unchanged.
+fn unchanged_line((customers, staff): (usize, usize)) -> Option<String> {
+    let count = |n: usize, one: &str, many: &str| match n {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
+    };
+    let parts: Vec<String> = [
+        count(customers, "customer", "customers"),
+        count(staff, "staff member", "staff members"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("unchanged: {}", parts.join(" and ")))
+}
+
+/// Reads `--every`; its error suggests intervals a run loop would take.
+fn parse_every(text: &str) -> Result<i64, String> {
+    crate::model::time::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `1 h`, `15 min` or `1 day`"))
 }
 
 /// The shortest `--every`, in seconds: each round reads the whole instance, which costs calls
@@ -72,6 +105,11 @@ enum Ended {
     /// SIGTERM or Ctrl-C came before anything was applied.
     StoppedBefore,
     Applied(Box<Report>),
+    /// Applied, then read back: the touched organizations match the policy (every report
+    /// already printed).
+    Verified,
+    /// Applied, then read back: what still differs was printed.
+    Unverified,
 }
 
 pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
@@ -106,7 +144,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             None => planning.await?,
         };
         let plan = prepared.plan;
-        print!("{}", render_text(&plan));
+        out!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -116,8 +154,21 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         let stop = early.unwrap_or_else(listen_for_stop);
         let options = options(&config, concurrency, prepared.observed.calls.total(), &stop);
         let report = execute(&client, &state, &lock, &plan, &options, at).await?;
+        if report.stopped || !report.succeeded() {
+            lock.release()?;
+            return Ok(Ended::Applied(Box::new(report)));
+        }
+        let context = RoundContext {
+            client: &client,
+            state: &state,
+            lock: &lock,
+            config: &config,
+            concurrency,
+            stop: &stop,
+        };
+        let verified = verify(&context, program, at, &plan, report).await?;
         lock.release()?;
-        Ok(Ended::Applied(Box::new(report)))
+        Ok(verified)
     };
     match with_instance(&args.target, &args.instance, output, work) {
         Ok((_, ended)) => finish(ended),
@@ -178,7 +229,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 }),
             ));
         }
-        print!("{}", render_text(&plan));
+        out!("{}", render_text(&plan));
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
@@ -197,20 +248,22 @@ fn finish(ended: Ended) -> Outcome {
     match ended {
         Ended::NoChanges => Outcome::Success,
         Ended::Cancelled => {
-            println!("Apply cancelled: nothing was changed.");
+            outln!("Apply cancelled: nothing was changed.");
             Outcome::Success
         }
         Ended::StoppedBefore => {
-            eprintln!("error: stopped before applying anything: nothing was changed");
+            eoutln!("error: stopped before applying anything: nothing was changed");
             Outcome::Failure
         }
         Ended::Applied(report) => report_outcome(&report),
+        Ended::Verified => Outcome::Success,
+        Ended::Unverified => Outcome::Failure,
     }
 }
 
 fn report_outcome(report: &Report) -> Outcome {
     print_failures(report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(report);
     }
@@ -225,12 +278,12 @@ fn report_outcome(report: &Report) -> Outcome {
 fn print_stopped(report: &Report) {
     let in_flight = report.interrupted();
     let not_started = report.not_run().saturating_sub(in_flight);
-    eprintln!(
+    eoutln!(
         "error: the apply was stopped: {not_started} {} not started, {in_flight} left in flight \
          in the journal",
         if not_started == 1 { "step" } else { "steps" }
     );
-    eprintln!(
+    eoutln!(
         "  help: run `charter apply` (or `charter run`) again: it reads the instance, finds what \
          was done, and carries out the rest"
     );
@@ -239,13 +292,13 @@ fn print_stopped(report: &Report) {
 fn print_failures(report: &Report) {
     for step in &report.steps {
         if let StepStatus::Failed { error, help } = &step.status {
-            eprintln!("error: step `{}` failed: {error}", step.id);
+            eoutln!("error: step `{}` failed: {error}", step.id);
             if let Some(help) = help {
-                eprintln!("  help: {help}");
+                eoutln!("  help: {help}");
             }
         }
         if let StepStatus::Skipped { because } = &step.status {
-            eprintln!(
+            eoutln!(
                 "skipped: step `{}`, because `{because}` did not succeed",
                 step.id
             );
@@ -278,7 +331,7 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
             Some("review the plan, then run again with `--auto-approve`".to_owned()),
         ));
     }
-    eprint!(
+    eout!(
         "Apply these {} calls to {instance}? Only `yes` is accepted: ",
         plan.calls()
     );
@@ -305,13 +358,41 @@ async fn execute(
         let bar = indicatif::ProgressBar::new(u64::try_from(plan.steps.len()).unwrap_or(0));
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+                "{bar:40} {pos}/{len} steps  {rate}  eta {eta}  {msg}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
+    // Customers and staff members with nothing to change are counted, not listed one by one.
+    let changed: BTreeSet<&str> = plan.steps.iter().map(|s| s.subject.as_str()).collect();
+    let unchanged = std::cell::Cell::new((0_usize, 0_usize));
+    let is_unchanged = |event: &Event<'_>| match event {
+        Event::CustomerRecorded { customer } => {
+            customer.transitions.is_empty() && !changed.contains(customer.key.as_str())
+        }
+        Event::StaffRecorded { staff } => {
+            !changed.contains(format!("staff:{}", staff.email).as_str())
+        }
+        _ => false,
+    };
     let mut progress = |event: &Event<'_>| match (&bar, event) {
+        (_, Event::CustomerRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers + 1, staff));
+        }
+        (_, Event::StaffRecorded { .. }) if is_unchanged(event) => {
+            let (customers, staff) = unchanged.get();
+            unchanged.set((customers, staff + 1));
+        }
         (Some(bar), Event::StepFinished { step, .. }) => {
             bar.inc(1);
             bar.set_message(step.id.clone());
@@ -330,7 +411,7 @@ async fn execute(
         (Some(_), _) => {}
         (None, _) => {
             if let Some(line) = event.line() {
-                eprintln!("{line}");
+                eoutln!("{line}");
             }
         }
     };
@@ -341,6 +422,9 @@ async fn execute(
         } else {
             bar.abandon();
         }
+    }
+    if let Some(line) = unchanged_line(unchanged.get()) {
+        eoutln!("{line}");
     }
     let report = result.map_err(|stopped| {
         print_failures(&stopped.report);
@@ -359,14 +443,131 @@ async fn execute(
         .filter(|a| !a.is_call())
         .collect();
     if !manual.is_empty() {
-        println!("To do by hand:");
+        outln!("To do by hand:");
         for action in manual {
             if let Action::Manual { what, how } = action {
-                println!("  ! {what}\n      {how}");
+                outln!("  ! {what}\n      {how}");
             }
         }
     }
     Ok(report)
+}
+
+/// How many times `apply` reads back and corrects what Make does not document.
+pub const VERIFICATION_ROUNDS: usize = 3;
+
+/// Whether a plan changes memberships in ways whose effect Make does not document: a create
+/// with `userOrgAdmin` (documented as "the admin of the organization", not as its owner), a
+/// transfer (the previous owner's role after it), an organization role change.
+fn unconfirmed(plan: &Plan) -> BTreeSet<&str> {
+    plan.steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::CreateOrganization { .. }
+                    | Action::TransferOwnership { .. }
+                    | Action::SetOrganizationRole { .. }
+            )
+        })
+        .map(|s| s.subject.as_str())
+        .collect()
+}
+
+/// After an apply whose plan did what Make does not document, reads the instance back and
+/// plans again: what still differs for the organizations it touched is applied in the same
+/// `apply`, at most [`VERIFICATION_ROUNDS`] times; then it says that they match the policy, or
+/// exactly which steps still differ. Each correction is a plan of its own, carried out by the
+/// executor with all its guarantees (journal, exactly once, resume, stop).
+async fn verify(
+    context: &RoundContext<'_>,
+    program: &Program,
+    at: i64,
+    plan: &Plan,
+    report: Report,
+) -> Result<Ended, Failure> {
+    let touched: BTreeSet<String> = unconfirmed(plan).into_iter().map(str::to_owned).collect();
+    if touched.is_empty() {
+        return Ok(Ended::Applied(Box::new(report)));
+    }
+    print_failures(&report);
+    outln!("Apply: {}.", report.summary());
+    for round in 1..=VERIFICATION_ROUNDS {
+        let before = context.client.calls();
+        let planning = plan_with(context.client, context.state, program, at, context.config);
+        let Some(prepared) = unless_stopped(context.stop, planning).await else {
+            return Ok(Ended::StoppedBefore);
+        };
+        let prepared = prepared?;
+        let differs: Vec<&Step> = prepared
+            .plan
+            .steps
+            .iter()
+            .filter(|s| touched.contains(&s.subject))
+            .collect();
+        if differs.is_empty() {
+            let calls = context.client.calls().saturating_sub(before);
+            outln!(
+                "Verified: the {} touched {} the policy after {round} verification {} \
+                 ({calls} calls to read back and correct).",
+                touched.len(),
+                if touched.len() == 1 {
+                    "organization matches"
+                } else {
+                    "organizations match"
+                },
+                if round == 1 { "round" } else { "rounds" },
+            );
+            return Ok(Ended::Verified);
+        }
+        if round == VERIFICATION_ROUNDS {
+            let calls = context.client.calls().saturating_sub(before);
+            eoutln!(
+                "error: after {VERIFICATION_ROUNDS} verification rounds the touched \
+                 organizations still differ from the policy ({calls} calls in the last round):"
+            );
+            for step in &differs {
+                eoutln!("  {} ({})", step.id, step.subject);
+            }
+            return Ok(Ended::Unverified);
+        }
+        outln!(
+            "Verification round {round}: {} {} still {} from the policy; applying {}:",
+            differs.len(),
+            if differs.len() == 1 { "step" } else { "steps" },
+            if differs.len() == 1 {
+                "differs"
+            } else {
+                "differ"
+            },
+            if differs.len() == 1 { "it" } else { "them" },
+        );
+        out!("{}", render_text(&prepared.plan));
+        let options = options(
+            context.config,
+            context.concurrency,
+            prepared.observed.calls.total(),
+            context.stop,
+        );
+        let report = execute(
+            context.client,
+            context.state,
+            context.lock,
+            &prepared.plan,
+            &options,
+            at,
+        )
+        .await?;
+        let calls = context.client.calls().saturating_sub(before);
+        outln!(
+            "Verification round {round}: {} ({calls} calls to read back and correct).",
+            report.summary()
+        );
+        if report.stopped || !report.succeeded() {
+            return Ok(Ended::Applied(Box::new(report)));
+        }
+    }
+    Ok(Ended::Verified)
 }
 
 /// The one stop signal of a command: SIGTERM and Ctrl-C, listened for from now until the
@@ -394,7 +595,7 @@ fn listen_for_stop() -> Stop {
                     }
                 });
             }
-            (Err(error), _) | (_, Err(error)) => eprintln!(
+            (Err(error), _) | (_, Err(error)) => eoutln!(
                 "warning: cannot listen for SIGTERM and Ctrl-C ({error}): either ends charter at \
                  once, leaving what was in flight to the journal"
             ),
@@ -424,16 +625,16 @@ async fn unless_stopped<T>(stop: &Stop, work: impl Future<Output = T>) -> Option
 /// Reads a saved plan file.
 fn read_plan_file(path: &Path) -> Result<Plan, Outcome> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        eprintln!(
+        eoutln!(
             "error: cannot read the plan file `{}`: {error}",
             path.display()
         );
         Outcome::Failure
     })?;
     Plan::from_json(&text).map_err(|error| {
-        eprintln!("error: `{}`: {error}", path.display());
+        eoutln!("error: `{}`: {error}", path.display());
         if let Some(help) = error.help() {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
         Outcome::Failure
     })
@@ -489,9 +690,9 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 }
                 Err(failure) => {
                     failed = true;
-                    eprintln!("error: {}", failure.message);
+                    eoutln!("error: {}", failure.message);
                     if let Some(help) = failure.help {
-                        eprintln!("  help: {help}");
+                        eoutln!("  help: {help}");
                     }
                 }
             }
@@ -500,7 +701,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 break;
             }
             let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600));
-            eprintln!(
+            eoutln!(
                 "next round in {}",
                 crate::model::license::human_duration(every)
             );
@@ -512,7 +713,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
             }
         }
         if stop.requests() > 0 {
-            eprintln!("stopped");
+            eoutln!("stopped");
         }
         lock.release()?;
         Ok(failed)
@@ -559,7 +760,7 @@ async fn round(
     };
     let prepared = prepared?;
     let plan = prepared.plan;
-    println!(
+    outln!(
         "round at {}: {}",
         crate::model::time::format_instant(now),
         crate::plan::summary(&plan)
@@ -567,7 +768,7 @@ async fn round(
     if !plan.has_changes() {
         return Ok(Round::Applied { succeeded: true });
     }
-    print!("{}", render_text(&plan));
+    out!("{}", render_text(&plan));
     let options = options(
         context.config,
         context.concurrency,
@@ -584,7 +785,7 @@ async fn round(
     )
     .await?;
     print_failures(&report);
-    println!("Apply: {}.", report.summary());
+    outln!("Apply: {}.", report.summary());
     if report.stopped {
         print_stopped(&report);
         return Ok(Round::Stopped { left_undone: true });
@@ -592,4 +793,34 @@ async fn round(
     Ok(Round::Applied {
         succeeded: report.succeeded(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rate, unchanged_line};
+
+    #[test]
+    fn progress_rates_are_rounded() {
+        assert_eq!(rate(359.3837), "359 steps/s");
+        assert_eq!(rate(10.0), "10 steps/s");
+        assert_eq!(rate(2.345), "2.3 steps/s");
+        assert_eq!(rate(0.0), "0.0 steps/s");
+    }
+
+    #[test]
+    fn unchanged_subjects_are_counted_in_one_line() {
+        assert_eq!(unchanged_line((0, 0)), None);
+        assert_eq!(
+            unchanged_line((1, 0)).as_deref(),
+            Some("unchanged: 1 customer")
+        );
+        assert_eq!(
+            unchanged_line((16, 3)).as_deref(),
+            Some("unchanged: 16 customers and 3 staff members")
+        );
+        assert_eq!(
+            unchanged_line((0, 1)).as_deref(),
+            Some("unchanged: 1 staff member")
+        );
+    }
 }

@@ -146,6 +146,10 @@ pub struct InstanceArgs {
     /// A file that holds the API token; overrides `token_file`.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Rehearse: use a state and an embedded sandbox of their own (`.charter/rehearsal/`),
+    /// never the configured instance or charter's state, so that any `--at` may be tried.
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 /// The configuration in force.
@@ -166,6 +170,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// charter's state database.
     pub state_path: PathBuf,
+    /// A rehearsal (`--rehearse`): the state and the embedded sandbox in
+    /// `.charter/rehearsal/`, no instance.
+    pub rehearsal: bool,
 }
 
 impl Config {
@@ -201,6 +208,9 @@ impl Config {
 
     /// Where the embedded sandbox keeps its data.
     pub fn sandbox_path(&self) -> PathBuf {
+        if self.rehearsal {
+            return rehearsal_folder(&self.base).join("sandbox.db");
+        }
         self.base.join(".charter").join("sandbox.db")
     }
 }
@@ -389,6 +399,12 @@ pub fn load(
             None => base.join(".charter").join("state.db"),
         },
     };
+    // A rehearsal touches neither the instance nor charter's state.
+    let (url, token, state_path) = if flags.rehearse {
+        (None, None, rehearsal_folder(&base).join("state.db"))
+    } else {
+        (url, token, state_path)
+    };
     let defaults = ClientOptions::default();
     Ok(Config {
         file,
@@ -403,6 +419,7 @@ pub fn load(
             .connect_timeout
             .unwrap_or(defaults.connect_timeout),
         state_path,
+        rehearsal: flags.rehearse,
     })
 }
 
@@ -417,6 +434,11 @@ pub fn token_file_warning(config: &Config) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// Where `--rehearse` keeps its state and its embedded sandbox.
+fn rehearsal_folder(base: &Path) -> PathBuf {
+    base.join(".charter").join("rehearsal")
 }
 
 /// Chooses the instance: the configured one with its token, or the embedded sandbox when no

@@ -140,14 +140,14 @@ pub(super) fn run(request: &Request<'_>, output: &Output) -> Outcome {
     let (_old_scratch, before) = match load_origin(old, "old", output) {
         Ok(x) => x,
         Err(outcome) => {
-            eprintln!("error: the old policy set `{old}` does not check");
+            eoutln!("error: the old policy set `{old}` does not check");
             return outcome;
         }
     };
     let (_new_scratch, after) = match load_origin(new, "new", output) {
         Ok(x) => x,
         Err(outcome) => {
-            eprintln!("error: the new policy set `{new}` does not check");
+            eoutln!("error: the new policy set `{new}` does not check");
             return outcome;
         }
     };
@@ -171,15 +171,15 @@ pub(super) fn run(request: &Request<'_>, output: &Output) -> Outcome {
     };
     match format {
         DiffFormat::Text => {
-            print!("{}", diff::render_text(&result));
+            out!("{}", diff::render_text(&result));
             if let Some((instance, impacts)) = &impact {
-                print!("\n{}", diff::render_impact_text(impacts, instance));
+                out!("\n{}", diff::render_impact_text(impacts, instance));
             }
         }
         DiffFormat::Md => {
-            print!("{}", diff::render_markdown(&result));
+            out!("{}", diff::render_markdown(&result));
             if let Some((instance, impacts)) = &impact {
-                print!("{}", diff::render_impact_markdown(impacts, instance));
+                out!("{}", diff::render_impact_markdown(impacts, instance));
             }
         }
         DiffFormat::Json => {
@@ -190,7 +190,7 @@ pub(super) fn run(request: &Request<'_>, output: &Output) -> Outcome {
                     serde_json::json!({ "instance": instance, "impacts": impacts }),
                 );
             }
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
@@ -220,7 +220,7 @@ fn live_usage(
                 .collect(),
             Ok(None) => BTreeMap::new(),
             Err(error) => {
-                eprintln!("error: {error}");
+                eoutln!("error: {error}");
                 return Err(Outcome::Failure);
             }
         };
@@ -246,8 +246,9 @@ fn live_usage(
                 diff::LiveUsage {
                     operations: days.data.iter().map(|d| d.operations).sum(),
                     transfer: days.data.iter().map(|d| d.data_transfer).sum(),
-                    active_scenarios: org.active_scenarios,
-                    teams: i64::try_from(org.teams.len()).unwrap_or(i64::MAX),
+                    active_scenarios: org.active_scenarios.unwrap_or_default(),
+                    teams: i64::try_from(org.teams.as_ref().map_or(0, Vec::len))
+                        .unwrap_or(i64::MAX),
                 },
             );
         }

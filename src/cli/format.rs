@@ -46,20 +46,20 @@ pub(crate) fn run(path: &Path, check: bool, output: &Output) -> Outcome {
         }
         unformatted += 1;
         if check {
-            println!("{name}");
+            outln!("{name}");
             continue;
         }
         if let Err(e) = std::fs::write(&name, after) {
-            eprintln!(
+            eoutln!(
                 "error: cannot write `{name}`: {}",
                 e.to_string().to_lowercase()
             );
             return Outcome::Failure;
         }
-        println!("formatted {name}");
+        outln!("formatted {name}");
     }
     if check && unformatted > 0 {
-        eprintln!(
+        eoutln!(
             "{unformatted} {} not formatted; run `charter fmt` to fix",
             if unformatted == 1 {
                 "file is"
@@ -76,7 +76,7 @@ pub(crate) fn run(path: &Path, check: bool, output: &Output) -> Outcome {
 fn stdin(output: &Output) -> Outcome {
     let mut text = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-        eprintln!(
+        eoutln!(
             "error: cannot read standard input: {}",
             e.to_string().to_lowercase()
         );
@@ -86,7 +86,7 @@ fn stdin(output: &Output) -> Outcome {
     let id = sources.add("<stdin>", text.clone());
     match syntax::parse(&sources, id) {
         Ok(ast) => {
-            print!("{}", syntax::format(&text, &ast));
+            out!("{}", syntax::format(&text, &ast));
             Outcome::Success
         }
         Err(errors) => {

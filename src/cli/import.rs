@@ -95,9 +95,9 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         Ok(done) => done,
         Err(outcome) => return outcome,
     };
-    println!("Import from {described}:");
+    outln!("Import from {described}:");
     for line in lines {
-        println!("{line}");
+        outln!("{line}");
     }
     Outcome::Success
 }

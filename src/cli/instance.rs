@@ -7,7 +7,7 @@ use super::config::{self, Config, ConfigError, InstanceArgs, InstanceChoice};
 use super::policy::{Output, report};
 use super::{Outcome, usage_error};
 use crate::api::{ApiError, Client, InstanceUrl, Observed, Token, observe};
-use crate::sandbox::{self, Storage, TokenGrant, TokenRole};
+use charter_sandbox::{self as sandbox, Storage, TokenGrant, TokenRole};
 
 /// Read the configured instance (or the embedded sandbox) and summarise it.
 #[derive(Debug, clap::Args)]
@@ -42,11 +42,11 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
             Err(outcome) => return outcome,
         };
     match args.format {
-        Format::Text => println!("instance {described}: {}", summary(&observed, refused)),
+        Format::Text => outln!("instance {described}: {}", summary(&observed, refused)),
         Format::Json => match serde_json::to_string_pretty(&observed) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(error) => {
-                eprintln!("error: cannot write the observation: {error}");
+                eoutln!("error: cannot write the observation: {error}");
                 return Outcome::Failure;
             }
         },
@@ -119,7 +119,7 @@ where
         .enable_all()
         .build()
         .map_err(|error| {
-            eprintln!("error: cannot start the runtime: {error}");
+            eoutln!("error: cannot start the runtime: {error}");
             Outcome::Failure
         })?;
     let options = config.client_options();
@@ -143,9 +143,9 @@ where
         }
     });
     result.map_err(|failure: Failure| {
-        eprintln!("error: {}", failure.message);
+        eoutln!("error: {}", failure.message);
         if let Some(help) = failure.help {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
         Outcome::Failure
     })

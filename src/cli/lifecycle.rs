@@ -22,7 +22,7 @@ pub(super) fn state_path(policy: &Path, state: Option<PathBuf>) -> PathBuf {
 
 /// Prints a state database error; the operation fails (exit 1).
 pub(super) fn state_error(error: &StateError) -> Outcome {
-    eprintln!("error: {error}");
+    eoutln!("error: {error}");
     Outcome::Failure
 }
 
@@ -78,9 +78,9 @@ pub(super) fn compile_customer(
         if let Some(license) = desired.license_object() {
             out.push_str(&compile::render_text(&c.tier, &license));
         }
-        print!("{out}");
+        out!("{out}");
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&desired.to_json()).unwrap_or_default()
         );
@@ -102,12 +102,14 @@ pub(super) fn compile_customers(program: &Program, at: i64, state: &Path) -> Out
         let history = histories.get(&c.key).unwrap_or(&none);
         let desired = customer::desired(program, c, history, at);
         let line = serde_json::to_string(&desired.to_json()).unwrap_or_default();
-        if writeln!(out, "{line}").is_err() {
-            // The reader went away (`| head`); stop quietly.
+        if let Err(error) = writeln!(out, "{line}") {
+            super::out::failed_with(&error);
             return Outcome::Success;
         }
     }
-    let _ = out.flush();
+    if let Err(error) = out.flush() {
+        super::out::failed_with(&error);
+    }
     Outcome::Success
 }
 
@@ -127,24 +129,31 @@ pub(super) fn explain_customer(
         Err(outcome) => return outcome,
     };
     let desired = customer::desired(&loaded.program, c, &history, at);
-    print!(
+    out!(
         "{}",
         explain::customer(&loaded.sources, &loaded.program, &desired, param)
     );
     Outcome::Success
 }
 
-pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
+pub(super) fn test(loaded: &Loaded, path: &Path, now: i64, junit: Option<&Path>) -> Outcome {
     let results = tests::run(&loaded.program, now);
+    let file = |span: crate::source::Span| {
+        loaded
+            .sources
+            .file(span.file)
+            .map_or_else(String::new, |f| f.name.clone())
+    };
     let location = |span| loaded.sources.location(span).to_string();
     let text = |span| loaded.sources.slice(span).to_string();
     let source = tests::Source {
+        file: &file,
         location: &location,
         text: &text,
     };
-    println!("running {} tests", results.len());
+    outln!("running {} tests", results.len());
     for r in &results {
-        println!(
+        outln!(
             "test {} ... {}",
             r.name,
             if r.passed() { "ok" } else { "FAILED" }
@@ -152,31 +161,27 @@ pub(super) fn test(loaded: &Loaded, now: i64, junit: Option<&Path>) -> Outcome {
     }
     let failed: Vec<&tests::TestResult> = results.iter().filter(|r| !r.passed()).collect();
     if !failed.is_empty() {
-        println!("\nfailures:");
+        outln!("\nfailures:");
         for r in &failed {
-            println!("\n---- {}", r.name);
+            outln!("\n---- {}", r.name);
             for f in &r.failures {
-                print!("{}", tests::describe_failure(f, &source));
+                out!("{}", tests::describe_failure(f, &source));
             }
         }
     }
     let passed = results.len() - failed.len();
-    println!(
+    outln!(
         "\ntest result: {}. {passed} passed; {} failed",
         if failed.is_empty() { "ok" } else { "FAILED" },
         failed.len()
     );
-    if let Some(path) = junit {
-        let suite = loaded
-            .sources
-            .ids()
-            .next()
-            .and_then(|id| loaded.sources.file(id))
-            .map_or("charter".to_string(), |f| f.name.clone());
-        if let Err(e) = std::fs::write(path, tests::junit(&results, &suite, &source)) {
-            eprintln!(
+    if let Some(file) = junit {
+        // The suite is the policy set; each testcase's class is the file the test is in.
+        let suite = path.display().to_string();
+        if let Err(e) = std::fs::write(file, tests::junit(&results, &suite, &source)) {
+            eoutln!(
                 "error: cannot write `{}`: {}",
-                path.display(),
+                file.display(),
                 e.to_string().to_lowercase()
             );
             return Outcome::Failure;
@@ -203,8 +208,8 @@ pub(super) fn schedule(
     let history = |key: &str| histories.get(key).cloned().unwrap_or_default();
     let entries = schedules::schedule(program, &history, at, horizon);
     match format {
-        ScheduleFormat::Text => print!("{}", schedules::render_text(&entries, at, horizon)),
-        ScheduleFormat::Json => println!(
+        ScheduleFormat::Text => out!("{}", schedules::render_text(&entries, at, horizon)),
+        ScheduleFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&schedules::to_json(&entries)).unwrap_or_default()
         ),
@@ -214,8 +219,8 @@ pub(super) fn schedule(
 
 pub(super) fn graph(program: &Program, format: GraphFormat) -> Outcome {
     match format {
-        GraphFormat::Mermaid => print!("{}", graphs::mermaid(&program.lifecycle)),
-        GraphFormat::Dot => print!("{}", graphs::dot(&program.lifecycle)),
+        GraphFormat::Mermaid => out!("{}", graphs::mermaid(&program.lifecycle)),
+        GraphFormat::Dot => out!("{}", graphs::dot(&program.lifecycle)),
     }
     Outcome::Success
 }

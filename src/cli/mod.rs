@@ -4,13 +4,49 @@
 //! 2 the command was used wrongly (unknown flag, unreadable path, unknown tier name).
 //! Results go to stdout, diagnostics to stderr.
 
+/// Prints to standard output through `out`, which ends quietly when the reader goes away.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))
+    };
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints to standard error through `out`, which ends quietly when the reader goes away.
+macro_rules! eout {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_err(format_args!($($arg)*))
+    };
+}
+
+/// `eout!` with a newline.
+macro_rules! eoutln {
+    () => {
+        $crate::cli::out::write_err(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod apply;
 pub mod config;
 mod diff;
 mod format;
 mod import;
+mod init;
 mod instance;
 mod lifecycle;
+mod out;
 mod plan;
 mod policy;
 mod sandbox;
@@ -30,8 +66,18 @@ use crate::compile;
     name = "charter",
     version,
     about = "Plans-as-code for Make White Label instances",
-    long_about = "charter checks license tiers, add-ons and rules written in the Charter language, \
-                  compiles them into Make license objects, and explains where every value comes from."
+    long_about = "Plans-as-code for Make White Label instances.\n\n\
+                  A policy set (`.charter` files) declares license tiers, add-ons and the rules \
+                  they keep, customers and their lifecycle, and staff. charter checks it \
+                  (`check`, `test`), compiles it into the license objects and roles Make's \
+                  admin API takes (`compile`, `explain`, `matrix`), shows what a change really \
+                  changes (`diff`), plans the admin-API calls that bring an instance to it \
+                  (`plan`) and carries them out under the instance's rate limit, journaled and \
+                  resumable (`apply`, `run`); lifecycle transitions come due on their own \
+                  (`schedule`, `transition`). With no instance configured, commands use an \
+                  embedded Make-compatible sandbox (`sandbox` runs one on its own).\n\n\
+                  Start with `charter init` (a small policy set to edit) or the example set \
+                  `policies/acme`."
 )]
 struct Cli {
     /// How diagnostics are printed on stderr.
@@ -52,6 +98,9 @@ pub(crate) enum ErrorFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a small policy set to start from: an instance, two tiers, a lifecycle, a
+    /// customer and its tests.
+    Init(init::Args),
     /// Parse and check a policy set; report every error and warning.
     Check {
         /// A `.charter` file or a directory of them.
@@ -60,6 +109,7 @@ enum Command {
     },
     /// Print compiled license objects (tiers), or customers' desired state.
     Compile {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Only this tier's license object.
@@ -84,6 +134,7 @@ enum Command {
     /// Show every value with the chain that produced it; for a customer, also why it is in its state.
     #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer", "staff"]))]
     Explain {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long)]
@@ -96,7 +147,7 @@ enum Command {
         /// The instant for a customer; default now.
         #[arg(long, value_parser = parse_at)]
         at: Option<i64>,
-        /// Only this parameter.
+        /// Only this license parameter (`operations`).
         param: Option<String>,
         /// charter's state database, for customers' recorded transitions and requests;
         /// default `.charter/state.db` beside the policy set (a missing one is empty history).
@@ -126,6 +177,7 @@ enum Command {
     },
     /// Run the policy set's `test` blocks.
     Test {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Also write the results as JUnit XML to this file.
@@ -137,6 +189,7 @@ enum Command {
     },
     /// List the lifecycle transitions due at an instant and those coming within a horizon.
     Schedule {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Default now.
@@ -156,6 +209,7 @@ enum Command {
     Transition(transition::Args),
     /// Print the lifecycle as a state diagram.
     Graph {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
@@ -164,6 +218,7 @@ enum Command {
     /// Rewrite files in the canonical layout (comments kept).
     Fmt {
         /// A `.charter` file, a directory of them, or `-` for standard input to standard output.
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Change nothing; list the files that are not formatted and exit 1 if there are any.
@@ -172,6 +227,7 @@ enum Command {
     },
     /// Print the tier comparison table.
     Matrix {
+        /// A `.charter` file or a directory of them.
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long, value_enum, default_value_t = MatrixFormat::Md)]
@@ -198,6 +254,8 @@ enum Command {
     /// Plan and apply what is due — scheduled transitions, new customers, policy changes,
     /// drift — once (for cron) or every DUR.
     Run(apply::RunArgs),
+    /// Run the language server on stdin and stdout (for editors; see docs/lsp.md).
+    Lsp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -282,9 +340,9 @@ impl From<Outcome> for ExitCode {
 
 /// Prints a usage error (wrong tier name, unreadable path) the way clap prints its own.
 pub(crate) fn usage_error(message: &str, help: Option<String>) -> Outcome {
-    eprintln!("error: {message}");
+    eoutln!("error: {message}");
     if let Some(help) = help {
-        eprintln!("  help: {help}");
+        eoutln!("  help: {help}");
     }
     Outcome::Usage
 }
@@ -296,7 +354,12 @@ pub fn main() -> ExitCode {
         error_format: cli.error_format,
         color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    run(cli.command, &output).into()
+    let outcome = run(cli.command, &output);
+    out::flush();
+    if out::failed() {
+        return ExitCode::from(1);
+    }
+    outcome.into()
 }
 
 fn run(command: Command, output: &policy::Output) -> Outcome {
@@ -306,7 +369,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 Ok(loaded) => loaded,
                 Err(outcome) => return outcome,
             };
-            println!("{}", loaded.summary());
+            outln!("{}", loaded.summary());
             // The process exits next: freeing a large policy set's syntax tree and program
             // object by object would only delay that.
             std::mem::forget(loaded);
@@ -397,7 +460,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             output,
         ),
         Command::Test { path, junit, at } => match policy::load(&path, output) {
-            Ok(loaded) => lifecycle::test(&loaded, at.unwrap_or_else(now), junit.as_deref()),
+            Ok(loaded) => lifecycle::test(&loaded, &path, at.unwrap_or_else(now), junit.as_deref()),
             Err(outcome) => outcome,
         },
         Command::Schedule {
@@ -429,11 +492,20 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             SchemaName::License => tiers::schema(),
             SchemaName::Plan => tiers::plan_schema(),
         },
+        Command::Init(args) => init::run(&args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Instance(args) => instance::run(args, output),
         Command::Plan(args) => plan::run(args, output),
         Command::Import(args) => import::run(args, output),
         Command::Apply(args) => apply::run_apply(args, output),
         Command::Run(args) => apply::run_rounds(args, output),
+        Command::Lsp => match crate::lsp::run() {
+            Ok(crate::lsp::Exit::Clean) => Outcome::Success,
+            Ok(crate::lsp::Exit::Abrupt) => Outcome::Failure,
+            Err(e) => {
+                eprintln!("error: the editor connection failed: {e}");
+                Outcome::Failure
+            }
+        },
     }
 }

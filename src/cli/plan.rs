@@ -63,18 +63,18 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         plan = plan.seal();
     }
     match args.format {
-        Format::Text => print!("{}", render_text(&plan)),
-        Format::Json => println!("{}", plan.to_json()),
+        Format::Text => out!("{}", render_text(&plan)),
+        Format::Json => outln!("{}", plan.to_json()),
     }
     if let Some(out) = &args.out {
         if let Err(error) = std::fs::write(out, plan.to_json() + "\n") {
-            eprintln!(
+            eoutln!(
                 "error: cannot write the plan to `{}`: {error}",
                 out.display()
             );
             return Outcome::Failure;
         }
-        eprintln!(
+        eoutln!(
             "Saved the plan to {}; `charter apply {}` carries it out if the instance has not \
              changed since.",
             out.display(),
@@ -88,8 +88,12 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     }
 }
 
-/// How the instance is named in a plan: its URL, or the embedded sandbox.
+/// How the instance is named in a plan: its URL, the embedded sandbox, or a rehearsal's.
 pub(super) fn instance_name(config: &Config) -> String {
+    // A rehearsal's plan names its own sandbox, so that it is never applied outside one.
+    if config.rehearsal {
+        return "the rehearsal sandbox".to_owned();
+    }
     match &config.url {
         Some((url, _)) => url.to_string(),
         None => "the embedded sandbox".to_owned(),
@@ -121,6 +125,20 @@ pub(super) async fn plan_with(
                 None,
             ))
         }
+        Err(PrepareError::LaterHistory(later)) => {
+            let elsewhere = if config.rehearsal {
+                "or start the rehearsal over by deleting `.charter/rehearsal/`"
+            } else {
+                "or rehearse other instants with `--rehearse`, which keeps a state and an \
+                 embedded sandbox of their own in `.charter/rehearsal/`"
+            };
+            let help = format!(
+                "planning for an earlier instant would undo what was recorded; plan at or after \
+                 it (`--at {}`), {elsewhere}",
+                crate::model::time::format_instant(later.recorded_at)
+            );
+            Err(Failure::new(later.to_string(), Some(help)))
+        }
         Err(PrepareError::Api(error)) => Err(error.into()),
         Err(PrepareError::State(error)) => Err(error.into()),
     }
@@ -128,9 +146,9 @@ pub(super) async fn plan_with(
 
 pub(super) fn print_plan_errors(errors: &[PlanError]) {
     for error in errors {
-        eprintln!("error: {}: {}", error.subject, error.message);
+        eoutln!("error: {}: {}", error.subject, error.message);
         if let Some(help) = &error.help {
-            eprintln!("  help: {help}");
+            eoutln!("  help: {help}");
         }
     }
 }

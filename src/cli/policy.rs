@@ -63,7 +63,17 @@ fn plural(n: usize, noun: &str) -> String {
 pub(crate) fn load(path: &Path, output: &Output) -> Result<Loaded, Outcome> {
     let (sources, checked) = match policy::load(path) {
         Ok(set) => (set.sources, set.checked),
-        Err(policy::Failure::Load(e)) => return Err(usage_error(&e.to_string(), None)),
+        Err(policy::Failure::Load(e)) => {
+            let help = match &e {
+                crate::source::LoadError::Empty(folder) => Some(format!(
+                    "`charter init {}` writes a small policy set to start from; the example \
+                     set of charter's repository is `policies/acme`",
+                    folder.display()
+                )),
+                _ => None,
+            };
+            return Err(usage_error(&e.to_string(), help));
+        }
         Err(policy::Failure::Syntax(sources, errors)) => {
             report(&sources, &errors, output);
             return Err(Outcome::Failure);
@@ -88,7 +98,7 @@ pub(crate) fn report(sources: &Sources, diagnostics: &[Diagnostic], output: &Out
             for d in diagnostics {
                 let json = JsonDiagnostic::new(sources, d);
                 if let Ok(line) = serde_json::to_string(&json) {
-                    eprintln!("{line}");
+                    eoutln!("{line}");
                 }
             }
         }
@@ -98,13 +108,13 @@ pub(crate) fn report(sources: &Sources, diagnostics: &[Diagnostic], output: &Out
                 width: 100,
             };
             for d in diagnostics {
-                eprint!("{}", render_human(sources, d, options));
-                eprintln!();
+                eout!("{}", render_human(sources, d, options));
+                eoutln!();
             }
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = diagnostics.len() - errors;
             if errors > 0 {
-                eprintln!(
+                eoutln!(
                     "error: {} and {}",
                     plural(errors, "error"),
                     plural(warnings, "warning")

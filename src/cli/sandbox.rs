@@ -1,12 +1,14 @@
 //! `charter sandbox` and `charter sandbox seed`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::Outcome;
-use crate::sandbox::{self, Config, Faults, SeedOptions, Storage, TokenGrant};
+use charter_sandbox::{
+    self as sandbox, Behaviour, Config, Faults, PageCap, PreviousOwner, SeedOptions, Storage,
+    TokenGrant, UserOrgAdmin,
+};
 
 /// Run a local Make-compatible admin API (HTTP on loopback, backed by SQLite).
 #[derive(Debug, clap::Args)]
@@ -18,7 +20,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// Loopback address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     listen: SocketAddr,
     /// A token to accept, as `TOKEN` (role `sa`) or `TOKEN:ROLE` with ROLE one of `sa`, `admin`,
     /// `bi`, `member`; repeatable. Without any, `sandbox-token` is accepted as `sa`.
@@ -33,6 +35,18 @@ pub struct Args {
     /// Seed of the fault draws: the same seed and requests meet the same faults.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// What the previous owner becomes after a transfer of ownership: `admin` or `member`
+    /// (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "admin")]
+    after_transfer: PreviousOwner,
+    /// What the user named by `userOrgAdmin` becomes in a new organization: `owner`, or `admin`
+    /// with the token's own user as owner (Make does not document it).
+    #[arg(long, value_name = "ROLE", default_value = "owner")]
+    user_org_admin: UserOrgAdmin,
+    /// Serve at most N items per page whatever `pg[limit]` asks, as `N` (saying so in `pg.limit`)
+    /// or `N:unechoed` (repeating the limit asked for).
+    #[arg(long, value_name = "N[:unechoed]")]
+    page_cap: Option<PageCap>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -72,6 +86,33 @@ impl FromStr for RateLimit {
     }
 }
 
+/// Reads `--listen`: a loopback address with its port. Checked here, with the other flag
+/// values, so that every bad value is a usage error (exit 2).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let address = match text.parse::<SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let hint = if text.parse::<std::net::IpAddr>().is_ok() {
+                " (the port is missing)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "`{text}` is not an address and port{hint}; write one as `127.0.0.1:7070`, or \
+                 `127.0.0.1:0` for a free port"
+            ));
+        }
+    };
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "`{text}` is not a loopback address: the sandbox listens on loopback only, as \
+             `127.0.0.1:{}`",
+            address.port()
+        ));
+    }
+    Ok(address)
+}
+
 /// Runs `charter sandbox …`.
 pub(super) fn run(args: Args) -> Outcome {
     let outcome = match args.command {
@@ -84,12 +125,17 @@ pub(super) fn run(args: Args) -> Outcome {
             rate_limit_window: sandbox::RATE_LIMIT_WINDOW,
             faults: args.faults.unwrap_or_default(),
             seed: args.seed,
+            behaviour: Behaviour {
+                previous_owner: args.after_transfer,
+                user_org_admin: args.user_org_admin,
+                page_cap: args.page_cap,
+            },
         }),
     };
     match outcome {
         Ok(()) => Outcome::Success,
         Err(message) => {
-            eprintln!("error: {message}");
+            eoutln!("error: {message}");
             Outcome::Failure
         }
     }
@@ -108,7 +154,7 @@ fn seed(args: SeedArgs) -> Result<(), String> {
         },
     )
     .map_err(|error| error.to_string())?;
-    println!(
+    outln!(
         "seeded `{}` with {} organizations and {} users",
         args.db.display(),
         report.organizations,
@@ -129,6 +175,11 @@ fn serve(config: Config) -> Result<(), String> {
             .rate_limit_per_minute
             .map_or("off".to_owned(), |n| format!("{n}/min per token"));
         let faults = config.faults.to_string();
+        let readings = if config.behaviour == Behaviour::default() {
+            String::new()
+        } else {
+            format!("; readings {}", config.behaviour)
+        };
         let default_token = config.tokens.is_empty();
         let running = sandbox::start(config)
             .await
@@ -141,19 +192,19 @@ fn serve(config: Config) -> Result<(), String> {
             format!("{} token{plural} ({})", tokens.len(), roles.join(", "))
         };
         let stop = stop_signal();
-        println!(
+        outln!(
             "charter sandbox listening on {} with database {storage}; accepting {token_note}; \
-             rate limit {rate_limit}; faults {faults}; Ctrl-C stops it",
+             rate limit {rate_limit}; faults {faults}{readings}; Ctrl-C stops it",
             running.url()
         );
-        let _ = std::io::stdout().flush();
+        super::out::flush();
         stop.await;
-        eprintln!("stopping: finishing requests in flight");
+        eoutln!("stopping: finishing requests in flight");
         running
             .shutdown()
             .await
             .map_err(|error| error.to_string())?;
-        eprintln!("stopped; every committed change is in the database");
+        eoutln!("stopped; every committed change is in the database");
         Ok(())
     })
 }

@@ -11,16 +11,16 @@ pub(super) fn compile(program: &Program, tier: Option<&str>, text: bool) -> Outc
         (Some(name), text) => match compile::tier_license(program, name) {
             Ok(license) => {
                 if text {
-                    print!("{}", compile::render_text(name, &license));
+                    out!("{}", compile::render_text(name, &license));
                 } else {
-                    println!("{}", pretty(&license.to_json()));
+                    outln!("{}", pretty(&license.to_json()));
                 }
                 Outcome::Success
             }
             Err(e) => usage_error(&e.to_string(), e.help()),
         },
         (None, false) => {
-            println!("{}", pretty(&compile::all_tier_licenses(program)));
+            outln!("{}", pretty(&compile::all_tier_licenses(program)));
             Outcome::Success
         }
         (None, true) => {
@@ -29,7 +29,7 @@ pub(super) fn compile(program: &Program, tier: Option<&str>, text: bool) -> Outc
                 .into_iter()
                 .filter_map(|t| Some(compile::render_text(&t.name, &t.license.to_object()?)))
                 .collect();
-            print!("{}", texts.join("\n"));
+            out!("{}", texts.join("\n"));
             Outcome::Success
         }
     }
@@ -40,7 +40,7 @@ pub(super) fn explain(loaded: &Loaded, tier: &str, param: Option<usize>) -> Outc
         Ok(t) => t,
         Err(e) => return usage_error(&e.to_string(), e.help()),
     };
-    print!(
+    out!(
         "{}",
         compile::explain::tier(&loaded.sources, &loaded.program, tier, param)
     );
@@ -58,26 +58,26 @@ pub(super) fn explain_staff(program: &Program, email: &str) -> Outcome {
                 .map(|s| format!("did you mean `{s}`?"));
         return usage_error(&format!("no staff member `{email}`"), suggestion);
     };
-    print!("{}", compile::explain::staff(staff));
+    out!("{}", compile::explain::staff(staff));
     Outcome::Success
 }
 
 pub(super) fn matrix(program: &Program, html: bool) -> Outcome {
     if html {
-        print!("{}", compile::matrix::html(program));
+        out!("{}", compile::matrix::html(program));
     } else {
-        print!("{}", compile::matrix::markdown(program));
+        out!("{}", compile::matrix::markdown(program));
     }
     Outcome::Success
 }
 
 pub(super) fn schema() -> Outcome {
-    println!("{}", pretty(&schema::license()));
+    outln!("{}", pretty(&schema::license()));
     Outcome::Success
 }
 
 pub(super) fn plan_schema() -> Outcome {
-    println!("{}", pretty(&crate::plan::schema()));
+    outln!("{}", pretty(&crate::plan::schema()));
     Outcome::Success
 }
 

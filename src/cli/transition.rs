@@ -164,7 +164,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     if let Err(e) = recorded {
         return state_error(&e);
     }
-    println!(
+    outln!(
         "recorded: customer `{}` ({}) requests `{}` ({} → {}) at {}{}",
         customer.key,
         customer.name,
@@ -178,7 +178,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
             .map(|by| format!(", by `{by}`"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "it is kept in `{}`; the next `charter plan` or `charter run` will carry it out",
         state.display()
     );
@@ -223,9 +223,9 @@ fn manual_transitions(lifecycle: &Lifecycle) -> String {
 
 /// Prints why the request is refused; the command fails (exit 1).
 fn refuse(message: &str, help: Option<String>) -> Outcome {
-    eprintln!("error: {message}");
+    eoutln!("error: {message}");
     if let Some(help) = help {
-        eprintln!("  help: {help}");
+        eoutln!("  help: {help}");
     }
     Outcome::Failure
 }

@@ -217,6 +217,8 @@ impl Env for CustomerEnv<'_> {
 
 /// How to show source positions and text in reports (the caller has the sources).
 pub struct Source<'a> {
+    /// The name of the file a span is in (a JUnit testcase's `classname`).
+    pub file: &'a dyn Fn(Span) -> String,
     pub location: &'a dyn Fn(Span) -> String,
     pub text: &'a dyn Fn(Span) -> String,
 }
@@ -238,7 +240,7 @@ pub fn junit(results: &[TestResult], suite: &str, source: &Source<'_>) -> String
         out.push_str(&format!(
             "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\"",
             xml(&r.name),
-            xml(suite),
+            xml(&(source.file)(r.span)),
             xml(&(source.location)(r.span))
         ));
         if r.passed() {

@@ -344,7 +344,13 @@ impl<'a> Planner<'a> {
     fn role(&mut self, subject: &str, kind: RoleKind, name: &str) -> RoleRef {
         match self.observed.roles.id(kind, name) {
             Ok(id) => RoleRef {
-                name: name.to_owned(),
+                // Make's spelling of the name, whatever case the policy wrote it in.
+                name: self
+                    .observed
+                    .roles
+                    .name(kind, id)
+                    .unwrap_or(name)
+                    .to_owned(),
                 id,
             },
             Err(e) => {
@@ -964,7 +970,18 @@ impl<'a> Planner<'a> {
                 })
             });
             let previous = memory.staff.get(&staff.email);
-            if staff.role != now {
+            // A staff rule names a role as Make does, in any case: compare what it resolves to.
+            let same = staff.role == now
+                || match (
+                    staff.role.as_deref(),
+                    observed.and_then(|u| u.instance_role_id),
+                ) {
+                    (Some(name), Some(id)) => {
+                        self.observed.roles.id(RoleKind::Instance, name) == Ok(id)
+                    }
+                    _ => false,
+                };
+            if !same {
                 let role = staff
                     .role
                     .as_deref()

@@ -170,6 +170,16 @@ impl Action {
         !matches!(self, Action::Manual { .. })
     }
 
+    /// The API calls the step takes when nothing goes wrong: a license change reads the live
+    /// license before writing it (`Client::set_license_keys`), a manual step takes none.
+    pub fn calls(&self) -> usize {
+        match self {
+            Action::Manual { .. } => 0,
+            Action::SetLicense { .. } => 2,
+            _ => 1,
+        }
+    }
+
     /// Whether the step creates an object (the ones whose unknown outcome must be looked up).
     pub fn is_create(&self) -> bool {
         matches!(
@@ -428,7 +438,7 @@ impl PlanFileError {
 impl Plan {
     /// The number of API calls (manual steps are not calls).
     pub fn calls(&self) -> usize {
-        self.steps.iter().filter(|s| s.action.is_call()).count()
+        self.steps.iter().map(|s| s.action.calls()).sum()
     }
 
     /// Whether applying the plan would change anything: a call, a manual step, or a

@@ -4,6 +4,7 @@
 
 use crate::api::{ApiError, Client, Observed, observe};
 use crate::model::program::Program;
+use crate::model::time::format_instant;
 use crate::plan::{self, Context, Plan, PlanError};
 use crate::state::{State, StateError};
 
@@ -16,6 +17,47 @@ pub enum PrepareError {
     State(#[from] StateError),
     #[error("no plan can be made: {}", .0.len())]
     Plan(Vec<PlanError>),
+    #[error(transparent)]
+    LaterHistory(LaterHistory),
+}
+
+/// The state records a transition after the instant being planned for. A plan for the earlier
+/// instant would silently undo it (a frozen customer planned back to active with no transition
+/// to say why), and the next plan at the later instant would redo it: charter refuses instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot plan for {}: charter's state already records `{transition}` for customer \
+     `{customer}` at {}",
+    format_instant(*.at),
+    format_instant(*.recorded_at)
+)]
+pub struct LaterHistory {
+    pub customer: String,
+    pub transition: String,
+    pub recorded_at: i64,
+    /// The instant being planned for.
+    pub at: i64,
+}
+
+/// The latest transition the state records after `at`, if any.
+pub fn later_history(memory: &plan::Memory, at: i64) -> Option<LaterHistory> {
+    memory
+        .histories
+        .iter()
+        .flat_map(|(customer, history)| {
+            history
+                .transitions
+                .iter()
+                .map(move |event| (event.at, customer, &event.transition))
+        })
+        .filter(|(recorded_at, _, _)| *recorded_at > at)
+        .max()
+        .map(|(recorded_at, customer, transition)| LaterHistory {
+            customer: customer.clone(),
+            transition: transition.clone(),
+            recorded_at,
+            at,
+        })
 }
 
 /// A plan and what it was made from.
@@ -26,7 +68,8 @@ pub struct Prepared {
 }
 
 /// Reads the instance (every organization, user and role, and the token's own user) and
-/// charter's state, and plans what `program` wants at `at`. `instance` names the instance in
+/// charter's state, and plans what `program` wants at `at` — refused when the state records a
+/// transition after `at` ([`LaterHistory`]). `instance` names the instance in
 /// the plan (its URL; never the token).
 pub async fn prepare(
     client: &Client,
@@ -36,6 +79,9 @@ pub async fn prepare(
     instance: &str,
 ) -> Result<Prepared, PrepareError> {
     let memory = state.memory()?;
+    if let Some(later) = later_history(&memory, at) {
+        return Err(PrepareError::LaterHistory(later));
+    }
     let me = client.me().await?;
     let observed = observe(client).await?;
     let context = Context {

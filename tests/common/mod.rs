@@ -5,13 +5,15 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
+pub mod editor;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The settings charter reads from the environment: removed for every run of the binary, so
 /// that a developer's own configuration does not reach the tests.
-const CHARTER_ENV: &[&str] = &[
+pub const CHARTER_ENV: &[&str] = &[
     "CHARTER_INSTANCE_URL",
     "CHARTER_TOKEN_ENV",
     "CHARTER_TOKEN_FILE",
@@ -224,7 +226,8 @@ pub async fn contradicting_instance(contradicts: Contradicts) -> std::net::Socke
                 get("teamId"),
                 get("teamRoleId"),
             ) {
-                (None, ..) => {
+                // The full list asks for every column, the id lists for `cols[]=id` only.
+                (None | Some("deleted"), ..) => {
                     let users: Vec<Value> = [5, 6]
                         .iter()
                         .map(|id| {
