@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::excerpt::{CONTEXT_LINES, Excerpt, escape_controls};
 use crate::source::{Sources, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -155,6 +156,16 @@ impl Diagnostics {
         self.0.iter().any(Diagnostic::is_error)
     }
 
+    /// Whether an error was pushed after the first `mark` diagnostics (`mark` from [`len`]):
+    /// a check of one item costs what the item found, not what the whole set found before.
+    ///
+    /// [`len`]: Diagnostics::len
+    pub fn has_errors_since(&self, mark: usize) -> bool {
+        self.0
+            .get(mark..)
+            .is_some_and(|new| new.iter().any(Diagnostic::is_error))
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter().filter(|d| d.is_error())
     }
@@ -232,6 +243,7 @@ pub fn render_human(sources: &Sources, diagnostic: &Diagnostic, options: RenderO
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme)
         .with_width(options.width)
+        .with_context_lines(CONTEXT_LINES)
         .with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
@@ -271,45 +283,63 @@ impl JsonDiagnostic {
 
 /// Adapts a [`Diagnostic`] to miette. Labels in the primary file are drawn under the source;
 /// labels in other files become notes in the help text, since miette draws one file per report.
-struct MietteReport {
-    diagnostic: Diagnostic,
-    source: Option<miette::NamedSource<String>>,
+/// The source is an [`Excerpt`]: the lines around the labels only, made safe to show.
+struct MietteReport<'a> {
+    diagnostic: &'a Diagnostic,
+    message: String,
+    source: Option<Excerpt>,
     labels: Vec<miette::LabeledSpan>,
     help: Option<String>,
 }
 
-impl MietteReport {
-    fn new(sources: &Sources, diagnostic: &Diagnostic) -> MietteReport {
+impl<'a> MietteReport<'a> {
+    fn new(sources: &Sources, diagnostic: &'a Diagnostic) -> MietteReport<'a> {
         let primary_file = diagnostic.primary_span().map(|s| s.file);
-        let source = primary_file
-            .and_then(|f| sources.file(f))
-            .map(|f| miette::NamedSource::new(f.name.clone(), f.text.clone()));
+        let file = primary_file.and_then(|f| sources.file(f));
+        let source = file.map(|f| {
+            Excerpt::new(
+                f,
+                diagnostic
+                    .labels
+                    .iter()
+                    .filter(|l| Some(l.span.file) == primary_file)
+                    .map(|l| (l.span.start as usize, l.span.end as usize)),
+            )
+        });
         let mut labels = Vec::new();
         let mut notes = Vec::new();
         for (i, label) in diagnostic.labels.iter().enumerate() {
-            if Some(label.span.file) == primary_file {
-                let text = (!label.message.is_empty()).then(|| label.message.clone());
-                let span = (label.span.start as usize, label.span.len());
-                labels.push(if i == 0 {
-                    miette::LabeledSpan::new_primary_with_span(text, span)
-                } else {
-                    miette::LabeledSpan::new_with_span(text, span)
-                });
-            } else {
-                notes.push(format!(
+            match &source {
+                Some(excerpt) if Some(label.span.file) == primary_file => {
+                    let text = (!label.message.is_empty())
+                        .then(|| escape_controls(&label.message).into_owned());
+                    let span =
+                        excerpt.shown_span(label.span.start as usize, label.span.end as usize);
+                    labels.push(if i == 0 {
+                        miette::LabeledSpan::new_primary_with_span(text, span)
+                    } else {
+                        miette::LabeledSpan::new_with_span(text, span)
+                    });
+                }
+                _ => notes.push(format!(
                     "{} (at {})",
                     label.message,
                     sources.location(label.span)
-                ));
+                )),
             }
         }
-        let help = match (diagnostic.help.clone(), notes.is_empty()) {
+        let help = diagnostic
+            .help
+            .as_deref()
+            .map(|h| escape_controls(h).into_owned());
+        let help = match (help, notes.is_empty()) {
             (help, true) => help,
             (Some(help), false) => Some(format!("{}\n{help}", notes.join("\n"))),
             (None, false) => Some(notes.join("\n")),
         };
         MietteReport {
-            diagnostic: diagnostic.clone(),
+            diagnostic,
+            message: escape_controls(&diagnostic.message).into_owned(),
             source,
             labels,
             help,
@@ -317,21 +347,21 @@ impl MietteReport {
     }
 }
 
-impl fmt::Debug for MietteReport {
+impl fmt::Debug for MietteReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
+        f.write_str(&self.message)
     }
 }
 
-impl fmt::Display for MietteReport {
+impl fmt::Display for MietteReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for MietteReport {}
+impl std::error::Error for MietteReport<'_> {}
 
-impl miette::Diagnostic for MietteReport {
+impl miette::Diagnostic for MietteReport<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.diagnostic.code))
     }

@@ -13,6 +13,8 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
+pub mod excerpt;
+pub mod input;
 pub mod lsp;
 pub mod model;
 pub mod plan;

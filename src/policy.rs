@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::ast;
 use crate::check::{self, Checked};
 use crate::diagnostic::Diagnostic;
+use crate::input::{self, MAX_ROSTER, Refusal};
 use crate::source::{FileId, LoadError, Sources, Span};
 use crate::syntax::{self, roster};
 
@@ -30,8 +31,19 @@ pub enum Failure {
 
 /// Reads, parses and checks the policy set at `path`.
 pub fn load(path: &Path) -> Result<PolicySet, Failure> {
-    let sources = Sources::read_policy_set(path).map_err(Failure::Load)?;
-    check_sources(sources, Path::new(""))
+    let (sources, warnings) = Sources::read_policy_set(path).map_err(Failure::Load)?;
+    match check_sources(sources, Path::new("")) {
+        Ok(mut set) => {
+            set.checked.diagnostics.extend(warnings);
+            set.checked.diagnostics.sort();
+            Ok(set)
+        }
+        Err(Failure::Syntax(sources, mut errors)) => {
+            errors.splice(0..0, warnings);
+            Err(Failure::Syntax(sources, errors))
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// Parses and checks policy files already read. Roster paths are relative to the file that
@@ -41,18 +53,22 @@ pub fn check_sources(sources: Sources, root: &Path) -> Result<PolicySet, Failure
         Ok(files) => files,
         Err(errors) => return Err(Failure::Syntax(sources, errors)),
     };
-    Ok(check_parsed(sources, &files, root, &|path| {
-        std::fs::read(path)
-    }))
+    Ok(check_parsed(sources, &files, root, &read_roster))
+}
+
+/// Reads a roster from disk: `relative` (as written) inside `folder`, confined and capped.
+pub fn read_roster(folder: &Path, relative: &Path) -> Result<String, Refusal> {
+    input::read_inside(folder, relative, MAX_ROSTER)
 }
 
 /// Checks policy files already parsed, reading each roster they name through `read` (given the
-/// roster's path joined to `root`). The language server reads open editor buffers this way.
+/// policy set's folder — the naming file's, joined to `root` — and the path as written; usually
+/// [`read_roster`]). The language server reads open editor buffers this way.
 pub fn check_parsed(
     mut sources: Sources,
     files: &[(FileId, ast::File)],
     root: &Path,
-    read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+    read: &dyn Fn(&Path, &Path) -> Result<String, Refusal>,
 ) -> PolicySet {
     let mut rosters: Vec<(Span, roster::Roster)> = Vec::new();
     let mut errors = Vec::new();
@@ -70,29 +86,21 @@ pub fn check_parsed(
                 continue;
             };
             let csv_path = dir.join(&r.path.value);
-            let text = match read(&root.join(&csv_path)) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => text,
-                    Err(_) => {
-                        errors.push(
-                            Diagnostic::error(
-                                "charter::roster_unreadable",
-                                format!("roster `{}` is not valid UTF-8", csv_path.display()),
-                            )
-                            .with_label(r.path.span, "named here"),
-                        );
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    errors.push(
-                        Diagnostic::error(
-                            "charter::roster_unreadable",
-                            format!("cannot read roster `{}`", csv_path.display()),
-                        )
-                        .with_label(r.path.span, io_reason(&e))
-                        .with_help("a roster's path is relative to the file that names it"),
+            // The folder of the naming file is the policy set's folder: a roster must be in it.
+            let text = match read(&root.join(&dir), Path::new(&r.path.value)) {
+                Ok(text) => text,
+                Err(refusal) => {
+                    let mut diagnostic = Diagnostic::error(
+                        roster_code(&refusal),
+                        format!("cannot read roster `{}`", csv_path.display()),
+                    )
+                    .with_label(r.path.span, refusal.reason());
+                    diagnostic = diagnostic.with_help(
+                        refusal
+                            .help()
+                            .unwrap_or("a roster's path is relative to the file that names it"),
                     );
+                    errors.push(diagnostic);
                     continue;
                 }
             };
@@ -118,10 +126,13 @@ pub fn check_parsed(
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string().to_lowercase(),
+fn roster_code(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::Absolute | Refusal::OutOfFolder | Refusal::SymlinkOut { .. } => {
+            "charter::roster_outside_folder"
+        }
+        Refusal::NotAFile { .. } => "charter::roster_not_a_file",
+        Refusal::TooLarge { .. } => "charter::roster_too_large",
+        Refusal::NotUtf8 | Refusal::Io(_) => "charter::roster_unreadable",
     }
 }

@@ -459,3 +459,57 @@ proptest! {
         }
     }
 }
+
+/// A roster line of random cells: quotes (closed or not), commas, blanks, control characters
+/// and multi-byte letters, as a careless export or a hostile one writes them.
+fn roster_line() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("a".to_string()),
+        Just("Acme".to_string()),
+        Just("é".to_string()),
+        Just("\"".to_string()),
+        Just("\"\"".to_string()),
+        Just(",".to_string()),
+        Just(" ".to_string()),
+        Just("\r".to_string()),
+        Just("\u{1b}".to_string()),
+        Just("\0".to_string()),
+        Just("pro".to_string()),
+    ];
+    prop::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Every line of a roster after its header is a blank line, a row (all its cells on that
+    /// line) or an error located on that line — never dropped, never merged into another row.
+    #[test]
+    fn every_roster_row_is_a_customer_or_a_located_error(
+        lines in prop::collection::vec(roster_line(), 0..20),
+        crlf in any::<bool>(),
+    ) {
+        let end = if crlf { "\r\n" } else { "\n" };
+        let text = std::iter::once("key,name,tier".to_string())
+            .chain(lines)
+            .collect::<Vec<_>>()
+            .join(end);
+        let roster = syntax::roster::parse(charter::source::FileId(0), &text)
+            .unwrap_or_else(|e| panic!("the header is readable: {e:?}"));
+        let line_of = |offset: u32| text[..offset as usize].matches('\n').count();
+        let mut accounted = vec![0usize; text.split('\n').count()];
+        for row in &roster.rows {
+            let line = line_of(row[0].span.start);
+            prop_assert!(row.iter().all(|c| line_of(c.span.start) == line && line_of(c.span.end) == line));
+            accounted[line] += 1;
+        }
+        for error in &roster.errors {
+            let span = error.primary_span().expect("a located error");
+            accounted[line_of(span.start)] += 1;
+        }
+        for (i, line) in text.split('\n').enumerate().skip(1) {
+            let expected = usize::from(!line.trim().is_empty());
+            prop_assert_eq!(accounted[i], expected, "line {}: {:?}", i + 1, line);
+        }
+    }
+}

@@ -348,6 +348,10 @@ fn team(draft: &mut Draft, block: &ast::NestedBlock, diags: &mut Diagnostics) {
         );
         return;
     };
+    if let Some(c) = label.value.chars().find(|c| c.is_control()) {
+        diags.push(control_character("a team's name", c, label.span));
+        return;
+    }
     if let Some((_, first, _)) = draft.teams.iter().find(|(n, _, _)| *n == label.value) {
         diags.push(
             Diagnostic::error(
@@ -570,7 +574,7 @@ fn finish(
     reported: &mut FxHashSet<Span>,
     diags: &mut Diagnostics,
 ) -> Result<Customer, LeftOut> {
-    let before = diags.errors().count();
+    let before = diags.len();
     let who = Who(&draft.key);
 
     let name = match &draft.name {
@@ -584,7 +588,13 @@ fn finish(
             );
             None
         }
-        Some((n, _)) => Some(n.clone()),
+        Some((n, span)) => match n.chars().find(|c| c.is_control()) {
+            Some(c) => {
+                diags.push(control_character(&format!("the `name` of {who}"), c, *span));
+                None
+            }
+            None => Some(n.clone()),
+        },
         None => {
             diags.push(
                 Diagnostic::error("charter::missing_field", format!("{who} has no `name`"))
@@ -838,7 +848,7 @@ fn finish(
     if let Some(reason) = broken_tier {
         return Err(reason);
     }
-    if diags.errors().count() > before {
+    if diags.has_errors_since(before) {
         return Err(LeftOut::OwnErrors);
     }
     let (Some(name), Some((tier, _)), Some((owner, _))) = (name, tier, owner) else {
@@ -943,4 +953,18 @@ fn shown(param: usize, value: LicenseValue) -> String {
 /// Suggests a customer key for an unknown one.
 pub fn customers_suggestion<'a>(name: &str, customers: &'a [Customer]) -> Option<&'a str> {
     suggest(name, customers.iter().map(|c| c.key.as_str()))
+}
+
+/// A name that holds a control character (NUL, ESC, CR, …): it would reach Make and every
+/// terminal that shows it.
+fn control_character(what: &str, c: char, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "charter::control_character",
+        format!(
+            "{what} contains the control character `{}`",
+            c.escape_default()
+        ),
+    )
+    .with_label(span, "a name is printable text")
+    .with_help("remove the character (an export may have copied it from another program)")
 }

@@ -87,7 +87,7 @@ pub(super) fn staff(
 }
 
 fn one(block: &crate::ast::Staff, diags: &mut Diagnostics) -> Option<Staff> {
-    let before = diags.errors().count();
+    let before = diags.len();
     let owner = format!("staff `{}`", block.email.value);
     let mut staff = Staff {
         email: block.email.value.clone(),
@@ -174,5 +174,5 @@ fn one(block: &crate::ast::Staff, diags: &mut Diagnostics) -> Option<Staff> {
             }
         }
     }
-    (diags.errors().count() == before).then_some(staff)
+    (!diags.has_errors_since(before)).then_some(staff)
 }

@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::api::{ClientOptions, InstanceUrl, Limiter, Pacing, RateLimit, RetryPolicy, Token};
 use crate::diagnostic::{Diagnostic, suggest};
+use crate::input::{self, MAX_CONFIG_FILE, MAX_TOKEN_FILE};
 use crate::source::{Sources, Span};
 
 /// The configuration file's name.
@@ -307,15 +308,17 @@ pub fn load(
         Some(path) => (path.clone(), true),
         None => (base.join(FILE_NAME), false),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
+    let text = match std::fs::metadata(&path) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => None,
-        Err(error) => {
-            return Err(ConfigError::Read {
-                path,
-                message: io_words(&error),
-            });
-        }
+        _ => match input::read_regular(&path, MAX_CONFIG_FILE) {
+            Ok(text) => Some(text),
+            Err(refusal) => {
+                return Err(ConfigError::Read {
+                    path,
+                    message: refusal.reason(),
+                });
+            }
+        },
     };
     let (file, parsed) = match text {
         Some(text) => {
@@ -428,6 +431,19 @@ pub fn load(
     })
 }
 
+/// A warning when the configured token file can be read by users other than its owner.
+pub fn token_file_warning(config: &Config) -> Option<String> {
+    match &config.token {
+        Some((TokenSource::File(path), _)) if input::readable_by_others(path) => Some(format!(
+            "the token file `{}` can be read by other users\n  help: make it readable by its \
+             owner only: `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )),
+        _ => None,
+    }
+}
+
 /// Where `--rehearse` keeps its state and its embedded sandbox.
 fn rehearsal_folder(base: &Path) -> PathBuf {
     base.join(".charter").join("rehearsal")
@@ -471,12 +487,12 @@ pub fn resolve_instance(
             help: Some(token_help.clone()),
         })?,
         TokenSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|error| ConfigError::Setting {
+            input::read_regular(path, MAX_TOKEN_FILE).map_err(|refusal| ConfigError::Setting {
                 origin: origin.clone(),
                 message: format!(
                     "cannot read the token file `{}`: {}",
                     path.display(),
-                    io_words(&error)
+                    refusal.reason()
                 ),
                 help: Some(token_help.clone()),
             })?
@@ -512,8 +528,9 @@ struct FileSettings {
 fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
     let name = path.display().to_string();
     let located = |text: &str, range: std::ops::Range<usize>, diagnostic: Diagnostic| {
+        // Excerpts of `charter.toml` show only the values of settings charter knows.
         let mut sources = Sources::new();
-        let file = sources.add(name.clone(), text.to_owned());
+        let file = sources.add_confidential(name.clone(), text.to_owned());
         ConfigError::File {
             sources,
             diagnostic: Box::new(
@@ -529,7 +546,8 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
             .trim_end_matches('.')
             .replace(", `token`", "")
             .replace("`token`, ", "");
-        let mut diagnostic = Diagnostic::error(CODE, first_lowercase(&message));
+        let mut diagnostic =
+            Diagnostic::error(CODE, first_lowercase(&without_quoted_values(&message)));
         if let Some(unknown) = message
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
@@ -551,7 +569,7 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
     if let Some(token) = config.instance.token.as_ref().or(config.token.as_ref()) {
         let range = token.span();
         return Err(located(
-            &blank_value(text, range.clone()),
+            text,
             range,
             Diagnostic::error(
                 CODE,
@@ -582,7 +600,7 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
             let value = env.into_inner();
             if !is_variable_name(&value) {
                 return Err(located(
-                    &blank_value(text, range.clone()),
+                    text,
                     range,
                     Diagnostic::error(
                         CODE,
@@ -668,17 +686,19 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
     })
 }
 
-/// The text with the characters of `range` replaced by `*` (same length, so spans stay right).
-fn blank_value(text: &str, range: std::ops::Range<usize>) -> String {
-    text.char_indices()
-        .map(|(i, c)| {
-            if range.contains(&i) && !matches!(c, '"' | '\'' | '\n') {
-                '*'
-            } else {
-                c
-            }
-        })
-        .collect()
+/// A TOML error message with the values it quotes (`invalid type: string "…"`) masked: the
+/// value may be the token written under the wrong key.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "…" } else { part });
+    }
+    out
 }
 
 fn is_variable_name(name: &str) -> bool {
@@ -739,13 +759,5 @@ fn first_lowercase(text: &str) -> String {
     match chars.next() {
         Some(first) if !text.starts_with("TOML") => first.to_lowercase().chain(chars).collect(),
         _ => text.to_owned(),
-    }
-}
-
-fn io_words(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => error.to_string().to_lowercase(),
     }
 }

@@ -13,7 +13,10 @@ pub(crate) fn run(path: &Path, check: bool, output: &Output) -> Outcome {
         return stdin(output);
     }
     let sources = match Sources::read_policy_set(path) {
-        Ok(s) => s,
+        Ok((sources, warnings)) => {
+            report(&sources, &warnings, output);
+            sources
+        }
         Err(e) => return usage_error(&e.to_string(), None),
     };
     // Format everything first, so that a syntax error anywhere writes nothing at all.

@@ -179,6 +179,9 @@ where
     let env = |name: &str| std::env::var(name).ok();
     let config = config::load(path, args, &env).map_err(|e| config_failure(e, output))?;
     let choice = config::resolve_instance(&config, &env).map_err(|e| config_failure(e, output))?;
+    if let Some(warning) = config::token_file_warning(&config) {
+        eprintln!("warning: {warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

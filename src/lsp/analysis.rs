@@ -9,6 +9,7 @@ use lsp_types::{Position, Range};
 
 use crate::ast::{self, ExprKind, Item, LifecycleItem, StateStatement, Statement, ValueKind};
 use crate::diagnostic::Diagnostic;
+use crate::input;
 use crate::model::catalog;
 use crate::model::program::Program;
 use crate::policy;
@@ -130,9 +131,10 @@ impl Analysis {
                 .unwrap_or_default();
             sources.add(name_of(path, &root), text);
         }
-        let read = |path: &Path| match overlay.text(path) {
-            Some(text) => Ok(text.into_bytes()),
-            None => std::fs::read(path),
+        // An open buffer is read as the file would be, under the same confinement.
+        let read = |folder: &Path, relative: &Path| match overlay.text(&folder.join(relative)) {
+            Some(text) => input::check_relative(relative).map(|()| text),
+            None => policy::read_roster(folder, relative),
         };
         let (sources, files, diagnostics, program, rosters) = match syntax::parse_all(&sources) {
             Ok(files) => {

@@ -37,74 +37,51 @@ pub const KNOWN_COLUMNS: &[&str] = &[
     "contract_end",
 ];
 
-/// Parses CSV text. Rows may end in `\n` or `\r\n`; fields may be quoted with `"` (a doubled
-/// `""` inside quotes is one quote). Blank lines are skipped. A row with more cells than the
-/// header is an error kept in `errors` (the other rows are still read); a shorter row is padded
-/// with empty cells. Text that is not CSV at all, or has no header, is an `Err`.
+/// Parses CSV text, strictly: every line is a row (or a blank line, skipped), and every row is
+/// either in `rows` or the subject of an error in `errors`, located at its line and column — no
+/// row is ever dropped or merged with another without a word.
+///
+/// Rows end in `\n` or `\r\n`. A cell may be quoted with `"` (a doubled `""` inside is one
+/// quote, spaces around the quotes are ignored); a quoted cell ends on its line: a quote left
+/// open is an error at the quote, and so is text after a closing quote. A row with more cells
+/// than the header is an error; a shorter row is padded with empty cells. A roster with no
+/// header line, or whose header cannot be read, is an `Err`.
 pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let mut records = Vec::new();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-    loop {
-        let start = reader.position().byte() as usize;
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let end = reader.position().byte() as usize;
-                if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
-                    continue;
-                }
-                let raw = text.get(start..end.min(text.len())).unwrap_or("");
-                // The reader skips blank lines before a record; so do the spans.
-                let blank = raw.len() - raw.trim_start_matches(['\r', '\n']).len();
-                let spans = field_spans(raw.get(blank..).unwrap_or(""), start + blank);
-                let cells = record
-                    .iter()
-                    .enumerate()
-                    .map(|(i, value)| Cell {
-                        value: value.trim().to_string(),
-                        span: spans
-                            .get(i)
-                            .map_or(Span::new(file, start, start), |&(s, e)| {
-                                Span::new(file, s, e)
-                            }),
-                    })
-                    .collect::<Vec<_>>();
-                records.push(cells);
-            }
-            Err(e) => {
-                let at = e.position().map_or(start, |p| p.byte() as usize);
-                errors.push(
-                    Diagnostic::error("charter::roster_syntax", "the roster is not valid CSV")
-                        .with_label(Span::new(file, at, at), "cannot read from here")
-                        .with_help(e.to_string().to_lowercase()),
-                );
-                break;
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut records = records.into_iter();
-    let Some(header) = records.next() else {
-        return Err(vec![
-            Diagnostic::error("charter::roster_header", "the roster is empty")
-                .with_label(Span::new(file, 0, 0), "expected a header line")
-                .with_help(format!("the header starts `{}`", KNOWN_COLUMNS.join(","))),
-        ]);
-    };
+    let mut header: Option<Vec<Cell>> = None;
     let mut rows = Vec::new();
-    for mut row in records {
+    let mut line_start = 0;
+    while line_start < text.len() {
+        let line_end = text
+            .get(line_start..)
+            .and_then(|rest| rest.find('\n'))
+            .map_or(text.len(), |i| line_start + i);
+        let raw = text.get(line_start..line_end).unwrap_or("");
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let offset = line_start;
+        line_start = line_end + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells = match read_row(file, line, offset) {
+            Ok(cells) => cells,
+            Err(error) => {
+                errors.push(error);
+                if header.is_none() {
+                    return Err(errors);
+                }
+                continue;
+            }
+        };
+        let Some(header) = &header else {
+            header = Some(cells);
+            continue;
+        };
+        let mut row = cells;
         if row.len() > header.len() {
             let extra = row
                 .get(header.len())
-                .map(|c| c.span)
-                .unwrap_or(Span::new(file, 0, 0));
+                .map_or(Span::new(file, offset, offset), |c| c.span);
             errors.push(
                 Diagnostic::error(
                     "charter::roster_row",
@@ -119,7 +96,9 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
             );
             continue;
         }
-        let end = row.last().map_or(Span::new(file, 0, 0), |c| c.span);
+        let end = row
+            .last()
+            .map_or(Span::new(file, offset, offset), |c| c.span);
         while row.len() < header.len() {
             row.push(Cell {
                 value: String::new(),
@@ -128,6 +107,13 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
         }
         rows.push(row);
     }
+    let Some(header) = header else {
+        return Err(vec![
+            Diagnostic::error("charter::roster_header", "the roster is empty")
+                .with_label(Span::new(file, 0, 0), "expected a header line")
+                .with_help(format!("the header starts `{}`", KNOWN_COLUMNS.join(","))),
+        ]);
+    };
     Ok(Roster {
         file,
         header,
@@ -136,33 +122,81 @@ pub fn parse(file: FileId, text: &str) -> Result<Roster, Vec<Diagnostic>> {
     })
 }
 
-/// The byte ranges of the fields of one raw CSV record starting at `offset`, without quotes.
-fn field_spans(raw: &str, offset: usize) -> Vec<(usize, usize)> {
-    let bytes = raw.as_bytes();
-    let mut spans = Vec::new();
+/// The cells of one line (without its line end) starting at byte `offset` of the file.
+fn read_row(file: FileId, line: &str, offset: usize) -> Result<Vec<Cell>, Diagnostic> {
+    let bytes = line.as_bytes();
+    let mut cells = Vec::new();
     let mut i = 0;
     loop {
         let start = i;
-        if bytes.get(i) == Some(&b'"') {
-            i += 1;
-            let content_start = i;
-            while i < bytes.len() {
+        let blanks = bytes.get(i..).map_or(0, |rest| {
+            rest.iter()
+                .take_while(|b| matches!(b, b' ' | b'\t'))
+                .count()
+        });
+        if bytes.get(i + blanks) == Some(&b'"') {
+            let quote = i + blanks;
+            i = quote + 1;
+            let mut value = String::new();
+            let mut from = i;
+            loop {
                 match (bytes.get(i), bytes.get(i + 1)) {
-                    (Some(b'"'), Some(b'"')) => i += 2,
+                    (Some(b'"'), Some(b'"')) => {
+                        value.push_str(line.get(from..=i).unwrap_or(""));
+                        i += 2;
+                        from = i;
+                    }
                     (Some(b'"'), _) => break,
-                    _ => i += 1,
+                    (Some(_), _) => i += 1,
+                    (None, _) => {
+                        return Err(Diagnostic::error(
+                            "charter::roster_syntax",
+                            "this quote is not closed on its line",
+                        )
+                        .with_label(
+                            Span::new(file, offset + quote, offset + quote + 1),
+                            "opened here",
+                        )
+                        .with_help(
+                            "close the cell with `\"` before the end of the line (a quote inside \
+                             a quoted cell is written `\"\"`); a roster's cells cannot span lines",
+                        ));
+                    }
                 }
             }
-            spans.push((offset + content_start, offset + i.min(bytes.len())));
+            value.push_str(line.get(from..i).unwrap_or(""));
+            let span = Span::new(file, offset + quote + 1, offset + i);
             i += 1;
-            while i < bytes.len() && !matches!(bytes.get(i), Some(b',' | b'\n' | b'\r')) {
+            while matches!(bytes.get(i), Some(b' ' | b'\t')) {
                 i += 1;
             }
+            if !matches!(bytes.get(i), None | Some(b',')) {
+                let found = line.get(i..).and_then(|r| r.chars().next()).unwrap_or(' ');
+                return Err(Diagnostic::error(
+                    "charter::roster_syntax",
+                    format!(
+                        "unexpected `{}` after a quoted cell",
+                        found.escape_default()
+                    ),
+                )
+                .with_label(
+                    Span::new(file, offset + i, offset + i + found.len_utf8()),
+                    "expected `,` or the end of the line",
+                )
+                .with_help("put the whole cell inside the quotes: `\"a \"\"b\"\" c\"`"));
+            }
+            cells.push(Cell {
+                value: value.trim().to_string(),
+                span,
+            });
         } else {
-            while i < bytes.len() && !matches!(bytes.get(i), Some(b',' | b'\n' | b'\r')) {
+            while i < bytes.len() && bytes.get(i) != Some(&b',') {
                 i += 1;
             }
-            spans.push((offset + start, offset + i));
+            cells.push(Cell {
+                value: line.get(start..i).unwrap_or("").trim().to_string(),
+                span: Span::new(file, offset + start, offset + i),
+            });
         }
         if bytes.get(i) == Some(&b',') {
             i += 1;
@@ -170,7 +204,7 @@ fn field_spans(raw: &str, offset: usize) -> Vec<(usize, usize)> {
         }
         break;
     }
-    spans
+    Ok(cells)
 }
 
 #[cfg(test)]
@@ -194,6 +228,25 @@ mod tests {
             &text[tier.span.start as usize..tier.span.end as usize],
             "core"
         );
+    }
+
+    #[test]
+    fn an_open_quote_is_an_error_at_its_line_and_column_and_later_rows_stay() {
+        let text = "key,name,tier\na,\"A,pro\nb,B,core\nc,\"C\"x,pro\n";
+        let roster = parse(FileId(0), text).unwrap();
+        assert_eq!(roster.rows.len(), 1);
+        assert_eq!(roster.rows[0][0].value, "b");
+        assert_eq!(roster.errors.len(), 2);
+        let quote = roster.errors[0].primary_span().unwrap();
+        assert_eq!(quote.start as usize, text.find("\"A").unwrap());
+        assert_eq!(roster.errors[1].code, "charter::roster_syntax");
+    }
+
+    #[test]
+    fn doubled_quotes_and_spaces_around_quotes() {
+        let text = "key,name\na, \"say \"\"hi\"\"\" \n";
+        let roster = parse(FileId(0), text).unwrap();
+        assert_eq!(roster.rows[0][1].value, "say \"hi\"");
     }
 
     #[test]
