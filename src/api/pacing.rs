@@ -73,18 +73,23 @@ impl Pacing {
         let mut failures = 0;
         let mut refusals = 0;
         loop {
-            self.limiter.acquire().await;
+            let permit = self.limiter.acquire().await;
             let error = match send().await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
+            let refused = matches!(error.kind, ApiErrorKind::RateLimited { .. });
+            if refused {
+                self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
+                permit.rate_limited();
+            } else {
+                drop(permit);
+            }
             // Only what certainly changed nothing is sent again here.
             if !error.is_retryable() || error.outcome_unknown() {
                 return Err(error);
             }
-            let wait = if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
-                self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
-                self.limiter.rate_limited();
+            let wait = if refused {
                 refusals += 1;
                 if !self.retry.still_patient(started.elapsed()) {
                     return Err(error);

@@ -285,6 +285,9 @@ pub struct Report {
     pub retries: u64,
     /// 429 answers met.
     pub rate_limited: u64,
+    /// Once a 429 made the limiter fall back from spending each minute's allowance at once to
+    /// even pacing: the calls a minute it let out at the end. `None` when it never did.
+    pub smooth_rate: Option<f64>,
     pub elapsed: Duration,
     /// The apply was asked to stop ([`Options::stop`]) and left steps not run or in flight.
     pub stopped: bool,
@@ -333,14 +336,24 @@ impl Report {
     }
 
     /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in
-    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out).
+    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out, and
+    /// `(then evenly, 570 calls a minute at most)` after the 429s when the limiter fell back to
+    /// even pacing).
     pub fn summary(&self) -> String {
         let not_run = match self.not_run() {
             0 => String::new(),
             n => format!(", {n} not run"),
         };
+        let evenly = match self.smooth_rate {
+            // Rounded down: a rate between 1 and a few thousand calls a minute.
+            Some(rate) => format!(
+                " (then evenly, {} calls a minute at most)",
+                rate.floor() as u64
+            ),
+            None => String::new(),
+        };
         let mut text = format!(
-            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429; {} {} in {:.1} s",
+            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429{evenly}; {} {} in {:.1} s",
             self.done(),
             self.failed(),
             self.skipped(),
@@ -404,7 +417,8 @@ pub enum Event<'a> {
         error: &'a str,
         wait: Duration,
     },
-    /// The instance answered 429: every call now goes at `per_minute` calls a minute at most.
+    /// The instance answered 429: every call now goes evenly, at `per_minute` calls a minute
+    /// at most.
     Slowed { per_minute: f64 },
     /// The apply was asked to stop: no step starts any more, and the `in_flight` steps get
     /// the answers to the calls they made.
@@ -456,7 +470,7 @@ impl Event<'_> {
                 wait.as_secs_f64()
             )),
             Event::Slowed { per_minute } => Some(format!(
-                "the instance answered 429: calls now go at {} a minute at most",
+                "the instance answered 429: calls now go at {} a minute at most, evenly",
                 // Rounded down: a rate between 1 and a few thousand calls a minute.
                 per_minute.floor() as u64
             )),
@@ -826,6 +840,7 @@ pub async fn execute(
     .await;
     drop(running);
     let counters = Some((&ctx.retries, &ctx.rate_limited));
+    run.report.smooth_rate = ctx.limiter.smooth_rate();
     match result {
         Ok(()) => {
             run.finish_report(client, calls_before, started, counters);
@@ -908,6 +923,7 @@ impl<'a> Run<'a> {
                 calls: 0,
                 retries: 0,
                 rate_limited: 0,
+                smooth_rate: None,
                 elapsed: Duration::ZERO,
                 stopped: false,
             },
