@@ -41,17 +41,7 @@ fn env_number(name: &str, default: u32) -> u32 {
 /// (an owner, an admin and two members each: eight calls).
 fn policy(dir: &Path, customers: u32) -> Program {
     common::copy_acme_catalog_into(dir);
-    std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").expect("write");
-    let tiers = ["free", "core", "pro", "teams", "enterprise"];
-    let mut csv =
-        String::from("key,name,tier,addons,owner,admins,members,contract_end,region,payment\n");
-    for i in 0..customers {
-        csv.push_str(&format!(
-            "c{i},Customer {i},{},,owner{i}@c{i}.example,admin{i}@c{i}.example,m{i}a@c{i}.example;m{i}b@c{i}.example,2030-01-01,eu,ok\n",
-            tiers[i as usize % tiers.len()],
-        ));
-    }
-    std::fs::write(dir.join("customers.csv"), csv).expect("write the roster");
+    common::write_roster(dir, customers);
     let set = charter::policy::load(dir).unwrap_or_else(|_| panic!("the roster loads"));
     set.checked.program.expect("the roster checks")
 }
