@@ -261,17 +261,18 @@ async fn limited(
     let bucket_client = paced(&bucket_sandbox);
     let latency_clients: Vec<Client> = latency_sandboxes.iter().map(paced).collect();
     let (plan, with_concurrency, defaults) = (&plan, &with_concurrency, Options::default());
-    let latency_runs = futures_util::future::join_all(
-        latency_clients
-            .iter()
-            .zip(concurrencies)
-            .map(|(client, concurrency)| async move {
+    let latency_runs =
+        futures_util::future::join_all(latency_clients.iter().zip(concurrencies).map(
+            |(client, concurrency)| async move {
                 let state = dir.join(format!("latency-{concurrency}.db"));
                 run(client, &state, plan, &with_concurrency(concurrency)).await
-            }),
+            },
+        ));
+    let (ours_state, naive_state, bucket_state) = (
+        dir.join("ours.db"),
+        dir.join("naive.db"),
+        dir.join("bucket.db"),
     );
-    let (ours_state, naive_state, bucket_state) =
-        (dir.join("ours.db"), dir.join("naive.db"), dir.join("bucket.db"));
     let (ours, naive, bucket, latencies) = tokio::join!(
         run(&ours_client, &ours_state, plan, &defaults),
         run(&naive_client, &naive_state, plan, &naive_options),

@@ -633,7 +633,10 @@ mod tests {
         let steady = Duration::from_secs_f64(60.0 / 570.0);
         let before = Instant::now();
         let sent = send(&limiter, 100).await;
-        assert!(sent[0].abs_diff(steady) < Duration::from_millis(2), "{sent:?}");
+        assert!(
+            sent[0].abs_diff(steady) < Duration::from_millis(2),
+            "{sent:?}"
+        );
         let span = before.elapsed();
         assert!(
             span.abs_diff(steady.saturating_mul(100)) < Duration::from_millis(5),
@@ -747,13 +750,16 @@ mod tests {
 
     fn arrivals() -> impl Strategy<Value = Vec<Arrival>> {
         prop::collection::vec(
-            (0u64..400, prop_oneof![Just(0u64), 0u64..3_000], prop::bool::weighted(0.03)).prop_map(
-                |(after_ms, latency_ms, refused)| Arrival {
+            (
+                0u64..400,
+                prop_oneof![Just(0u64), 0u64..3_000],
+                prop::bool::weighted(0.03),
+            )
+                .prop_map(|(after_ms, latency_ms, refused)| Arrival {
                     after_ms,
                     latency_ms,
                     refused,
-                },
-            ),
+                }),
             1..250,
         )
     }

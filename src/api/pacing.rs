@@ -26,7 +26,7 @@ use super::retry::{Jitter, RetryPolicy};
 /// limiter, the jitter and the counts.
 #[derive(Clone, Debug)]
 pub struct Pacing {
-    /// The bucket every call waits for; the executor of the same command shares it.
+    /// The limiter every call waits for; the executor of the same command shares it.
     pub limiter: Limiter,
     /// Attempts and backoff for failures other than 429, and how long one call keeps being
     /// tried while the instance answers 429; a whole observation read again because the

@@ -50,14 +50,15 @@
 //! - **Order.** A step starts once every step it depends on succeeded, at most
 //!   [`Options::concurrency`] at a time, earliest in the plan first. A step that fails makes
 //!   every step waiting on it (directly or not) skipped; the others go on.
-//! - **Rate.** Every call — lookups and retries included — goes through a token bucket at a
-//!   share of the instance's limit ([`limiter`]; the one of a [paced](Client::paced) client,
-//!   when it is given one, so that its reads and the apply share a minute's budget). A 429
-//!   slows it down for every call: to what the instance accepted over the last minute (with no
-//!   limit configured, that sets one).
+//! - **Rate.** Every call — lookups and retries included — goes through a limiter that lets a
+//!   share of the instance's limit out in any window of a minute, as fast as the calls come,
+//!   then waits for the window to roll ([`limiter`]; the one of a [paced](Client::paced)
+//!   client, when it is given one, so that its reads and the apply share a minute's budget). A
+//!   429 makes it fall back to even pacing for every call, at what the instance accepted (with
+//!   no limit configured, that sets one); the report says so.
 //! - **Retries.** 5xx, timeouts and lost connections are tried again with full-jitter
 //!   exponential backoff, up to [`RetryPolicy::max_attempts`]. A 429 is flow control: it uses
-//!   no attempt, and the call waits for the slower bucket (and `Retry-After`, when the instance
+//!   no attempt, and the call waits for the slower limiter (and `Retry-After`, when the instance
 //!   sends one), giving up only after [`RetryPolicy::patience`] of 429s. Other refusals fail
 //!   the step at once.
 //! - **Exactly once.** A create whose outcome is unknown is looked up before it is sent again,
@@ -81,7 +82,7 @@
 //!   it does. Applying the same plan again (same id) skips what its journal says succeeded and
 //!   treats what was in flight as of unknown outcome.
 
-// The token bucket and the backoff live in `api/`, where a paced client's reads use them too;
+// The rate limiter and the backoff live in `api/`, where a paced client's reads use them too;
 // they are re-exported here under their old paths.
 pub use crate::api::{limiter, retry};
 mod step;
@@ -106,9 +107,8 @@ use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, 
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
 use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
 
-/// The share of the instance's rate limit charter uses when nothing else is said: high enough
-/// that a long apply takes within about 5 % of `calls ÷ limit`, low enough to leave room for
-/// the bucket's burst and for calls that arrive late.
+/// The share of the instance's rate limit charter uses when nothing else is said: each window
+/// lets this much of the limit out at once; the rest is room for other clients of the token.
 pub const DEFAULT_SHARE: f64 = 0.95;
 
 /// Steps in flight at once when nothing else is said.
@@ -178,7 +178,7 @@ pub struct Options {
     pub seed: u64,
     /// Without a `rate_limit`: whether the apply learns the instance's limit from its first 429
     /// ([`Limiter::adaptive`]) or sends unpaced ([`Limiter::off`], only to compare with a naive
-    /// executor). On by default. With a `rate_limit`, a 429 always slows the bucket down.
+    /// executor). On by default. With a `rate_limit`, a 429 always slows the limiter down.
     pub adapt: bool,
     /// Asked for, it stops the apply (see [`Stop`]); by default nobody asks.
     pub stop: Stop,

@@ -184,7 +184,7 @@ pub(crate) enum Notice {
         error: String,
         wait: Duration,
     },
-    /// A 429 lowered the shared bucket's rate to this many calls a minute.
+    /// A 429 made the shared limiter go evenly, at this many calls a minute at most.
     Slowed { per_minute: f64 },
 }
 

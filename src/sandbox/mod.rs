@@ -199,12 +199,10 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
     let shared = Arc::new(routes::Shared {
         db: db.clone(),
         tokens,
-        limiter: config
-            .rate_limit_per_minute
-            .map(|limit| {
-                ratelimit::RateLimiter::new(limit, config.rate_limit_window)
-                    .with_bucket(config.rate_limit_bucket)
-            }),
+        limiter: config.rate_limit_per_minute.map(|limit| {
+            ratelimit::RateLimiter::new(limit, config.rate_limit_window)
+                .with_bucket(config.rate_limit_bucket)
+        }),
         faults: config.faults,
         generator: Mutex::new(faults::Generator::new(config.seed)),
     });

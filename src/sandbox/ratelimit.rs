@@ -66,7 +66,8 @@ impl RateLimiter {
             let capacity = f64::from(*capacity);
             let (level, at) = levels.entry(token).or_insert((capacity, now));
             let rate = f64::from(self.limit) / self.window.as_secs_f64();
-            *level = (*level + now.saturating_duration_since(*at).as_secs_f64() * rate).min(capacity);
+            *level =
+                (*level + now.saturating_duration_since(*at).as_secs_f64() * rate).min(capacity);
             *at = now;
             if *level < 1.0 {
                 return false;
