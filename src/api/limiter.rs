@@ -31,13 +31,12 @@
 //! for good: calls leave evenly, one every `window ÷ (share × limit)`, never in a burst, and
 //! still never more than the share in any window. The limit in force becomes
 //!
-//! - the first time, for a configured limit: what the instance accepted in the window before
-//!   (the calls let out, less the 429s and the calls still unanswered) if that is at least half
-//!   the limit — the window was full at that — and the configured limit otherwise: a burst was
-//!   refused, not the rate;
-//! - otherwise: what the instance accepted in the window before, never above a configured limit
-//!   nor below half of it; without a configured limit, at least [`ADAPTIVE_FLOOR`] — a smaller
-//!   estimate says more about someone else's calls than about the limit.
+//! - the first time, for a configured limit: the same limit — a burst may have been refused,
+//!   not the rate; if another client fills the window, the next 429 says so;
+//! - otherwise: what the instance accepted in the window before (the calls let out, less the
+//!   429s and the calls still unanswered), never above a configured limit nor below half of it;
+//!   without a configured limit, at least [`ADAPTIVE_FLOOR`] — a smaller estimate says more
+//!   about someone else's calls than about the limit.
 //!
 //! Only a call let out after the last change teaches anything: the 429s of the calls that were
 //! already on their way when the limit changed say nothing about the new one. Each window
@@ -249,12 +248,11 @@ impl Budget {
                     None => Turn::Answer,
                 };
             }
-            // On schedule, unless the call comes a whole interval late: then from now.
-            self.next = if now.saturating_duration_since(self.next) < self.interval {
-                self.next + self.interval
-            } else {
-                now + self.interval
-            };
+            // On schedule: a call that comes late (a timer wakes up late on a busy machine, the
+            // caller was slow) lets the next one make up for it, by at most one interval — at
+            // most two calls back to back.
+            self.next =
+                self.next.max(now.checked_sub(self.interval).unwrap_or(now)) + self.interval;
         }
         if self.calls == self.learned && self.mode == Mode::Smooth {
             // The first call since a 429: the window that may give some of the limit back
@@ -291,8 +289,9 @@ impl Budget {
             None => ADAPTIVE_FLOOR,
         };
         let estimate = match (self.mode, self.limit) {
-            // The first 429 of a limiter that spent its share at once.
-            (Mode::Window, Some(limit)) if accepted < floor => limit,
+            // The first 429 of a limiter that spent its share at once: the instance may refuse
+            // bursts, not the rate. If someone else fills the window, the next 429 says so.
+            (Mode::Window, Some(limit)) => limit,
             _ => accepted
                 .max(floor)
                 .min(self.configured.unwrap_or(f64::INFINITY)),
@@ -645,30 +644,36 @@ mod tests {
     }
 
     /// Another client took half of a 600-a-minute limit: the 429 comes after about 300 calls
-    /// of the minute. The limiter waits until enough of them are a minute old, then goes evenly
-    /// at its share of the 300 that got through.
+    /// of the minute. The limiter first goes evenly at its share of the limit (a refused burst
+    /// looks the same), meets the next 429, and then waits until enough calls are a minute old
+    /// and goes evenly at its share of the 300 that got through.
     #[tokio::test(start_paused = true)]
-    async fn a_429_after_half_the_limit_slows_to_what_the_instance_accepted() {
+    async fn a_second_429_slows_to_what_the_instance_accepted() {
         let limiter = Limiter::new(RateLimit {
             per_minute: 600,
             share: 0.9,
         });
         let origin = Instant::now();
-        send(&limiter, 300).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        send(&limiter, 299).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        limiter.acquire().await.rate_limited();
+        assert_eq!(limiter.smooth_rate(), Some(540.0));
         limiter.acquire().await.rate_limited();
         let limit = limiter.limit().unwrap_or_default();
         assert!((limit - 300.0).abs() < 1e-9, "{limit}");
         assert_eq!(limiter.smooth_rate(), Some(270.0));
         // 301 calls in the window, 270 allowed: the next waits for 32 of them to be a minute
-        // old, the first 300 of which were answered at the start.
+        // old, the first 299 of which were answered at the start.
         drop(limiter.acquire().await);
         assert_eq!(origin.elapsed(), MINUTE);
+        // Then 270 a minute, evenly: the call at 60 s came long after its turn, so the next
+        // makes up for it, and the rest keep the schedule.
         let steady = Duration::from_secs_f64(60.0 / 270.0);
         let sent = send(&limiter, 250).await;
+        assert_eq!(sent[0], Duration::ZERO);
         let span = sent[249];
         assert!(
-            span.abs_diff(steady.saturating_mul(250)) < Duration::from_millis(5),
+            span.abs_diff(steady.saturating_mul(249)) < Duration::from_millis(5),
             "{span:?}"
         );
     }
