@@ -111,8 +111,9 @@ use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
 /// lets this much of the limit out at once; the rest is room for other clients of the token.
 pub const DEFAULT_SHARE: f64 = 0.95;
 
-/// Steps in flight at once when nothing else is said.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Steps in flight at once when nothing else is said: with 200 ms a call, enough to send a
+/// minute's allowance of a few thousand calls within the minute (`benches/README.md`).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// A request to stop an apply, shared between whoever asks (a signal handler) and the
 /// executor. The first request stops it cleanly: no step starts any more and no step sends

@@ -36,7 +36,7 @@ pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
 
 /// The default number of calls in flight (`DESIGN.md`, "Apply").
-pub const DEFAULT_CONCURRENCY: u32 = 4;
+pub const DEFAULT_CONCURRENCY: u32 = 8;
 
 /// The share of `rate_limit` charter uses by default, in percent: what it leaves unused is room
 /// for other clients of the same token (`api::limiter`).
