@@ -19,9 +19,12 @@ pub struct RateLimiter {
     /// For each token (by its position among the grants), when its allowed requests came.
     windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
     /// Instead of the window: a token bucket of this capacity, refilled at `limit` per
-    /// `window`, and each token's level and when it was last filled.
-    bucket: Option<(u32, Mutex<HashMap<usize, (f64, Instant)>>)>,
+    /// `window`.
+    bucket: Option<(u32, Levels)>,
 }
+
+/// Each token's bucket level and when it was last filled.
+type Levels = Mutex<HashMap<usize, (f64, Instant)>>;
 
 impl RateLimiter {
     pub fn new(limit: u32, window: Duration) -> RateLimiter {
