@@ -35,7 +35,7 @@ pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 /// charter's state database.
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
 
-/// The default number of calls in flight (`DESIGN.md`, "Apply").
+/// The default number of calls in flight (why eight: README, "Benchmark" under Applying).
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 
 /// The share of `rate_limit` charter uses by default, in percent: what it leaves unused is room
