@@ -5,7 +5,7 @@
 //! sandbox of its own limited to 600 calls a window per token:
 //!
 //! - **sliding window** (the sandbox's own counting, the strictest reading of "600 a minute"):
-//!   charter's executor (its defaults: 95 % of the limit, 4 at once) and a naive one (10 at
+//!   charter's executor (its defaults: 95 % of the limit, 8 at once) and a naive one (10 at
 //!   once, no limiter, a 429 retried after a random wait of up to a second), each against the
 //!   window bound `(⌈calls / limit⌉ − 1) windows + the last calls at the unlimited rate`;
 //! - **small bucket**: a sandbox that counts with a token bucket of 10 calls refilled at the
