@@ -1389,7 +1389,7 @@ fn write_counter(running: &BlockingSandbox, hold: Duration) -> WriteCounter {
     }
 }
 
-/// `--concurrency N` (and the default of 4) is the most writes charter has in flight at once,
+/// `--concurrency N` (and the default) is the most writes charter has in flight at once,
 /// and it is reached: counted by a proxy that holds each write 40 ms, with dozens of
 /// independent steps ready from the start.
 #[test]
@@ -1397,7 +1397,7 @@ fn apply_keeps_exactly_concurrency_writes_in_flight() {
     for (name, flag, want) in [
         ("one", Some("1"), 1),
         ("three", Some("3"), 3),
-        ("default", None, 4),
+        ("default", None, charter::apply::DEFAULT_CONCURRENCY),
     ] {
         let running = sandbox();
         let counter = write_counter(&running, Duration::from_millis(40));

@@ -1,42 +1,57 @@
-//! The client-side rate limiter: a token bucket at a share of the instance's requests per
-//! minute, so that the instance's 429s are rare instead of being the flow control. One limiter
-//! is shared (it is a handle: clones are the same bucket) by every call of one command — the
-//! reads of the observation and the apply that follows — so that they spend one minute's budget
-//! together, as the instance counts it.
+//! The client-side rate limiter: charter's calls stay within a share of the instance's
+//! requests per minute, so that the instance's 429s are rare instead of being the flow control.
+//! One limiter is shared (it is a handle: clones are the same limiter) by every call of one
+//! command — the reads of the observation and the apply that follows — so that they spend one
+//! minute's budget together, as the instance counts it.
 //!
-//! It is kept as a theoretical arrival time (the GCRA form of a token bucket): each call
-//! reserves the next slot, `interval` after the previous one, and may go as early as `burst`
-//! slots ahead of it. A reservation is never given back, so concurrent callers are served in
-//! the order they asked, and a call that is retried reserves a new slot like any other.
+//! # The window
 //!
-//! The bound it keeps: in any minute, at most `burst + share × limit` calls leave. The burst is
-//! half of what the share leaves unused (`(1 − share) × limit / 2`), so even an instance that
-//! counts calls over a sliding minute (the strictest reading, which the sandbox takes) never
-//! sees more than its limit, with room to spare for calls that arrive late or early.
+//! A limit of `L` calls a minute lets a whole minute's allowance through at once, whether the
+//! instance counts over a sliding minute, over fixed minutes, or with a token bucket as large as
+//! the minute's allowance. So the limiter lets calls out as fast as they come until the share of
+//! the limit, `C = ⌊share × L⌋` (at least one), is spent in the window, then holds the next call
+//! until the window has rolled past enough of them. N calls then take about
+//! `(⌈N / C⌉ − 1)` minutes and the time to send the last `C` or fewer, where an evenly paced
+//! limiter takes `N / C` minutes.
+//!
+//! The bound it keeps is on what the instance can count: a call is let out only while fewer
+//! than `C` calls are in flight or were answered less than a window ago ([`Permit`]s say when a
+//! call is answered). The instance counts a call at some moment between the call's leaving and
+//! its answer, so for any window of the instance's clock, the last call it counts there was let
+//! out when every other call counted there was in flight or answered within the window before:
+//! no sliding window, on any clock, ever holds more than `C` of charter's calls, whatever the
+//! latency. What the share leaves unused (`L − C`) is the room for other clients of the same
+//! token.
 //!
 //! # A 429 all the same
 //!
-//! A 429 means that the instance's minute is full although the bucket kept under the limit as
-//! charter knows it: another client spends the same budget, or the limit is lower than
-//! configured — or none is configured ([`Limiter::adaptive`]). The limiter then
+//! A 429 means that the instance counts differently: it refuses bursts (a bucket smaller than
+//! its minute), another client spends the same budget, or the limit is lower than configured —
+//! or none is configured ([`Limiter::adaptive`]). The limiter then falls back to smooth pacing,
+//! for good: calls leave evenly, one every `window ÷ (share × limit)`, never in a burst, and
+//! still never more than the share in any window. The limit in force becomes
 //!
-//! - takes the calls the instance accepted in the minute before (those it let out, less the
-//!   429s) as the limit in force: never above a configured limit, nor below half of it; without
-//!   a configured limit, at least [`ADAPTIVE_FLOOR`] — a smaller estimate says more about
-//!   someone else's calls than about the limit;
-//! - holds every call back until the oldest call of that minute is a minute (and one interval)
-//!   old: before then, an instance that counts over a sliding minute refuses them all;
-//! - goes at its share of the new limit, with the burst that limit gives, and gets a tenth of
-//!   the configured limit (without one: of the highest estimate) back for each minute without a
-//!   429.
+//! - the first time, for a configured limit: the same limit — a burst may have been refused,
+//!   not the rate; if another client fills the window, the next 429 says so;
+//! - otherwise: what the instance accepted in the window before (the calls let out, less the
+//!   429s and the calls still unanswered), never above a configured limit nor below half of it;
+//!   without a configured limit, at least [`ADAPTIVE_FLOOR`] — a smaller estimate says more
+//!   about someone else's calls than about the limit.
 //!
-//! The minute is the instance's counting window: 60 s for Make. [`Limiter::with_window`]
-//! shortens it, with the sandbox's, for tests that cannot wait a real minute.
+//! Only a call let out after the last change teaches anything: the 429s of the calls that were
+//! already on their way when the limit changed say nothing about the new one. Each window
+//! without a change gives a tenth of the configured limit (without one: of the highest
+//! estimate) back.
+//!
+//! The window is the instance's: 60 s for Make. [`Limiter::with_window`] shortens it, with the
+//! sandbox's, for tests that cannot wait a real minute.
 
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Make counts calls per minute.
@@ -46,7 +61,7 @@ pub const MINUTE: Duration = Duration::from_secs(60);
 /// Make's smallest plan allows 60.
 pub const ADAPTIVE_FLOOR: f64 = 60.0;
 
-/// At most this many sent calls are remembered (far above any `apiLimit`): the limiter's memory
+/// At most this many calls are remembered (far above any `apiLimit`): the limiter's memory
 /// stays bounded at any rate.
 const REMEMBERED: usize = 100_000;
 
@@ -60,18 +75,11 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// The time between two calls at the share in force.
-    pub fn interval(&self) -> Duration {
-        interval(f64::from(self.per_minute.max(1)), self.share(), MINUTE)
-    }
-
-    /// How many calls may leave at once after a quiet minute (at least one).
-    pub fn burst(&self) -> u32 {
-        burst(f64::from(self.per_minute), self.share())
-    }
-
-    fn share(&self) -> f64 {
-        valid_share(self.share)
+    /// The calls charter lets out in any minute: the share of the limit, at least one.
+    pub fn allowance(&self) -> u32 {
+        let share = valid_share(self.share);
+        // At most the limit itself, a `u32`.
+        allowance(f64::from(self.per_minute.max(1)), share) as u32
     }
 }
 
@@ -83,119 +91,137 @@ fn valid_share(share: f64) -> f64 {
     }
 }
 
-/// The time between two calls at `share` of `limit` calls per `minute`.
-fn interval(limit: f64, share: f64, minute: Duration) -> Duration {
-    let rate = limit.max(f64::MIN_POSITIVE) * share / minute.as_secs_f64().max(1e-3);
-    Duration::try_from_secs_f64(1.0 / rate).unwrap_or(minute)
+/// `⌊share × limit⌋`, at least one.
+fn allowance(limit: f64, share: f64) -> usize {
+    // A float of at most a few million calls converts without loss; larger ones saturate.
+    ((limit * share).floor() as usize).max(1)
 }
 
-fn burst(limit: f64, share: f64) -> u32 {
-    let spare = limit * (1.0 - share) / 2.0;
-    // A float of at most half a `u32` converts without loss of meaning; larger ones saturate.
-    (spare.floor() as u32).max(1)
+/// The time between two evenly paced calls at `share` of `limit` calls per `window`.
+fn interval(limit: f64, share: f64, window: Duration) -> Duration {
+    let rate = limit.max(f64::MIN_POSITIVE) * share / window.as_secs_f64().max(1e-3);
+    Duration::try_from_secs_f64(1.0 / rate).unwrap_or(window)
 }
 
-/// A token bucket shared by every call of a command (clones are the same bucket);
+/// The rate limiter shared by every call of a command (clones are the same limiter);
 /// [`Limiter::off`] lets everything through.
 #[derive(Clone, Debug)]
 pub struct Limiter {
-    inner: Option<Arc<Mutex<Bucket>>>,
+    inner: Option<Arc<Shared>>,
 }
 
 #[derive(Debug)]
-struct Bucket {
+struct Shared {
+    budget: Mutex<Budget>,
+    /// Callers wait their turn here, first come first served: only the first waits for the
+    /// budget.
+    queue: tokio::sync::Mutex<()>,
+    /// Told when a call is answered: a caller waiting for the calls in flight may go.
+    answered: Notify,
+}
+
+/// How calls leave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// The share of the window at once, then wait for the window to roll.
+    Window,
+    /// One every interval (after a 429).
+    Smooth,
+}
+
+#[derive(Debug)]
+struct Budget {
     /// The instance's counting window.
-    minute: Duration,
+    window: Duration,
     share: f64,
-    /// The configured limit per minute; `None` for an adaptive limiter.
+    mode: Mode,
+    /// The configured limit per window; `None` for an adaptive limiter.
     configured: Option<f64>,
     /// The most the limit in force may come back to: the configured limit, or the highest
     /// estimate of an adaptive one (`None` before its first 429).
     ceiling: Option<f64>,
-    /// The limit in force, per minute; `None` while nothing limits (an adaptive limiter before
+    /// The limit in force, per window; `None` while nothing limits (an adaptive limiter before
     /// its first 429).
     limit: Option<f64>,
+    /// Between two calls, in smooth mode.
     interval: Duration,
-    /// How far ahead of the theoretical arrival time a call may go: `burst − 1` intervals.
-    tolerance: Duration,
-    /// When the next call would be due if calls left exactly one interval apart.
+    /// The earliest the next call may leave, in smooth mode.
     next: Instant,
-    /// When the calls of the last minute left.
+    /// Calls let out and not answered yet.
+    in_flight: usize,
+    /// When the calls of the last window were answered (or spent), oldest first.
+    answered: VecDeque<Instant>,
+    /// When the calls of the last window were let out, oldest first.
     sent: VecDeque<Instant>,
-    /// When the 429s of the last minute came.
+    /// When the 429s of the last window came.
     refused: VecDeque<Instant>,
-    /// When the limit last changed (a 429, or a step back up).
+    /// When the limit or the mode last changed (a 429, or a step back up).
     changed: Instant,
-    /// Calls let out, ever.
+    /// Calls let out, ever; a call's number is how many left before it.
     calls: u64,
+    /// The number of the first call let out after the last 429 that changed the limit.
+    learned: u64,
 }
 
-impl Bucket {
-    fn new(configured: Option<f64>, share: f64) -> Bucket {
+/// What a caller does next.
+enum Turn {
+    /// The call leaves; its number.
+    Go(u64),
+    /// Wait until then and ask again.
+    Until(Instant),
+    /// Wait for a call in flight to be answered.
+    Answer,
+}
+
+impl Budget {
+    fn new(configured: Option<f64>, share: f64) -> Budget {
         let now = Instant::now();
-        let mut bucket = Bucket {
-            minute: MINUTE,
+        let mut budget = Budget {
+            window: MINUTE,
             share: valid_share(share),
+            mode: Mode::Window,
             configured,
             ceiling: configured,
             limit: configured,
             interval: Duration::ZERO,
-            tolerance: Duration::ZERO,
             next: now,
+            in_flight: 0,
+            answered: VecDeque::new(),
             sent: VecDeque::new(),
             refused: VecDeque::new(),
             changed: now,
             calls: 0,
+            learned: 0,
         };
-        bucket.pace();
-        bucket
+        budget.pace();
+        budget
     }
 
-    /// Interval and tolerance from the limit in force.
     fn pace(&mut self) {
-        match self.limit {
-            Some(limit) => {
-                self.interval = interval(limit, self.share, self.minute);
-                self.tolerance = self
-                    .interval
-                    .saturating_mul(burst(limit, self.share).saturating_sub(1));
-            }
-            None => {
-                self.interval = Duration::ZERO;
-                self.tolerance = Duration::ZERO;
-            }
-        }
+        self.interval = match (self.mode, self.limit) {
+            (Mode::Smooth, Some(limit)) => interval(limit, self.share, self.window),
+            _ => Duration::ZERO,
+        };
     }
 
-    /// Forgets what is older than a minute.
+    /// Forgets what is a window old.
     fn forget(&mut self, now: Instant) {
-        for times in [&mut self.sent, &mut self.refused] {
+        for times in [&mut self.answered, &mut self.sent, &mut self.refused] {
             while times
                 .front()
-                .is_some_and(|&at| now.saturating_duration_since(at) >= self.minute)
+                .is_some_and(|&at| now.saturating_duration_since(at) >= self.window)
             {
                 times.pop_front();
             }
         }
     }
 
-    fn remember(&mut self, at: Instant, calls: u64) {
-        self.calls = self.calls.saturating_add(calls);
-        let calls = usize::try_from(calls).unwrap_or(usize::MAX).min(REMEMBERED);
-        for _ in 0..calls {
-            if self.sent.len() >= REMEMBERED {
-                self.sent.pop_front();
-            }
-            self.sent.push_back(at);
-        }
-    }
-
-    /// A minute without a 429 gives back a tenth of the ceiling.
+    /// A window without a change gives back a tenth of the ceiling.
     fn recover(&mut self, now: Instant) {
         let (Some(limit), Some(ceiling)) = (self.limit, self.ceiling) else {
             return;
         };
-        if limit >= ceiling || now.saturating_duration_since(self.changed) < self.minute {
+        if limit >= ceiling || now.saturating_duration_since(self.changed) < self.window {
             return;
         }
         self.limit = Some((limit + ceiling / 10.0).min(ceiling));
@@ -203,55 +229,109 @@ impl Bucket {
         self.pace();
     }
 
-    fn rate_limited(&mut self, now: Instant) {
+    /// Whether a call may leave now, and lets it out if so (its number with it).
+    fn take(&mut self, now: Instant) -> Turn {
         self.forget(now);
-        self.refused.push_back(now);
-        // What the instance accepted in the last minute, as far as this limiter saw.
-        let accepted = self.sent.len().saturating_sub(self.refused.len()) as f64;
+        self.recover(now);
+        if let Some(limit) = self.limit {
+            if self.mode == Mode::Smooth && self.next > now {
+                return Turn::Until(self.next);
+            }
+            let counted = self.in_flight + self.answered.len();
+            let allowance = allowance(limit, self.share);
+            if counted >= allowance {
+                // This many answered calls must leave the window first (the oldest ones); when
+                // the calls in flight alone fill it, one of them must be answered.
+                let ageing = counted - allowance + 1;
+                return match self.answered.get(ageing - 1) {
+                    Some(&at) => Turn::Until(at + self.window),
+                    None => Turn::Answer,
+                };
+            }
+            // On schedule: a call that comes late (a timer wakes up late on a busy machine, the
+            // caller was slow) lets the next one make up for it, by at most one interval — at
+            // most two calls back to back.
+            self.next =
+                self.next.max(now.checked_sub(self.interval).unwrap_or(now)) + self.interval;
+        }
+        if self.calls == self.learned && self.mode == Mode::Smooth {
+            // The first call since a 429: the window that may give some of the limit back
+            // starts now, not while the calls waited for the instance's window to roll.
+            self.changed = now;
+        }
+        self.in_flight += 1;
+        remember(&mut self.sent, now, 1);
+        let number = self.calls;
+        self.calls = self.calls.saturating_add(1);
+        Turn::Go(number)
+    }
+
+    fn answer(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        remember(&mut self.answered, now, 1);
+    }
+
+    /// The call numbered `number` was answered 429 now (see the module documentation).
+    fn rate_limited(&mut self, number: u64, now: Instant) {
+        self.forget(now);
+        remember(&mut self.refused, now, 1);
+        if number < self.learned {
+            return;
+        }
+        // What the instance accepted in the last window, as far as this limiter knows.
+        let accepted = self
+            .sent
+            .len()
+            .saturating_sub(self.refused.len())
+            .saturating_sub(self.in_flight) as f64;
         let floor = match self.configured {
             Some(configured) => (configured / 2.0).max(1.0).min(configured),
             None => ADAPTIVE_FLOOR,
         };
-        let estimate = accepted
-            .max(floor)
-            .min(self.configured.unwrap_or(f64::INFINITY));
+        let estimate = match (self.mode, self.limit) {
+            // The first 429 of a limiter that spent its share at once: the instance may refuse
+            // bursts, not the rate. If someone else fills the window, the next 429 says so.
+            (Mode::Window, Some(limit)) => limit,
+            _ => accepted
+                .max(floor)
+                .min(self.configured.unwrap_or(f64::INFINITY)),
+        };
         if self.configured.is_none() {
             self.ceiling = Some(self.ceiling.map_or(estimate, |c| c.max(estimate)));
         }
-        let limit = self.limit.map_or(estimate, |l| l.min(estimate));
-        self.limit = Some(limit);
+        self.limit = Some(self.limit.map_or(estimate, |l| l.min(estimate)));
+        self.mode = Mode::Smooth;
         self.changed = now;
+        self.learned = self.calls;
         self.pace();
-        // No burst left.
-        self.next = self.next.max(now + self.tolerance);
-        // When these calls are what filled the instance's minute, nothing goes before the oldest
-        // of them is a minute old: a sliding window refuses every call until then. (Fewer calls
-        // than the floor did not fill it: someone else's did, and the instance may take calls
-        // again at any moment.)
-        if accepted >= floor {
-            let oldest = self.sent.front().copied().unwrap_or(now);
-            let free = oldest + self.minute + self.interval;
-            self.next = self.next.max(free + self.tolerance);
-            // The minute that may give some of the limit back starts when calls go again.
-            self.changed = self.changed.max(free);
+        self.next = self.next.max(now + self.interval);
+    }
+}
+
+fn remember(times: &mut VecDeque<Instant>, at: Instant, calls: u64) {
+    let calls = usize::try_from(calls).unwrap_or(usize::MAX).min(REMEMBERED);
+    for _ in 0..calls {
+        if times.len() >= REMEMBERED {
+            times.pop_front();
         }
+        times.push_back(at);
     }
 }
 
 impl Limiter {
-    /// A limiter at `limit`, full (its burst available at once).
+    /// A limiter at `limit`, its whole allowance available at once.
     pub fn new(limit: RateLimit) -> Limiter {
-        Limiter::with_bucket(Bucket::new(
+        Limiter::with_budget(Budget::new(
             Some(f64::from(limit.per_minute.max(1))),
             limit.share,
         ))
     }
 
     /// A limiter for an instance whose limit is not known: it lets everything through until
-    /// the first 429, then goes at `share` of the limit it estimates (see the module
+    /// the first 429, then goes evenly at `share` of the limit it estimates (see the module
     /// documentation).
     pub fn adaptive(share: f64) -> Limiter {
-        Limiter::with_bucket(Bucket::new(None, share))
+        Limiter::with_budget(Budget::new(None, share))
     }
 
     /// No limit, and 429s change nothing.
@@ -264,19 +344,23 @@ impl Limiter {
         limit.map_or_else(Limiter::off, Limiter::new)
     }
 
-    fn with_bucket(bucket: Bucket) -> Limiter {
+    fn with_budget(budget: Budget) -> Limiter {
         Limiter {
-            inner: Some(Arc::new(Mutex::new(bucket))),
+            inner: Some(Arc::new(Shared {
+                budget: Mutex::new(budget),
+                queue: tokio::sync::Mutex::new(()),
+                answered: Notify::new(),
+            })),
         }
     }
 
     /// The same limiter counting over `window` instead of a minute (its limit then means calls
     /// per `window`): for tests, against a sandbox whose window is as short.
     pub fn with_window(self, window: Duration) -> Limiter {
-        if let Some(bucket) = &self.inner {
-            let mut bucket = lock(bucket);
-            bucket.minute = window.max(Duration::from_millis(1));
-            bucket.pace();
+        if let Some(shared) = &self.inner {
+            let mut budget = lock(&shared.budget);
+            budget.window = window.max(Duration::from_millis(1));
+            budget.pace();
         }
         self
     }
@@ -289,63 +373,108 @@ impl Limiter {
     /// The limit in force, calls per minute: the configured one, or what the 429s taught;
     /// `None` when nothing limits.
     pub fn limit(&self) -> Option<f64> {
-        self.inner.as_ref().and_then(|bucket| lock(bucket).limit)
+        self.inner
+            .as_ref()
+            .and_then(|shared| lock(&shared.budget).limit)
+    }
+
+    /// Once a 429 made it fall back to even pacing: the calls a minute it lets out now (the
+    /// share of the limit in force). `None` while it spends each window's allowance at once,
+    /// or limits nothing.
+    pub fn smooth_rate(&self) -> Option<f64> {
+        let shared = self.inner.as_ref()?;
+        let budget = lock(&shared.budget);
+        match budget.mode {
+            Mode::Smooth => budget.limit.map(|limit| limit * budget.share),
+            Mode::Window => None,
+        }
     }
 
     /// How many calls it let out (spent ones included).
     pub fn calls(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |bucket| lock(bucket).calls)
+        self.inner
+            .as_ref()
+            .map_or(0, |shared| lock(&shared.budget).calls)
     }
 
-    /// Waits until a call may leave, and counts it.
-    pub async fn acquire(&self) {
-        let Some(bucket) = &self.inner else {
-            return;
-        };
-        let now = Instant::now();
-        let allowed = {
-            let mut bucket = lock(bucket);
-            bucket.forget(now);
-            bucket.recover(now);
-            let allowed = if bucket.limit.is_some() {
-                let due = bucket.next.max(now);
-                bucket.next = due + bucket.interval;
-                due.checked_sub(bucket.tolerance).unwrap_or(now).max(now)
-            } else {
-                now
+    /// Waits until a call may leave, and counts it. The call is in flight until the permit is
+    /// dropped (the answer came) or [`Permit::rate_limited`] says it was refused; keep it until
+    /// then.
+    pub async fn acquire(&self) -> Permit {
+        let Some(shared) = &self.inner else {
+            return Permit {
+                shared: None,
+                number: 0,
             };
-            bucket.remember(allowed, 1);
-            allowed
         };
-        if allowed > now {
-            tokio::time::sleep_until(allowed).await;
+        let _turn = shared.queue.lock().await;
+        loop {
+            let mut answered = pin!(shared.answered.notified());
+            // Registered before the budget is read: an answer after that wakes it.
+            answered.as_mut().enable();
+            let now = Instant::now();
+            let turn = lock(&shared.budget).take(now);
+            match turn {
+                Turn::Go(number) => {
+                    return Permit {
+                        shared: Some(Arc::clone(shared)),
+                        number,
+                    };
+                }
+                Turn::Until(at) => tokio::time::sleep_until(at).await,
+                Turn::Answer => answered.await,
+            }
         }
     }
 
-    /// Counts `calls` made with the same token outside the limiter (such as the reads of an
-    /// observation through another client): later calls wait as if these had gone through it.
+    /// Counts `calls` made and answered with the same token outside the limiter (such as the
+    /// reads of an observation through another client): later calls wait as if these had gone
+    /// through it.
     pub fn spend(&self, calls: u64) {
-        let Some(bucket) = &self.inner else {
+        let Some(shared) = &self.inner else {
             return;
         };
         let now = Instant::now();
-        let mut bucket = lock(bucket);
-        bucket.forget(now);
-        bucket.remember(now, calls);
-        if bucket.limit.is_some() {
-            let calls = u32::try_from(calls).unwrap_or(u32::MAX);
-            bucket.next = bucket.next.max(now) + bucket.interval.saturating_mul(calls);
+        let mut budget = lock(&shared.budget);
+        budget.forget(now);
+        remember(&mut budget.sent, now, calls);
+        remember(&mut budget.answered, now, calls);
+        budget.calls = budget.calls.saturating_add(calls);
+    }
+}
+
+/// A call let out by a [`Limiter`]: in flight until it is dropped (the call was answered) or
+/// told it was refused.
+#[derive(Debug)]
+#[must_use = "the call is in flight until the permit is dropped"]
+pub struct Permit {
+    shared: Option<Arc<Shared>>,
+    /// How many calls the limiter let out before this one.
+    number: u64,
+}
+
+impl Permit {
+    /// The instance answered this call 429: the limiter falls back to even pacing at what the
+    /// instance accepted (see the module documentation).
+    pub fn rate_limited(mut self) {
+        if let Some(shared) = self.shared.take() {
+            let now = Instant::now();
+            {
+                let mut budget = lock(&shared.budget);
+                budget.answer(now);
+                budget.rate_limited(self.number, now);
+            }
+            shared.answered.notify_waiters();
         }
     }
+}
 
-    /// The instance said 429: the limiter slows to what the instance accepted in the last
-    /// minute and holds every call back until that minute has passed (see the module
-    /// documentation).
-    pub fn rate_limited(&self) {
-        let Some(bucket) = &self.inner else {
-            return;
-        };
-        lock(bucket).rate_limited(Instant::now());
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            lock(&shared.budget).answer(Instant::now());
+            shared.answered.notify_waiters();
+        }
     }
 }
 
@@ -358,34 +487,25 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
-    fn the_burst_is_half_of_what_the_share_leaves() {
-        let limit = RateLimit {
-            per_minute: 600,
-            share: 0.95,
-        };
-        assert_eq!(limit.burst(), 15);
-        assert_eq!(limit.interval(), Duration::from_secs_f64(60.0 / 570.0));
-        let tiny = RateLimit {
-            per_minute: 10,
-            share: 0.95,
-        };
-        assert_eq!(tiny.burst(), 1);
-        let odd = RateLimit {
-            per_minute: 60,
-            share: f64::NAN,
-        };
-        assert_eq!(odd.interval(), Duration::from_secs(1));
+    fn the_allowance_is_the_share_of_the_limit() {
+        let limit = |per_minute, share| RateLimit { per_minute, share };
+        assert_eq!(limit(600, 0.95).allowance(), 570);
+        assert_eq!(limit(10, 0.05).allowance(), 1);
+        assert_eq!(limit(60, f64::NAN).allowance(), 60);
+        assert_eq!(limit(0, 1.0).allowance(), 1);
     }
 
-    /// The times at which `n` calls leave, from the first.
+    /// The times at which `n` calls leave, from the first, each answered at once.
     async fn send(limiter: &Limiter, n: usize) -> Vec<Duration> {
         let start = Instant::now();
         let mut sent = Vec::new();
         for _ in 0..n {
-            limiter.acquire().await;
+            drop(limiter.acquire().await);
             sent.push(Instant::now() - start);
         }
         sent
@@ -404,101 +524,156 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// In any minute, no more than the burst and the share of the limit leave: never more than
-    /// the limit, even counted over a sliding minute.
+    /// The share of a minute goes at once, then each next share a minute later: 400 calls at
+    /// 114 a minute take three minutes and a burst.
     #[tokio::test(start_paused = true)]
-    async fn no_minute_sees_more_than_the_limit() {
+    async fn each_minute_s_allowance_goes_at_once() {
         let limit = RateLimit {
             per_minute: 120,
             share: 0.95,
         };
         let limiter = Limiter::new(limit);
         let sent = send(&limiter, 400).await;
-        assert!(busiest(&sent, MINUTE) <= 117, "{}", busiest(&sent, MINUTE));
-        // And the steady rate is the share: 400 calls, 3 at once, then 114 a minute.
-        let last = sent.last().copied().unwrap_or_default();
-        let expected = limit.interval().saturating_mul(400 - limit.burst());
-        assert!(
-            last.abs_diff(expected) < Duration::from_millis(10),
-            "{last:?}"
-        );
+        assert_eq!(busiest(&sent, MINUTE), 114);
+        for (i, at) in sent.iter().enumerate() {
+            let window = MINUTE.saturating_mul(u32::try_from(i / 114).unwrap_or(0));
+            assert_eq!(*at, window, "call {i}");
+        }
         assert_eq!(limiter.calls(), 400);
+        assert_eq!(limiter.smooth_rate(), None);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_shorter_window_scales_the_bound() {
+    async fn a_shorter_window_rolls_sooner() {
         let limiter = Limiter::new(RateLimit {
             per_minute: 120,
             share: 0.95,
         })
         .with_window(Duration::from_secs(3));
         let sent = send(&limiter, 400).await;
-        assert!(busiest(&sent, Duration::from_secs(3)) <= 117);
-        let last = sent.last().copied().unwrap_or_default();
-        assert!(
-            last.abs_diff(Duration::from_secs_f64(3.0 * 397.0 / 114.0)) < Duration::from_millis(5),
-            "{last:?}"
-        );
+        assert_eq!(busiest(&sent, Duration::from_secs(3)), 114);
+        assert_eq!(sent.last().copied(), Some(Duration::from_secs(9)));
+    }
+
+    /// A call counts from its answer: the instance may count it as late as that.
+    #[tokio::test(start_paused = true)]
+    async fn the_window_counts_calls_from_their_answer() {
+        let limiter = Limiter::new(RateLimit {
+            per_minute: 2,
+            share: 1.0,
+        });
+        let start = Instant::now();
+        let first = limiter.acquire().await;
+        let second = limiter.acquire().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(first);
+        let third = tokio::spawn({
+            let limiter = limiter.clone();
+            async move {
+                drop(limiter.acquire().await);
+                start.elapsed()
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Both calls are in flight or answered within the window until the first is answered
+        // a minute ago.
+        drop(second);
+        assert_eq!(third.await.ok(), Some(MINUTE + Duration::from_secs(5)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn calls_made_outside_are_waited_for() {
         let limiter = Limiter::new(RateLimit {
-            per_minute: 60,
+            per_minute: 5,
             share: 1.0,
         });
         let start = Instant::now();
         limiter.spend(5);
-        limiter.acquire().await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+        drop(limiter.acquire().await);
+        assert_eq!(Instant::now() - start, MINUTE);
+        assert_eq!(limiter.calls(), 6);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn clones_share_one_bucket() {
+    async fn clones_share_one_limiter() {
         let limiter = Limiter::new(RateLimit {
-            per_minute: 60,
+            per_minute: 2,
             share: 1.0,
         });
         let other = limiter.clone();
         let start = Instant::now();
-        limiter.acquire().await;
-        other.acquire().await;
-        limiter.acquire().await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+        drop(limiter.acquire().await);
+        drop(other.acquire().await);
+        drop(limiter.acquire().await);
+        assert_eq!(Instant::now() - start, MINUTE);
         assert_eq!(other.calls(), 3);
     }
 
-    /// Another client took half of a 600-a-minute limit: the 429 comes after about 300 calls
-    /// of the minute. The limiter waits until the first of them is a minute old, then goes at
-    /// its share of the 300 that got through.
+    /// An instance that refuses bursts (its bucket holds ten calls) answers 429 early in the
+    /// first burst: the rate is not what it refused, so the limiter goes evenly at its share of
+    /// the configured limit from then on. The 429s of the calls already on their way change
+    /// nothing more.
     #[tokio::test(start_paused = true)]
-    async fn a_429_slows_to_what_the_instance_accepted_and_waits_out_the_minute() {
+    async fn a_refused_burst_falls_back_to_even_pacing_at_the_same_rate() {
+        let limiter = Limiter::new(RateLimit {
+            per_minute: 600,
+            share: 0.95,
+        });
+        let mut permits = Vec::new();
+        for _ in 0..4 {
+            permits.push(limiter.acquire().await);
+        }
+        send(&limiter, 10).await;
+        for permit in permits {
+            permit.rate_limited();
+        }
+        assert_eq!(limiter.limit(), Some(600.0));
+        assert_eq!(limiter.smooth_rate(), Some(570.0));
+        let steady = Duration::from_secs_f64(60.0 / 570.0);
+        let before = Instant::now();
+        let sent = send(&limiter, 100).await;
+        assert!(
+            sent[0].abs_diff(steady) < Duration::from_millis(2),
+            "{sent:?}"
+        );
+        let span = before.elapsed();
+        assert!(
+            span.abs_diff(steady.saturating_mul(100)) < Duration::from_millis(5),
+            "{span:?}"
+        );
+    }
+
+    /// Another client took half of a 600-a-minute limit: the 429 comes after about 300 calls
+    /// of the minute. The limiter first goes evenly at its share of the limit (a refused burst
+    /// looks the same), meets the next 429, and then waits until enough calls are a minute old
+    /// and goes evenly at its share of the 300 that got through.
+    #[tokio::test(start_paused = true)]
+    async fn a_second_429_slows_to_what_the_instance_accepted() {
         let limiter = Limiter::new(RateLimit {
             per_minute: 600,
             share: 0.9,
         });
         let origin = Instant::now();
-        send(&limiter, 301).await;
-        assert!(
-            origin.elapsed() < Duration::from_secs(31),
-            "{:?}",
-            origin.elapsed()
-        );
-        limiter.rate_limited();
+        send(&limiter, 299).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        limiter.acquire().await.rate_limited();
+        assert_eq!(limiter.smooth_rate(), Some(540.0));
+        limiter.acquire().await.rate_limited();
         let limit = limiter.limit().unwrap_or_default();
         assert!((limit - 300.0).abs() < 1e-9, "{limit}");
-        limiter.acquire().await;
+        assert_eq!(limiter.smooth_rate(), Some(270.0));
+        // 301 calls in the window, 270 allowed: the next waits for 32 of them to be a minute
+        // old, the first 299 of which were answered at the start.
+        drop(limiter.acquire().await);
+        assert_eq!(origin.elapsed(), MINUTE);
+        // Then 270 a minute, evenly: the call at 60 s came long after its turn, so the next
+        // makes up for it, and the rest keep the schedule.
         let steady = Duration::from_secs_f64(60.0 / 270.0);
-        assert!(
-            origin.elapsed().abs_diff(MINUTE + steady) < Duration::from_millis(5),
-            "{:?}",
-            origin.elapsed()
-        );
-        // Then 270 a minute (90 % of 300), without a burst.
         let sent = send(&limiter, 250).await;
+        assert_eq!(sent[0], Duration::ZERO);
         let span = sent[249];
         assert!(
-            span.abs_diff(steady.saturating_mul(250)) < Duration::from_millis(5),
+            span.abs_diff(steady.saturating_mul(249)) < Duration::from_millis(5),
             "{span:?}"
         );
     }
@@ -509,8 +684,9 @@ mod tests {
             per_minute: 100,
             share: 0.95,
         });
-        limiter.acquire().await;
-        limiter.rate_limited();
+        limiter.acquire().await.rate_limited();
+        assert_eq!(limiter.limit(), Some(100.0), "a refused burst");
+        limiter.acquire().await.rate_limited();
         assert_eq!(limiter.limit(), Some(50.0));
     }
 
@@ -520,18 +696,20 @@ mod tests {
             per_minute: 100,
             share: 0.95,
         });
-        limiter.rate_limited();
+        limiter.acquire().await.rate_limited();
+        limiter.acquire().await.rate_limited();
         assert_eq!(limiter.limit(), Some(50.0));
         for expected in [60.0, 70.0, 80.0, 90.0, 100.0, 100.0] {
             tokio::time::sleep(MINUTE * 2).await;
-            limiter.acquire().await;
+            drop(limiter.acquire().await);
             let limit = limiter.limit().unwrap_or_default();
             assert!((limit - expected).abs() < 1e-9, "{limit} ≠ {expected}");
         }
+        assert_eq!(limiter.smooth_rate(), Some(95.0), "still even");
     }
 
-    /// Without a configured limit, calls go at once until the first 429; then the instance's
-    /// minute is waited out and the limit taken as what went through.
+    /// Without a configured limit, calls go at once until the first 429; then the limit is
+    /// taken as what went through, and calls wait for the window to roll.
     #[tokio::test(start_paused = true)]
     async fn an_adaptive_limiter_learns_the_limit_from_the_first_429() {
         let limiter = Limiter::adaptive(0.95);
@@ -539,31 +717,137 @@ mod tests {
         send(&limiter, 120).await;
         assert_eq!(Instant::now(), start, "nothing waits before a 429");
         assert_eq!(limiter.limit(), None);
-        limiter.rate_limited();
-        assert_eq!(limiter.limit(), Some(119.0));
+        limiter.acquire().await.rate_limited();
+        assert_eq!(limiter.limit(), Some(120.0));
         let sent = send(&limiter, 200).await;
         assert!(start.elapsed() >= MINUTE, "{:?}", start.elapsed());
-        assert!(busiest(&sent, MINUTE) <= 119, "{}", busiest(&sent, MINUTE));
+        assert!(busiest(&sent, MINUTE) <= 114, "{}", busiest(&sent, MINUTE));
         // A 429 after a handful of calls says little about the limit: at least 60 a minute,
         // and no wait for a minute these calls did not fill.
         let early = Limiter::adaptive(0.95);
-        early.acquire().await;
-        early.rate_limited();
+        early.acquire().await.rate_limited();
         assert_eq!(early.limit(), Some(ADAPTIVE_FLOOR));
         let before = Instant::now();
         send(&early, 3).await;
-        let expected = Duration::from_secs_f64(60.0 / 57.0).saturating_mul(2);
+        let expected = Duration::from_secs_f64(60.0 / 57.0).saturating_mul(3);
         assert!(before.elapsed().abs_diff(expected) < Duration::from_millis(5));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_off_limiter_ignores_429s() {
         let limiter = Limiter::off();
-        limiter.rate_limited();
+        limiter.acquire().await.rate_limited();
         let start = Instant::now();
         send(&limiter, 1000).await;
         assert_eq!(Instant::now(), start);
         assert_eq!(limiter.limit(), None);
         assert!(!limiter.is_on());
+    }
+
+    /// One call of the property test: when it asks, how long its answer takes (the instance
+    /// counts it at some moment in between), and whether that answer is a 429.
+    #[derive(Clone, Debug)]
+    struct Arrival {
+        after_ms: u64,
+        latency_ms: u64,
+        refused: bool,
+    }
+
+    fn arrivals() -> impl Strategy<Value = Vec<Arrival>> {
+        prop::collection::vec(
+            (
+                0u64..400,
+                prop_oneof![Just(0u64), 0u64..3_000],
+                prop::bool::weighted(0.03),
+            )
+                .prop_map(|(after_ms, latency_ms, refused)| Arrival {
+                    after_ms,
+                    latency_ms,
+                    refused,
+                }),
+            1..250,
+        )
+    }
+
+    /// Runs `arrivals` through `limiter` on tokio's paused clock: the n-th call asks `after_ms`
+    /// after the (n−1)-th asked, from a task of its own. Returns when each left and was
+    /// answered, from the start.
+    fn run(limiter: &Limiter, arrivals: &[Arrival]) -> Vec<(Duration, Duration)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build();
+        let Ok(runtime) = runtime else {
+            return Vec::new();
+        };
+        runtime.block_on(async {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for arrival in arrivals {
+                tokio::time::sleep(Duration::from_millis(arrival.after_ms)).await;
+                let limiter = limiter.clone();
+                let arrival = arrival.clone();
+                tasks.push(tokio::spawn(async move {
+                    let permit = limiter.acquire().await;
+                    let sent = start.elapsed();
+                    tokio::time::sleep(Duration::from_millis(arrival.latency_ms)).await;
+                    let answered = start.elapsed();
+                    if arrival.refused {
+                        permit.rate_limited();
+                    } else {
+                        drop(permit);
+                    }
+                    (sent, answered)
+                }));
+            }
+            let mut calls = Vec::new();
+            for task in tasks {
+                if let Ok(call) = task.await {
+                    calls.push(call);
+                }
+            }
+            calls
+        })
+    }
+
+    /// The most calls an instance can count in one `window`, counting each call at any moment
+    /// between its leaving and its answer: for each call's leaving `s`, the calls that left by
+    /// `s` and were answered after `s − window`.
+    fn most_in_a_window(calls: &[(Duration, Duration)], window: Duration) -> usize {
+        calls
+            .iter()
+            .map(|&(s, _)| {
+                calls
+                    .iter()
+                    .filter(|&&(sent, answered)| sent <= s && answered + window > s)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// For any arrivals, latencies and 429s, no sliding window — on the instance's clock,
+        /// wherever between leaving and answer it counts each call — holds more than the share
+        /// of the configured limit.
+        #[test]
+        fn no_sliding_window_ever_holds_more_than_the_share(
+            arrivals in arrivals(),
+            per_minute in 1u32..80,
+            share_percent in 50u32..=100,
+        ) {
+            let window = Duration::from_secs(5);
+            let limit = RateLimit { per_minute, share: f64::from(share_percent) / 100.0 };
+            let limiter = Limiter::new(limit).with_window(window);
+            let calls = run(&limiter, &arrivals);
+            prop_assert_eq!(calls.len(), arrivals.len());
+            let most = most_in_a_window(&calls, window);
+            prop_assert!(
+                most <= limit.allowance() as usize,
+                "{} calls in a window, allowance {}", most, limit.allowance()
+            );
+        }
     }
 }

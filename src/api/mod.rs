@@ -4,7 +4,7 @@
 //! [`wire`] holds the serde types of the JSON bodies. The sandbox serves them and the [`client`]
 //! reads them; the two share nothing else, so a disagreement between them shows up in tests.
 //! [`observe()`] reads everything a planner needs into plain, sorted data. A client may be
-//! [paced](pacing): every call through a [limiter] (the token bucket the executor
+//! [paced](pacing): every call through a [limiter] (the rate limiter the executor
 //! shares) and retried with the [backoff](retry) when that is safe.
 
 pub mod client;

@@ -26,7 +26,7 @@ use super::retry::{Jitter, RetryPolicy};
 /// limiter, the jitter and the counts.
 #[derive(Clone, Debug)]
 pub struct Pacing {
-    /// The bucket every call waits for; the executor of the same command shares it.
+    /// The limiter every call waits for; the executor of the same command shares it.
     pub limiter: Limiter,
     /// Attempts and backoff for failures other than 429, and how long one call keeps being
     /// tried while the instance answers 429; a whole observation read again because the
@@ -73,18 +73,23 @@ impl Pacing {
         let mut failures = 0;
         let mut refusals = 0;
         loop {
-            self.limiter.acquire().await;
+            let permit = self.limiter.acquire().await;
             let error = match send().await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
+            let refused = matches!(error.kind, ApiErrorKind::RateLimited { .. });
+            if refused {
+                self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
+                permit.rate_limited();
+            } else {
+                drop(permit);
+            }
             // Only what certainly changed nothing is sent again here.
             if !error.is_retryable() || error.outcome_unknown() {
                 return Err(error);
             }
-            let wait = if matches!(error.kind, ApiErrorKind::RateLimited { .. }) {
-                self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
-                self.limiter.rate_limited();
+            let wait = if refused {
                 refusals += 1;
                 if !self.retry.still_patient(started.elapsed()) {
                     return Err(error);

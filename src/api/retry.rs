@@ -5,7 +5,7 @@
 //!
 //! Failures and 429s are counted apart. A 5xx, a timeout or a lost connection is a failure,
 //! and a call fails for good after [`RetryPolicy::max_attempts`] of them. A 429 is the
-//! instance's flow control, not a failure: it slows the shared bucket down (`limiter.rs`) and
+//! instance's flow control, not a failure: it slows the shared limiter down (`limiter.rs`) and
 //! uses none of the attempts; a call gives up on 429s only once they have kept it waiting for
 //! [`RetryPolicy::patience`] — longer than any minute's window takes to slide.
 

@@ -50,14 +50,15 @@
 //! - **Order.** A step starts once every step it depends on succeeded, at most
 //!   [`Options::concurrency`] at a time, earliest in the plan first. A step that fails makes
 //!   every step waiting on it (directly or not) skipped; the others go on.
-//! - **Rate.** Every call — lookups and retries included — goes through a token bucket at a
-//!   share of the instance's limit ([`limiter`]; the one of a [paced](Client::paced) client,
-//!   when it is given one, so that its reads and the apply share a minute's budget). A 429
-//!   slows it down for every call: to what the instance accepted over the last minute (with no
-//!   limit configured, that sets one).
+//! - **Rate.** Every call — lookups and retries included — goes through a limiter that lets a
+//!   share of the instance's limit out in any window of a minute, as fast as the calls come,
+//!   then waits for the window to roll ([`limiter`]; the one of a [paced](Client::paced)
+//!   client, when it is given one, so that its reads and the apply share a minute's budget). A
+//!   429 makes it fall back to even pacing for every call, at what the instance accepted (with
+//!   no limit configured, that sets one); the report says so.
 //! - **Retries.** 5xx, timeouts and lost connections are tried again with full-jitter
 //!   exponential backoff, up to [`RetryPolicy::max_attempts`]. A 429 is flow control: it uses
-//!   no attempt, and the call waits for the slower bucket (and `Retry-After`, when the instance
+//!   no attempt, and the call waits for the slower limiter (and `Retry-After`, when the instance
 //!   sends one), giving up only after [`RetryPolicy::patience`] of 429s. Other refusals fail
 //!   the step at once.
 //! - **Exactly once.** A create whose outcome is unknown is looked up before it is sent again,
@@ -81,7 +82,7 @@
 //!   it does. Applying the same plan again (same id) skips what its journal says succeeded and
 //!   treats what was in flight as of unknown outcome.
 
-// The token bucket and the backoff live in `api/`, where a paced client's reads use them too;
+// The rate limiter and the backoff live in `api/`, where a paced client's reads use them too;
 // they are re-exported here under their old paths.
 pub use crate::api::{limiter, retry};
 mod step;
@@ -106,13 +107,13 @@ use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, 
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
 use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
 
-/// The share of the instance's rate limit charter uses when nothing else is said: high enough
-/// that a long apply takes within about 5 % of `calls ÷ limit`, low enough to leave room for
-/// the bucket's burst and for calls that arrive late.
+/// The share of the instance's rate limit charter uses when nothing else is said: each window
+/// lets this much of the limit out at once; the rest is room for other clients of the token.
 pub const DEFAULT_SHARE: f64 = 0.95;
 
-/// Steps in flight at once when nothing else is said.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Steps in flight at once when nothing else is said: with 200 ms a call, enough to send a
+/// minute's allowance of a few thousand calls within the minute (`benches/README.md`).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// A request to stop an apply, shared between whoever asks (a signal handler) and the
 /// executor. The first request stops it cleanly: no step starts any more and no step sends
@@ -178,7 +179,7 @@ pub struct Options {
     pub seed: u64,
     /// Without a `rate_limit`: whether the apply learns the instance's limit from its first 429
     /// ([`Limiter::adaptive`]) or sends unpaced ([`Limiter::off`], only to compare with a naive
-    /// executor). On by default. With a `rate_limit`, a 429 always slows the bucket down.
+    /// executor). On by default. With a `rate_limit`, a 429 always slows the limiter down.
     pub adapt: bool,
     /// Asked for, it stops the apply (see [`Stop`]); by default nobody asks.
     pub stop: Stop,
@@ -285,6 +286,9 @@ pub struct Report {
     pub retries: u64,
     /// 429 answers met.
     pub rate_limited: u64,
+    /// Once a 429 made the limiter fall back from spending each minute's allowance at once to
+    /// even pacing: the calls a minute it let out at the end. `None` when it never did.
+    pub smooth_rate: Option<f64>,
     pub elapsed: Duration,
     /// The apply was asked to stop ([`Options::stop`]) and left steps not run or in flight.
     pub stopped: bool,
@@ -333,14 +337,24 @@ impl Report {
     }
 
     /// The final line: `12 done, 1 failed, 2 skipped, 1 manual; 3 retries, 0 × 429; 58 calls in
-    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out).
+    /// 6.1 s` (with `, 20 not run` after `manual` when steps were not carried out, and
+    /// `(then evenly, 570 calls a minute at most)` after the 429s when the limiter fell back to
+    /// even pacing).
     pub fn summary(&self) -> String {
         let not_run = match self.not_run() {
             0 => String::new(),
             n => format!(", {n} not run"),
         };
+        let evenly = match self.smooth_rate {
+            // Rounded down: a rate between 1 and a few thousand calls a minute.
+            Some(rate) => format!(
+                " (then evenly, {} calls a minute at most)",
+                rate.floor() as u64
+            ),
+            None => String::new(),
+        };
         let mut text = format!(
-            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429; {} {} in {:.1} s",
+            "{} done, {} failed, {} skipped, {} manual{not_run}; {} {}, {} × 429{evenly}; {} {} in {:.1} s",
             self.done(),
             self.failed(),
             self.skipped(),
@@ -404,7 +418,8 @@ pub enum Event<'a> {
         error: &'a str,
         wait: Duration,
     },
-    /// The instance answered 429: every call now goes at `per_minute` calls a minute at most.
+    /// The instance answered 429: every call now goes evenly, at `per_minute` calls a minute
+    /// at most.
     Slowed { per_minute: f64 },
     /// The apply was asked to stop: no step starts any more, and the `in_flight` steps get
     /// the answers to the calls they made.
@@ -456,7 +471,7 @@ impl Event<'_> {
                 wait.as_secs_f64()
             )),
             Event::Slowed { per_minute } => Some(format!(
-                "the instance answered 429: calls now go at {} a minute at most",
+                "the instance answered 429: calls now go at {} a minute at most, evenly",
                 // Rounded down: a rate between 1 and a few thousand calls a minute.
                 per_minute.floor() as u64
             )),
@@ -826,6 +841,7 @@ pub async fn execute(
     .await;
     drop(running);
     let counters = Some((&ctx.retries, &ctx.rate_limited));
+    run.report.smooth_rate = ctx.limiter.smooth_rate();
     match result {
         Ok(()) => {
             run.finish_report(client, calls_before, started, counters);
@@ -908,6 +924,7 @@ impl<'a> Run<'a> {
                 calls: 0,
                 retries: 0,
                 rate_limited: 0,
+                smooth_rate: None,
                 elapsed: Duration::ZERO,
                 stopped: false,
             },

@@ -21,7 +21,7 @@ use tokio::sync::{OnceCell, mpsc};
 use tokio::time::Instant;
 
 use super::Stop;
-use super::limiter::Limiter;
+use super::limiter::{Limiter, Permit};
 use super::retry::{Jitter, RetryPolicy};
 use crate::api::wire::{License, NewOrganization, NewTeam, UserChanges};
 use crate::api::{
@@ -184,7 +184,7 @@ pub(crate) enum Notice {
         error: String,
         wait: Duration,
     },
-    /// A 429 lowered the shared bucket's rate to this many calls a minute.
+    /// A 429 made the shared limiter go evenly, at this many calls a minute at most.
     Slowed { per_minute: f64 },
 }
 
@@ -245,12 +245,12 @@ impl<'a> Context<'a> {
     }
 
     /// Waits until a call may leave; `None` when the apply is asked to stop first (then no call
-    /// leaves).
-    async fn acquire(&self) -> Option<()> {
+    /// leaves). The call is in flight for the limiter until the permit is dropped.
+    async fn acquire(&self) -> Option<Permit> {
         tokio::select! {
             biased;
             () = self.stop.requested(1) => None,
-            () = self.limiter.acquire() => Some(()),
+            permit = self.limiter.acquire() => Some(permit),
         }
     }
 
@@ -263,25 +263,26 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Counts a failure of a call and, when the instance may take it again later, waits before
-    /// the next try (at least `least`, for a failure).
+    /// Counts a failure of the call `permit` let out and, when the instance may take it again
+    /// later, waits before the next try (at least `least`, for a failure).
     ///
-    /// A 429 slows the shared bucket down and uses none of the attempts: once the bucket paces
-    /// calls, it is what spaces them, and the call waits only the `Retry-After` (if any) and a
-    /// little jitter before queueing for its slot; while nothing is paced yet, it backs off
-    /// exponentially on its own. It gives up after [`RetryPolicy::patience`] of 429s.
+    /// A 429 slows the shared limiter down and uses none of the attempts: once the limiter
+    /// paces calls, it is what spaces them, and the call waits only the `Retry-After` (if any)
+    /// and a little jitter before queueing for its turn; while nothing is paced yet, it backs
+    /// off exponentially on its own. It gives up after [`RetryPolicy::patience`] of 429s.
     async fn back_off(
         &self,
         index: usize,
         tries: &mut Tries,
         error: &ApiError,
+        permit: Permit,
         least: Duration,
     ) -> Next {
         let wait = if let ApiErrorKind::RateLimited { retry_after } = error.kind {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let before = self.limiter.limit();
-            self.limiter.rate_limited();
-            if let Some(per_minute) = self.limiter.limit()
+            let before = self.limiter.smooth_rate();
+            permit.rate_limited();
+            if let Some(per_minute) = self.limiter.smooth_rate()
                 && before.is_none_or(|b| per_minute < b)
             {
                 // The receiver lives as long as the apply; a closed one only loses a line.
@@ -299,6 +300,7 @@ impl<'a> Context<'a> {
                     .backoff(tries.limited, retry_after, &self.jitter)
             }
         } else {
+            drop(permit);
             if !error.is_retryable() {
                 return Next::GiveUp;
             }
@@ -332,13 +334,13 @@ impl<'a> Context<'a> {
     ) -> Result<T, Halt> {
         let mut tries = Tries::default();
         loop {
-            self.acquire().await.ok_or(Halt::Stopped)?;
+            let permit = self.acquire().await.ok_or(Halt::Stopped)?;
             tries.sent += 1;
             match op().await {
                 Ok(value) => return Ok(value),
                 Err(error) => {
                     match self
-                        .back_off(index, &mut tries, &error, Duration::ZERO)
+                        .back_off(index, &mut tries, &error, permit, Duration::ZERO)
                         .await
                     {
                         Next::TryAgain => {}
@@ -429,9 +431,9 @@ pub(crate) async fn run(
                 Err(halt) => return (tries.sent, halted(halt)),
             }
         }
-        if ctx.acquire().await.is_none() {
+        let Some(permit) = ctx.acquire().await else {
             return (tries.sent, Outcome::Interrupted);
-        }
+        };
         tries.sent += 1;
         match send(ctx.client, &call).await {
             Ok(created) => {
@@ -445,6 +447,7 @@ pub(crate) async fn run(
             }
             Err(error) => {
                 if call.refusal_may_mean_done(&error) {
+                    drop(permit);
                     return match find(ctx, index, &call).await {
                         Ok(Some(id)) => (tries.sent, found(&call, id)),
                         Err(Halt::Stopped) => (tries.sent, Outcome::Interrupted),
@@ -460,7 +463,7 @@ pub(crate) async fn run(
                     } else {
                         Duration::ZERO
                     };
-                match ctx.back_off(index, &mut tries, &error, least).await {
+                match ctx.back_off(index, &mut tries, &error, permit, least).await {
                     Next::TryAgain => {}
                     Next::GiveUp => return (tries.sent, Outcome::failed(&error)),
                     Next::Stop => return (tries.sent, Outcome::Interrupted),

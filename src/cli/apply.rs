@@ -31,7 +31,7 @@ pub struct ApplyArgs {
     /// Apply without asking (needed when standard input is not a terminal).
     #[arg(long)]
     auto_approve: bool,
-    /// Steps in flight at once; default `concurrency` of `charter.toml`, or 4.
+    /// Steps in flight at once; default `concurrency` of `charter.toml`, or 8.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
     /// With a plan file: the policy set it was made from, for `charter.toml` and the state;
@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// The instant of the round (one round only); default now.
     #[arg(long, value_parser = parse_at)]
     at: Option<i64>,
-    /// Steps in flight at once; default `concurrency` of `charter.toml`, or 4.
+    /// Steps in flight at once; default `concurrency` of `charter.toml`, or 8.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
     #[command(flatten)]

@@ -36,11 +36,11 @@ pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 /// charter's state database.
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
 
-/// The default number of calls in flight (`DESIGN.md`, "Apply").
-pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// The default number of calls in flight (why eight: README, "Benchmark" under Applying).
+pub const DEFAULT_CONCURRENCY: u32 = 8;
 
-/// The share of `rate_limit` charter uses by default, in percent: what it leaves unused pays
-/// for the burst and for calls that arrive late or early (`api::limiter`).
+/// The share of `rate_limit` charter uses by default, in percent: what it leaves unused is room
+/// for other clients of the same token (`api::limiter`).
 pub const DEFAULT_RATE_SHARE: u32 = 95;
 
 const CODE: &str = "charter::config";

@@ -123,6 +123,7 @@ pub(super) fn run(args: Args) -> Outcome {
             tokens: args.tokens,
             rate_limit_per_minute: args.rate_limit.map(|r| r.0),
             rate_limit_window: sandbox::RATE_LIMIT_WINDOW,
+            rate_limit_bucket: None,
             faults: args.faults.unwrap_or_default(),
             seed: args.seed,
             behaviour: Behaviour {

@@ -61,6 +61,23 @@ pub fn copy_acme_catalog_into(dir: &Path) {
     }
 }
 
+/// Writes a roster of `customers` new customers into `dir` (`roster.charter` naming
+/// `customers.csv`), for the example's tiers and lifecycle: an owner, an admin and two members
+/// each — eight calls to provision one.
+pub fn write_roster(dir: &Path, customers: u32) {
+    std::fs::write(dir.join("roster.charter"), "roster \"customers.csv\"\n").unwrap();
+    let tiers = ["free", "core", "pro", "teams", "enterprise"];
+    let mut csv =
+        String::from("key,name,tier,addons,owner,admins,members,contract_end,region,payment\n");
+    for i in 0..customers {
+        csv.push_str(&format!(
+            "c{i},Customer {i},{},,owner{i}@c{i}.example,admin{i}@c{i}.example,m{i}a@c{i}.example;m{i}b@c{i}.example,2030-01-01,eu,ok\n",
+            tiers[i as usize % tiers.len()],
+        ));
+    }
+    std::fs::write(dir.join("customers.csv"), csv).unwrap();
+}
+
 /// A copy of the example policy set in a scratch folder.
 pub fn acme_copy(kind: &str, name: &str) -> PathBuf {
     let dir = scratch(kind, name);

@@ -119,6 +119,9 @@ pub struct Config {
     /// `apiLimit`. Tests shorten it (with the client's, `Limiter::with_window`) to go through
     /// several of the limit's minutes in seconds.
     pub rate_limit_window: Duration,
+    /// Counts with a token bucket of this many requests, refilled at the limit per window,
+    /// instead of the sliding window: an instance that refuses bursts. `None` by default.
+    pub rate_limit_bucket: Option<u32>,
     pub faults: Faults,
     /// Seeds the fault draws.
     pub seed: u64,
@@ -135,6 +138,7 @@ impl Default for Config {
             tokens: Vec::new(),
             rate_limit_per_minute: None,
             rate_limit_window: RATE_LIMIT_WINDOW,
+            rate_limit_bucket: None,
             faults: Faults::default(),
             seed: 0,
             behaviour: Behaviour::default(),
@@ -206,9 +210,10 @@ pub async fn start(config: Config) -> Result<RunningSandbox, SandboxError> {
     let shared = Arc::new(routes::Shared {
         db: db.clone(),
         tokens,
-        limiter: config
-            .rate_limit_per_minute
-            .map(|limit| ratelimit::RateLimiter::new(limit, config.rate_limit_window)),
+        limiter: config.rate_limit_per_minute.map(|limit| {
+            ratelimit::RateLimiter::new(limit, config.rate_limit_window)
+                .with_bucket(config.rate_limit_bucket)
+        }),
         faults: config.faults,
         behaviour: config.behaviour,
         generator: Mutex::new(faults::Generator::new(config.seed)),

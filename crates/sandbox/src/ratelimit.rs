@@ -18,7 +18,13 @@ pub struct RateLimiter {
     window: Duration,
     /// For each token (by its position among the grants), when its allowed requests came.
     windows: Mutex<HashMap<usize, VecDeque<Instant>>>,
+    /// Instead of the window: a token bucket of this capacity, refilled at `limit` per
+    /// `window`.
+    bucket: Option<(u32, Levels)>,
 }
+
+/// Each token's bucket level and when it was last filled.
+type Levels = Mutex<HashMap<usize, (f64, Instant)>>;
 
 impl RateLimiter {
     pub fn new(limit: u32, window: Duration) -> RateLimiter {
@@ -26,7 +32,14 @@ impl RateLimiter {
             limit,
             window,
             windows: Mutex::new(HashMap::new()),
+            bucket: None,
         }
+    }
+
+    /// Counts with a token bucket of `capacity` instead (see [`Config`](super::Config)).
+    pub fn with_bucket(mut self, capacity: Option<u32>) -> RateLimiter {
+        self.bucket = capacity.map(|capacity| (capacity.max(1), Mutex::new(HashMap::new())));
+        self
     }
 
     /// `40 requests per minute` (or `per 3 s`).
@@ -48,6 +61,23 @@ impl RateLimiter {
     }
 
     fn allow_at(&self, token: usize, now: Instant) -> bool {
+        if let Some((capacity, levels)) = &self.bucket {
+            let mut levels = match levels.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let capacity = f64::from(*capacity);
+            let (level, at) = levels.entry(token).or_insert((capacity, now));
+            let rate = f64::from(self.limit) / self.window.as_secs_f64();
+            *level =
+                (*level + now.saturating_duration_since(*at).as_secs_f64() * rate).min(capacity);
+            *at = now;
+            if *level < 1.0 {
+                return false;
+            }
+            *level -= 1.0;
+            return true;
+        }
         let mut windows = match self.windows.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -96,5 +126,16 @@ mod tests {
         assert!(!limiter.allow_at(0, start + Duration::from_millis(2999)));
         assert!(limiter.allow_at(0, start + Duration::from_secs(3)));
         assert_eq!(limiter.describe(), "2 requests per 3 s");
+    }
+
+    #[test]
+    fn a_bucket_refuses_bursts_beyond_its_capacity() {
+        let limiter = RateLimiter::new(60, Duration::from_secs(60)).with_bucket(Some(2));
+        let start = Instant::now();
+        assert!(limiter.allow_at(0, start));
+        assert!(limiter.allow_at(0, start));
+        assert!(!limiter.allow_at(0, start));
+        assert!(!limiter.allow_at(0, start + Duration::from_millis(999)));
+        assert!(limiter.allow_at(0, start + Duration::from_secs(1)));
     }
 }
