@@ -477,7 +477,7 @@ pub(crate) fn rename_refusal(
             "`{new_name}` is not a name (letters, digits and `_`, not starting with a digit)"
         ));
     }
-    if KEYWORDS.contains(&new_name) {
+    if crate::syntax::KEYWORDS.contains(&new_name) {
         return Some(format!("`{new_name}` is a keyword"));
     }
     let clash = analysis.occurrences.iter().any(|o| {
@@ -503,45 +503,6 @@ pub(crate) fn rename(analysis: &Analysis, symbol: &Symbol, new_name: &str) -> Wo
         ..WorkspaceEdit::default()
     }
 }
-
-/// The language's reserved words (LANGUAGE.md §1).
-pub(crate) const KEYWORDS: &[&str] = &[
-    "instance",
-    "tier",
-    "abstract",
-    "extends",
-    "addon",
-    "group",
-    "rule",
-    "assert",
-    "ladder",
-    "for",
-    "all",
-    "customer",
-    "roster",
-    "staff",
-    "lifecycle",
-    "state",
-    "initial",
-    "transition",
-    "from",
-    "to",
-    "when",
-    "after",
-    "manual",
-    "if",
-    "with",
-    "demote",
-    "test",
-    "expect",
-    "at",
-    "and",
-    "or",
-    "not",
-    "implies",
-    "true",
-    "false",
-];
 
 // ---------------------------------------------------------------------------------------------
 // Outline

@@ -85,6 +85,19 @@ impl InstanceIdentity {
     }
 }
 
+/// The columns `url, instance_id, user_id, user_email` of the `instance` row.
+fn identity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceIdentity> {
+    let user_id: Option<i64> = row.get(2)?;
+    let email: Option<String> = row.get(3)?;
+    Ok(InstanceIdentity {
+        url: row.get(0)?,
+        instance_id: row.get(1)?,
+        user: user_id
+            .zip(email)
+            .map(|(id, email)| TokenUser { id, email }),
+    })
+}
+
 impl State {
     /// The instance this state is bound to, if it was ever used against one.
     pub fn instance(&self) -> Result<Option<InstanceIdentity>, StateError> {
@@ -93,17 +106,7 @@ impl State {
             .query_row(
                 "SELECT url, instance_id, user_id, user_email FROM instance WHERE id = 1",
                 [],
-                |row| {
-                    let user_id: Option<i64> = row.get(2)?;
-                    let email: Option<String> = row.get(3)?;
-                    Ok(InstanceIdentity {
-                        url: row.get(0)?,
-                        instance_id: row.get(1)?,
-                        user: user_id
-                            .zip(email)
-                            .map(|(id, email)| TokenUser { id, email }),
-                    })
-                },
+                identity_from_row,
             )
             .optional()?)
     }
@@ -117,17 +120,7 @@ impl State {
                 .query_row(
                     "SELECT url, instance_id, user_id, user_email FROM instance WHERE id = 1",
                     [],
-                    |row| {
-                        let user_id: Option<i64> = row.get(2)?;
-                        let email: Option<String> = row.get(3)?;
-                        Ok(InstanceIdentity {
-                            url: row.get(0)?,
-                            instance_id: row.get(1)?,
-                            user: user_id
-                                .zip(email)
-                                .map(|(id, email)| TokenUser { id, email }),
-                        })
-                    },
+                    identity_from_row,
                 )
                 .optional()?;
             if let Some(bound) = &bound
