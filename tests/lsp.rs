@@ -677,3 +677,37 @@ fn the_editor_grammar_knows_every_parameter() {
     let catalog: Vec<&str> = charter::model::catalog::names().collect();
     assert_eq!(words, catalog);
 }
+
+/// The server reads the policy files on disk as `charter check` does: a `.charter` symlink that
+/// leads out of the folder is not read (its target's text never reaches the editor), and says so.
+#[cfg(unix)]
+#[test]
+fn a_policy_file_linked_from_outside_the_folder_is_refused_not_read() {
+    let ws = workspace("confined");
+    let outside = ws.root.join("outside.charter");
+    std::fs::write(&outside, "tier leaked extends pro {\n  operations = 1\n}\n").unwrap();
+    let link = ws.acme.join("linked.charter");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+
+    let mut editor = Editor::start(&ws.root);
+    editor.initialize(&ws.root);
+    let tiers_path = ws.acme.join("tiers.charter");
+    editor.open(&tiers_path, &read(&tiers_path));
+    let diagnostics = editor.diagnostics_for(&common::editor::uri(&link));
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d["code"] == "charter::policy_file_refused"
+                && d["message"].as_str().unwrap().contains("outside")),
+        "{diagnostics:#?}"
+    );
+    let symbols = editor.result(
+        "textDocument/documentSymbol",
+        serde_json::json!({"textDocument": {"uri": common::editor::uri(&link)}}),
+    );
+    assert!(
+        !symbols.to_string().contains("leaked"),
+        "the linked file's text was read: {symbols}"
+    );
+    assert_eq!(editor.shutdown_and_exit(), 0);
+}

@@ -120,23 +120,42 @@ impl Analysis {
             PathBuf::new()
         };
         let mut sources = Sources::new();
+        // Files on disk are read as `charter check` reads them: regular files inside the folder,
+        // under the size cap. A refused one is checked as empty and says why.
+        let mut refused = Vec::new();
         for path in &paths {
-            let text = overlay
-                .text(path)
-                .or_else(|| {
-                    std::fs::read(path)
-                        .ok()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                })
-                .unwrap_or_default();
-            sources.add(name_of(path, &root), text);
+            let read = match overlay.text(path) {
+                Some(text) => Ok(text),
+                None => {
+                    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+                    input::read_inside(dir, &name, input::MAX_POLICY_FILE)
+                }
+            };
+            match read {
+                Ok(text) => {
+                    sources.add(name_of(path, &root), text);
+                }
+                Err(refusal) => {
+                    let id = sources.add(name_of(path, &root), "");
+                    let diagnostic = Diagnostic::error(
+                        "charter::policy_file_refused",
+                        format!("this policy file is not read: {}", refusal.reason()),
+                    )
+                    .with_label(Span::new(id, 0, 0), "not read");
+                    refused.push(match refusal.help() {
+                        Some(help) => diagnostic.with_help(help),
+                        None => diagnostic,
+                    });
+                }
+            }
         }
         // An open buffer is read as the file would be, under the same confinement.
         let read = |folder: &Path, relative: &Path| match overlay.text(&folder.join(relative)) {
             Some(text) => input::check_relative(relative).map(|()| text),
             None => policy::read_roster(folder, relative),
         };
-        let (sources, files, diagnostics, program, rosters) = match syntax::parse_all(&sources) {
+        let (sources, files, mut diagnostics, program, rosters) = match syntax::parse_all(&sources)
+        {
             Ok(files) => {
                 let set = policy::check_parsed(sources, &files, &root, &read);
                 (
@@ -156,6 +175,7 @@ impl Analysis {
                 (sources, files, errors, None, Vec::new())
             }
         };
+        diagnostics.extend(refused);
         let paths = sources
             .ids()
             .map(|id| {
