@@ -36,7 +36,7 @@ pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 /// charter's state database.
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
 
-/// The default number of calls in flight (why eight: README, "Benchmark" under Applying).
+/// The default number of calls in flight (why eight: docs/plans.md, "Why eight at once").
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 
 /// The share of `rate_limit` charter uses by default, in percent: what it leaves unused is room
