@@ -204,6 +204,67 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The sandbox switched to every reading Make leaves open that changes memberships.
+fn undocumented_readings() -> BlockingSandbox {
+    sandbox(Behaviour {
+        previous_owner: PreviousOwner::Member,
+        user_org_admin: UserOrgAdmin::Admin,
+        page_cap: Some(PageCap {
+            limit: 2,
+            echoed: true,
+        }),
+    })
+}
+
+/// What `apply PATH` shows of its verification, `run` and `apply plan.json` show too: a round
+/// that corrects, the closing line, one owner each, nothing left to plan.
+fn assert_verified_and_corrected(stdout: &str, dir: &Path, running: &BlockingSandbox) {
+    assert!(stdout.contains("Verification round 1: "), "{stdout}");
+    assert!(
+        stdout.contains("match the policy after 2 verification rounds"),
+        "{stdout}"
+    );
+    let token_user = block_on(async { client(running).me().await.unwrap().unwrap().id });
+    let observed = observe(running);
+    assert!(!observed.organizations.is_empty());
+    assert_one_owner_each(&observed, token_user);
+    let again = plan(dir, running);
+    assert!(
+        again.steps.is_empty(),
+        "{}",
+        charter::plan::render_text(&again)
+    );
+}
+
+#[test]
+fn a_run_round_reads_back_and_corrects_like_apply() {
+    let running = undocumented_readings();
+    let dir = common::acme_copy("shapes", "run");
+    let (code, stdout, stderr) = run(&dir, &["run", ".", "--at", AT], &running);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("round at "), "{stdout}");
+    assert_verified_and_corrected(&stdout, &dir, &running);
+    running.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_saved_plan_is_read_back_and_corrected_like_apply() {
+    let running = undocumented_readings();
+    let dir = common::acme_copy("shapes", "saved");
+    let (code, _, stderr) = run(
+        &dir,
+        &["plan", ".", "--at", AT, "-o", "plan.json"],
+        &running,
+    );
+    assert!(code == 0 || code == 2, "{stderr}");
+    let (code, stdout, stderr) = run(&dir, &["apply", "plan.json", "--auto-approve"], &running);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_verified_and_corrected(&stdout, &dir, &running);
+    running.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn staff_roles_match_makes_names_in_any_case_and_an_unknown_one_lists_the_instances_names() {
     let running = sandbox(Behaviour::default());
