@@ -266,9 +266,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         let spent = observed.calls.total();
         let ended = match program {
             Some(program) => apply_verified(&context, program, &plan, spent, at).await?,
-            None => Ended::Applied(Box::new(
-                execute_plan(&context, &plan, spent, at).await?,
-            )),
+            None => Ended::Applied(Box::new(execute_plan(&context, &plan, spent, at).await?)),
         };
         lock.release()?;
         Ok(ended)
@@ -853,27 +851,29 @@ async fn round(
     }
     out!("{}", render_text(&plan));
     let spent = prepared.observed.calls.total();
-    Ok(match apply_verified(context, program, &plan, spent, now).await? {
-        Ended::Applied(report) => {
-            let outcome = report_outcome(&report);
-            if report.stopped {
-                Round::Stopped { left_undone: true }
-            } else {
-                Round::Applied {
-                    succeeded: matches!(outcome, Outcome::Success),
+    Ok(
+        match apply_verified(context, program, &plan, spent, now).await? {
+            Ended::Applied(report) => {
+                let outcome = report_outcome(&report);
+                if report.stopped {
+                    Round::Stopped { left_undone: true }
+                } else {
+                    Round::Applied {
+                        succeeded: matches!(outcome, Outcome::Success),
+                    }
                 }
             }
-        }
-        Ended::Verified => Round::Applied { succeeded: true },
-        Ended::Unverified => Round::Applied { succeeded: false },
-        Ended::StoppedVerifying => {
-            print_stopped_verifying();
-            Round::Stopped { left_undone: false }
-        }
-        Ended::NoChanges | Ended::Cancelled | Ended::StoppedBefore => {
-            Round::Applied { succeeded: true }
-        }
-    })
+            Ended::Verified => Round::Applied { succeeded: true },
+            Ended::Unverified => Round::Applied { succeeded: false },
+            Ended::StoppedVerifying => {
+                print_stopped_verifying();
+                Round::Stopped { left_undone: false }
+            }
+            Ended::NoChanges | Ended::Cancelled | Ended::StoppedBefore => {
+                Round::Applied { succeeded: true }
+            }
+        },
+    )
 }
 
 #[cfg(test)]
