@@ -98,6 +98,10 @@ fn parse_every(text: &str) -> Result<i64, String> {
 /// against the same per-minute limit the apply needs.
 const SHORTEST_EVERY: i64 = 60;
 
+/// For a plan that verifies no apply: no organization whose token-user membership is Make's
+/// doing.
+static NOTHING_CREATED: BTreeSet<String> = BTreeSet::new();
+
 /// How an apply ended, for the exit code.
 enum Ended {
     NoChanges,
@@ -140,7 +144,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
         let _instance_lock = target.lock("apply")?;
-        let planning = plan_with(&client, &state, program, at, &target);
+        let planning = plan_with(&client, &state, program, at, &target, &NOTHING_CREATED);
         let prepared = match &early {
             Some(stop) => match unless_stopped(stop, planning).await {
                 Some(prepared) => prepared?,
@@ -574,6 +578,15 @@ async fn verify(
     }
     print_failures(&report);
     outln!("Apply: {}.", report.summary());
+    // Where the token's user may be a member only because Make made them one.
+    let created: BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::CreateOrganization { organization, .. } => Some(organization.customer.clone()),
+            _ => None,
+        })
+        .collect();
     for round in 1..=VERIFICATION_ROUNDS {
         let before = context.client.calls();
         // At the plan's instant: what was reviewed, not what fell due since.
@@ -583,6 +596,7 @@ async fn verify(
             program,
             plan.at,
             context.target,
+            &created,
         );
         let Some(prepared) = unless_stopped(context.stop, planning).await else {
             return Ok(Ended::StoppedVerifying);
@@ -835,7 +849,14 @@ async fn round(
     // Each round takes the instance's lock for its plan and apply only, so that a daemon
     // leaves the instance to other policy sets between rounds.
     let _instance_lock = context.target.lock("run")?;
-    let planning = plan_with(context.client, context.state, program, now, context.target);
+    let planning = plan_with(
+        context.client,
+        context.state,
+        program,
+        now,
+        context.target,
+        &NOTHING_CREATED,
+    );
     let Some(prepared) = unless_stopped(context.stop, planning).await else {
         return Ok(Round::Stopped { left_undone: false });
     };
