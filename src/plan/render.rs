@@ -165,7 +165,7 @@ fn render_step(out: &mut String, step: &Step) {
         Action::RemoveFromOrganization { organization, user } => {
             let _ = writeln!(
                 out,
-                "  - {} leaves {} (made a member by the create; the policy does not name them)",
+                "  - {} leaves {} (a member only through charter's create; the policy does not name them)",
                 user.email,
                 organization.label()
             );
