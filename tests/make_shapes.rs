@@ -67,7 +67,11 @@ fn observe(running: &BlockingSandbox) -> Observed {
 }
 
 fn plan(dir: &Path, running: &BlockingSandbox) -> Plan {
-    let (code, stdout, stderr) = run(dir, &["plan", ".", "--at", AT, "--format", "json"], running);
+    plan_at(dir, running, AT)
+}
+
+fn plan_at(dir: &Path, running: &BlockingSandbox, at: &str) -> Plan {
+    let (code, stdout, stderr) = run(dir, &["plan", ".", "--at", at, "--format", "json"], running);
     assert!(code == 0 || code == 2, "{stderr}");
     Plan::from_json(&stdout).unwrap()
 }
@@ -218,7 +222,7 @@ fn undocumented_readings() -> BlockingSandbox {
 
 /// What `apply PATH` shows of its verification, `run` and `apply plan.json` show too: a round
 /// that corrects, the closing line, one owner each, nothing left to plan.
-fn assert_verified_and_corrected(stdout: &str, dir: &Path, running: &BlockingSandbox) {
+fn assert_verified_and_corrected(stdout: &str, dir: &Path, running: &BlockingSandbox, at: &str) {
     assert!(stdout.contains("Verification round 1: "), "{stdout}");
     assert!(
         stdout.contains("match the policy after 2 verification rounds"),
@@ -229,7 +233,7 @@ fn assert_verified_and_corrected(stdout: &str, dir: &Path, running: &BlockingSan
     assert!(!observed.organizations.is_empty());
     assert_one_owner_each(&observed, token_user);
     assert_token_user_in_none(&observed, token_user);
-    let again = plan(dir, running);
+    let again = plan_at(dir, running, at);
     assert!(
         again.steps.is_empty(),
         "{}",
@@ -244,11 +248,13 @@ fn a_run_round_reads_back_and_corrects_like_apply() {
     let (code, stdout, stderr) = run(&dir, &["run", ".", "--at", AT], &running);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("round at "), "{stdout}");
-    assert_verified_and_corrected(&stdout, &dir, &running);
+    assert_verified_and_corrected(&stdout, &dir, &running, AT);
     running.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Applied days after it was made: the transitions it carries out are recorded at `--at`, and
+/// the verification plans from there, not from the plan's earlier instant.
 #[test]
 fn a_saved_plan_is_read_back_and_corrected_like_apply() {
     let running = undocumented_readings();
@@ -259,9 +265,14 @@ fn a_saved_plan_is_read_back_and_corrected_like_apply() {
         &running,
     );
     assert!(code == 0 || code == 2, "{stderr}");
-    let (code, stdout, stderr) = run(&dir, &["apply", "plan.json", "--auto-approve"], &running);
+    let later = "2027-01-20";
+    let (code, stdout, stderr) = run(
+        &dir,
+        &["apply", "plan.json", "--auto-approve", "--at", later],
+        &running,
+    );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_verified_and_corrected(&stdout, &dir, &running);
+    assert_verified_and_corrected(&stdout, &dir, &running, later);
     running.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

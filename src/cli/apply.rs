@@ -524,7 +524,7 @@ async fn execute_plan(
 
 /// The one way `apply PATH`, `apply plan.json` and every round of `run` carry out a plan:
 /// execute it and, if every step succeeded and the plan did what Make does not document,
-/// [`verify`] the organizations it touched against `program` at the plan's instant.
+/// [`verify`] the organizations it touched against `program`.
 async fn apply_verified(
     context: &RoundContext<'_>,
     program: &Program,
@@ -589,12 +589,13 @@ async fn verify(
         .collect();
     for round in 1..=VERIFICATION_ROUNDS {
         let before = context.client.calls();
-        // At the plan's instant: what was reviewed, not what fell due since.
+        // Not before the plan's instant (what was reviewed), nor before `at`, when the apply
+        // recorded its transitions: planning earlier than a recorded transition is refused.
         let planning = plan_with(
             context.client,
             context.state,
             program,
-            plan.at,
+            at.max(plan.at),
             context.target,
             &created,
         );
