@@ -34,8 +34,8 @@ pub struct ApplyArgs {
     /// Steps in flight at once; default `concurrency` of `charter.toml`, or 8.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
-    /// With a plan file: the policy set it was made from, for `charter.toml` and the state;
-    /// default the one recorded in the plan.
+    /// With a plan file: the policy set it was made from, for `charter.toml`, the state and
+    /// the verification after the apply; default the one recorded in the plan.
     #[arg(long, value_name = "PATH")]
     policy: Option<PathBuf>,
     #[command(flatten)]
