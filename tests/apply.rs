@@ -104,6 +104,7 @@ impl World {
         let context = plan::Context {
             instance: self.reader.url().to_string(),
             token_user: None,
+            ..plan::Context::default()
         };
         plan::plan(&self.program, at, &memory, &observed, &context)
             .unwrap_or_else(|errors| panic!("no plan: {errors:?}"))

@@ -210,6 +210,11 @@ fn describe(step: &Step) -> String {
             organization.customer,
             who(&user.email)
         ),
+        Action::RemoveFromOrganization { organization, user } => format!(
+            "remove_from_organization {} {}",
+            organization.customer,
+            who(&user.email)
+        ),
         Action::CreateTeam { team, admin, .. } => format!(
             "create_team {} {} admin {}",
             team.organization.customer,

@@ -1,8 +1,9 @@
 //! `charter apply` and `plan` through the binary against the sandbox answering Make's documented
 //! shapes, and against each reading of what Make leaves undocumented: a transfer that leaves
 //! the previous owner Member, a `userOrgAdmin` that makes the user Admin and the token's own user
-//! the Owner, page sizes capped below the one asked for. Whatever the reading, `apply` ends with
-//! the policy's roles, one owner per organization, and a plan with nothing left to do.
+//! the Owner, page sizes capped below the one asked for. Whatever the reading, `apply`, `apply
+//! plan.json` and `run` end with exactly the policy's roles (the token's user out of the
+//! organizations charter created), one owner per organization, and nothing left to plan.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -66,7 +67,11 @@ fn observe(running: &BlockingSandbox) -> Observed {
 }
 
 fn plan(dir: &Path, running: &BlockingSandbox) -> Plan {
-    let (code, stdout, stderr) = run(dir, &["plan", ".", "--at", AT, "--format", "json"], running);
+    plan_at(dir, running, AT)
+}
+
+fn plan_at(dir: &Path, running: &BlockingSandbox, at: &str) -> Plan {
+    let (code, stdout, stderr) = run(dir, &["plan", ".", "--at", at, "--format", "json"], running);
     assert!(code == 0 || code == 2, "{stderr}");
     Plan::from_json(&stdout).unwrap()
 }
@@ -88,6 +93,20 @@ fn assert_one_owner_each(observed: &Observed, token_user: i64) {
             .collect();
         assert_eq!(owners.len(), 1, "`{}`: {owners:?}", organization.name);
         assert_ne!(owners[0], token_user, "`{}`", organization.name);
+    }
+}
+
+/// The token's user, made Owner by the instance on create and left a Member by the transfer
+/// back, is taken out of every organization charter created (the policy names them nowhere):
+/// each organization holds exactly the policy's roles.
+fn assert_token_user_in_none(observed: &Observed, token_user: i64) {
+    for organization in &observed.organizations {
+        assert!(
+            organization.members.iter().all(|m| m.user_id != token_user),
+            "`{}`: {:?}",
+            organization.name,
+            organization.members
+        );
     }
 }
 
@@ -177,22 +196,7 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
     let observed = observe(&running);
     assert!(!observed.organizations.is_empty());
     assert_one_owner_each(&observed, token_user);
-    // The token's user was made Owner by the instance and is left a Member by the transfer
-    // back: charter never removes anyone.
-    for organization in &observed.organizations {
-        if let Some(member) = organization
-            .members
-            .iter()
-            .find(|m| m.user_id == token_user)
-        {
-            assert_eq!(
-                member.role.as_deref(),
-                Some("Member"),
-                "`{}`",
-                organization.name
-            );
-        }
-    }
+    assert_token_user_in_none(&observed, token_user);
     // Every role the policy names is in place: nothing is left to plan.
     let again = plan(&dir, &running);
     assert!(
@@ -200,6 +204,75 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
         "{}",
         charter::plan::render_text(&again)
     );
+    running.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sandbox switched to every reading Make leaves open that changes memberships.
+fn undocumented_readings() -> BlockingSandbox {
+    sandbox(Behaviour {
+        previous_owner: PreviousOwner::Member,
+        user_org_admin: UserOrgAdmin::Admin,
+        page_cap: Some(PageCap {
+            limit: 2,
+            echoed: true,
+        }),
+    })
+}
+
+/// What `apply PATH` shows of its verification, `run` and `apply plan.json` show too: a round
+/// that corrects, the closing line, one owner each, nothing left to plan.
+fn assert_verified_and_corrected(stdout: &str, dir: &Path, running: &BlockingSandbox, at: &str) {
+    assert!(stdout.contains("Verification round 1: "), "{stdout}");
+    assert!(
+        stdout.contains("match the policy after 2 verification rounds"),
+        "{stdout}"
+    );
+    let token_user = block_on(async { client(running).me().await.unwrap().unwrap().id });
+    let observed = observe(running);
+    assert!(!observed.organizations.is_empty());
+    assert_one_owner_each(&observed, token_user);
+    assert_token_user_in_none(&observed, token_user);
+    let again = plan_at(dir, running, at);
+    assert!(
+        again.steps.is_empty(),
+        "{}",
+        charter::plan::render_text(&again)
+    );
+}
+
+#[test]
+fn a_run_round_reads_back_and_corrects_like_apply() {
+    let running = undocumented_readings();
+    let dir = common::acme_copy("shapes", "run");
+    let (code, stdout, stderr) = run(&dir, &["run", ".", "--at", AT], &running);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("round at "), "{stdout}");
+    assert_verified_and_corrected(&stdout, &dir, &running, AT);
+    running.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Applied days after it was made: the transitions it carries out are recorded at `--at`, and
+/// the verification plans from there, not from the plan's earlier instant.
+#[test]
+fn a_saved_plan_is_read_back_and_corrected_like_apply() {
+    let running = undocumented_readings();
+    let dir = common::acme_copy("shapes", "saved");
+    let (code, _, stderr) = run(
+        &dir,
+        &["plan", ".", "--at", AT, "-o", "plan.json"],
+        &running,
+    );
+    assert!(code == 0 || code == 2, "{stderr}");
+    let later = "2027-01-20";
+    let (code, stdout, stderr) = run(
+        &dir,
+        &["apply", "plan.json", "--auto-approve", "--at", later],
+        &running,
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_verified_and_corrected(&stdout, &dir, &running, later);
     running.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1363,3 +1363,70 @@ proptest! {
         }
     }
 }
+
+/// An instance that made the token's user the Owner of an organization charter just created
+/// (and the policy's owner an Admin): the verification plan transfers the ownership back and
+/// takes the token's user out — only where the create being verified put them, and only when
+/// the policy does not name them.
+#[test]
+fn the_token_user_leaves_only_the_organizations_the_verified_apply_created() {
+    let program = acme();
+    let when = at("2027-01-15");
+    let (state, dir) = scratch_state("creator");
+    let mut instance = Instance::from_observed(&empty());
+    let plan = make_plan(
+        &program,
+        when,
+        &state.memory().unwrap(),
+        &instance.observe(),
+    );
+    let ids = apply(&mut instance, &state, &plan, when, 1);
+    let token = user_named(&mut instance, "token@charter.example");
+    let jane = user_named(&mut instance, "jane@acme.example");
+    let org = acme_org(&mut instance, &ids);
+    org.members.insert(jane, 12);
+    org.members.insert(token, 11);
+    let memory = state.memory().unwrap();
+    let observed = instance.observe();
+    let context = |created: &[&str]| Context {
+        token_user: Some(token),
+        created: created.iter().map(|c| (*c).to_owned()).collect(),
+        ..Context::default()
+    };
+    let removals = |plan: &Plan| -> Vec<(String, Vec<String>)> {
+        plan.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::RemoveFromOrganization { .. }))
+            .map(|s| (s.id.clone(), s.depends_on.clone()))
+            .collect()
+    };
+
+    // Not created by the apply being verified: the token's user is left a Member.
+    let kept = plan::plan(&program, when, &memory, &observed, &context(&[])).unwrap();
+    assert!(removals(&kept).is_empty(), "{}", plan::render_text(&kept));
+    assert!(kept.step("role:acme:token@charter.example").is_some());
+
+    // Created by it: the token's user leaves, after the transfer, and nothing sets their role.
+    let verified = plan::plan(&program, when, &memory, &observed, &context(&["acme"]))
+        .unwrap()
+        .seal();
+    assert_eq!(
+        removals(&verified),
+        vec![(
+            "leave:acme:token@charter.example".to_owned(),
+            vec!["transfer:acme".to_owned()]
+        )],
+        "{}",
+        plan::render_text(&verified)
+    );
+    assert!(verified.step("role:acme:token@charter.example").is_none());
+    let text = plan::render_text(&verified);
+    assert!(text.contains("- token@charter.example leaves"), "{text}");
+    instance.apply(&verified).unwrap();
+    let after = instance.observe();
+    let acme = after.organization(ids.organizations["acme"]).unwrap();
+    assert!(acme.members.iter().all(|m| m.user_id != token));
+    let again = plan::plan(&program, when, &memory, &after, &context(&["acme"])).unwrap();
+    assert_eq!(again.calls(), 0, "{}", plan::render_text(&again));
+    let _ = std::fs::remove_dir_all(&dir);
+}

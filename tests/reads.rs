@@ -127,7 +127,7 @@ async fn a_command_that_reads_and_writes_never_has_more_than_the_share_in_a_wind
         name: "the sandbox",
         instance_id: None,
     };
-    let prepared = prepare(&paced, &state, &program, at, sandbox)
+    let prepared = prepare(&paced, &state, &program, at, sandbox, &Default::default())
         .await
         .unwrap();
     let reads = paced.calls();

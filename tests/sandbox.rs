@@ -1021,6 +1021,59 @@ async fn organization_roles_are_set_but_never_to_owner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_body_removes_a_member_from_the_organization_and_its_teams_but_never_the_owner() {
+    let h = harness().await;
+    let owner = h.create_user("Olga", "olga@leave.example").await;
+    let member = h.create_user("Max", "max@leave.example").await;
+    let id = h.create_organization("Leave", owner).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/admin/users/{member}/user-organization-roles/{id}");
+    let team = h
+        .post(
+            "/admin/teams",
+            json!({ "name": "Ops", "organizationId": id }),
+        )
+        .await
+        .ok()["team"]["id"]
+        .as_i64()
+        .unwrap();
+    for body in [json!({}), Value::Null] {
+        h.post(&path, json!({ "usersRoleId": MEMBER_ROLE }))
+            .await
+            .ok();
+        h.post(
+            &format!("/admin/users/{member}/user-team-roles/{team}"),
+            json!({ "usersRoleId": 3 }),
+        )
+        .await
+        .ok();
+        // `{}`, then no body at all: both are Make's empty body.
+        let body = (!body.is_null()).then_some(body);
+        let removed = h.send(Some(SA), "POST", &path, body).await.ok();
+        assert_eq!(removed, json!({}));
+        assert_eq!(h.role_in(member, id).await, None);
+        let in_team = h
+            .get(&format!("/admin/users?teamId={team}&pg[limit]=100"))
+            .await
+            .ok();
+        assert!(!ids(&in_team["users"]).contains(&member), "{in_team}");
+    }
+    h.send(Some(SA), "POST", &path, None)
+        .await
+        .error(404, "not a member");
+    h.send(
+        Some(SA),
+        "POST",
+        &format!("/admin/users/{owner}/user-organization-roles/{id}"),
+        Some(json!({})),
+    )
+    .await
+    .error(400, "transfer");
+    assert_eq!(h.holders(id, OWNER).await, vec![owner]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ownership_moves_to_a_member_and_the_previous_owner_becomes_admin() {
     let h = harness().await;
     let owner = h.create_user("Olga", "olga@transfer.example").await;

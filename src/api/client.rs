@@ -903,6 +903,25 @@ impl Client {
         Ok(envelope.user_organization_role)
     }
 
+    /// `POST /admin/users/{userId}/user-organization-roles/{orgId}` with an empty body (`{}`):
+    /// removes the user from the organization, as Make's API reference documents for this call
+    /// (its `deleteConnections` is left out: the user's connections stay). Make documents no
+    /// answer for it: whatever comes back is not read.
+    pub async fn remove_from_organization(
+        &self,
+        user_id: i64,
+        organization_id: i64,
+    ) -> Result<(), ApiError> {
+        let _: serde::de::IgnoredAny = self
+            .write(
+                Method::Post,
+                format!("/admin/users/{user_id}/user-organization-roles/{organization_id}"),
+                Some(&serde_json::Map::new()),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `POST /admin/users/{userId}/user-organization-roles/{orgId}/transfer`: the user becomes
     /// the owner. Make answers a list of memberships (`tests/contract/transfer.json`; one object
     /// is read too). The previous owner's new role is not documented: the executor reads the

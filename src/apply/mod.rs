@@ -541,7 +541,10 @@ fn target(step: &Step) -> String {
         }
         | Action::TransferOwnership {
             organization, user, ..
-        } => format!("{} {}", organization.customer, user.email),
+        }
+        | Action::RemoveFromOrganization { organization, user } => {
+            format!("{} {}", organization.customer, user.email)
+        }
         Action::CreateTeam { team: t, .. } => team(t),
         Action::SetTeamRole { team: t, user, .. } => format!("{} {}", team(t), user.email),
         Action::SetInstanceRole { user, .. } => user.email.clone(),
@@ -662,6 +665,10 @@ impl Resolver<'_> {
             Action::TransferOwnership {
                 organization, user, ..
             } => Call::TransferOwnership {
+                organization: self.organization(organization)?,
+                user: self.user(user)?,
+            },
+            Action::RemoveFromOrganization { organization, user } => Call::RemoveFromOrganization {
                 organization: self.organization(organization)?,
                 user: self.user(user)?,
             },

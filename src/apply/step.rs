@@ -57,6 +57,10 @@ pub(crate) enum Call {
         organization: i64,
         user: i64,
     },
+    RemoveFromOrganization {
+        organization: i64,
+        user: i64,
+    },
     CreateTeam {
         organization: i64,
         name: String,
@@ -83,15 +87,20 @@ impl Call {
                 | Call::CreateOrganization { .. }
                 | Call::CreateTeam { .. }
                 | Call::TransferOwnership { .. }
+                | Call::RemoveFromOrganization { .. }
         )
     }
 
     /// Whether a refusal may mean that the effect is there already: a second user with the
-    /// address (409), a transfer to the current owner (400).
+    /// address (409), a transfer to the current owner (400), a removal of someone no longer a
+    /// member (400 or 404).
     fn refusal_may_mean_done(&self, error: &ApiError) -> bool {
         match self {
             Call::CreateUser { .. } => error.kind == ApiErrorKind::Rejected,
             Call::TransferOwnership { .. } => error.kind == ApiErrorKind::Rejected,
+            Call::RemoveFromOrganization { .. } => {
+                matches!(error.kind, ApiErrorKind::Rejected | ApiErrorKind::NotFound)
+            }
             _ => false,
         }
     }
@@ -524,7 +533,12 @@ fn halted(halt: Halt) -> Outcome {
 /// Done, as found by reading.
 fn found(call: &Call, id: i64) -> Outcome {
     Outcome::Done {
-        created: Some(id).filter(|_| !matches!(call, Call::TransferOwnership { .. })),
+        created: Some(id).filter(|_| {
+            !matches!(
+                call,
+                Call::TransferOwnership { .. } | Call::RemoveFromOrganization { .. }
+            )
+        }),
         found: true,
     }
 }
@@ -577,6 +591,12 @@ async fn send(client: &Client, call: &Call) -> Result<Option<i64>, ApiError> {
         }
         Call::TransferOwnership { organization, user } => {
             client.transfer_ownership(*user, *organization).await?;
+            Ok(None)
+        }
+        Call::RemoveFromOrganization { organization, user } => {
+            client
+                .remove_from_organization(*user, *organization)
+                .await?;
             Ok(None)
         }
         Call::CreateTeam {
@@ -677,6 +697,12 @@ async fn find(ctx: &Context<'_>, index: usize, call: &Call) -> Result<Option<i64
                 .iter()
                 .any(|r| r.organization_id == *organization && r.users_role_id == owner_role)
                 .then_some(*user))
+        }
+        Call::RemoveFromOrganization { organization, user } => {
+            let roles = ctx
+                .read(index, async || client.user_organization_roles(*user).await)
+                .await?;
+            Ok((!roles.iter().any(|r| r.organization_id == *organization)).then_some(*user))
         }
         _ => Ok(None),
     }

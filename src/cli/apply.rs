@@ -34,8 +34,8 @@ pub struct ApplyArgs {
     /// Steps in flight at once; default `concurrency` of `charter.toml`, or 8.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
-    /// With a plan file: the policy set it was made from, for `charter.toml` and the state;
-    /// default the one recorded in the plan.
+    /// With a plan file: the policy set it was made from, for `charter.toml`, the state and
+    /// the verification after the apply; default the one recorded in the plan.
     #[arg(long, value_name = "PATH")]
     policy: Option<PathBuf>,
     #[command(flatten)]
@@ -98,6 +98,10 @@ fn parse_every(text: &str) -> Result<i64, String> {
 /// against the same per-minute limit the apply needs.
 const SHORTEST_EVERY: i64 = 60;
 
+/// For a plan that verifies no apply: no organization whose token-user membership is Make's
+/// doing.
+static NOTHING_CREATED: BTreeSet<String> = BTreeSet::new();
+
 /// How an apply ended, for the exit code.
 enum Ended {
     NoChanges,
@@ -110,6 +114,8 @@ enum Ended {
     Verified,
     /// Applied, then read back: what still differs was printed.
     Unverified,
+    /// Applied, then SIGTERM or Ctrl-C came while reading back: not verified.
+    StoppedVerifying,
 }
 
 pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
@@ -138,7 +144,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
         let _instance_lock = target.lock("apply")?;
-        let planning = plan_with(&client, &state, program, at, &target);
+        let planning = plan_with(&client, &state, program, at, &target, &NOTHING_CREATED);
         let prepared = match &early {
             Some(stop) => match unless_stopped(stop, planning).await {
                 Some(prepared) => prepared?,
@@ -155,12 +161,6 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             return Ok(Ended::Cancelled);
         }
         let stop = early.unwrap_or_else(listen_for_stop);
-        let options = options(&config, concurrency, prepared.observed.calls.total(), &stop);
-        let report = execute(&client, &state, &lock, &plan, &options, at).await?;
-        if report.stopped || !report.succeeded() {
-            lock.release()?;
-            return Ok(Ended::Applied(Box::new(report)));
-        }
         let context = RoundContext {
             client: &client,
             state: &state,
@@ -170,9 +170,10 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             concurrency,
             stop: &stop,
         };
-        let verified = verify(&context, program, at, &plan, report).await?;
+        let spent = prepared.observed.calls.total();
+        let ended = apply_verified(&context, program, &plan, spent, at).await?;
         lock.release()?;
-        Ok(verified)
+        Ok(ended)
     };
     match with_instance(&args.target, &args.instance, output, work) {
         Ok((_, ended)) => finish(ended),
@@ -196,8 +197,25 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
             Some("name it with `--policy PATH`".to_owned()),
         );
     };
-    // The policy set is read only for `charter.toml` and the state: the plan is carried out as
-    // it was reviewed.
+    // The plan is carried out as it was reviewed. The policy set gives `charter.toml` and the
+    // state, and, when the plan does what Make does not document, what to verify against: it is
+    // read before anything is applied, so that a policy set with errors stops nothing halfway.
+    let loaded = if unconfirmed(&plan).is_empty() {
+        None
+    } else {
+        match policy::load(&policy, output) {
+            Ok(loaded) => Some(loaded),
+            Err(outcome) => {
+                eoutln!(
+                    "error: the plan creates organizations or changes their roles, which apply \
+                     verifies against the policy set `{}`; nothing was applied",
+                    policy.display()
+                );
+                return outcome;
+            }
+        }
+    };
+    let program = loaded.as_ref().map(|loaded| &loaded.program);
     let at = args.at.unwrap_or_else(super::now);
     let concurrency = args.concurrency;
     let work = |client: Client, config: Config, target: Target| async move {
@@ -240,10 +258,22 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         if !plan.has_changes() {
             return Ok(Ended::NoChanges);
         }
-        let options = options(&config, concurrency, observed.calls.total(), &stop);
-        let report = execute(&client, &state, &lock, &plan, &options, at).await?;
+        let context = RoundContext {
+            client: &client,
+            state: &state,
+            lock: &lock,
+            config: &config,
+            target: &target,
+            concurrency,
+            stop: &stop,
+        };
+        let spent = observed.calls.total();
+        let ended = match program {
+            Some(program) => apply_verified(&context, program, &plan, spent, at).await?,
+            None => Ended::Applied(Box::new(execute_plan(&context, &plan, spent, at).await?)),
+        };
         lock.release()?;
-        Ok(Ended::Applied(Box::new(report)))
+        Ok(ended)
     };
     match with_instance(&policy, &args.instance, output, work) {
         Ok((_, ended)) => finish(ended),
@@ -265,7 +295,20 @@ fn finish(ended: Ended) -> Outcome {
         Ended::Applied(report) => report_outcome(&report),
         Ended::Verified => Outcome::Success,
         Ended::Unverified => Outcome::Failure,
+        Ended::StoppedVerifying => {
+            print_stopped_verifying();
+            Outcome::Failure
+        }
     }
+}
+
+/// What a stop while reading back leaves: an apply that was carried out, not verified.
+fn print_stopped_verifying() {
+    eoutln!(
+        "error: stopped while verifying: the plan was applied, but the touched organizations \
+         were not read back"
+    );
+    eoutln!("  help: run `charter plan` to see whether anything still differs from the policy");
 }
 
 fn report_outcome(report: &Report) -> Outcome {
@@ -460,6 +503,42 @@ async fn execute(
     Ok(report)
 }
 
+/// Carries out a plan with the command's options (`spent`: the calls its reading took).
+async fn execute_plan(
+    context: &RoundContext<'_>,
+    plan: &Plan,
+    spent: u64,
+    at: i64,
+) -> Result<Report, Failure> {
+    let options = options(context.config, context.concurrency, spent, context.stop);
+    execute(
+        context.client,
+        context.state,
+        context.lock,
+        plan,
+        &options,
+        at,
+    )
+    .await
+}
+
+/// The one way `apply PATH`, `apply plan.json` and every round of `run` carry out a plan:
+/// execute it and, if every step succeeded and the plan did what Make does not document,
+/// [`verify`] the organizations it touched against `program`.
+async fn apply_verified(
+    context: &RoundContext<'_>,
+    program: &Program,
+    plan: &Plan,
+    spent: u64,
+    at: i64,
+) -> Result<Ended, Failure> {
+    let report = execute_plan(context, plan, spent, at).await?;
+    if report.stopped || !report.succeeded() {
+        return Ok(Ended::Applied(Box::new(report)));
+    }
+    verify(context, program, at, plan, report).await
+}
+
 /// How many times `apply` reads back and corrects what Make does not document.
 pub const VERIFICATION_ROUNDS: usize = 3;
 
@@ -499,11 +578,29 @@ async fn verify(
     }
     print_failures(&report);
     outln!("Apply: {}.", report.summary());
+    // Where the token's user may be a member only because Make made them one.
+    let created: BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::CreateOrganization { organization, .. } => Some(organization.customer.clone()),
+            _ => None,
+        })
+        .collect();
     for round in 1..=VERIFICATION_ROUNDS {
         let before = context.client.calls();
-        let planning = plan_with(context.client, context.state, program, at, context.target);
+        // Not before the plan's instant (what was reviewed), nor before `at`, when the apply
+        // recorded its transitions: planning earlier than a recorded transition is refused.
+        let planning = plan_with(
+            context.client,
+            context.state,
+            program,
+            at.max(plan.at),
+            context.target,
+            &created,
+        );
         let Some(prepared) = unless_stopped(context.stop, planning).await else {
-            return Ok(Ended::StoppedBefore);
+            return Ok(Ended::StoppedVerifying);
         };
         let prepared = prepared?;
         let differs: Vec<&Step> = prepared
@@ -550,21 +647,8 @@ async fn verify(
             if differs.len() == 1 { "it" } else { "them" },
         );
         out!("{}", render_text(&prepared.plan));
-        let options = options(
-            context.config,
-            context.concurrency,
-            prepared.observed.calls.total(),
-            context.stop,
-        );
-        let report = execute(
-            context.client,
-            context.state,
-            context.lock,
-            &prepared.plan,
-            &options,
-            at,
-        )
-        .await?;
+        let spent = prepared.observed.calls.total();
+        let report = execute_plan(context, &prepared.plan, spent, at).await?;
         let calls = context.client.calls().saturating_sub(before);
         outln!(
             "Verification round {round}: {} ({calls} calls to read back and correct).",
@@ -766,7 +850,14 @@ async fn round(
     // Each round takes the instance's lock for its plan and apply only, so that a daemon
     // leaves the instance to other policy sets between rounds.
     let _instance_lock = context.target.lock("run")?;
-    let planning = plan_with(context.client, context.state, program, now, context.target);
+    let planning = plan_with(
+        context.client,
+        context.state,
+        program,
+        now,
+        context.target,
+        &NOTHING_CREATED,
+    );
     let Some(prepared) = unless_stopped(context.stop, planning).await else {
         return Ok(Round::Stopped { left_undone: false });
     };
@@ -781,30 +872,30 @@ async fn round(
         return Ok(Round::Applied { succeeded: true });
     }
     out!("{}", render_text(&plan));
-    let options = options(
-        context.config,
-        context.concurrency,
-        prepared.observed.calls.total(),
-        context.stop,
-    );
-    let report = execute(
-        context.client,
-        context.state,
-        context.lock,
-        &plan,
-        &options,
-        now,
+    let spent = prepared.observed.calls.total();
+    Ok(
+        match apply_verified(context, program, &plan, spent, now).await? {
+            Ended::Applied(report) => {
+                let outcome = report_outcome(&report);
+                if report.stopped {
+                    Round::Stopped { left_undone: true }
+                } else {
+                    Round::Applied {
+                        succeeded: matches!(outcome, Outcome::Success),
+                    }
+                }
+            }
+            Ended::Verified => Round::Applied { succeeded: true },
+            Ended::Unverified => Round::Applied { succeeded: false },
+            Ended::StoppedVerifying => {
+                print_stopped_verifying();
+                Round::Stopped { left_undone: false }
+            }
+            Ended::NoChanges | Ended::Cancelled | Ended::StoppedBefore => {
+                Round::Applied { succeeded: true }
+            }
+        },
     )
-    .await?;
-    print_failures(&report);
-    outln!("Apply: {}.", report.summary());
-    if report.stopped {
-        print_stopped(&report);
-        return Ok(Round::Stopped { left_undone: true });
-    }
-    Ok(Round::Applied {
-        succeeded: report.succeeded(),
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `charter plan`: read the instance (or the embedded sandbox) and charter's state, and print
 //! the calls that would bring the instance to what the policy set describes.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::config::{Config, InstanceArgs};
@@ -49,7 +50,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     let program = &loaded.program;
     let work = |client: Client, config: Config, target: Target| async move {
         let state = State::open(&config.state_path)?;
-        plan_with(&client, &state, program, at, &target).await
+        plan_with(&client, &state, program, at, &target, &BTreeSet::new()).await
     };
     let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
         Ok(done) => done,
@@ -95,8 +96,9 @@ pub(super) async fn plan_with(
     program: &crate::model::program::Program,
     at: i64,
     target: &Target,
+    created: &BTreeSet<String>,
 ) -> Result<Prepared, Failure> {
-    match prepare(client, state, program, at, target.instance()).await {
+    match prepare(client, state, program, at, target.instance(), created).await {
         Ok(prepared) => Ok(prepared),
         Err(PrepareError::Plan(errors)) => {
             print_plan_errors(&errors);

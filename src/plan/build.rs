@@ -98,7 +98,7 @@ fn rank(action: &Action) -> u8 {
         Action::CreateOrganization { .. } => 1,
         Action::SetLicense { .. } => 2,
         Action::SetOrganizationRole { .. } => 3,
-        Action::TransferOwnership { .. } => 4,
+        Action::TransferOwnership { .. } | Action::RemoveFromOrganization { .. } => 4,
         Action::CreateTeam { .. } => 5,
         Action::SetTeamRole { .. } => 6,
         Action::SetInstanceRole { .. } => 7,
@@ -112,11 +112,15 @@ fn rank(action: &Action) -> u8 {
 pub struct Context {
     pub instance: String,
     pub token_user: Option<i64>,
+    /// Customers whose organization was created by the apply this plan verifies: where the
+    /// token's user is a member because Make put them there, not because anyone chose to.
+    pub created: BTreeSet<String>,
 }
 
 struct Planner<'a> {
     program: &'a Program,
     observed: &'a Observed,
+    context: &'a Context,
     /// Lower-case address → user (deleted users left out).
     users: HashMap<String, &'a ObservedUser>,
     steps: Vec<Step>,
@@ -144,6 +148,7 @@ pub fn plan(
     let mut planner = Planner {
         program,
         observed,
+        context,
         users,
         steps: Vec::new(),
         creating: BTreeSet::new(),
@@ -772,12 +777,49 @@ impl<'a> Planner<'a> {
                 membership.insert(email_key, id);
             }
         }
+        // The token's own user in an organization this apply created: a member because Make
+        // made them one (its Owner, when `userOrgAdmin` makes the user an Admin). Unless the
+        // policy names them, they leave — there only: anywhere else the membership may be
+        // someone's choice, and charter removes no one.
+        let named = |email: &str| {
+            email == owner_key || desired.roles.keys().any(|e| e.eq_ignore_ascii_case(email))
+        };
+        let creator = self
+            .context
+            .token_user
+            .filter(|_| self.context.created.contains(key))
+            .and_then(|id| self.observed.user(id))
+            .filter(|u| !named(&u.email.to_lowercase()));
+        let mut leaving = None;
+        if let Some(user) = creator
+            && let Some(role) = current.get(&user.email.to_lowercase())
+            && role != "Owner"
+        {
+            let email = user.email.to_lowercase();
+            let after_transfer = previous_owner.as_deref() == Some(email.as_str());
+            self.push(
+                format!("leave:{key}:{email}"),
+                key,
+                Action::RemoveFromOrganization {
+                    organization: org_ref.clone(),
+                    user: UserRef {
+                        email: user.email.clone(),
+                        id: Some(user.id),
+                    },
+                },
+                vec![if after_transfer {
+                    transfer.clone()
+                } else {
+                    None
+                }],
+                false,
+            );
+            leaving = Some(email);
+        }
         // A previous owner the policy no longer names is left a Member.
         if let Some(before) = previous_owner
-            && !desired
-                .roles
-                .keys()
-                .any(|e| e.eq_ignore_ascii_case(&before))
+            && !named(&before)
+            && leaving.as_ref() != Some(&before)
             && let Some(user) = self.observed_user(&before)
         {
             let role = self.role(key, RoleKind::Organization, "Member");

@@ -123,6 +123,13 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
     },
+    /// `POST /admin/users/{user}/user-organization-roles/{organization}` with an empty body:
+    /// takes the token's own user out of an organization charter created, where Make put them
+    /// and the policy does not name them.
+    RemoveFromOrganization {
+        organization: OrganizationRef,
+        user: UserRef,
+    },
     /// `POST /admin/teams`, with its first admin when the policy gives one.
     CreateTeam {
         team: TeamRef,
@@ -159,6 +166,7 @@ impl Action {
             Action::SetLicense { .. } => "set_license",
             Action::SetOrganizationRole { .. } => "set_organization_role",
             Action::TransferOwnership { .. } => "transfer_ownership",
+            Action::RemoveFromOrganization { .. } => "remove_from_organization",
             Action::CreateTeam { .. } => "create_team",
             Action::SetTeamRole { .. } => "set_team_role",
             Action::SetInstanceRole { .. } => "set_instance_role",
@@ -263,7 +271,8 @@ impl Action {
             Action::CreateOrganization { organization, .. }
             | Action::SetLicense { organization, .. }
             | Action::SetOrganizationRole { organization, .. }
-            | Action::TransferOwnership { organization, .. } => Some(organization),
+            | Action::TransferOwnership { organization, .. }
+            | Action::RemoveFromOrganization { organization, .. } => Some(organization),
             Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
                 Some(&team.organization)
             }
@@ -512,7 +521,8 @@ impl Plan {
                 Action::CreateOrganization { organization, .. }
                 | Action::SetLicense { organization, .. }
                 | Action::SetOrganizationRole { organization, .. }
-                | Action::TransferOwnership { organization, .. } => organization,
+                | Action::TransferOwnership { organization, .. }
+                | Action::RemoveFromOrganization { organization, .. } => organization,
                 Action::CreateTeam { team, .. } | Action::SetTeamRole { team, .. } => {
                     &mut team.organization
                 }

@@ -454,6 +454,20 @@ impl Instance {
                 }
                 o.members.insert(user, role.id);
             }
+            Action::RemoveFromOrganization { organization, user } => {
+                let id = self.organization_id(ids, organization)?;
+                let user = self.user_id(ids, user)?;
+                let o = self.organizations.get_mut(&id).ok_or("no organization")?;
+                match o.members.get(&user) {
+                    None => return Err("the user to remove is not a member".to_owned()),
+                    Some(role) if *role == owner => {
+                        return Err("the owner cannot be removed".to_owned());
+                    }
+                    Some(_) => {
+                        o.members.remove(&user);
+                    }
+                }
+            }
             Action::TransferOwnership {
                 organization, user, ..
             } => {

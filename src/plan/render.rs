@@ -162,6 +162,14 @@ fn render_step(out: &mut String, step: &Step) {
                 );
             }
         },
+        Action::RemoveFromOrganization { organization, user } => {
+            let _ = writeln!(
+                out,
+                "  - {} leaves {} (a member only through charter's create; the policy does not name them)",
+                user.email,
+                organization.label()
+            );
+        }
         Action::TransferOwnership {
             organization,
             user,

@@ -2,6 +2,8 @@
 //! compute the plan for an instant. The clock is never read here: the instant is a parameter
 //! (the command line passes `--at` or now), so tests can travel in time.
 
+use std::collections::BTreeSet;
+
 use crate::api::{ApiError, Client, Observed, observe};
 use crate::model::program::Program;
 use crate::model::time::format_instant;
@@ -121,7 +123,8 @@ pub struct Prepared {
 }
 
 /// Reads the instance (every organization, user and role, and the token's own user) and
-/// charter's state, and plans what `program` wants at `at` — refused when the state records a
+/// charter's state, and plans what `program` wants at `at` (`created`: the customers whose
+/// organization the apply being verified created; empty otherwise) — refused when the state records a
 /// transition after `at` ([`LaterHistory`]). The state must belong to `instance` (see
 /// [`bind`]); its name goes in the plan (its URL; never the token).
 pub async fn prepare(
@@ -130,6 +133,7 @@ pub async fn prepare(
     program: &Program,
     at: i64,
     instance: Instance<'_>,
+    created: &BTreeSet<String>,
 ) -> Result<Prepared, PrepareError> {
     let token_user = bind(client, state, instance).await?;
     let memory = state.memory()?;
@@ -140,6 +144,7 @@ pub async fn prepare(
     let context = Context {
         instance: instance.name.to_owned(),
         token_user,
+        created: created.clone(),
     };
     let plan = plan::plan(program, at, &memory, &observed, &context)
         .map_err(PrepareError::Plan)?

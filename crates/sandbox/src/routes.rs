@@ -25,9 +25,9 @@ use super::roles::{self, TokenRole};
 use super::store::{self, Caller, LookupKind, OrganizationFilter, UserFilter};
 use crate::wire::{
     AdminRole, AuthUser, AuthUserEnvelope, DefaultLicense, NewOrganization, NewTeam, NewUser,
-    OrganizationChanges, OrganizationCreated, OrganizationEnvelope, Pg, RoleAssignment,
-    TeamCreated, UserChanges, UserEnvelope, UserLookupEnvelope, UserOrganizationRoleEnvelope,
-    UserOrganizationRoleList, UserTeamRoleEnvelope, UsersRole,
+    OrganizationChanges, OrganizationCreated, OrganizationEnvelope, OrganizationRoleAssignment, Pg,
+    Removed, RoleAssignment, TeamCreated, UserChanges, UserEnvelope, UserLookupEnvelope,
+    UserOrganizationRoleEnvelope, UserOrganizationRoleList, UserTeamRoleEnvelope, UsersRole,
 };
 
 /// Where Make's endpoints live.
@@ -213,21 +213,50 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        let (json, bytes) = read_body(request, state).await?;
+        decode(json, &bytes).map(Body)
+    }
+}
+
+/// A JSON body that may be left out: no bytes at all is `None`; anything else is read as
+/// [`Body`] reads it.
+pub struct MaybeBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<MaybeBody<T>, ApiError> {
+        let (json, bytes) = read_body(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(MaybeBody(None));
+        }
+        decode(json, &bytes).map(|value| MaybeBody(Some(value)))
+    }
+}
+
+/// Whether the body was sent as JSON, and its bytes.
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|error| ApiError::bad_request(format!("cannot read the body: {error}")))?;
+    Ok((json, bytes))
+}
+
+/// A JSON body read strictly: errors name the field.
+fn decode<T: DeserializeOwned>(json: bool, bytes: &Bytes) -> Result<T, ApiError> {
+    {
         if !json {
             return Err(ApiError::bad_request(
                 "the body must be JSON, sent with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|error| ApiError::bad_request(format!("cannot read the body: {error}")))?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             if path == "." {
@@ -239,7 +268,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         deserializer
             .end()
             .map_err(|error| ApiError::bad_request(format!("the body is not valid: {error}")))?;
-        Ok(Body(value))
+        Ok(value)
     }
 }
 
@@ -542,15 +571,20 @@ async fn user_organization_roles(State(shared): State<AppState>, Path(id): Path<
 async fn set_organization_role(
     State(shared): State<AppState>,
     Path((user, organization)): Path<(String, String)>,
-    Body(assignment): Body<RoleAssignment>,
+    MaybeBody(assignment): MaybeBody<OrganizationRoleAssignment>,
 ) -> Answer {
     let user = parse_id("user", &user)?;
     let organization = parse_id("organization", &organization)?;
+    let Some(users_role_id) = assignment.unwrap_or_default().users_role_id else {
+        shared
+            .db
+            .write(move |tx| store::remove_from_organization(tx, user, organization))
+            .await?;
+        return answer(Removed {});
+    };
     let user_organization_role = shared
         .db
-        .write(move |tx| {
-            store::set_organization_role(tx, user, organization, assignment.users_role_id)
-        })
+        .write(move |tx| store::set_organization_role(tx, user, organization, users_role_id))
         .await?;
     answer(UserOrganizationRoleEnvelope {
         user_organization_role,

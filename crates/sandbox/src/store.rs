@@ -787,6 +787,38 @@ pub fn set_organization_role(
     })
 }
 
+/// Removes a user from an organization, and from its teams. The owner cannot be removed (the
+/// organization would have none): their ownership is transferred first.
+pub fn remove_from_organization(
+    conn: &Connection,
+    user_id: i64,
+    organization_id: i64,
+) -> Result<(), ApiError> {
+    user(conn, user_id)?;
+    require_organization(conn, organization_id)?;
+    match organization_role(conn, user_id, organization_id)? {
+        None => Err(ApiError::not_found(format!(
+            "user `{user_id}` is not a member of organization `{organization_id}`"
+        ))),
+        Some(roles::OWNER) => Err(ApiError::bad_request(format!(
+            "user `{user_id}` owns organization `{organization_id}`; transfer its ownership \
+             before removing them"
+        ))),
+        Some(_) => {
+            conn.execute(
+                "DELETE FROM team_roles WHERE user_id = ?1
+                 AND team_id IN (SELECT id FROM teams WHERE organization_id = ?2)",
+                params![user_id, organization_id],
+            )?;
+            conn.execute(
+                "DELETE FROM organization_roles WHERE user_id = ?1 AND organization_id = ?2",
+                params![user_id, organization_id],
+            )?;
+            Ok(())
+        }
+    }
+}
+
 /// Makes a member the organization's owner; the previous owner becomes Admin (or Member, as
 /// `previous_owner` says). Answers both changed memberships, by user id.
 pub fn transfer_ownership(

@@ -384,6 +384,22 @@ pub struct RoleAssignment {
     pub users_role_id: i64,
 }
 
+/// The body of `POST /admin/users/{userId}/user-organization-roles/{organizationId}`:
+/// `{usersRoleId}` sets the user's role (adding them if need be); an empty body — no bytes, or
+/// `{}` — removes the user from the organization, as Make's API reference documents for this
+/// call (with `deleteConnections` and `confirmed` for the user's connections).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrganizationRoleAssignment {
+    #[serde(default)]
+    pub users_role_id: Option<i64>,
+}
+
+/// The answer to a removal from an organization. Make documents none; the sandbox answers an
+/// empty object, which says nothing a client could come to rely on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Removed {}
+
 /// A user's role in an organization.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
