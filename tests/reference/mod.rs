@@ -32,6 +32,7 @@ pub type Values = BTreeMap<&'static str, Val>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerOutcome {
     pub state: String,
+    pub since: Option<i64>,
     pub license: serde_json::Value,
     pub owner: String,
     pub roles: BTreeMap<String, String>,
@@ -438,14 +439,21 @@ pub fn customer_values(d: &Decls<'_>, f: &CustomerFields<'_>) -> Result<Values, 
     Ok(values)
 }
 
-/// A customer at instant `at` (seconds since the epoch).
+/// A customer at instant `at` (seconds since the epoch): the lifecycle walk, then the state's
+/// overlays on the customer's license, its owner and the demotions of its people.
 pub fn customer(
     d: &Decls<'_>,
+    l: Option<&Lifecycle<'_>>,
     f: &CustomerFields<'_>,
-    _history: &charter::compile::customer::History,
-    _at: i64,
+    history: &charter::compile::customer::History,
+    at: i64,
 ) -> Result<CustomerOutcome, Refusal> {
-    let values = customer_values(d, f)?;
+    let mut values = customer_values(d, f)?;
+    let (state, since) = match l {
+        Some(l) => walk(l, f, history, at),
+        None => ("active".to_string(), None),
+    };
+    let mut owner = f.owner.to_string();
     let mut roles: BTreeMap<String, String> = BTreeMap::new();
     roles.insert(f.owner.to_string(), "owner".into());
     for a in &f.admins {
@@ -454,10 +462,370 @@ pub fn customer(
     for m in &f.members {
         roles.insert(m.to_string(), "member".into());
     }
+    if let Some(decl) = l.and_then(|l| l.states.get(state.as_str())) {
+        let effects = state_effects(d, decl)?;
+        for (p, v) in effects.overlays {
+            values.insert(p.name, v);
+        }
+        if effects.owner_to_dummy
+            && let Some(dummy) = &d.dummy_owner
+        {
+            // Make leaves the previous owner an Admin after a transfer (docs/make-api.md).
+            roles.insert(f.owner.to_string(), "admin".into());
+            roles.insert(dummy.clone(), "owner".into());
+            owner = dummy.clone();
+        }
+        let rank = |role: &str| match role {
+            "owner" => 3,
+            "admin" => 2,
+            _ => 1,
+        };
+        for (party, role) in effects.demotions {
+            let people: Vec<&str> = match party {
+                "owner" => vec![f.owner],
+                "admins" => f.admins.clone(),
+                _ => f.members.clone(),
+            };
+            for person in people {
+                // A demotion only lowers a role, and never the organization's current owner's.
+                if let Some(current) = roles.get_mut(person)
+                    && *current != "owner"
+                    && rank(current) > rank(role)
+                {
+                    *current = role.to_string();
+                }
+            }
+        }
+    }
     Ok(CustomerOutcome {
-        state: "active".into(),
+        state,
+        since,
         license: license_json(&values)?,
-        owner: f.owner.to_string(),
+        owner,
         roles,
     })
+}
+
+/// A lifecycle as the reference reads it (§8).
+pub struct Lifecycle<'a> {
+    pub initial: &'a str,
+    pub states: BTreeMap<&'a str, &'a ast::StateDecl>,
+    pub transitions: Vec<&'a ast::Transition>,
+}
+
+/// Reads and checks the lifecycle: one initial state, known states, unique transition names,
+/// every state reachable from `initial`.
+pub fn lifecycle<'a>(d: &Decls<'a>) -> Result<Option<Lifecycle<'a>>, Refusal> {
+    let Some(block) = d.lifecycle else {
+        return Ok(None);
+    };
+    let mut initial = None;
+    let mut states = BTreeMap::new();
+    let mut transitions: Vec<&ast::Transition> = Vec::new();
+    for item in &block.items {
+        match item {
+            ast::LifecycleItem::Initial { state, .. } => {
+                if initial.replace(state.name.as_str()).is_some() {
+                    return Err("two initial states".into());
+                }
+            }
+            ast::LifecycleItem::State(s) => {
+                if states.insert(s.name.name.as_str(), s).is_some() {
+                    return Err(format!("state {} declared twice", s.name.name));
+                }
+            }
+            ast::LifecycleItem::Transition(t) => {
+                if transitions.iter().any(|u| u.name.name == t.name.name) {
+                    return Err(format!("transition {} declared twice", t.name.name));
+                }
+                transitions.push(t);
+            }
+        }
+    }
+    let initial = initial.ok_or("no initial state")?;
+    for name in std::iter::once(initial).chain(
+        transitions
+            .iter()
+            .flat_map(|t| t.from.iter().chain([&t.to]).map(|s| s.name.as_str())),
+    ) {
+        if !states.contains_key(name) {
+            return Err(format!("unknown state {name}"));
+        }
+    }
+    let mut reached = vec![initial];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for t in &transitions {
+            if t.from.iter().any(|f| reached.contains(&f.name.as_str()))
+                && !reached.contains(&t.to.name.as_str())
+            {
+                reached.push(&t.to.name);
+                grew = true;
+            }
+        }
+    }
+    if let Some(lost) = states.keys().find(|s| !reached.contains(s)) {
+        return Err(format!("state {lost} is unreachable"));
+    }
+    for s in states.values() {
+        state_effects(d, s)?;
+    }
+    // Triggers and guards read attributes some customer has (or `contract_end`).
+    let mut known: Vec<&str> = vec!["contract_end"];
+    for c in &d.customers {
+        known.extend(customer_fields(c)?.attributes.keys());
+    }
+    for t in &transitions {
+        let mut names = Vec::new();
+        if let ast::Trigger::When(e) = &t.trigger {
+            references(e, &mut names);
+        }
+        if let Some(guard) = &t.guard {
+            references(guard, &mut names);
+        }
+        if let Some(unknown) = names.iter().find(|n| !known.contains(n)) {
+            return Err(format!("unknown attribute {unknown}"));
+        }
+    }
+    Ok(Some(Lifecycle {
+        initial,
+        states,
+        transitions,
+    }))
+}
+
+/// The names an expression reads.
+fn references<'a>(e: &'a ast::Expr, names: &mut Vec<&'a str>) {
+    match &e.kind {
+        ast::ExprKind::Reference { name, .. } => names.push(&name.name),
+        ast::ExprKind::Paren(inner) | ast::ExprKind::Not(inner) => references(inner, names),
+        ast::ExprKind::Binary { lhs, rhs, .. } => {
+            references(lhs, names);
+            references(rhs, names);
+        }
+        ast::ExprKind::Literal(_) => {}
+    }
+}
+
+/// What a state does: its overlays (parameter, value), whether the dummy owner takes over, and
+/// its demotions (party, role).
+pub struct Effects<'a> {
+    pub overlays: Vec<(&'static Parameter, Val)>,
+    pub owner_to_dummy: bool,
+    pub demotions: Vec<(&'a str, &'a str)>,
+}
+
+pub fn state_effects<'a>(d: &Decls<'a>, s: &'a ast::StateDecl) -> Result<Effects<'a>, Refusal> {
+    let mut e = Effects {
+        overlays: Vec::new(),
+        owner_to_dummy: false,
+        demotions: Vec::new(),
+    };
+    for statement in &s.body {
+        match statement {
+            ast::StateStatement::License { overlays, .. } => {
+                for o in overlays {
+                    let targets: Vec<&str> = match d.groups.get(o.target.name.as_str()) {
+                        Some(members) => members.clone(),
+                        None if o.target.name == "consumables" => vec!["operations", "transfer"],
+                        None => vec![o.target.name.as_str()],
+                    };
+                    for target in targets {
+                        let p = param(target)?;
+                        let v = match (&o.value.kind, p.kind) {
+                            // An overlay value `0` needs no unit (grammar/README.md).
+                            (ValueKind::Number(n), Kind::Size | Kind::Duration)
+                                if n.digits == 0 =>
+                            {
+                                Val::Int(0)
+                            }
+                            _ => operand(p, AssignOp::Set, &o.value)?,
+                        };
+                        if let Val::Int(n) = v
+                            && (n < p.min || p.max.is_some_and(|max| n > max))
+                        {
+                            return Err(format!("overlay `{}` out of range", p.name));
+                        }
+                        e.overlays.push((p, v));
+                    }
+                }
+            }
+            ast::StateStatement::Owner { value, .. } => {
+                if value.name != "dummy_owner" || d.dummy_owner.is_none() {
+                    return Err("`owner = dummy_owner` without a dummy owner".into());
+                }
+                e.owner_to_dummy = true;
+            }
+            ast::StateStatement::Demote { parties, role, .. } => {
+                for party in parties {
+                    if party.name == "owner" && !e.owner_to_dummy {
+                        // The organization always keeps one owner.
+                        let later = s
+                            .body
+                            .iter()
+                            .any(|st| matches!(st, ast::StateStatement::Owner { .. }));
+                        if !later {
+                            return Err("demoting the owner without `owner =`".into());
+                        }
+                    }
+                    e.demotions.push((&party.name, &role.name));
+                }
+            }
+        }
+    }
+    Ok(e)
+}
+
+fn attribute<'a>(f: &'a CustomerFields<'_>, name: &str) -> Option<&'a ast::Value> {
+    f.attributes.get(name).copied()
+}
+
+/// A date expression over the customer's attributes (`contract_end + 7 days`, a literal);
+/// `None` if the customer lacks an attribute it reads.
+fn date_of(f: &CustomerFields<'_>, e: &ast::Expr) -> Option<i64> {
+    match &e.kind {
+        ast::ExprKind::Paren(inner) => date_of(f, inner),
+        ast::ExprKind::Literal(v) => match &v.kind {
+            ValueKind::Date(date) => Some(date.unix_seconds),
+            _ => None,
+        },
+        ast::ExprKind::Reference {
+            qualifier: None,
+            name,
+        } => f.dates.get(name.name.as_str()).copied(),
+        ast::ExprKind::Binary { op, lhs, rhs } => {
+            let base = date_of(f, lhs)?;
+            let ast::ExprKind::Literal(v) = &rhs.kind else {
+                return None;
+            };
+            let seconds = duration_seconds(v).ok()?;
+            match op {
+                ast::BinaryOp::Add => base.checked_add(seconds),
+                ast::BinaryOp::Sub => base.checked_sub(seconds),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A guard over the customer's attributes; `None` if it reads one the customer lacks.
+fn holds(f: &CustomerFields<'_>, e: &ast::Expr) -> Option<bool> {
+    let text = |e: &ast::Expr| -> Option<String> {
+        match &e.kind {
+            ast::ExprKind::Literal(v) => match &v.kind {
+                ValueKind::String(s) => Some(s.clone()),
+                _ => None,
+            },
+            ast::ExprKind::Reference {
+                qualifier: None,
+                name,
+            } => match &attribute(f, &name.name)?.kind {
+                ValueKind::String(s) | ValueKind::Word(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    match &e.kind {
+        ast::ExprKind::Paren(inner) => holds(f, inner),
+        ast::ExprKind::Not(inner) => holds(f, inner).map(|b| !b),
+        ast::ExprKind::Binary { op, lhs, rhs } => match op {
+            ast::BinaryOp::And => Some(holds(f, lhs)? && holds(f, rhs)?),
+            ast::BinaryOp::Or => Some(holds(f, lhs)? || holds(f, rhs)?),
+            ast::BinaryOp::Implies => Some(!holds(f, lhs)? || holds(f, rhs)?),
+            ast::BinaryOp::Eq => Some(text(lhs)? == text(rhs)?),
+            ast::BinaryOp::Ne => Some(text(lhs)? != text(rhs)?),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The customer's state at `at` and when it entered it (§8): recorded transitions first, in
+/// order (each where it leaves the state the customer is in), then every automatic transition
+/// at the moment it falls due, the earliest first and the one declared first on a tie.
+pub fn walk(
+    l: &Lifecycle<'_>,
+    f: &CustomerFields<'_>,
+    history: &charter::compile::customer::History,
+    at: i64,
+) -> (String, Option<i64>) {
+    let mut state = l.initial.to_string();
+    let mut since: Option<i64> = None;
+    // (transition, time) of everything that fired.
+    let mut fired: Vec<(String, i64)> = Vec::new();
+    for event in history.transitions.iter().filter(|e| e.at <= at) {
+        let Some(t) = l
+            .transitions
+            .iter()
+            .find(|t| t.name.name == event.transition)
+        else {
+            continue;
+        };
+        if t.from.iter().any(|s| s.name == state) {
+            state = t.to.name.clone();
+            since = Some(event.at);
+            fired.push((t.name.name.clone(), event.at));
+        }
+    }
+    let mut used_requests: Vec<usize> = Vec::new();
+    for _ in 0..1_000 {
+        let mut next: Option<(i64, usize, Option<usize>)> = None;
+        for (index, t) in l.transitions.iter().enumerate() {
+            if !t.from.iter().any(|s| s.name == state) {
+                continue;
+            }
+            if let Some(guard) = &t.guard
+                && holds(f, guard) != Some(true)
+            {
+                continue;
+            }
+            let (due, request) = match &t.trigger {
+                ast::Trigger::When(e) => {
+                    let Some(date) = date_of(f, e) else { continue };
+                    // It fires once for its date.
+                    if fired
+                        .iter()
+                        .any(|(n, when)| *n == t.name.name && *when >= date)
+                    {
+                        continue;
+                    }
+                    (since.map_or(date, |s| s.max(date)), None)
+                }
+                ast::Trigger::After(v) => {
+                    let (Some(entered), Ok(seconds)) = (since, duration_seconds(v)) else {
+                        continue;
+                    };
+                    (entered + seconds, None)
+                }
+                ast::Trigger::Manual(_) => {
+                    // The first request for it made since the customer entered this state.
+                    let Some((i, r)) = history.requests.iter().enumerate().find(|(i, r)| {
+                        r.transition == t.name.name
+                            && !used_requests.contains(i)
+                            && since.is_none_or(|s| r.at >= s)
+                    }) else {
+                        continue;
+                    };
+                    (r.at, Some(i))
+                }
+            };
+            if due <= at && next.is_none_or(|(d, _, _)| due < d) {
+                next = Some((due, index, request));
+            }
+        }
+        let Some((due, index, request)) = next else {
+            break;
+        };
+        let Some(t) = l.transitions.get(index) else {
+            break;
+        };
+        used_requests.extend(request);
+        state = t.to.name.clone();
+        since = Some(due);
+        fired.push((t.name.name.clone(), due));
+    }
+    (state, since)
 }
