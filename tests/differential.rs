@@ -569,7 +569,34 @@ fn agree(text: &str, at: i64, history: &History) -> Result<(), TestCaseError> {
     let compiled = compile(text, at, history);
     let interpreted = interpret(text, at, history);
     match (&compiled, &interpreted) {
-        (Ok(c), Ok(r)) => prop_assert_eq!(c, r, "\n{}", text),
+        (Ok(c), Ok(r)) => {
+            // One item at a time, so a failure names the tier or customer that differs.
+            prop_assert_eq!(
+                c.tiers.keys().collect::<Vec<_>>(),
+                r.tiers.keys().collect::<Vec<_>>()
+            );
+            for (name, license) in &c.tiers {
+                prop_assert_eq!(
+                    Some(license),
+                    r.tiers.get(name),
+                    "tier `{}`\n{}",
+                    name,
+                    text
+                );
+            }
+            prop_assert_eq!(c.customers.len(), r.customers.len());
+            for (key, outcome) in &c.customers {
+                prop_assert_eq!(
+                    Some(outcome),
+                    r.customers.get(key),
+                    "customer `{}` at {} with {:?}\n{}",
+                    key,
+                    at,
+                    history,
+                    text
+                );
+            }
+        }
         (Err(_), Err(_)) => {}
         _ => prop_assert!(
             false,
