@@ -3,7 +3,7 @@
 //! accepting or rejecting each set, on every deployable tier's license object, and on every
 //! customer's lifecycle state, license, owner and roles at random instants.
 //!
-//! `cargo test --test differential` runs a fixed number of cases; `PROPTEST_CASES=5000 cargo
+//! `cargo test --test differential` runs a fixed number of cases (1,024, a few seconds); `PROPTEST_CASES=5000 cargo
 //! test --test differential` runs a long campaign.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -615,7 +615,7 @@ fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(1024);
     Config::with_cases(cases)
 }
 
