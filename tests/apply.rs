@@ -261,7 +261,7 @@ async fn a_real_rate_limit_charter_was_not_told_ends_in_the_desired_state() {
     .await
     .unwrap();
     // charter's defaults, and no limit given: what `charter apply` does with no `rate_limit`.
-    let limiter = Limiter::adaptive(apply::DEFAULT_SHARE).with_window(WINDOW);
+    let limiter = Limiter::adaptive().with_window(WINDOW);
     let applier = Client::new(
         &format!("http://{}", limited.addr()),
         Token::new(sandbox::DEFAULT_TOKEN).unwrap(),

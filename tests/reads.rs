@@ -190,7 +190,7 @@ async fn without_a_limit_the_reads_learn_it_from_the_first_429() {
     const LIMIT: u32 = 60;
     let dir = scratch("adaptive");
     let running = seeded(&dir, 60, LIMIT).await;
-    let limiter = Limiter::adaptive(0.95).with_window(WINDOW);
+    let limiter = Limiter::adaptive().with_window(WINDOW);
     let pacing = Pacing::new(limiter.clone(), RetryPolicy::default(), 2);
     let paced = client(&running, SA).paced(pacing.clone());
 

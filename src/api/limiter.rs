@@ -28,8 +28,10 @@
 //! A 429 means that the instance counts differently: it refuses bursts (a bucket smaller than
 //! its minute), another client spends the same budget, or the limit is lower than configured —
 //! or none is configured ([`Limiter::adaptive`]). The limiter then falls back to smooth pacing,
-//! for good: calls leave evenly, one every `window ÷ (share × limit)`, never in a burst, and
-//! still never more than the share in any window. The limit in force becomes
+//! for good: calls leave evenly, never in a burst, at [`EVEN_PACE`] of the limit in force — the
+//! rate the instance accepts, which the 429s have already cut to what others leave, so the
+//! share is not taken off it again — and never more than that limit in any window. The limit in
+//! force becomes
 //!
 //! - the first time, for a configured limit: the same limit — a burst may have been refused,
 //!   not the rate; if another client fills the window, the next 429 says so;
@@ -38,10 +40,17 @@
 //!   without a configured limit, at least [`ADAPTIVE_FLOOR`] — a smaller estimate says more
 //!   about someone else's calls than about the limit.
 //!
+//! Paced at exactly the limit, a token bucket refilled at that rate never fills again: a call
+//! that reaches it a little early after one that came late is refused. [`EVEN_PACE`] leaves the
+//! bucket one call's worth of slack every fifty calls.
+//!
 //! Only a call let out after the last change teaches anything: the 429s of the calls that were
 //! already on their way when the limit changed say nothing about the new one. Each window
 //! without a change gives a tenth of the configured limit (without one: of the highest
 //! estimate) back.
+//!
+//! So no sliding window holds more than the share of the limit until the first 429, and never
+//! more than the limit (the configured one, or the highest estimate) after it.
 //!
 //! The window is the instance's: 60 s for Make. [`Limiter::with_window`] shortens it, with the
 //! sandbox's, for tests that cannot wait a real minute.
@@ -60,6 +69,10 @@ pub const MINUTE: Duration = Duration::from_secs(60);
 /// Without a configured limit, the lowest limit a 429 makes the limiter assume, per minute:
 /// Make's smallest plan allows 60.
 pub const ADAPTIVE_FLOOR: f64 = 60.0;
+
+/// After a 429, calls go evenly at this share of the limit in force (see the module
+/// documentation): enough below it that a token bucket refilled at that rate keeps some slack.
+pub const EVEN_PACE: f64 = 0.98;
 
 /// At most this many calls are remembered (far above any `apiLimit`): the limiter's memory
 /// stays bounded at any rate.
@@ -97,9 +110,9 @@ fn allowance(limit: f64, share: f64) -> usize {
     ((limit * share).floor() as usize).max(1)
 }
 
-/// The time between two evenly paced calls at `share` of `limit` calls per `window`.
-fn interval(limit: f64, share: f64, window: Duration) -> Duration {
-    let rate = limit.max(f64::MIN_POSITIVE) * share / window.as_secs_f64().max(1e-3);
+/// The time between two evenly paced calls at [`EVEN_PACE`] of `limit` calls per `window`.
+fn interval(limit: f64, window: Duration) -> Duration {
+    let rate = limit.max(f64::MIN_POSITIVE) * EVEN_PACE / window.as_secs_f64().max(1e-3);
     Duration::try_from_secs_f64(1.0 / rate).unwrap_or(window)
 }
 
@@ -123,9 +136,9 @@ struct Shared {
 /// How calls leave.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
-    /// The share of the window at once, then wait for the window to roll.
+    /// The share of the limit at once, then wait for the window to roll.
     Window,
-    /// One every interval (after a 429).
+    /// One every interval (after a 429), at most the limit in a window.
     Smooth,
 }
 
@@ -133,6 +146,7 @@ enum Mode {
 struct Budget {
     /// The instance's counting window.
     window: Duration,
+    /// The share of the limit a window may hold in [`Mode::Window`].
     share: f64,
     mode: Mode,
     /// The configured limit per window; `None` for an adaptive limiter.
@@ -199,7 +213,7 @@ impl Budget {
 
     fn pace(&mut self) {
         self.interval = match (self.mode, self.limit) {
-            (Mode::Smooth, Some(limit)) => interval(limit, self.share, self.window),
+            (Mode::Smooth, Some(limit)) => interval(limit, self.window),
             _ => Duration::ZERO,
         };
     }
@@ -238,7 +252,10 @@ impl Budget {
                 return Turn::Until(self.next);
             }
             let counted = self.in_flight + self.answered.len();
-            let allowance = allowance(limit, self.share);
+            let allowance = match self.mode {
+                Mode::Window => allowance(limit, self.share),
+                Mode::Smooth => allowance(limit, 1.0),
+            };
             if counted >= allowance {
                 // This many answered calls must leave the window first (the oldest ones); when
                 // the calls in flight alone fill it, one of them must be answered.
@@ -328,10 +345,10 @@ impl Limiter {
     }
 
     /// A limiter for an instance whose limit is not known: it lets everything through until
-    /// the first 429, then goes evenly at `share` of the limit it estimates (see the module
-    /// documentation).
-    pub fn adaptive(share: f64) -> Limiter {
-        Limiter::with_budget(Budget::new(None, share))
+    /// the first 429, then goes evenly at [`EVEN_PACE`] of the limit it estimates (see the
+    /// module documentation).
+    pub fn adaptive() -> Limiter {
+        Limiter::with_budget(Budget::new(None, 1.0))
     }
 
     /// No limit, and 429s change nothing.
@@ -378,14 +395,14 @@ impl Limiter {
             .and_then(|shared| lock(&shared.budget).limit)
     }
 
-    /// Once a 429 made it fall back to even pacing: the calls a minute it lets out now (the
-    /// share of the limit in force). `None` while it spends each window's allowance at once,
-    /// or limits nothing.
+    /// Once a 429 made it fall back to even pacing: the calls a window it lets out now
+    /// ([`EVEN_PACE`] of the limit in force). `None` while it spends each window's allowance
+    /// at once, or limits nothing.
     pub fn smooth_rate(&self) -> Option<f64> {
         let shared = self.inner.as_ref()?;
         let budget = lock(&shared.budget);
         match budget.mode {
-            Mode::Smooth => budget.limit.map(|limit| limit * budget.share),
+            Mode::Smooth => budget.limit.map(|limit| limit * EVEN_PACE),
             Mode::Window => None,
         }
     }
@@ -610,9 +627,9 @@ mod tests {
     }
 
     /// An instance that refuses bursts (its bucket holds ten calls) answers 429 early in the
-    /// first burst: the rate is not what it refused, so the limiter goes evenly at its share of
-    /// the configured limit from then on. The 429s of the calls already on their way change
-    /// nothing more.
+    /// first burst: the rate is not what it refused, so the limiter goes evenly at the
+    /// configured limit (less the even pace's margin, not the share) from then on. The 429s of
+    /// the calls already on their way change nothing more.
     #[tokio::test(start_paused = true)]
     async fn a_refused_burst_falls_back_to_even_pacing_at_the_same_rate() {
         let limiter = Limiter::new(RateLimit {
@@ -628,8 +645,8 @@ mod tests {
             permit.rate_limited();
         }
         assert_eq!(limiter.limit(), Some(600.0));
-        assert_eq!(limiter.smooth_rate(), Some(570.0));
-        let steady = Duration::from_secs_f64(60.0 / 570.0);
+        assert_eq!(limiter.smooth_rate(), Some(600.0 * EVEN_PACE));
+        let steady = Duration::from_secs_f64(60.0 / 588.0);
         let before = Instant::now();
         let sent = send(&limiter, 100).await;
         assert!(
@@ -644,9 +661,9 @@ mod tests {
     }
 
     /// Another client took half of a 600-a-minute limit: the 429 comes after about 300 calls
-    /// of the minute. The limiter first goes evenly at its share of the limit (a refused burst
-    /// looks the same), meets the next 429, and then waits until enough calls are a minute old
-    /// and goes evenly at its share of the 300 that got through.
+    /// of the minute. The limiter first goes evenly at the limit (a refused burst looks the
+    /// same), meets the next 429, and then waits until enough calls are a minute old and goes
+    /// evenly at the 300 that got through.
     #[tokio::test(start_paused = true)]
     async fn a_second_429_slows_to_what_the_instance_accepted() {
         let limiter = Limiter::new(RateLimit {
@@ -657,18 +674,18 @@ mod tests {
         send(&limiter, 299).await;
         tokio::time::sleep(Duration::from_millis(900)).await;
         limiter.acquire().await.rate_limited();
-        assert_eq!(limiter.smooth_rate(), Some(540.0));
+        assert_eq!(limiter.smooth_rate(), Some(600.0 * EVEN_PACE));
         limiter.acquire().await.rate_limited();
         let limit = limiter.limit().unwrap_or_default();
         assert!((limit - 300.0).abs() < 1e-9, "{limit}");
-        assert_eq!(limiter.smooth_rate(), Some(270.0));
-        // 301 calls in the window, 270 allowed: the next waits for 32 of them to be a minute
+        assert_eq!(limiter.smooth_rate(), Some(limit * EVEN_PACE));
+        // 301 calls in the window, 300 allowed: the next waits for 2 of them to be a minute
         // old, the first 299 of which were answered at the start.
         drop(limiter.acquire().await);
         assert_eq!(origin.elapsed(), MINUTE);
-        // Then 270 a minute, evenly: the call at 60 s came long after its turn, so the next
+        // Then 294 a minute, evenly: the call at 60 s came long after its turn, so the next
         // makes up for it, and the rest keep the schedule.
-        let steady = Duration::from_secs_f64(60.0 / 270.0);
+        let steady = Duration::from_secs_f64(60.0 / (300.0 * EVEN_PACE));
         let sent = send(&limiter, 250).await;
         assert_eq!(sent[0], Duration::ZERO);
         let span = sent[249];
@@ -705,14 +722,14 @@ mod tests {
             let limit = limiter.limit().unwrap_or_default();
             assert!((limit - expected).abs() < 1e-9, "{limit} ≠ {expected}");
         }
-        assert_eq!(limiter.smooth_rate(), Some(95.0), "still even");
+        assert_eq!(limiter.smooth_rate(), Some(100.0 * EVEN_PACE), "still even");
     }
 
     /// Without a configured limit, calls go at once until the first 429; then the limit is
     /// taken as what went through, and calls wait for the window to roll.
     #[tokio::test(start_paused = true)]
     async fn an_adaptive_limiter_learns_the_limit_from_the_first_429() {
-        let limiter = Limiter::adaptive(0.95);
+        let limiter = Limiter::adaptive();
         let start = Instant::now();
         send(&limiter, 120).await;
         assert_eq!(Instant::now(), start, "nothing waits before a 429");
@@ -721,15 +738,15 @@ mod tests {
         assert_eq!(limiter.limit(), Some(120.0));
         let sent = send(&limiter, 200).await;
         assert!(start.elapsed() >= MINUTE, "{:?}", start.elapsed());
-        assert!(busiest(&sent, MINUTE) <= 114, "{}", busiest(&sent, MINUTE));
+        assert!(busiest(&sent, MINUTE) <= 120, "{}", busiest(&sent, MINUTE));
         // A 429 after a handful of calls says little about the limit: at least 60 a minute,
         // and no wait for a minute these calls did not fill.
-        let early = Limiter::adaptive(0.95);
+        let early = Limiter::adaptive();
         early.acquire().await.rate_limited();
         assert_eq!(early.limit(), Some(ADAPTIVE_FLOOR));
         let before = Instant::now();
         send(&early, 3).await;
-        let expected = Duration::from_secs_f64(60.0 / 57.0).saturating_mul(3);
+        let expected = Duration::from_secs_f64(60.0 / (60.0 * EVEN_PACE)).saturating_mul(3);
         assert!(before.elapsed().abs_diff(expected) < Duration::from_millis(5));
     }
 
@@ -753,12 +770,14 @@ mod tests {
         refused: bool,
     }
 
-    fn arrivals() -> impl Strategy<Value = Vec<Arrival>> {
+    /// Calls that ask `after_ms` after the one before, answered `latency_ms` later, each
+    /// refused with probability `refusals`.
+    fn arrivals(refusals: f64) -> impl Strategy<Value = Vec<Arrival>> {
         prop::collection::vec(
             (
                 0u64..400,
                 prop_oneof![Just(0u64), 0u64..3_000],
-                prop::bool::weighted(0.03),
+                prop::bool::weighted(refusals),
             )
                 .prop_map(|(after_ms, latency_ms, refused)| Arrival {
                     after_ms,
@@ -829,12 +848,12 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// For any arrivals, latencies and 429s, no sliding window — on the instance's clock,
+        /// For any arrivals and latencies, no sliding window — on the instance's clock,
         /// wherever between leaving and answer it counts each call — holds more than the share
-        /// of the configured limit.
+        /// of the configured limit while the instance answers no 429.
         #[test]
         fn no_sliding_window_ever_holds_more_than_the_share(
-            arrivals in arrivals(),
+            arrivals in arrivals(0.0),
             per_minute in 1u32..80,
             share_percent in 50u32..=100,
         ) {
@@ -847,6 +866,27 @@ mod tests {
             prop_assert!(
                 most <= limit.allowance() as usize,
                 "{} calls in a window, allowance {}", most, limit.allowance()
+            );
+            prop_assert_eq!(limiter.smooth_rate(), None);
+        }
+
+        /// With 429s too (after which the limiter paces evenly at the limit it learned), no
+        /// sliding window holds more than the configured limit.
+        #[test]
+        fn no_sliding_window_ever_holds_more_than_the_limit_after_429s(
+            arrivals in arrivals(0.05),
+            per_minute in 1u32..80,
+            share_percent in 50u32..=100,
+        ) {
+            let window = Duration::from_secs(5);
+            let limit = RateLimit { per_minute, share: f64::from(share_percent) / 100.0 };
+            let limiter = Limiter::new(limit).with_window(window);
+            let calls = run(&limiter, &arrivals);
+            prop_assert_eq!(calls.len(), arrivals.len());
+            let most = most_in_a_window(&calls, window);
+            prop_assert!(
+                most <= per_minute as usize,
+                "{} calls in a window, limit {}", most, per_minute
             );
         }
     }

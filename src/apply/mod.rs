@@ -762,7 +762,7 @@ pub async fn execute(
         None => {
             let limiter = match (options.rate_limit, options.adapt) {
                 (Some(limit), _) => Limiter::new(limit),
-                (None, true) => Limiter::adaptive(DEFAULT_SHARE),
+                (None, true) => Limiter::adaptive(),
                 (None, false) => Limiter::off(),
             };
             limiter.spend(options.spent);

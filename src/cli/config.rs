@@ -196,7 +196,7 @@ impl Config {
         let share = self.share();
         let limiter = match self.rate_limit {
             Some(per_minute) => Limiter::new(RateLimit { per_minute, share }),
-            None => Limiter::adaptive(share),
+            None => Limiter::adaptive(),
         };
         Pacing::new(
             limiter,
