@@ -31,8 +31,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use charter::api::limiter::DEFAULT_SHARE;
+use charter::api::pacing::DEFAULT_SEED;
 use charter::api::{Client, ClientOptions, Limiter, Pacing, RateLimit, Token, observe};
-use charter::apply::{self, DEFAULT_SHARE, Options, Report, RetryPolicy};
+use charter::apply::{self, Options, Report, RetryPolicy};
 use charter::model::program::Program;
 use charter::plan::{self, Plan};
 use charter::state::State;
@@ -238,18 +240,21 @@ async fn limited(
         .with_window(window);
         client(running, APPLIER).paced(Pacing::new(limiter, RetryPolicy::default(), 1))
     };
-    let naive_options = Options {
-        concurrency: 10,
-        rate_limit: None,
-        // A 429 teaches the naive executor nothing.
-        adapt: false,
-        retry: RetryPolicy {
+    // The naive executor: no limiter (a 429 teaches it nothing), and a 429 retried after a
+    // random wait of up to a second, for ever.
+    let naive_pacing = Pacing::new(
+        Limiter::off(),
+        RetryPolicy {
             max_attempts: u32::MAX,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(1),
             settle: Duration::ZERO,
             patience: Duration::MAX,
         },
+        DEFAULT_SEED,
+    );
+    let naive_options = Options {
+        concurrency: 10,
         ..Options::default()
     };
     let with_concurrency = |concurrency| Options {
@@ -257,7 +262,7 @@ async fn limited(
         ..Options::default()
     };
     let ours_client = paced(&ours_sandbox);
-    let naive_client = client(&naive_sandbox, APPLIER);
+    let naive_client = client(&naive_sandbox, APPLIER).paced(naive_pacing);
     let bucket_client = paced(&bucket_sandbox);
     let latency_clients: Vec<Client> = latency_sandboxes.iter().map(paced).collect();
     let (plan, with_concurrency, defaults) = (&plan, &with_concurrency, Options::default());

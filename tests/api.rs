@@ -1145,7 +1145,10 @@ fn without_a_url_the_embedded_sandbox_is_used() {
     let dir = temp_dir("embedded");
     let config = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
     assert_eq!(config.file, None);
-    assert_eq!(config.concurrency, config::DEFAULT_CONCURRENCY);
+    assert_eq!(
+        usize::try_from(config.concurrency).unwrap(),
+        charter::apply::DEFAULT_CONCURRENCY
+    );
     assert_eq!(config.state_path, dir.join(".charter/state.db"));
     assert_eq!(
         config::resolve_instance(&config, &no_env).unwrap(),

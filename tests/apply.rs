@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use charter::api::limiter::{Limiter, RateLimit};
-use charter::api::pacing::Pacing;
+use charter::api::limiter::{DEFAULT_SHARE, Limiter, RateLimit};
+use charter::api::pacing::{DEFAULT_SEED, Pacing};
 use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::apply::{self, Event, Options, Report, RetryPolicy, StepStatus, Stop};
 use charter::model::license::LicenseValue;
@@ -75,7 +75,9 @@ impl World {
         .await
         .unwrap();
         let token = || Token::new(sandbox::DEFAULT_TOKEN).unwrap();
-        let applier = Client::new(&format!("http://{}", faulty.addr()), token(), client).unwrap();
+        let applier = Client::new(&format!("http://{}", faulty.addr()), token(), client)
+            .unwrap()
+            .paced(pacing());
         let reader = Client::new(
             &format!("http://{}", clean.addr()),
             token(),
@@ -179,24 +181,29 @@ impl World {
     }
 }
 
-/// Quick retries, patient enough for a 30 % fault rate (0.3¹² is one in two million).
-/// Fast retries, and a limit well above what the sandbox answers, as a user configures their
-/// plan's `apiLimit`: injected 429s then slow the bucket to half of it at most, rather than to
-/// the 60 a minute that a charter told no limit assumes after its first 429.
+/// How the applier paces its calls: quick retries, patient enough for a 30 % fault rate
+/// (0.3¹² is one in two million), and a limit well above what the sandbox answers, as a user
+/// configures their plan's `apiLimit`: injected 429s then slow the limiter to half of it at
+/// most, rather than to the 60 a minute that a charter told no limit assumes after its first
+/// 429.
+fn pacing() -> Pacing {
+    let limiter = Limiter::new(RateLimit {
+        per_minute: 60_000,
+        share: DEFAULT_SHARE,
+    });
+    let retry = RetryPolicy {
+        max_attempts: 12,
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(200),
+        settle: Duration::from_millis(500),
+        ..RetryPolicy::default()
+    };
+    Pacing::new(limiter, retry, DEFAULT_SEED)
+}
+
 fn options() -> Options {
     Options {
         concurrency: 4,
-        rate_limit: Some(RateLimit {
-            per_minute: 60_000,
-            share: apply::DEFAULT_SHARE,
-        }),
-        retry: RetryPolicy {
-            max_attempts: 12,
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(200),
-            settle: Duration::from_millis(500),
-            ..RetryPolicy::default()
-        },
         ..Options::default()
     }
 }
@@ -270,7 +277,6 @@ async fn a_real_rate_limit_charter_was_not_told_ends_in_the_desired_state() {
     .unwrap()
     .paced(Pacing::new(limiter, RetryPolicy::default(), 7));
     let options = Options::default();
-    assert_eq!(options.rate_limit, None);
     let mut slowed = Vec::new();
     let mut progress = |event: &Event<'_>| {
         if let Event::Slowed { .. } = event {

@@ -144,18 +144,17 @@ async fn a_command_that_reads_and_writes_never_has_more_than_the_share_in_a_wind
     let plan = prepared.plan;
     assert!(plan.calls() >= 40, "{}", charter::plan::render_text(&plan));
     let lock = state.acquire_lock("reads test").unwrap();
-    // The executor's own limit is for a client without pacing; with this one it would take a
-    // minute per call.
-    let options = Options {
-        rate_limit: Some(RateLimit {
-            per_minute: 1,
-            share: 1.0,
-        }),
-        ..Options::default()
-    };
-    let report = apply::execute(&paced, &state, Some(&lock), &plan, &options, at, &mut ())
-        .await
-        .unwrap();
+    let report = apply::execute(
+        &paced,
+        &state,
+        Some(&lock),
+        &plan,
+        &Options::default(),
+        at,
+        &mut (),
+    )
+    .await
+    .unwrap();
     let elapsed = started.elapsed();
     lock.release().unwrap();
     assert!(report.succeeded(), "{}", report.summary());

@@ -70,6 +70,14 @@ pub const MINUTE: Duration = Duration::from_secs(60);
 /// Make's smallest plan allows 60.
 pub const ADAPTIVE_FLOOR: f64 = 60.0;
 
+/// The share of the instance's limit charter uses when nothing else is said, in percent: each
+/// window lets this much of the limit out at once; the rest is room for other clients of the
+/// token.
+pub const DEFAULT_SHARE_PERCENT: u32 = 95;
+
+/// [`DEFAULT_SHARE_PERCENT`] as a fraction.
+pub const DEFAULT_SHARE: f64 = DEFAULT_SHARE_PERCENT as f64 / 100.0;
+
 /// After a 429, calls go evenly at this share of the limit in force (see the module
 /// documentation): enough below it that a token bucket refilled at that rate keeps some slack.
 pub const EVEN_PACE: f64 = 0.98;

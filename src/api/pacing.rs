@@ -11,7 +11,9 @@
 //! A write whose outcome is unknown (a 5xx, a timeout, a connection lost after sending) is
 //! never repeated here: only the executor knows how to look its effect up first. The executor
 //! therefore calls through [`Client::without_pacing`](super::Client::without_pacing) and paces
-//! and retries its steps itself, with the same limiter.
+//! and retries its steps itself, with the same pacing: its limiter, retry policy and jitter.
+//! A pacing is the one way to pace an apply; a client without one is paced by
+//! [`Pacing::default`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,10 +38,21 @@ pub struct Pacing {
     counts: Arc<Counts>,
 }
 
+/// Seeds the backoff jitter when nothing else is said.
+pub const DEFAULT_SEED: u64 = 0x0063_6861_7274_6572;
+
 #[derive(Debug, Default)]
 struct Counts {
     retries: AtomicU64,
     rate_limited: AtomicU64,
+}
+
+/// What a command without a configured limit uses: an [adaptive](Limiter::adaptive) limiter,
+/// the default retry policy and seed.
+impl Default for Pacing {
+    fn default() -> Pacing {
+        Pacing::new(Limiter::adaptive(), RetryPolicy::default(), DEFAULT_SEED)
+    }
 }
 
 impl Pacing {
@@ -51,6 +64,11 @@ impl Pacing {
             jitter: Arc::new(Jitter::new(seed)),
             counts: Arc::new(Counts::default()),
         }
+    }
+
+    /// The jitter every backoff of this pacing draws from.
+    pub(crate) fn jitter(&self) -> &Arc<Jitter> {
+        &self.jitter
     }
 
     /// Calls tried again (after a 429 or another failure, and observations read again).

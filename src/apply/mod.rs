@@ -13,9 +13,11 @@
 //! use charter::apply::{self, Event, Options};
 //!
 //! let lock = state.acquire_lock("apply")?;
+//! // The client's pacing (`Client::paced`) says how fast and how patiently; without one, the
+//! // apply learns the instance's limit from its first 429 (`Pacing::default`).
 //! let options = Options {
 //!     concurrency: 4,
-//!     ..Options::with_rate_limit(Some(1000))
+//!     ..Options::default()
 //! };
 //! let mut progress = |event: &Event<'_>| {
 //!     if let Some(line) = event.line() {
@@ -50,12 +52,15 @@
 //! - **Order.** A step starts once every step it depends on succeeded, at most
 //!   [`Options::concurrency`] at a time, earliest in the plan first. A step that fails makes
 //!   every step waiting on it (directly or not) skipped; the others go on.
-//! - **Rate.** Every call — lookups and retries included — goes through a limiter that lets a
-//!   share of the instance's limit out in any window of a minute, as fast as the calls come,
-//!   then waits for the window to roll ([`limiter`]; the one of a [paced](Client::paced)
-//!   client, when it is given one, so that its reads and the apply share a minute's budget). A
-//!   429 makes it fall back to even pacing for every call, at what the instance accepted (with
-//!   no limit configured, that sets one); the report says so.
+//! - **Rate.** Every call — lookups and retries included — goes through the limiter of the
+//!   client's [pacing](Client::paced) ([`Pacing::default`](crate::api::Pacing::default) for a
+//!   client without one), so that
+//!   the reads before the apply and the apply spend one minute's budget. It lets a share of the
+//!   instance's limit out in any window of a minute, as fast as the calls come, then waits for
+//!   the window to roll ([`limiter`]). A 429 makes it fall back to even pacing for every call,
+//!   at what the instance accepted (with no limit configured, that sets one); the report says
+//!   so. The steps call through [`Client::without_pacing`]: the executor paces and retries
+//!   them itself, with the same pacing's limiter, retry policy and jitter.
 //! - **Retries.** 5xx, timeouts and lost connections are tried again with full-jitter
 //!   exponential backoff, up to [`RetryPolicy::max_attempts`]. A 429 is flow control: it uses
 //!   no attempt, and the call waits for the slower limiter (and `Retry-After`, when the instance
@@ -106,10 +111,6 @@ use crate::plan::model::Ids;
 use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, TeamRef, UserRef};
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
 use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
-
-/// The share of the instance's rate limit charter uses when nothing else is said: each window
-/// lets this much of the limit out at once; the rest is room for other clients of the token.
-pub const DEFAULT_SHARE: f64 = 0.95;
 
 /// Steps in flight at once when nothing else is said: with 200 ms a call, enough to send a
 /// minute's allowance of a few thousand calls within the minute (`benches/README.md`).
@@ -162,25 +163,11 @@ impl PartialEq for Stop {
     }
 }
 
-/// How to apply.
+/// How to apply. How fast and how patiently is the client's [pacing](Client::paced).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// Steps in flight at once (at least one).
     pub concurrency: usize,
-    /// The client-side limit; `None` for none. Not used with a [paced](Client::paced) client:
-    /// the apply then shares the client's limiter.
-    pub rate_limit: Option<RateLimit>,
-    pub retry: RetryPolicy,
-    /// Calls the same token made just before (the observation), which the instance counts in
-    /// the same minute: the limiter starts that much behind. Not used with a paced client,
-    /// whose limiter counted them.
-    pub spent: u64,
-    /// Seeds the backoff jitter.
-    pub seed: u64,
-    /// Without a `rate_limit`: whether the apply learns the instance's limit from its first 429
-    /// ([`Limiter::adaptive`]) or sends unpaced ([`Limiter::off`], only to compare with a naive
-    /// executor). On by default. With a `rate_limit`, a 429 always slows the limiter down.
-    pub adapt: bool,
     /// Asked for, it stops the apply (see [`Stop`]); by default nobody asks.
     pub stop: Stop,
 }
@@ -189,25 +176,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             concurrency: DEFAULT_CONCURRENCY,
-            rate_limit: None,
-            retry: RetryPolicy::default(),
-            spent: 0,
-            seed: 0x0063_6861_7274_6572,
-            adapt: true,
             stop: Stop::new(),
-        }
-    }
-}
-
-impl Options {
-    /// The defaults, limited to [`DEFAULT_SHARE`] of `per_minute` when there is a limit.
-    pub fn with_rate_limit(per_minute: Option<u32>) -> Options {
-        Options {
-            rate_limit: per_minute.map(|per_minute| RateLimit {
-                per_minute,
-                share: DEFAULT_SHARE,
-            }),
-            ..Options::default()
         }
     }
 }
@@ -750,40 +719,19 @@ pub async fn execute(
     let mut run = Run::new(state, lock, plan, at);
     progress.event(&Event::Start { plan });
 
-    // A paced client brings the limiter its reads went through: the apply spends the same
-    // minute's budget, in which those reads are counted already. Its steps are paced and retried
-    // here, so they call through the client without its pacing.
-    let unpaced;
-    let (client, limiter) = match client.pacing() {
-        Some(pacing) => {
-            unpaced = client.without_pacing();
-            (&unpaced, pacing.limiter.clone())
-        }
-        None => {
-            let limiter = match (options.rate_limit, options.adapt) {
-                (Some(limit), _) => Limiter::new(limit),
-                (None, true) => Limiter::adaptive(),
-                (None, false) => Limiter::off(),
-            };
-            limiter.spend(options.spent);
-            (client, limiter)
-        }
-    };
+    // The client's pacing brings the limiter its reads went through: the apply spends the
+    // same minute's budget, in which those reads are counted already. Its steps are paced and
+    // retried here, so they call through the client without its pacing.
+    let pacing = client.pacing().cloned().unwrap_or_default();
+    let unpaced = client.without_pacing();
+    let client = &unpaced;
     let (notices, mut heard) = mpsc::unbounded_channel();
     let known = match run.prepare(progress) {
         Ok(known) => known,
         Err(error) => return Err(run.stop(error, client, calls_before, started, None)),
     };
     let stop = &options.stop;
-    let ctx = Context::new(
-        client,
-        limiter,
-        options.retry,
-        Jitter::new(options.seed),
-        known,
-        notices,
-        stop.clone(),
-    );
+    let ctx = Context::new(client, &pacing, known, notices, stop.clone());
 
     let mut running = FuturesUnordered::new();
     let concurrency = options.concurrency.max(1);

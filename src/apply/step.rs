@@ -14,6 +14,7 @@
 //! backoff: it ends [`Outcome::Interrupted`], its journal entry left in flight.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use super::limiter::{Limiter, Permit};
 use super::retry::{Jitter, RetryPolicy};
 use crate::api::wire::{License, NewOrganization, NewTeam, UserChanges};
 use crate::api::{
-    ApiError, ApiErrorKind, Client, OrganizationFilter, RoleCategory, RoleKind, Roles,
+    ApiError, ApiErrorKind, Client, OrganizationFilter, Pacing, RoleCategory, RoleKind, Roles,
     UserInvitation,
 };
 
@@ -214,9 +215,10 @@ struct Tries {
 /// What every step of one apply shares.
 pub(crate) struct Context<'a> {
     pub client: &'a Client,
+    /// The pacing's limiter, retry policy and jitter.
     pub limiter: Limiter,
     pub policy: RetryPolicy,
-    pub jitter: Jitter,
+    pub jitter: Arc<Jitter>,
     /// Organizations that existed when the plan was made, and the customer the state links
     /// each linked organization to: neither is taken for one that a lost create of another
     /// customer made.
@@ -232,18 +234,16 @@ pub(crate) struct Context<'a> {
 impl<'a> Context<'a> {
     pub fn new(
         client: &'a Client,
-        limiter: Limiter,
-        policy: RetryPolicy,
-        jitter: Jitter,
+        pacing: &Pacing,
         known_organizations: KnownOrganizations,
         notices: mpsc::UnboundedSender<Notice>,
         stop: Stop,
     ) -> Context<'a> {
         Context {
             client,
-            limiter,
-            policy,
-            jitter,
+            limiter: pacing.limiter.clone(),
+            policy: pacing.retry,
+            jitter: Arc::clone(pacing.jitter()),
             known_organizations,
             notices,
             stop,

@@ -11,7 +11,7 @@ use super::instance::{Failure, Target, with_instance};
 use super::plan::plan_with;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
-use crate::api::{Client, RateLimit, observe};
+use crate::api::{Client, observe};
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, Step, render_text};
@@ -170,8 +170,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
             concurrency,
             stop: &stop,
         };
-        let spent = prepared.observed.calls.total();
-        let ended = apply_verified(&context, program, &plan, spent, at).await?;
+        let ended = apply_verified(&context, program, &plan, at).await?;
         lock.release()?;
         Ok(ended)
     };
@@ -267,10 +266,9 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
             concurrency,
             stop: &stop,
         };
-        let spent = observed.calls.total();
         let ended = match program {
-            Some(program) => apply_verified(&context, program, &plan, spent, at).await?,
-            None => Ended::Applied(Box::new(execute_plan(&context, &plan, spent, at).await?)),
+            Some(program) => apply_verified(&context, program, &plan, at).await?,
+            None => Ended::Applied(Box::new(execute_plan(&context, &plan, at).await?)),
         };
         lock.release()?;
         Ok(ended)
@@ -357,19 +355,15 @@ fn print_failures(report: &Report) {
 }
 
 /// The executor's options from the configuration and the flag.
-fn options(config: &Config, concurrency: Option<usize>, spent: u64, stop: &Stop) -> Options {
+/// How fast is not among them: the command's client is paced by `Config::pacing()`, whose
+/// limiter its reads went through.
+fn options(config: &Config, concurrency: Option<usize>, stop: &Stop) -> Options {
     Options {
         concurrency: concurrency
             .or_else(|| usize::try_from(config.concurrency).ok())
             .unwrap_or(apply::DEFAULT_CONCURRENCY)
             .max(1),
-        spent,
         stop: stop.clone(),
-        rate_limit: config.rate_limit.map(|per_minute| RateLimit {
-            per_minute,
-            share: config.share(),
-        }),
-        ..Options::default()
     }
 }
 
@@ -503,14 +497,9 @@ async fn execute(
     Ok(report)
 }
 
-/// Carries out a plan with the command's options (`spent`: the calls its reading took).
-async fn execute_plan(
-    context: &RoundContext<'_>,
-    plan: &Plan,
-    spent: u64,
-    at: i64,
-) -> Result<Report, Failure> {
-    let options = options(context.config, context.concurrency, spent, context.stop);
+/// Carries out a plan with the command's options.
+async fn execute_plan(context: &RoundContext<'_>, plan: &Plan, at: i64) -> Result<Report, Failure> {
+    let options = options(context.config, context.concurrency, context.stop);
     execute(
         context.client,
         context.state,
@@ -529,10 +518,9 @@ async fn apply_verified(
     context: &RoundContext<'_>,
     program: &Program,
     plan: &Plan,
-    spent: u64,
     at: i64,
 ) -> Result<Ended, Failure> {
-    let report = execute_plan(context, plan, spent, at).await?;
+    let report = execute_plan(context, plan, at).await?;
     if report.stopped || !report.succeeded() {
         return Ok(Ended::Applied(Box::new(report)));
     }
@@ -647,8 +635,7 @@ async fn verify(
             if differs.len() == 1 { "it" } else { "them" },
         );
         out!("{}", render_text(&prepared.plan));
-        let spent = prepared.observed.calls.total();
-        let report = execute_plan(context, &prepared.plan, spent, at).await?;
+        let report = execute_plan(context, &prepared.plan, at).await?;
         let calls = context.client.calls().saturating_sub(before);
         outln!(
             "Verification round {round}: {} ({calls} calls to read back and correct).",
@@ -872,30 +859,27 @@ async fn round(
         return Ok(Round::Applied { succeeded: true });
     }
     out!("{}", render_text(&plan));
-    let spent = prepared.observed.calls.total();
-    Ok(
-        match apply_verified(context, program, &plan, spent, now).await? {
-            Ended::Applied(report) => {
-                let outcome = report_outcome(&report);
-                if report.stopped {
-                    Round::Stopped { left_undone: true }
-                } else {
-                    Round::Applied {
-                        succeeded: matches!(outcome, Outcome::Success),
-                    }
+    Ok(match apply_verified(context, program, &plan, now).await? {
+        Ended::Applied(report) => {
+            let outcome = report_outcome(&report);
+            if report.stopped {
+                Round::Stopped { left_undone: true }
+            } else {
+                Round::Applied {
+                    succeeded: matches!(outcome, Outcome::Success),
                 }
             }
-            Ended::Verified => Round::Applied { succeeded: true },
-            Ended::Unverified => Round::Applied { succeeded: false },
-            Ended::StoppedVerifying => {
-                print_stopped_verifying();
-                Round::Stopped { left_undone: false }
-            }
-            Ended::NoChanges | Ended::Cancelled | Ended::StoppedBefore => {
-                Round::Applied { succeeded: true }
-            }
-        },
-    )
+        }
+        Ended::Verified => Round::Applied { succeeded: true },
+        Ended::Unverified => Round::Applied { succeeded: false },
+        Ended::StoppedVerifying => {
+            print_stopped_verifying();
+            Round::Stopped { left_undone: false }
+        }
+        Ended::NoChanges | Ended::Cancelled | Ended::StoppedBefore => {
+            Round::Applied { succeeded: true }
+        }
+    })
 }
 
 #[cfg(test)]

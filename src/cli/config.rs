@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::api::limiter::DEFAULT_SHARE_PERCENT;
+use crate::api::pacing::DEFAULT_SEED;
 use crate::api::{ClientOptions, InstanceUrl, Limiter, Pacing, RateLimit, RetryPolicy, Token};
+use crate::apply::DEFAULT_CONCURRENCY;
 use crate::diagnostic::{Diagnostic, suggest};
 use crate::input::{self, MAX_CONFIG_FILE, MAX_TOKEN_FILE};
 use crate::source::{Sources, Span};
@@ -35,13 +38,6 @@ pub const ENV_RATE_SHARE: &str = "CHARTER_RATE_SHARE";
 pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
 /// charter's state database.
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
-
-/// The default number of calls in flight (why eight: docs/plans.md, "Why eight at once").
-pub const DEFAULT_CONCURRENCY: u32 = 8;
-
-/// The share of `rate_limit` charter uses by default, in percent: what it leaves unused is room
-/// for other clients of the same token (`api::limiter`).
-pub const DEFAULT_RATE_SHARE: u32 = 95;
 
 const CODE: &str = "charter::config";
 
@@ -193,16 +189,17 @@ impl Config {
     /// otherwise learning the limit from the instance's 429s. One command makes one: its reads
     /// and its apply share the limiter.
     pub fn pacing(&self) -> Pacing {
-        let share = self.share();
-        let limiter = match self.rate_limit {
-            Some(per_minute) => Limiter::new(RateLimit { per_minute, share }),
-            None => Limiter::adaptive(),
-        };
-        Pacing::new(
-            limiter,
-            RetryPolicy::default(),
-            crate::apply::Options::default().seed,
-        )
+        match self.rate_limit {
+            Some(per_minute) => Pacing::new(
+                Limiter::new(RateLimit {
+                    per_minute,
+                    share: self.share(),
+                }),
+                RetryPolicy::default(),
+                DEFAULT_SEED,
+            ),
+            None => Pacing::default(),
+        }
     }
 
     /// `rate_share` as a fraction.
@@ -389,11 +386,13 @@ pub fn load(
     };
     let rate_share = match env(ENV_RATE_SHARE) {
         Some(text) => percent(&text, Origin::Env(ENV_RATE_SHARE))?,
-        None => from_file.rate_share.unwrap_or(DEFAULT_RATE_SHARE),
+        None => from_file.rate_share.unwrap_or(DEFAULT_SHARE_PERCENT),
     };
     let concurrency = match env(ENV_CONCURRENCY) {
         Some(text) => positive(&text, Origin::Env(ENV_CONCURRENCY))?,
-        None => from_file.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        None => from_file
+            .concurrency
+            .unwrap_or(u32::try_from(DEFAULT_CONCURRENCY).unwrap_or(u32::MAX)),
     };
     let state_path = match flags
         .state
@@ -657,7 +656,7 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
                     format!("`rate_share` is {}, not a percentage from 1 to 100", v.get_ref()),
                 )
                 .with_help(format!(
-                    "the share of `rate_limit` charter uses, in percent (default {DEFAULT_RATE_SHARE})"
+                    "the share of `rate_limit` charter uses, in percent (default {DEFAULT_SHARE_PERCENT})"
                 )),
             ));
         }
@@ -737,7 +736,7 @@ fn percent(text: &str, origin: Origin) -> Result<u32, ConfigError> {
             origin,
             message: format!("`{}` is not a percentage from 1 to 100", text.trim()),
             help: Some(format!(
-                "the share of the rate limit charter uses (default {DEFAULT_RATE_SHARE})"
+                "the share of the rate limit charter uses (default {DEFAULT_SHARE_PERCENT})"
             )),
         }),
     }
