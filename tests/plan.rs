@@ -1,5 +1,5 @@
-//! The planner against an in-memory model of an instance (`plan::model`), which carries out
-//! steps with Make's rules: plans respect their dependencies, reach the desired state, are
+//! The planner against an in-memory model of an instance (`plan::test_instance`), which carries
+//! out steps with Make's rules: plans respect their dependencies, reach the desired state, are
 //! empty once there, and have exactly the minimal number of calls.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,9 +10,10 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use charter::api::{Observed, Role, Roles};
+use charter::apply::Ids;
 use charter::compile::customer::desired;
 use charter::model::program::Program;
-use charter::plan::model::{Ids, Instance};
+use charter::plan::test_instance::Instance;
 use charter::plan::{self, Action, Context, Memory, Plan};
 use charter::source::Sources;
 use charter::state::State;
@@ -463,7 +464,7 @@ fn planned_after_hand_edit(edit: HandEdit) -> Vec<(String, bool)> {
 fn acme_org<'a>(
     instance: &'a mut Instance,
     ids: &Ids,
-) -> &'a mut charter::plan::model::Organization {
+) -> &'a mut charter::plan::test_instance::Organization {
     instance
         .organizations
         .get_mut(&ids.organizations["acme"])

@@ -107,7 +107,6 @@ pub use retry::{Jitter, RetryPolicy};
 
 use crate::api::Client;
 use crate::api::wire::License;
-use crate::plan::model::Ids;
 use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, TeamRef, UserRef};
 use crate::state::{self, LockGuard, State, StateError, StepOutcome};
 use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
@@ -547,6 +546,17 @@ fn step_of_key(key: &str) -> &str {
         Some((id, n)) if n.parse::<u32>().is_ok() => id,
         _ => key,
     }
+}
+
+/// The ids objects got, as the executor learns them: what later steps' references resolve to.
+#[derive(Clone, Debug, Default)]
+pub struct Ids {
+    /// Lower-case address → user id.
+    pub users: BTreeMap<String, i64>,
+    /// Customer key → organization id.
+    pub organizations: BTreeMap<String, i64>,
+    /// (customer key, team name) → team id.
+    pub teams: BTreeMap<(String, String), i64>,
 }
 
 struct Resolver<'p> {

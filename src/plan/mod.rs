@@ -7,16 +7,17 @@
 //!
 //! - `build.rs` — the planner.
 //! - `render.rs` — the Terraform-like text and the summary line.
-//! - `model.rs` — an in-memory model of an instance that carries out steps with Make's rules,
-//!   for the property tests and the minimality checks.
+//! - `test_instance.rs` — test support only: an in-memory instance that carries out steps with
+//!   Make's rules, for the property tests and the minimality checks. Nothing else uses it.
 //!
 //! A plan is saved as versioned JSON ([`Plan::to_json`], [`Plan::from_json`]); its JSON Schema
 //! is [`schema`].
 
 mod build;
 pub mod import;
-pub mod model;
 mod render;
+#[doc(hidden)]
+pub mod test_instance;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

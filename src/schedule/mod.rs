@@ -242,7 +242,7 @@ mod tests {
 
     use super::*;
     use crate::api::roles::{Role, Roles};
-    use crate::plan::model::Instance;
+    use crate::plan::test_instance::Instance;
     use crate::plan::{Context, Memory};
 
     fn roles() -> Roles {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::error::{ApiError, SandboxError};
+use super::error::{ErrorResponse, SandboxError};
 use super::license;
 use super::roles::TokenRole;
 use crate::wire::License;
@@ -236,10 +236,10 @@ impl Db {
     }
 
     /// Runs `work` on the connection on a blocking thread.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, ErrorResponse>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ErrorResponse> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
@@ -250,14 +250,14 @@ impl Db {
             work(&mut guard)
         })
         .await
-        .map_err(|error| ApiError::internal(format!("the sandbox worker failed: {error}")))?
+        .map_err(|error| ErrorResponse::internal(format!("the sandbox worker failed: {error}")))?
     }
 
     /// Runs `work` in one transaction, committed only when it succeeds.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn write<T, F>(&self, work: F) -> Result<T, ErrorResponse>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ErrorResponse> + Send + 'static,
     {
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -280,13 +280,13 @@ impl Db {
 }
 
 /// Reads a license stored as JSON text.
-pub fn read_license(text: &str) -> Result<License, ApiError> {
+pub fn read_license(text: &str) -> Result<License, ErrorResponse> {
     serde_json::from_str(text)
-        .map_err(|error| ApiError::internal(format!("a stored license is not JSON: {error}")))
+        .map_err(|error| ErrorResponse::internal(format!("a stored license is not JSON: {error}")))
 }
 
 /// Writes a license as JSON text.
-pub fn write_license(license: &License) -> Result<String, ApiError> {
+pub fn write_license(license: &License) -> Result<String, ErrorResponse> {
     serde_json::to_string(license)
-        .map_err(|error| ApiError::internal(format!("cannot store a license: {error}")))
+        .map_err(|error| ErrorResponse::internal(format!("cannot store a license: {error}")))
 }

@@ -14,16 +14,16 @@ pub const RATE_LIMIT_MESSAGE: &str =
 
 /// An error answered to a client as Make's error body.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ErrorResponse {
     pub status: StatusCode,
     pub message: &'static str,
     pub detail: String,
     pub suberrors: Vec<String>,
 }
 
-impl ApiError {
-    fn new(status: StatusCode, message: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError {
+impl ErrorResponse {
+    fn new(status: StatusCode, message: &'static str, detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse {
             status,
             message,
             detail: detail.into(),
@@ -32,51 +32,51 @@ impl ApiError {
     }
 
     /// 400: the request is malformed or breaks a rule.
-    pub fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "Bad Request", detail)
+    pub fn bad_request(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::BAD_REQUEST, "Bad Request", detail)
     }
 
     /// 400 with one suberror per problem; `detail` names the first.
-    pub fn invalid(problems: Vec<String>) -> ApiError {
+    pub fn invalid(problems: Vec<String>) -> ErrorResponse {
         let detail = problems.first().cloned().unwrap_or_default();
-        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "Validation failed", detail);
+        let mut error = ErrorResponse::new(StatusCode::BAD_REQUEST, "Validation failed", detail);
         error.suberrors = problems;
         error
     }
 
     /// 401: no token, or one the instance does not know.
-    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "Access denied", detail)
+    pub fn unauthorized(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::UNAUTHORIZED, "Access denied", detail)
     }
 
     /// 403: the token is known but its role does not allow this.
-    pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "Permission denied", detail)
+    pub fn forbidden(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::FORBIDDEN, "Permission denied", detail)
     }
 
     /// 404: no such object or endpoint.
-    pub fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "Not Found", detail)
+    pub fn not_found(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::NOT_FOUND, "Not Found", detail)
     }
 
     /// 405: the endpoint exists but not with this method.
-    pub fn method_not_allowed(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", detail)
+    pub fn method_not_allowed(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", detail)
     }
 
     /// 409: the object would duplicate an existing one.
-    pub fn conflict(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "Conflict", detail)
+    pub fn conflict(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::CONFLICT, "Conflict", detail)
     }
 
     /// 429 with Make's message.
-    pub fn too_many_requests(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, RATE_LIMIT_MESSAGE, detail)
+    pub fn too_many_requests(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, RATE_LIMIT_MESSAGE, detail)
     }
 
     /// 500: the sandbox failed (or a fault was injected).
-    pub fn internal(detail: impl Into<String>) -> ApiError {
-        ApiError::new(
+    pub fn internal(detail: impl Into<String>) -> ErrorResponse {
+        ErrorResponse::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error",
             detail,
@@ -101,15 +101,15 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(error: rusqlite::Error) -> ApiError {
-        ApiError::internal(format!("database error: {error}"))
+impl From<rusqlite::Error> for ErrorResponse {
+    fn from(error: rusqlite::Error) -> ErrorResponse {
+        ErrorResponse::internal(format!("database error: {error}"))
     }
 }
 

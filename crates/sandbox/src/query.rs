@@ -9,7 +9,7 @@ use serde::ser::SerializeMap;
 use serde_json::value::RawValue;
 
 use super::behaviour::PageCap;
-use super::error::ApiError;
+use super::error::ErrorResponse;
 use crate::wire::Pg;
 
 /// The page size when `pg[limit]` is absent.
@@ -22,13 +22,13 @@ pub const MAX_LIMIT: u32 = 10_000;
 pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
+    type Rejection = ErrorResponse;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Params, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Params, ErrorResponse> {
         let query = parts.uri.query().unwrap_or("");
         serde_urlencoded::from_str::<Vec<(String, String)>>(query)
             .map(Params)
-            .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
+            .map_err(|error| ErrorResponse::bad_request(format!("malformed query string: {error}")))
     }
 }
 
@@ -52,11 +52,11 @@ impl Params {
     }
 
     /// A whole-number parameter, if present.
-    pub fn id(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub fn id(&self, name: &str) -> Result<Option<i64>, ErrorResponse> {
         self.get(name)
             .map(|value| {
                 value.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request(format!(
+                    ErrorResponse::bad_request(format!(
                         "parameter `{name}` must be a number, not `{value}`"
                     ))
                 })
@@ -65,9 +65,9 @@ impl Params {
     }
 
     /// A required whole-number parameter.
-    pub fn required_id(&self, name: &str) -> Result<i64, ApiError> {
+    pub fn required_id(&self, name: &str) -> Result<i64, ErrorResponse> {
         self.id(name)?
-            .ok_or_else(|| ApiError::bad_request(format!("parameter `{name}` is required")))
+            .ok_or_else(|| ErrorResponse::bad_request(format!("parameter `{name}` is required")))
     }
 }
 
@@ -90,7 +90,7 @@ impl Page {
         params: &Params,
         sortable: &[&'static str],
         cap: Option<PageCap>,
-    ) -> Result<Page, ApiError> {
+    ) -> Result<Page, ErrorResponse> {
         let default_sort = sortable.first().copied().unwrap_or("id");
         let sort_by = match params.get("pg[sortBy]") {
             None => default_sort,
@@ -100,7 +100,7 @@ impl Page {
                 .find(|c| *c == name)
                 .ok_or_else(|| {
                     let allowed: Vec<String> = sortable.iter().map(|c| format!("`{c}`")).collect();
-                    ApiError::bad_request(format!(
+                    ErrorResponse::bad_request(format!(
                         "`pg[sortBy]` cannot be `{name}`; it can be {}",
                         allowed.join(", ")
                     ))
@@ -110,7 +110,7 @@ impl Page {
             None | Some("asc") => false,
             Some("desc") => true,
             Some(other) => {
-                return Err(ApiError::bad_request(format!(
+                return Err(ErrorResponse::bad_request(format!(
                     "`pg[sortDir]` must be `asc` or `desc`, not `{other}`"
                 )));
             }
@@ -120,7 +120,7 @@ impl Page {
             Some(text) => match text.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(ErrorResponse::bad_request(format!(
                         "`pg[limit]` must be a whole number from 1 to {MAX_LIMIT}, not `{text}`"
                     )));
                 }
@@ -129,7 +129,9 @@ impl Page {
         let offset = match params.get("pg[offset]") {
             None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("`pg[offset]` must be a whole number, not `{text}`"))
+                ErrorResponse::bad_request(format!(
+                    "`pg[offset]` must be a whole number, not `{text}`"
+                ))
             })?,
         };
         let (limit, echoed_limit) = match cap {
@@ -177,14 +179,14 @@ pub struct Columns(Option<Vec<&'static str>>);
 
 impl Columns {
     /// The columns asked for, or every column when `cols[]` is absent.
-    pub fn read(params: &Params, available: &[&'static str]) -> Result<Columns, ApiError> {
+    pub fn read(params: &Params, available: &[&'static str]) -> Result<Columns, ErrorResponse> {
         let wanted = params.all("cols[]");
         if wanted.is_empty() {
             return Ok(Columns(None));
         }
         if let Some(unknown) = wanted.iter().find(|name| !available.contains(name)) {
             let allowed: Vec<String> = available.iter().map(|c| format!("`{c}`")).collect();
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "`cols[]` cannot be `{unknown}`; it can be {}",
                 allowed.join(", ")
             )));
@@ -204,7 +206,7 @@ impl Columns {
         params: &Params,
         available: &[&'static str],
         default: &[&'static str],
-    ) -> Result<Columns, ApiError> {
+    ) -> Result<Columns, ErrorResponse> {
         let columns = Columns::read(params, available)?;
         Ok(match columns.0 {
             None => Columns(Some(default.to_vec())),
@@ -214,8 +216,8 @@ impl Columns {
 
     /// The objects as JSON text, narrowed to the selected columns. Fields keep their order, and
     /// a license keeps its catalog order.
-    pub fn select<T: Serialize>(&self, objects: &[T]) -> Result<Vec<Box<RawValue>>, ApiError> {
-        let failed = |error: serde_json::Error| ApiError::internal(error.to_string());
+    pub fn select<T: Serialize>(&self, objects: &[T]) -> Result<Vec<Box<RawValue>>, ErrorResponse> {
+        let failed = |error: serde_json::Error| ErrorResponse::internal(error.to_string());
         objects
             .iter()
             .map(|object| {

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::behaviour::Behaviour;
 use super::db::Db;
-use super::error::ApiError;
+use super::error::ErrorResponse;
 use super::faults::{Faults, Generator};
 use super::query::{Columns, ListBody, Page, Params};
 use super::ratelimit::RateLimiter;
@@ -109,12 +109,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn no_endpoint(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no endpoint `{method} {}`", uri.path()))
+async fn no_endpoint(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::not_found(format!("no endpoint `{method} {}`", uri.path()))
 }
 
-async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::method_not_allowed(format!("`{}` does not accept `{method}`", uri.path()))
+async fn wrong_method(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::method_not_allowed(format!("`{}` does not accept `{method}`", uri.path()))
 }
 
 /// The token in `Authorization: Token …` (or `Bearer …`).
@@ -136,17 +136,19 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
     let control = path.starts_with(CONTROL_PREFIX);
     let write = is_write(request.method());
     let Some(token) = presented_token(request.headers()) else {
-        return ApiError::unauthorized("no API token: send `Authorization: Token <your token>`")
-            .into_response();
+        return ErrorResponse::unauthorized(
+            "no API token: send `Authorization: Token <your token>`",
+        )
+        .into_response();
     };
     let Some(grant) = shared.tokens.get(token).copied() else {
-        return ApiError::unauthorized("the API token is not valid").into_response();
+        return ErrorResponse::unauthorized("the API token is not valid").into_response();
     };
     if !control
         && let Some(limiter) = &shared.limiter
         && !limiter.allow(grant.index)
     {
-        return ApiError::too_many_requests(format!(
+        return ErrorResponse::too_many_requests(format!(
             "this token is limited to {}",
             limiter.describe()
         ))
@@ -155,17 +157,19 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
     let role = grant.caller.role;
     let admin_path = path.starts_with(&format!("{API_PREFIX}/admin/"));
     if control && role != TokenRole::SystemAdministrator {
-        return ApiError::forbidden("the sandbox's own endpoints need a token with the `sa` role")
-            .into_response();
+        return ErrorResponse::forbidden(
+            "the sandbox's own endpoints need a token with the `sa` role",
+        )
+        .into_response();
     }
     if admin_path && !role.can_read_admin() {
-        return ApiError::forbidden(
+        return ErrorResponse::forbidden(
             "this endpoint needs a user with an instance administration role",
         )
         .into_response();
     }
     if admin_path && write && !role.can_write_admin() {
-        return ApiError::forbidden(format!(
+        return ErrorResponse::forbidden(format!(
             "a token with the `{}` role can read but not change the instance",
             role.word()
         ))
@@ -181,10 +185,10 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
         generator.draw(&shared.faults)
     };
     if draw.too_many_requests {
-        return ApiError::too_many_requests("injected fault: 429").into_response();
+        return ErrorResponse::too_many_requests("injected fault: 429").into_response();
     }
     if draw.server_error {
-        return ApiError::internal("injected fault: 500").into_response();
+        return ErrorResponse::internal("injected fault: 500").into_response();
     }
     if draw.slow {
         tokio::time::sleep(shared.faults.latency).await;
@@ -210,9 +214,9 @@ async fn gate(State(shared): State<AppState>, mut request: Request, next: Next) 
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
+    type Rejection = ErrorResponse;
 
-    async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Body<T>, ErrorResponse> {
         let (json, bytes) = read_body(request, state).await?;
         decode(json, &bytes).map(Body)
     }
@@ -223,9 +227,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 pub struct MaybeBody<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeBody<T> {
-    type Rejection = ApiError;
+    type Rejection = ErrorResponse;
 
-    async fn from_request(request: Request, state: &S) -> Result<MaybeBody<T>, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<MaybeBody<T>, ErrorResponse> {
         let (json, bytes) = read_body(request, state).await?;
         if bytes.is_empty() {
             return Ok(MaybeBody(None));
@@ -235,7 +239,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeBody<T> {
 }
 
 /// Whether the body was sent as JSON, and its bytes.
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<(bool, Bytes), ErrorResponse> {
     let json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -244,15 +251,15 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<(bool,
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
     let bytes = Bytes::from_request(request, state)
         .await
-        .map_err(|error| ApiError::bad_request(format!("cannot read the body: {error}")))?;
+        .map_err(|error| ErrorResponse::bad_request(format!("cannot read the body: {error}")))?;
     Ok((json, bytes))
 }
 
 /// A JSON body read strictly: errors name the field.
-fn decode<T: DeserializeOwned>(json: bool, bytes: &Bytes) -> Result<T, ApiError> {
+fn decode<T: DeserializeOwned>(json: bool, bytes: &Bytes) -> Result<T, ErrorResponse> {
     {
         if !json {
-            return Err(ApiError::bad_request(
+            return Err(ErrorResponse::bad_request(
                 "the body must be JSON, sent with `Content-Type: application/json`",
             ));
         }
@@ -260,21 +267,21 @@ fn decode<T: DeserializeOwned>(json: bool, bytes: &Bytes) -> Result<T, ApiError>
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             if path == "." {
-                ApiError::bad_request(format!("the body is not valid: {}", error.inner()))
+                ErrorResponse::bad_request(format!("the body is not valid: {}", error.inner()))
             } else {
-                ApiError::bad_request(format!("`{path}`: {}", error.inner()))
+                ErrorResponse::bad_request(format!("`{path}`: {}", error.inner()))
             }
         })?;
-        deserializer
-            .end()
-            .map_err(|error| ApiError::bad_request(format!("the body is not valid: {error}")))?;
+        deserializer.end().map_err(|error| {
+            ErrorResponse::bad_request(format!("the body is not valid: {error}"))
+        })?;
         Ok(value)
     }
 }
 
-pub(super) fn parse_id(what: &str, text: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_id(what: &str, text: &str) -> Result<i64, ErrorResponse> {
     text.parse::<i64>()
-        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a valid {what} id")))
+        .map_err(|_| ErrorResponse::bad_request(format!("`{text}` is not a valid {what} id")))
 }
 
 pub(super) fn today() -> jiff::civil::Date {
@@ -283,7 +290,7 @@ pub(super) fn today() -> jiff::civil::Date {
         .date()
 }
 
-pub(super) type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ErrorResponse>;
 
 pub(super) fn answer<T: serde::Serialize>(body: T) -> Answer {
     Ok(Json(body).into_response())
@@ -430,16 +437,16 @@ async fn lookup_user(State(shared): State<AppState>, params: Params) -> Answer {
     let q = params
         .get("q")
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request("parameter `q` is required"))?;
+        .ok_or_else(|| ErrorResponse::bad_request("parameter `q` is required"))?;
     let kind = match params.get("type") {
         Some("email") => LookupKind::Email,
         Some("id") => LookupKind::Id,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "parameter `type` must be `email` or `id`, not `{other}`"
             )));
         }
-        None => return Err(ApiError::bad_request("parameter `type` is required")),
+        None => return Err(ErrorResponse::bad_request("parameter `type` is required")),
     };
     let user = shared
         .db
@@ -487,7 +494,7 @@ async fn delete_user(
 ) -> Answer {
     let id = parse_id("user", &id)?;
     if params.get("confirmed") != Some("true") {
-        return Err(ApiError::bad_request(
+        return Err(ErrorResponse::bad_request(
             "deleting a user is permanent: confirm with `confirmed=true`",
         ));
     }
@@ -510,7 +517,7 @@ async fn admin_roles(params: Params) -> Answer {
     if let Some(category) = category
         && !roles::ADMIN_ROLES.iter().any(|r| r.category == category)
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "parameter `category` must be `system`, `developers` or `support`, not `{category}`"
         )));
     }
@@ -538,7 +545,7 @@ async fn users_roles(params: Params) -> Answer {
     if let Some(category) = category
         && !matches!(category, "organization" | "team")
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "parameter `category` must be `organization` or `team`, not `{category}`"
         )));
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::behaviour::UserOrgAdmin;
 use super::db::{self, Storage};
-use super::error::{ApiError, SandboxError};
+use super::error::{ErrorResponse, SandboxError};
 use super::faults::Generator;
 use super::license;
 use super::roles::{self, TokenRole};
@@ -94,7 +94,7 @@ fn pick<'a>(generator: &mut Generator, words: &[&'a str]) -> &'a str {
 pub fn seed(storage: &Storage, options: &SeedOptions) -> Result<SeedReport, SandboxError> {
     let mut conn = db::open(storage)?;
     let stopped =
-        |error: ApiError| SandboxError::Stopped(format!("seeding failed: {}", error.detail));
+        |error: ErrorResponse| SandboxError::Stopped(format!("seeding failed: {}", error.detail));
     let tx = conn.transaction()?;
     let mut generator = Generator::new(options.seed);
     let mut report = SeedReport::default();

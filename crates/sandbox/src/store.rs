@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::behaviour::{PreviousOwner, UserOrgAdmin};
 use super::db::{self, DEFAULT_LICENSE};
-use super::error::ApiError;
+use super::error::ErrorResponse;
 use super::license;
 use super::query::{Page, contains_pattern};
 use super::roles::{self, TokenRole};
@@ -37,22 +37,22 @@ pub struct Caller {
     pub user_id: i64,
 }
 
-fn nonempty(field: &str, text: &str) -> Result<String, ApiError> {
+fn nonempty(field: &str, text: &str) -> Result<String, ErrorResponse> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "`{field}` must not be empty"
         )));
     }
     Ok(text.to_owned())
 }
 
-fn validated(license: &License) -> Result<(), ApiError> {
+fn validated(license: &License) -> Result<(), ErrorResponse> {
     let problems = license::problems(license);
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(problems))
+        Err(ErrorResponse::invalid(problems))
     }
 }
 
@@ -77,7 +77,7 @@ const ORGANIZATION_COLUMNS: &str = "id, name, timezone_id, country_id, license, 
     (SELECT json_group_array(json_object('id', t.id, 'name', t.name)) \
      FROM (SELECT id, name FROM teams WHERE organization_id = organizations.id ORDER BY id) t)";
 
-fn organization_from_row(row: &Row<'_>) -> Result<Organization, ApiError> {
+fn organization_from_row(row: &Row<'_>) -> Result<Organization, ErrorResponse> {
     let license: String = row.get(4)?;
     let teams: String = row.get(9)?;
     Ok(Organization {
@@ -86,8 +86,9 @@ fn organization_from_row(row: &Row<'_>) -> Result<Organization, ApiError> {
         timezone_id: row.get(2)?,
         country_id: row.get(3)?,
         license: db::read_license(&license)?,
-        teams: serde_json::from_str::<Vec<TeamSummary>>(&teams)
-            .map_err(|error| ApiError::internal(format!("stored teams are not JSON: {error}")))?,
+        teams: serde_json::from_str::<Vec<TeamSummary>>(&teams).map_err(|error| {
+            ErrorResponse::internal(format!("stored teams are not JSON: {error}"))
+        })?,
         is_paused: row.get(5)?,
         external_id: row.get(6)?,
         scenarios: row.get(7)?,
@@ -97,7 +98,7 @@ fn organization_from_row(row: &Row<'_>) -> Result<Organization, ApiError> {
 }
 
 /// The organization with this id, or 404.
-pub fn organization(conn: &Connection, id: i64) -> Result<Organization, ApiError> {
+pub fn organization(conn: &Connection, id: i64) -> Result<Organization, ErrorResponse> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?1"
     ))?;
@@ -108,11 +109,11 @@ pub fn organization(conn: &Connection, id: i64) -> Result<Organization, ApiError
     }
 }
 
-fn organization_not_found(id: i64) -> ApiError {
-    ApiError::not_found(format!("organization `{id}` does not exist"))
+fn organization_not_found(id: i64) -> ErrorResponse {
+    ErrorResponse::not_found(format!("organization `{id}` does not exist"))
 }
 
-fn require_organization(conn: &Connection, id: i64) -> Result<(), ApiError> {
+fn require_organization(conn: &Connection, id: i64) -> Result<(), ErrorResponse> {
     let found: Option<i64> = conn
         .prepare_cached("SELECT id FROM organizations WHERE id = ?1")?
         .query_row(params![id], |row| row.get(0))
@@ -125,7 +126,7 @@ pub fn organizations(
     conn: &Connection,
     filter: &OrganizationFilter,
     page: &Page,
-) -> Result<Vec<Organization>, ApiError> {
+) -> Result<Vec<Organization>, ErrorResponse> {
     let mut sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE 1 = 1");
     let mut values = Vec::new();
     if let Some(id) = filter.id {
@@ -154,7 +155,7 @@ pub fn organizations(
 }
 
 /// The instance default license.
-pub fn default_license(conn: &Connection) -> Result<License, ApiError> {
+pub fn default_license(conn: &Connection) -> Result<License, ErrorResponse> {
     let text: String = conn
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row(params![DEFAULT_LICENSE], |row| row.get(0))?;
@@ -162,7 +163,7 @@ pub fn default_license(conn: &Connection) -> Result<License, ApiError> {
 }
 
 /// Replaces the instance default license (sandbox control only; Make has no such endpoint).
-pub fn set_default_license(conn: &Connection, license: &License) -> Result<(), ApiError> {
+pub fn set_default_license(conn: &Connection, license: &License) -> Result<(), ErrorResponse> {
     validated(license)?;
     conn.execute(
         "UPDATE settings SET value = ?1 WHERE key = ?2",
@@ -179,7 +180,7 @@ pub fn create_organization(
     new: &NewOrganization,
     caller: Caller,
     user_org_admin: UserOrgAdmin,
-) -> Result<(Organization, UserOrganizationRole), ApiError> {
+) -> Result<(Organization, UserOrganizationRole), ErrorResponse> {
     let name = nonempty("name", &new.name)?;
     let license = match &new.license {
         Some(license) => {
@@ -190,7 +191,7 @@ pub fn create_organization(
     };
     let named = new.user_org_admin.unwrap_or(caller.user_id);
     if user_row(conn, named)?.is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "`userOrgAdmin` names user `{named}`, who does not exist"
         )));
     }
@@ -240,7 +241,7 @@ pub fn update_organization(
     conn: &Connection,
     id: i64,
     changes: &OrganizationChanges,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ErrorResponse> {
     require_organization(conn, id)?;
     if let Some(name) = &changes.name {
         let name = nonempty("name", name)?;
@@ -272,7 +273,7 @@ pub fn update_organization(
         let valid = next_reset.parse::<jiff::civil::Date>().is_ok()
             || next_reset.parse::<jiff::Timestamp>().is_ok();
         if !valid {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "`nextReset` must be a date or an instant, not `{next_reset}`"
             )));
         }
@@ -287,14 +288,14 @@ pub fn update_organization(
 }
 
 /// Deletes an organization and everything in it.
-pub fn delete_organization(conn: &Connection, id: i64) -> Result<(), ApiError> {
+pub fn delete_organization(conn: &Connection, id: i64) -> Result<(), ErrorResponse> {
     require_organization(conn, id)?;
     conn.execute("DELETE FROM organizations WHERE id = ?1", params![id])?;
     Ok(())
 }
 
 /// The last [`USAGE_DAYS`] days of usage ending `today`, oldest first, zero where none was set.
-pub fn usage(conn: &Connection, id: i64, today: jiff::civil::Date) -> Result<Usage, ApiError> {
+pub fn usage(conn: &Connection, id: i64, today: jiff::civil::Date) -> Result<Usage, ErrorResponse> {
     require_organization(conn, id)?;
     let mut days = vec![today];
     for _ in 1..USAGE_DAYS {
@@ -330,7 +331,7 @@ pub fn set_usage(
     scenarios: Option<i64>,
     active_scenarios: Option<i64>,
     data: &[DailyUsage],
-) -> Result<(), ApiError> {
+) -> Result<(), ErrorResponse> {
     require_organization(conn, id)?;
     if let Some(scenarios) = scenarios {
         conn.execute(
@@ -352,7 +353,7 @@ pub fn set_usage(
     )?;
     for day in data {
         if day.date.parse::<jiff::civil::Date>().is_err() {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "`date` must be a date as `YYYY-MM-DD`, not `{}`",
                 day.date
             )));
@@ -369,7 +370,7 @@ pub fn set_organization_attributes(
     id: i64,
     external_id: Option<Option<String>>,
     is_paused: Option<bool>,
-) -> Result<(), ApiError> {
+) -> Result<(), ErrorResponse> {
     require_organization(conn, id)?;
     if let Some(external_id) = external_id {
         conn.execute(
@@ -387,7 +388,11 @@ pub fn set_organization_attributes(
 }
 
 /// Stores a license as it is, unchecked: how a test stages drift made by hand in Make's UI.
-pub fn overwrite_license(conn: &Connection, id: i64, license: &License) -> Result<(), ApiError> {
+pub fn overwrite_license(
+    conn: &Connection,
+    id: i64,
+    license: &License,
+) -> Result<(), ErrorResponse> {
     require_organization(conn, id)?;
     conn.execute(
         "UPDATE organizations SET license = ?1 WHERE id = ?2",
@@ -431,7 +436,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn user_row(conn: &Connection, id: i64) -> Result<Option<User>, ApiError> {
+fn user_row(conn: &Connection, id: i64) -> Result<Option<User>, ErrorResponse> {
     let user = conn
         .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
         .query_row(params![id], user_from_row)
@@ -439,17 +444,21 @@ fn user_row(conn: &Connection, id: i64) -> Result<Option<User>, ApiError> {
     Ok(user)
 }
 
-fn user_not_found(id: i64) -> ApiError {
-    ApiError::not_found(format!("user `{id}` does not exist"))
+fn user_not_found(id: i64) -> ErrorResponse {
+    ErrorResponse::not_found(format!("user `{id}` does not exist"))
 }
 
 /// The user with this id, or 404.
-pub fn user(conn: &Connection, id: i64) -> Result<User, ApiError> {
+pub fn user(conn: &Connection, id: i64) -> Result<User, ErrorResponse> {
     user_row(conn, id)?.ok_or_else(|| user_not_found(id))
 }
 
 /// One page of users.
-pub fn users(conn: &Connection, filter: &UserFilter, page: &Page) -> Result<Vec<User>, ApiError> {
+pub fn users(
+    conn: &Connection,
+    filter: &UserFilter,
+    page: &Page,
+) -> Result<Vec<User>, ErrorResponse> {
     let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1");
     let mut values = Vec::new();
     if filter.organization_id.is_some() || filter.organization_role_id.is_some() {
@@ -518,11 +527,11 @@ pub enum LookupKind {
 }
 
 /// Finds one user by e-mail address (ignoring case) or id.
-pub fn lookup(conn: &Connection, q: &str, kind: LookupKind) -> Result<UserLookup, ApiError> {
+pub fn lookup(conn: &Connection, q: &str, kind: LookupKind) -> Result<UserLookup, ErrorResponse> {
     let user = match kind {
         LookupKind::Id => {
             let id = q.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(format!(
+                ErrorResponse::bad_request(format!(
                     "`q` must be a user id when `type` is `id`, not `{q}`"
                 ))
             })?;
@@ -535,7 +544,7 @@ pub fn lookup(conn: &Connection, q: &str, kind: LookupKind) -> Result<UserLookup
             .query_row(params![q.trim().to_lowercase()], user_from_row)
             .optional()?,
     };
-    let user = user.ok_or_else(|| ApiError::not_found(format!("no user matches `{q}`")))?;
+    let user = user.ok_or_else(|| ErrorResponse::not_found(format!("no user matches `{q}`")))?;
     Ok(UserLookup {
         id: user.id,
         email: user.email,
@@ -544,26 +553,26 @@ pub fn lookup(conn: &Connection, q: &str, kind: LookupKind) -> Result<UserLookup
     })
 }
 
-fn valid_email(email: &str) -> Result<String, ApiError> {
+fn valid_email(email: &str) -> Result<String, ErrorResponse> {
     let email = email.trim();
     let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && domain.contains('.') && !domain.contains('@')
     }) && !email.chars().any(char::is_whitespace);
     if !well_formed {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "`email` is not an e-mail address: `{email}`"
         )));
     }
     Ok(email.to_owned())
 }
 
-fn email_taken(conn: &Connection, email: &str, except: Option<i64>) -> Result<(), ApiError> {
+fn email_taken(conn: &Connection, email: &str, except: Option<i64>) -> Result<(), ErrorResponse> {
     let other: Option<i64> = conn
         .prepare_cached("SELECT id FROM users WHERE email_key = ?1")?
         .query_row(params![email.to_lowercase()], |row| row.get(0))
         .optional()?;
     match other {
-        Some(id) if Some(id) != except => Err(ApiError::conflict(format!(
+        Some(id) if Some(id) != except => Err(ErrorResponse::conflict(format!(
             "a user with the e-mail address `{email}` already exists"
         ))),
         _ => Ok(()),
@@ -589,11 +598,11 @@ fn password_problem(password: &str) -> Option<&'static str> {
 }
 
 /// Creates a user; e-mail addresses are unique, ignoring case.
-pub fn create_user(conn: &Connection, new: &NewUser) -> Result<User, ApiError> {
+pub fn create_user(conn: &Connection, new: &NewUser) -> Result<User, ErrorResponse> {
     let name = nonempty("name", &new.name)?;
     let email = valid_email(&new.email)?;
     if let Some(problem) = new.password.as_deref().and_then(password_problem) {
-        return Err(ApiError::bad_request(format!("`password` {problem}")));
+        return Err(ErrorResponse::bad_request(format!("`password` {problem}")));
     }
     email_taken(conn, &email, None)?;
     conn.execute(
@@ -619,12 +628,12 @@ pub fn update_user(
     id: i64,
     changes: &UserChanges,
     caller: Caller,
-) -> Result<User, ApiError> {
+) -> Result<User, ErrorResponse> {
     let current = user(conn, id)?;
     if let Some(role) = current.users_admins_role_id
         && !caller.role.can_grant(role)
     {
-        return Err(ApiError::forbidden(format!(
+        return Err(ErrorResponse::forbidden(format!(
             "a token with the `{}` role cannot change user `{id}`, whose instance role is above it",
             caller.role.word()
         )));
@@ -632,12 +641,12 @@ pub fn update_user(
     if let Some(role) = changes.users_admins_role_id {
         if let Some(role) = role {
             if roles::admin_role(role).is_none() {
-                return Err(ApiError::bad_request(format!(
+                return Err(ErrorResponse::bad_request(format!(
                     "`usersAdminsRoleId` names no instance role: `{role}`"
                 )));
             }
             if !caller.role.can_grant(role) {
-                return Err(ApiError::forbidden(format!(
+                return Err(ErrorResponse::forbidden(format!(
                     "a token with the `{}` role cannot grant the instance role `{role}`",
                     caller.role.word()
                 )));
@@ -686,10 +695,10 @@ pub fn update_user(
 }
 
 /// Deletes a user, unless it owns an organization or a token acts as it.
-pub fn delete_user(conn: &Connection, id: i64, callers: &[i64]) -> Result<(), ApiError> {
+pub fn delete_user(conn: &Connection, id: i64, callers: &[i64]) -> Result<(), ErrorResponse> {
     user(conn, id)?;
     if callers.contains(&id) {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "user `{id}` is the user a sandbox token acts as and cannot be deleted"
         )));
     }
@@ -701,7 +710,7 @@ pub fn delete_user(conn: &Connection, id: i64, callers: &[i64]) -> Result<(), Ap
         .query_map(params![id, roles::OWNER], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     if let Some(first) = owned.first() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "user `{id}` owns organization `{first}`; transfer its ownership first"
         )));
     }
@@ -715,7 +724,7 @@ pub fn delete_user(conn: &Connection, id: i64, callers: &[i64]) -> Result<(), Ap
 pub fn organization_roles_of(
     conn: &Connection,
     user_id: i64,
-) -> Result<Vec<UserOrganizationRole>, ApiError> {
+) -> Result<Vec<UserOrganizationRole>, ErrorResponse> {
     user(conn, user_id)?;
     let roles = conn
         .prepare_cached(
@@ -738,7 +747,7 @@ fn organization_role(
     conn: &Connection,
     user_id: i64,
     organization_id: i64,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, ErrorResponse> {
     let role = conn
         .prepare_cached(
             "SELECT users_role_id FROM organization_roles WHERE user_id = ?1 AND organization_id = ?2",
@@ -755,21 +764,21 @@ pub fn set_organization_role(
     user_id: i64,
     organization_id: i64,
     users_role_id: i64,
-) -> Result<UserOrganizationRole, ApiError> {
+) -> Result<UserOrganizationRole, ErrorResponse> {
     user(conn, user_id)?;
     require_organization(conn, organization_id)?;
     if roles::users_role(users_role_id, "organization").is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "`usersRoleId` names no organization role: `{users_role_id}`"
         )));
     }
     if users_role_id == roles::OWNER {
-        return Err(ApiError::bad_request(
+        return Err(ErrorResponse::bad_request(
             "`usersRoleId` cannot be the Owner role; ownership moves only by transfer",
         ));
     }
     if organization_role(conn, user_id, organization_id)? == Some(roles::OWNER) {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "user `{user_id}` owns organization `{organization_id}`; transfer its ownership before \
              changing their role"
         )));
@@ -793,14 +802,14 @@ pub fn remove_from_organization(
     conn: &Connection,
     user_id: i64,
     organization_id: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), ErrorResponse> {
     user(conn, user_id)?;
     require_organization(conn, organization_id)?;
     match organization_role(conn, user_id, organization_id)? {
-        None => Err(ApiError::not_found(format!(
+        None => Err(ErrorResponse::not_found(format!(
             "user `{user_id}` is not a member of organization `{organization_id}`"
         ))),
-        Some(roles::OWNER) => Err(ApiError::bad_request(format!(
+        Some(roles::OWNER) => Err(ErrorResponse::bad_request(format!(
             "user `{user_id}` owns organization `{organization_id}`; transfer its ownership \
              before removing them"
         ))),
@@ -826,18 +835,18 @@ pub fn transfer_ownership(
     user_id: i64,
     organization_id: i64,
     previous_owner: PreviousOwner,
-) -> Result<Vec<UserOrganizationRole>, ApiError> {
+) -> Result<Vec<UserOrganizationRole>, ErrorResponse> {
     user(conn, user_id)?;
     require_organization(conn, organization_id)?;
     match organization_role(conn, user_id, organization_id)? {
         None => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "user `{user_id}` is not a member of organization `{organization_id}`; add them \
                  before transferring ownership"
             )));
         }
         Some(roles::OWNER) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "user `{user_id}` already owns organization `{organization_id}`"
             )));
         }
@@ -884,7 +893,11 @@ pub fn transfer_ownership(
 pub const TEAM_SORT: &[&str] = &["name"];
 
 /// One page of an organization's teams.
-pub fn teams(conn: &Connection, organization_id: i64, page: &Page) -> Result<Vec<Team>, ApiError> {
+pub fn teams(
+    conn: &Connection,
+    organization_id: i64,
+    page: &Page,
+) -> Result<Vec<Team>, ErrorResponse> {
     require_organization(conn, organization_id)?;
     let sql = format!(
         "SELECT id, name, organization_id FROM teams WHERE organization_id = ?1{}",
@@ -913,10 +926,10 @@ pub fn create_team(
     conn: &Connection,
     new: &NewTeam,
     caller: Caller,
-) -> Result<(Team, Option<UserTeamRole>), ApiError> {
+) -> Result<(Team, Option<UserTeamRole>), ErrorResponse> {
     let name = nonempty("name", &new.name)?;
     require_organization(conn, new.organization_id).map_err(|_| {
-        ApiError::bad_request(format!(
+        ErrorResponse::bad_request(format!(
             "`organizationId` names organization `{}`, which does not exist",
             new.organization_id
         ))
@@ -924,7 +937,7 @@ pub fn create_team(
     let admin = match new.user_team_admin {
         Some(admin) => {
             if organization_role(conn, admin, new.organization_id)?.is_none() {
-                return Err(ApiError::bad_request(format!(
+                return Err(ErrorResponse::bad_request(format!(
                     "`userTeamAdmin` names user `{admin}`, who is not a member of organization `{}`",
                     new.organization_id
                 )));
@@ -969,20 +982,20 @@ pub fn set_team_role(
     user_id: i64,
     team_id: i64,
     users_role_id: i64,
-) -> Result<UserTeamRole, ApiError> {
+) -> Result<UserTeamRole, ErrorResponse> {
     user(conn, user_id)?;
     let organization_id: i64 = conn
         .prepare_cached("SELECT organization_id FROM teams WHERE id = ?1")?
         .query_row(params![team_id], |row| row.get(0))
         .optional()?
-        .ok_or_else(|| ApiError::not_found(format!("team `{team_id}` does not exist")))?;
+        .ok_or_else(|| ErrorResponse::not_found(format!("team `{team_id}` does not exist")))?;
     if roles::users_role(users_role_id, "team").is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "`usersRoleId` names no team role: `{users_role_id}`"
         )));
     }
     if organization_role(conn, user_id, organization_id)?.is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ErrorResponse::bad_request(format!(
             "user `{user_id}` is not a member of organization `{organization_id}`, which team \
              `{team_id}` belongs to"
         )));

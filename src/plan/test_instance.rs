@@ -1,3 +1,6 @@
+//! Test support, for the planner's tests only (unit and property tests, `tests/plan.rs`); no
+//! command uses it.
+//!
 //! An in-memory model of a Make instance that carries out plan steps with Make's rules (as
 //! `MAKE-API.md` states them and the sandbox enforces them): e-mail addresses are unique, an
 //! organization has exactly one owner, a role call cannot make or unmake an owner, a transfer
@@ -15,6 +18,7 @@ use super::{Action, Plan, Step, TeamRef};
 use crate::api::observe::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
 use crate::api::roles::{RoleKind, Roles};
 use crate::api::wire::License;
+use crate::apply::Ids;
 
 /// A user of the model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,17 +45,6 @@ pub struct Team {
     pub name: String,
     /// User id → team role id.
     pub members: BTreeMap<i64, i64>,
-}
-
-/// The ids objects got, as the executor learns them: what later steps' references resolve to.
-#[derive(Clone, Debug, Default)]
-pub struct Ids {
-    /// Lower-case address → user id.
-    pub users: BTreeMap<String, i64>,
-    /// Customer key → organization id.
-    pub organizations: BTreeMap<String, i64>,
-    /// (customer key, team name) → team id.
-    pub teams: BTreeMap<(String, String), i64>,
 }
 
 /// An instance in memory.
