@@ -171,7 +171,7 @@ struct Budget {
     next: Instant,
     /// Calls let out and not answered yet.
     in_flight: usize,
-    /// When the calls of the last window were answered (or spent), oldest first.
+    /// When the calls of the last window were answered, oldest first.
     answered: VecDeque<Instant>,
     /// When the calls of the last window were let out, oldest first.
     sent: VecDeque<Instant>,
@@ -285,7 +285,7 @@ impl Budget {
             self.changed = now;
         }
         self.in_flight += 1;
-        remember(&mut self.sent, now, 1);
+        remember(&mut self.sent, now);
         let number = self.calls;
         self.calls = self.calls.saturating_add(1);
         Turn::Go(number)
@@ -293,13 +293,13 @@ impl Budget {
 
     fn answer(&mut self, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        remember(&mut self.answered, now, 1);
+        remember(&mut self.answered, now);
     }
 
     /// The call numbered `number` was answered 429 now (see the module documentation).
     fn rate_limited(&mut self, number: u64, now: Instant) {
         self.forget(now);
-        remember(&mut self.refused, now, 1);
+        remember(&mut self.refused, now);
         if number < self.learned {
             return;
         }
@@ -333,14 +333,11 @@ impl Budget {
     }
 }
 
-fn remember(times: &mut VecDeque<Instant>, at: Instant, calls: u64) {
-    let calls = usize::try_from(calls).unwrap_or(usize::MAX).min(REMEMBERED);
-    for _ in 0..calls {
-        if times.len() >= REMEMBERED {
-            times.pop_front();
-        }
-        times.push_back(at);
+fn remember(times: &mut VecDeque<Instant>, at: Instant) {
+    if times.len() >= REMEMBERED {
+        times.pop_front();
     }
+    times.push_back(at);
 }
 
 impl Limiter {
@@ -415,7 +412,7 @@ impl Limiter {
         }
     }
 
-    /// How many calls it let out (spent ones included).
+    /// How many calls it let out.
     pub fn calls(&self) -> u64 {
         self.inner
             .as_ref()
@@ -450,21 +447,6 @@ impl Limiter {
                 Turn::Answer => answered.await,
             }
         }
-    }
-
-    /// Counts `calls` made and answered with the same token outside the limiter (such as the
-    /// reads of an observation through another client): later calls wait as if these had gone
-    /// through it.
-    pub fn spend(&self, calls: u64) {
-        let Some(shared) = &self.inner else {
-            return;
-        };
-        let now = Instant::now();
-        let mut budget = lock(&shared.budget);
-        budget.forget(now);
-        remember(&mut budget.sent, now, calls);
-        remember(&mut budget.answered, now, calls);
-        budget.calls = budget.calls.saturating_add(calls);
     }
 }
 
@@ -604,19 +586,6 @@ mod tests {
         // a minute ago.
         drop(second);
         assert_eq!(third.await.ok(), Some(MINUTE + Duration::from_secs(5)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn calls_made_outside_are_waited_for() {
-        let limiter = Limiter::new(RateLimit {
-            per_minute: 5,
-            share: 1.0,
-        });
-        let start = Instant::now();
-        limiter.spend(5);
-        drop(limiter.acquire().await);
-        assert_eq!(Instant::now() - start, MINUTE);
-        assert_eq!(limiter.calls(), 6);
     }
 
     #[tokio::test(start_paused = true)]
