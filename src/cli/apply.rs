@@ -16,7 +16,7 @@ use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, Step, render_text};
 use crate::schedule::{changed_since, describe_changes};
-use crate::state::State;
+use crate::state::Store;
 
 /// Carry out a plan: the policy set's, made now, or one saved by `charter plan -o`.
 #[derive(Debug, clap::Args)]
@@ -139,7 +139,7 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         // With a question to ask, Ctrl-C must still end charter at the prompt (reads only come
         // before it): the stop signal is listened for once the question is answered.
         let early = auto_approve.then(listen_for_stop);
-        let state = State::open(&config.state_path)?;
+        let state = Store::open(&config.state)?;
         let lock = state.acquire_lock("apply")?;
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
@@ -227,7 +227,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 Some("make a new plan for this instance with `charter plan -o`".to_owned()),
             ));
         }
-        let state = State::open(&config.state_path)?;
+        let state = Store::open(&config.state)?;
         let lock = state.acquire_lock("apply")?;
         let _instance_lock = target.lock("apply")?;
         crate::schedule::bind(&client, &state, target.instance()).await?;
@@ -397,7 +397,7 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
 /// report then says `stopped`.
 async fn execute(
     client: &Client,
-    state: &State,
+    state: &Store,
     lock: &crate::state::LockGuard,
     plan: &Plan,
     options: &Options,
@@ -760,7 +760,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     let concurrency = args.concurrency;
     let work = |client: Client, config: Config, target: Target| async move {
         let stop = listen_for_stop();
-        let state = State::open(&config.state_path)?;
+        let state = Store::open(&config.state)?;
         let lock = state.acquire_lock("run")?;
         let mut failed = false;
         loop {
@@ -820,7 +820,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
 /// What every round of `charter run` works with.
 struct RoundContext<'a> {
     client: &'a Client,
-    state: &'a State,
+    state: &'a Store,
     lock: &'a crate::state::LockGuard,
     config: &'a Config,
     target: &'a Target,

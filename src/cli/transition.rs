@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::lifecycle::{history, state_error, state_path};
+use super::lifecycle::state_error;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at};
 use crate::check::customers_suggestion;
@@ -12,7 +12,7 @@ use crate::compile::customer::{Cause, Event, History, walk};
 use crate::diagnostic::suggest;
 use crate::model::customer::{Customer, Lifecycle, Transition, Trigger};
 use crate::model::time::format_instant;
-use crate::state::{State, TransitionRequest};
+use crate::state::{Store, TransitionRequest};
 
 /// Request a `manual` lifecycle transition for a customer.
 #[derive(Debug, clap::Args)]
@@ -26,10 +26,13 @@ pub struct Args {
     /// The instant the request is for (`2027-02-08` or `2027-02-08T09:00:00Z`); default now.
     #[arg(long, value_parser = parse_at)]
     at: Option<i64>,
-    /// charter's state database; default `.charter/state.db` beside the policy set (created
-    /// when missing).
-    #[arg(long, value_name = "FILE")]
-    state: Option<PathBuf>,
+    /// charter's state (a file or a `postgres://` URL); default as for `plan` (created when
+    /// missing).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<String>,
+    /// How long to wait for the state's lock while another runner holds it (`0`: not at all).
+    #[arg(long, value_name = "DUR", value_parser = super::state::parse_lock_timeout, default_value = "5 min")]
+    lock_timeout: std::time::Duration,
 }
 
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
@@ -74,10 +77,22 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         );
     }
 
-    let state = state_path(&args.path, args.state);
-    let history = match history(&state, &customer.key) {
-        Ok(history) => history,
+    let location = match super::state::location(&args.path, args.state, output) {
+        Ok(location) => location,
         Err(outcome) => return outcome,
+    };
+    let store = match Store::open(&location) {
+        Ok(store) => store,
+        Err(e) => return state_error(&e),
+    };
+    // The request is checked against the history and recorded while no runner acts on it.
+    let lock = match super::state::lock(&store, "transition", args.lock_timeout) {
+        Ok(lock) => lock,
+        Err(e) => return state_error(&e),
+    };
+    let history = match store.history(&customer.key) {
+        Ok(history) => history,
+        Err(e) => return state_error(&e),
     };
     // The walk replays recorded transitions first: a request from before the latest one
     // would never be carried out.
@@ -160,7 +175,9 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         at,
         by,
     };
-    let recorded = State::open(&state).and_then(|s| s.request_transition(&request));
+    let recorded = store
+        .request_transition(&request)
+        .and_then(|_| lock.release());
     if let Err(e) = recorded {
         return state_error(&e);
     }
@@ -180,7 +197,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     );
     outln!(
         "it is kept in `{}`; the next `charter plan` or `charter run` will carry it out",
-        state.display()
+        store.shown()
     );
     Outcome::Success
 }
