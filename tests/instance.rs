@@ -160,7 +160,7 @@ fn a_state_made_before_binding_adopts_the_instance_of_its_first_use() {
     }
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&first.url()));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let bound = charter::state::State::open_existing(&state)
+    let bound = charter::state::Store::open_existing(&charter::state::Location::File(state.clone()))
         .unwrap()
         .unwrap()
         .instance()
@@ -488,7 +488,7 @@ async fn an_organization_of_the_name_made_after_the_plan_is_not_made_twice() {
     let url = running.url();
     let client = client(&url);
     let dir = common::scratch("instance", "made-after-the-plan");
-    let state = charter::state::State::open(&dir.join("state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join("state.db")).unwrap();
     let program = charter::policy::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policies/acme"

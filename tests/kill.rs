@@ -369,7 +369,7 @@ fn apply_directly(policy: &Path, url: &str, at: &str) {
 }
 
 fn recorded_transitions(policy: &Path) -> BTreeMap<String, Vec<(String, i64)>> {
-    let state = charter::state::State::open(&policy.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&policy.join(".charter/state.db")).unwrap();
     state
         .customers()
         .unwrap()

@@ -13,7 +13,8 @@ use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::state::schema::{APPLICATION_ID, MIGRATIONS, current_version};
 use charter::state::{
-    AppliedTransition, LockOptions, State, StateError, Step, StepOutcome, TransitionRequest,
+    AppliedTransition, Location, LockOptions, StateError, StepIntent, StepOutcome, Store,
+    TransitionRequest,
     default_path,
 };
 
@@ -68,8 +69,8 @@ fn request(customer: &str, transition: &str, at: &str) -> TransitionRequest {
     }
 }
 
-fn step(plan: &str, id: &str) -> Step {
-    Step {
+fn step(plan: &str, id: &str) -> StepIntent {
+    StepIntent {
         plan: plan.to_owned(),
         id: id.to_owned(),
         kind: "set_license".to_owned(),
@@ -85,7 +86,7 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
     let path = default_path(&dir);
     assert_eq!(path, dir.join(".charter").join("state.db"));
     {
-        let state = State::open(&path).unwrap();
+        let state = Store::open_file(&path).unwrap();
         assert_eq!(state.schema_version().unwrap(), current_version());
         state.set_organization("acme", 41).unwrap();
         state.set_user("Jane@Acme.example", 7).unwrap();
@@ -102,7 +103,7 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
             .request_transition(&request("hooli", "reactivate", "2026-11-28"))
             .unwrap();
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     assert_eq!(state.organization("acme").unwrap(), Some(41));
     assert_eq!(state.organization("globex").unwrap(), None);
     assert_eq!(state.user("jane@acme.example").unwrap(), Some(7));
@@ -133,7 +134,7 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
 #[test]
 fn an_organization_belongs_to_one_customer() {
     let dir = scratch("organization");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     state.set_organization("acme", 41).unwrap();
     // Setting it again for the same customer is fine.
     state.set_organization("acme", 41).unwrap();
@@ -154,7 +155,7 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute(
             "INSERT INTO customers (key, organization_id, state, since) VALUES ('hooli', 9, 'frozen', ?1)",
@@ -176,7 +177,7 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
             .unwrap();
         assert_eq!(tables, 0);
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     assert_eq!(state.schema_version().unwrap(), current_version());
     assert!(current_version() > 1);
     assert_eq!(state.organization("hooli").unwrap(), Some(9));
@@ -194,12 +195,12 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
 fn a_newer_schema_is_refused() {
     let dir = scratch("newer");
     let path = dir.join("state.db");
-    drop(State::open(&path).unwrap());
+    drop(Store::open_file(&path).unwrap());
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert!(
         matches!(error, StateError::Newer { version: 99, .. }),
         "{error:?}"
@@ -218,7 +219,7 @@ fn a_file_that_is_not_a_database_is_refused() {
     let path = dir.join("state.db");
     let garbage = "this is not a database, only text\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert!(matches!(error, StateError::NotState { .. }), "{error:?}");
     let message = error.to_string();
     assert!(
@@ -238,7 +239,7 @@ fn another_applications_database_is_refused_untouched() {
         conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER)")
             .unwrap();
     }
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -261,11 +262,11 @@ fn another_applications_database_is_refused_untouched() {
 fn opening_an_existing_state_never_creates_one() {
     let dir = scratch("existing");
     let path = default_path(&dir);
-    assert!(State::open_existing(&path).unwrap().is_none());
+    assert!(Store::open_existing(&Location::File(path.clone())).unwrap().is_none());
     assert!(!path.exists());
     assert!(!dir.join(".charter").exists());
-    drop(State::open(&path).unwrap());
-    assert!(State::open_existing(&path).unwrap().is_some());
+    drop(Store::open_file(&path).unwrap());
+    assert!(Store::open_existing(&Location::File(path.clone())).unwrap().is_some());
 }
 
 // ---- history into the lifecycle walk ----
@@ -282,7 +283,7 @@ fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
     assert_eq!(computed.since, Some(t("2026-08-20")));
 
     let dir = scratch("late-freeze");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -310,7 +311,7 @@ fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
     let hooli = program.customer("hooli").unwrap();
     let lifecycle = &program.lifecycle;
     let dir = scratch("reactivation");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -335,7 +336,7 @@ fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
 #[test]
 fn recording_the_transition_carries_out_the_request() {
     let dir = scratch("carried-out");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     let id = state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -362,7 +363,7 @@ fn recording_the_transition_carries_out_the_request() {
 #[test]
 fn histories_give_every_customer_at_once_in_order() {
     let dir = scratch("histories");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -404,7 +405,7 @@ fn histories_give_every_customer_at_once_in_order() {
 #[test]
 fn a_step_records_its_intent_then_its_outcome() {
     let dir = scratch("journal");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     assert_eq!(
         state.begin_step(&step("p1", "license acme"), 100).unwrap(),
         1
@@ -442,7 +443,7 @@ fn a_step_records_its_intent_then_its_outcome() {
 #[test]
 fn a_finished_step_is_never_begun_or_finished_again() {
     let dir = scratch("journal-finished");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     state.begin_step(&step("p1", "s1"), 100).unwrap();
     state
         .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -471,7 +472,7 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
     let dir = scratch("journal-crash");
     let path = dir.join("state.db");
     {
-        let state = State::open(&path).unwrap();
+        let state = Store::open_file(&path).unwrap();
         state.begin_step(&step("p1", "s1"), 100).unwrap();
         state
             .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -483,7 +484,7 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
             .unwrap();
         // The runner dies here: the handle goes without `s2` finishing.
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     assert_eq!(state.unfinished_plans().unwrap(), ["p1"]);
     let unfinished = state.unfinished_steps("p1").unwrap();
     assert_eq!(unfinished.len(), 1);
@@ -529,8 +530,8 @@ fn this_host() -> String {
 fn a_second_runner_is_refused_while_the_first_holds_the_lock() {
     let dir = scratch("lock");
     let path = dir.join("state.db");
-    let first = State::open(&path).unwrap();
-    let second = State::open(&path).unwrap();
+    let first = Store::open_file(&path).unwrap();
+    let second = Store::open_file(&path).unwrap();
     let guard = first.acquire_lock("apply").unwrap();
     assert!(guard.replaced().is_none());
     guard.ensure_held().unwrap();
@@ -561,7 +562,7 @@ fn a_second_runner_is_refused_while_the_first_holds_the_lock() {
 fn a_lock_without_a_heartbeat_for_its_lease_is_taken_over() {
     let dir = scratch("lock-stale");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
 
     // Another machine's runner, heard from a minute ago: still within its lease.
     plant_lock(&path, 4242, "elsewhere", now() - 60);
@@ -583,7 +584,7 @@ fn a_lock_without_a_heartbeat_for_its_lease_is_taken_over() {
 fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
     let dir = scratch("lock-dead");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     if !Path::new("/proc/self").exists() {
         // Without `/proc` only the lease tells a dead holder.
         return;
@@ -597,7 +598,7 @@ fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
     assert_eq!(guard.replaced().unwrap().pid, dead);
 
     // A live process of this host (this one, through another handle) is not.
-    let other = State::open(&path).unwrap();
+    let other = Store::open_file(&path).unwrap();
     assert!(matches!(
         other.acquire_lock("run"),
         Err(StateError::Locked(_))
@@ -608,7 +609,7 @@ fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
 fn a_holder_that_was_taken_over_knows_and_leaves_its_successor_alone() {
     let dir = scratch("lock-lost");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     let guard = state.acquire_lock("run").unwrap();
     // Another runner took it over, judging this one dead.
     plant_lock(&path, 4242, "elsewhere", now());
@@ -622,10 +623,11 @@ fn a_holder_that_was_taken_over_knows_and_leaves_its_successor_alone() {
 fn the_heartbeat_keeps_a_long_held_lock_fresh() {
     let dir = scratch("lock-heartbeat");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     let options = LockOptions {
         purpose: "apply".to_owned(),
         lease: Duration::from_secs(3),
+        wait: Duration::ZERO,
     };
     let guard = state.acquire_lock_with(&options).unwrap();
     let acquired = state.lock_holder().unwrap().unwrap();
@@ -636,7 +638,7 @@ fn the_heartbeat_keeps_a_long_held_lock_fresh() {
         "{acquired:?} {holder:?}"
     );
     // Longer than the lease since it was acquired, yet not stale.
-    let other = State::open(&path).unwrap();
+    let other = Store::open_file(&path).unwrap();
     assert!(matches!(
         other.acquire_lock("run"),
         Err(StateError::Locked(_))
@@ -703,7 +705,7 @@ fn transition_records_a_request_for_the_next_plan() {
             dir.join(".charter/state.db").display()
         )
     );
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     let requests = state.requests("hooli").unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(
@@ -805,7 +807,7 @@ fn transition_refuses_one_the_current_state_does_not_allow() {
         "{}",
         run.stderr
     );
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     assert_eq!(state.requests("hooli").unwrap().len(), 1);
 }
 
@@ -917,7 +919,7 @@ fn schedule_leaves_recorded_transitions_out_of_what_is_due() {
     let before = umbrella(&charter(&args).code(0));
     assert_eq!(before["due"][0]["transition"], "freeze");
 
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     state
         .record_transition(&applied(
             "umbrella",
@@ -1000,7 +1002,7 @@ fn charter_test_ignores_the_state() {
 fn transition_refuses_a_request_from_before_a_recorded_transition() {
     let dir = acme_copy("cli-backdated");
     let policy = dir.to_str().unwrap();
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -1032,7 +1034,7 @@ fn transition_refuses_a_request_from_before_a_recorded_transition() {
 #[test]
 fn intents_begun_together_are_recorded_all_or_none() {
     let dir = scratch("journal-batch");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     let attempts = state
         .begin_steps(&[step("p", "a"), step("p", "b"), step("p", "c")], 10)
         .unwrap();
@@ -1063,7 +1065,7 @@ fn intents_begun_together_are_recorded_all_or_none() {
         .finish_step("p", "b", &StepOutcome::Failed("refused".into()), 14)
         .unwrap();
     drop(state);
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     assert_eq!(
         state.step("p", "b").unwrap().unwrap().outcome,
         Some(StepOutcome::Failed("refused".into()))
