@@ -32,6 +32,50 @@ fn acme_copy(name: &str) -> PathBuf {
     common::acme_copy("state", name)
 }
 
+/// The two backends every test of the state's interface runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A new, empty state for test `name` on `backend`: a file in a scratch folder, or a database
+/// of its own on the tests' PostgreSQL server.
+fn place(backend: Backend, name: &str) -> Location {
+    match backend {
+        Backend::Sqlite => Location::File(scratch(name).join("state.db")),
+        Backend::Postgres => {
+            Location::parse(&common::postgres::database(name), Path::new("")).unwrap()
+        }
+    }
+}
+
+/// The tests of the state's interface, each once per backend: `sqlite::NAME`, `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_new_state_creates_its_folder_and_its_data_survives_reopening,
+    an_organization_belongs_to_one_customer,
+    a_recorded_freeze_two_days_late_moves_the_deprovision_date,
+    a_requested_reactivation_makes_the_customer_active_at_the_request_time,
+    recording_the_transition_carries_out_the_request,
+    histories_give_every_customer_at_once_in_order,
+    a_step_records_its_intent_then_its_outcome,
+    a_finished_step_is_never_begun_or_finished_again,
+    steps_in_flight_at_a_crash_are_found_unfinished_on_reopening,
+    a_second_runner_is_refused_while_the_first_holds_the_lock,
+    intents_begun_together_are_recorded_all_or_none
+);
+
 fn acme() -> Program {
     let set = charter::policy::load(Path::new(ACME))
         .unwrap_or_else(|_| panic!("the example policy set loads"));
@@ -80,13 +124,18 @@ fn step(plan: &str, id: &str) -> StepIntent {
 
 // ---- schema, reopening, migration, refusal ----
 
-#[test]
-fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
-    let dir = scratch("reopen");
-    let path = default_path(&dir);
-    assert_eq!(path, dir.join(".charter").join("state.db"));
+fn a_new_state_creates_its_folder_and_its_data_survives_reopening(backend: Backend) {
+    let place = match backend {
+        Backend::Sqlite => {
+            let dir = scratch("reopen");
+            let path = default_path(&dir);
+            assert_eq!(path, dir.join(".charter").join("state.db"));
+            Location::File(path)
+        }
+        Backend::Postgres => place(backend, "reopen"),
+    };
     {
-        let state = Store::open_file(&path).unwrap();
+        let state = Store::open(&place).unwrap();
         assert_eq!(state.schema_version().unwrap(), current_version());
         state.set_organization("acme", 41).unwrap();
         state.set_user("Jane@Acme.example", 7).unwrap();
@@ -103,7 +152,7 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
             .request_transition(&request("hooli", "reactivate", "2026-11-28"))
             .unwrap();
     }
-    let state = Store::open_file(&path).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(state.organization("acme").unwrap(), Some(41));
     assert_eq!(state.organization("globex").unwrap(), None);
     assert_eq!(state.user("jane@acme.example").unwrap(), Some(7));
@@ -131,10 +180,9 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
     assert_eq!(keys, ["acme", "hooli"]);
 }
 
-#[test]
-fn an_organization_belongs_to_one_customer() {
-    let dir = scratch("organization");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn an_organization_belongs_to_one_customer(backend: Backend) {
+    let place = place(backend, "organization");
+    let state = Store::open(&place).unwrap();
     state.set_organization("acme", 41).unwrap();
     // Setting it again for the same customer is fine.
     state.set_organization("acme", 41).unwrap();
@@ -271,8 +319,7 @@ fn opening_an_existing_state_never_creates_one() {
 
 // ---- history into the lifecycle walk ----
 
-#[test]
-fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
+fn a_recorded_freeze_two_days_late_moves_the_deprovision_date(backend: Backend) {
     let program = acme();
     let hooli = program.customer("hooli").unwrap();
     let lifecycle = &program.lifecycle;
@@ -282,8 +329,8 @@ fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
     assert_eq!(computed.state, "deprovisioned");
     assert_eq!(computed.since, Some(t("2026-08-20")));
 
-    let dir = scratch("late-freeze");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+    let place = place(backend, "late-freeze");
+    let state = Store::open(&place).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -305,13 +352,12 @@ fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
     assert_eq!(after.since, Some(t("2026-08-22")));
 }
 
-#[test]
-fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
+fn a_requested_reactivation_makes_the_customer_active_at_the_request_time(backend: Backend) {
     let program = acme();
     let hooli = program.customer("hooli").unwrap();
     let lifecycle = &program.lifecycle;
-    let dir = scratch("reactivation");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+    let place = place(backend, "reactivation");
+    let state = Store::open(&place).unwrap();
     state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -333,10 +379,9 @@ fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
     );
 }
 
-#[test]
-fn recording_the_transition_carries_out_the_request() {
-    let dir = scratch("carried-out");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn recording_the_transition_carries_out_the_request(backend: Backend) {
+    let place = place(backend, "carried-out");
+    let state = Store::open(&place).unwrap();
     let id = state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -360,10 +405,9 @@ fn recording_the_transition_carries_out_the_request() {
     assert_eq!(hooli.since, Some(t("2026-11-28T10:05:00Z")));
 }
 
-#[test]
-fn histories_give_every_customer_at_once_in_order() {
-    let dir = scratch("histories");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn histories_give_every_customer_at_once_in_order(backend: Backend) {
+    let place = place(backend, "histories");
+    let state = Store::open(&place).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -402,10 +446,9 @@ fn histories_give_every_customer_at_once_in_order() {
 
 // ---- the journal ----
 
-#[test]
-fn a_step_records_its_intent_then_its_outcome() {
-    let dir = scratch("journal");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn a_step_records_its_intent_then_its_outcome(backend: Backend) {
+    let place = place(backend, "journal");
+    let state = Store::open(&place).unwrap();
     assert_eq!(
         state.begin_step(&step("p1", "license acme"), 100).unwrap(),
         1
@@ -440,10 +483,9 @@ fn a_step_records_its_intent_then_its_outcome() {
     );
 }
 
-#[test]
-fn a_finished_step_is_never_begun_or_finished_again() {
-    let dir = scratch("journal-finished");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn a_finished_step_is_never_begun_or_finished_again(backend: Backend) {
+    let place = place(backend, "journal-finished");
+    let state = Store::open(&place).unwrap();
     state.begin_step(&step("p1", "s1"), 100).unwrap();
     state
         .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -467,12 +509,10 @@ fn a_finished_step_is_never_begun_or_finished_again() {
     assert_eq!(state.begin_step(&step("p2", "s1"), 103).unwrap(), 1);
 }
 
-#[test]
-fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
-    let dir = scratch("journal-crash");
-    let path = dir.join("state.db");
+fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening(backend: Backend) {
+    let place = place(backend, "journal-crash");
     {
-        let state = Store::open_file(&path).unwrap();
+        let state = Store::open(&place).unwrap();
         state.begin_step(&step("p1", "s1"), 100).unwrap();
         state
             .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -484,7 +524,7 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
             .unwrap();
         // The runner dies here: the handle goes without `s2` finishing.
     }
-    let state = Store::open_file(&path).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(state.unfinished_plans().unwrap(), ["p1"]);
     let unfinished = state.unfinished_steps("p1").unwrap();
     assert_eq!(unfinished.len(), 1);
@@ -526,12 +566,10 @@ fn this_host() -> String {
         .to_owned()
 }
 
-#[test]
-fn a_second_runner_is_refused_while_the_first_holds_the_lock() {
-    let dir = scratch("lock");
-    let path = dir.join("state.db");
-    let first = Store::open_file(&path).unwrap();
-    let second = Store::open_file(&path).unwrap();
+fn a_second_runner_is_refused_while_the_first_holds_the_lock(backend: Backend) {
+    let place = place(backend, "lock");
+    let first = Store::open(&place).unwrap();
+    let second = Store::open(&place).unwrap();
     let guard = first.acquire_lock("apply").unwrap();
     assert!(guard.replaced().is_none());
     guard.ensure_held().unwrap();
@@ -1031,10 +1069,9 @@ fn transition_refuses_a_request_from_before_a_recorded_transition() {
     assert!(state.requests("hooli").unwrap().is_empty());
 }
 
-#[test]
-fn intents_begun_together_are_recorded_all_or_none() {
-    let dir = scratch("journal-batch");
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+fn intents_begun_together_are_recorded_all_or_none(backend: Backend) {
+    let place = place(backend, "journal-batch");
+    let state = Store::open(&place).unwrap();
     let attempts = state
         .begin_steps(&[step("p", "a"), step("p", "b"), step("p", "c")], 10)
         .unwrap();
@@ -1065,10 +1102,9 @@ fn intents_begun_together_are_recorded_all_or_none() {
         .finish_step("p", "b", &StepOutcome::Failed("refused".into()), 14)
         .unwrap();
     drop(state);
-    let state = Store::open_file(&dir.join("state.db")).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(
         state.step("p", "b").unwrap().unwrap().outcome,
         Some(StepOutcome::Failed("refused".into()))
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
