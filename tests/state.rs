@@ -1108,3 +1108,30 @@ fn intents_begun_together_are_recorded_all_or_none(backend: Backend) {
         Some(StepOutcome::Failed("refused".into()))
     );
 }
+
+#[test]
+fn a_database_of_another_application_or_of_a_newer_charter_is_refused_untouched() {
+    let foreign = common::postgres::database("foreign");
+    let name = foreign.rsplit('/').next().unwrap();
+    common::postgres::admin_in(name, "CREATE TABLE invoices (id BIGINT)");
+    let location = Location::parse(&foreign, Path::new("")).unwrap();
+    let error = Store::open(&location).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{foreign}` is not a charter state database: it holds another application's data \
+             (tables without charter's)"
+        )
+    );
+
+    let newer = common::postgres::database("newer");
+    let location = Location::parse(&newer, Path::new("")).unwrap();
+    drop(Store::open(&location).unwrap());
+    let name = newer.rsplit('/').next().unwrap();
+    common::postgres::admin_in(name, "UPDATE charter_schema SET version = 99");
+    let error = Store::open(&location).unwrap_err();
+    assert!(
+        matches!(error, StateError::Newer { version: 99, .. }),
+        "{error:?}"
+    );
+}

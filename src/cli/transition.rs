@@ -81,16 +81,16 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         Ok(location) => location,
         Err(outcome) => return outcome,
     };
-    let store = match Store::open(&location) {
-        Ok(store) => store,
+    // Reading never creates the state: a refused request leaves nothing behind.
+    let existing = match Store::open_existing(&location) {
+        Ok(existing) => existing,
         Err(e) => return state_error(&e),
     };
-    // The request is checked against the history and recorded while no runner acts on it.
-    let lock = match super::state::lock(&store, "transition", args.lock_timeout) {
-        Ok(lock) => lock,
-        Err(e) => return state_error(&e),
+    let history = match existing.as_ref().map(|s| s.history(&customer.key)) {
+        None => Ok(History::default()),
+        Some(history) => history,
     };
-    let history = match store.history(&customer.key) {
+    let history = match history {
         Ok(history) => history,
         Err(e) => return state_error(&e),
     };
@@ -175,9 +175,15 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         at,
         by,
     };
-    let recorded = store
-        .request_transition(&request)
-        .and_then(|_| lock.release());
+    // Recorded under the state's lock, so that it lands between runners' rounds.
+    let store = match existing.map_or_else(|| Store::open(&location), Ok) {
+        Ok(store) => store,
+        Err(e) => return state_error(&e),
+    };
+    let recorded = super::state::lock(&store, "transition", args.lock_timeout).and_then(|lock| {
+        store.request_transition(&request)?;
+        lock.release()
+    });
     if let Err(e) = recorded {
         return state_error(&e);
     }
