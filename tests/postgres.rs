@@ -316,15 +316,19 @@ fn state_copy_round_trip_from_sqlite_through_postgres_gives_identical_contents()
     assert_eq!(store(&back).contents().unwrap(), original);
     // The copy on PostgreSQL goes on from where the original was: new ids follow the copied.
     let copied = store(&url);
-    let id = copied
-        .request_transition(&charter::state::TransitionRequest {
+    let recorded = copied.transitions("acme").unwrap().len();
+    assert!(recorded > 0, "acme's provisioning was recorded");
+    copied
+        .record_transition(&charter::state::AppliedTransition {
             customer: "acme".to_owned(),
             transition: "freeze".to_owned(),
-            at: 1,
-            by: None,
+            from: "active".to_owned(),
+            to: "frozen".to_owned(),
+            at: 2_000_000_000,
+            plan: None,
         })
         .unwrap();
-    assert!(id > 0);
+    assert_eq!(copied.transitions("acme").unwrap().len(), recorded + 1);
     // `--force` replaces what the target holds.
     let (code, _, stderr) = charter(&dir, &["state", "copy", &back, &url, "--force"], &[]);
     assert_eq!(code, 0, "{stderr}");
