@@ -1078,7 +1078,10 @@ path = "state/charter.db"
     assert_eq!(config.rate_limit, Some(120));
     assert_eq!(config.concurrency, 8);
     assert_eq!(config.timeout, Duration::from_secs(20));
-    assert_eq!(config.state, charter::state::Location::File(dir.join("state/charter.db")));
+    assert_eq!(
+        config.state,
+        charter::state::Location::File(dir.join("state/charter.db"))
+    );
 
     let choice = config::resolve_instance(&config, &env_of(&[("MAKE_TOKEN", "tok-123")])).unwrap();
     assert_eq!(
@@ -1146,7 +1149,10 @@ fn without_a_url_the_embedded_sandbox_is_used() {
     let config = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
     assert_eq!(config.file, None);
     assert_eq!(config.concurrency, config::DEFAULT_CONCURRENCY);
-    assert_eq!(config.state, charter::state::Location::File(dir.join(".charter/state.db")));
+    assert_eq!(
+        config.state,
+        charter::state::Location::File(dir.join(".charter/state.db"))
+    );
     assert_eq!(
         config::resolve_instance(&config, &no_env).unwrap(),
         InstanceChoice::EmbeddedSandbox {

@@ -160,12 +160,13 @@ fn a_state_made_before_binding_adopts_the_instance_of_its_first_use() {
     }
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&first.url()));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let bound = charter::state::Store::open_existing(&charter::state::Location::File(state.clone()))
-        .unwrap()
-        .unwrap()
-        .instance()
-        .unwrap()
-        .unwrap();
+    let bound =
+        charter::state::Store::open_existing(&charter::state::Location::File(state.clone()))
+            .unwrap()
+            .unwrap()
+            .instance()
+            .unwrap()
+            .unwrap();
     assert_eq!(bound.url, format!("http://{}", first.addr()));
     assert_eq!(bound.user.unwrap().email, "sa@sandbox.invalid");
     let (code, _, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&second.url()));

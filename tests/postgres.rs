@@ -49,7 +49,11 @@ const TOKEN: &str = "postgres-test-secret-token";
 /// a little slow so that an apply takes long enough to be interrupted.
 fn sandbox(name: &str) -> common::SandboxProcess {
     let dir = common::scratch("postgres-sandbox", name);
-    common::SandboxProcess::start(&dir.join("sandbox.db"), TOKEN, &["--faults", "latency=1:30ms"])
+    common::SandboxProcess::start(
+        &dir.join("sandbox.db"),
+        TOKEN,
+        &["--faults", "latency=1:30ms"],
+    )
 }
 
 /// The binary in `dir`, pointed at the instance at `url` and the state at `state`.
@@ -69,10 +73,19 @@ fn run(command: std::process::Command) -> (i32, String, String) {
 
 /// The organizations' names on the instance, sorted, failing on a duplicate.
 fn organizations(dir: &Path, url: &str, state: &str) -> Vec<String> {
-    let (code, stdout, stderr) = run(against(dir, url, state, &["instance", ".", "--format", "json"]));
+    let (code, stdout, stderr) = run(against(
+        dir,
+        url,
+        state,
+        &["instance", ".", "--format", "json"],
+    ));
     assert_eq!(code, 0, "{stderr}");
     let observed: charter::api::Observed = serde_json::from_str(&stdout).unwrap();
-    let mut names: Vec<String> = observed.organizations.iter().map(|o| o.name.clone()).collect();
+    let mut names: Vec<String> = observed
+        .organizations
+        .iter()
+        .map(|o| o.name.clone())
+        .collect();
     names.sort_unstable();
     let count = names.len();
     names.dedup();
@@ -128,12 +141,18 @@ fn the_history_outlives_the_folder_it_was_applied_from() {
     let (code, without, _) = run(against(
         &fresh,
         &sandbox.url,
-        &common::scratch("postgres", "history-empty").join("state.db").display().to_string(),
+        &common::scratch("postgres", "history-empty")
+            .join("state.db")
+            .display()
+            .to_string(),
         &["schedule", ".", "--at", "2027-03-15", "--format", "json"],
     ));
     assert_eq!(code, 0);
     assert_ne!(schedule, without, "the schedule reads the recorded history");
-    assert!(!fresh.join(".charter/state.db").exists(), "no state file was made");
+    assert!(
+        !fresh.join(".charter/state.db").exists(),
+        "no state file was made"
+    );
 }
 
 #[test]
@@ -151,7 +170,10 @@ fn two_applies_at_once_take_turns_and_nothing_is_done_twice() {
     // The second starts once the first holds the lock.
     let deadline = Instant::now() + Duration::from_secs(60);
     while store(&state).lock_holder().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the first apply never took the lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first apply never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (code, second_out, second_err) = run(against(&b, &sandbox.url, &state, &args));
@@ -182,7 +204,15 @@ fn a_held_lock_makes_apply_give_up_after_its_timeout_naming_the_holder() {
         &dir,
         &sandbox.url,
         &state,
-        &["apply", ".", "--at", "2027-01-15", "--auto-approve", "--lock-timeout", "2s"],
+        &[
+            "apply",
+            ".",
+            "--at",
+            "2027-01-15",
+            "--auto-approve",
+            "--lock-timeout",
+            "2s",
+        ],
     ));
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(started.elapsed() >= Duration::from_secs(2));
@@ -208,7 +238,10 @@ fn spawn(
     let stderr = child.stderr.take().unwrap();
     let (lines, heard) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if lines.send(line).is_err() {
                 break;
             }
@@ -251,7 +284,11 @@ fn a_scheduler_killed_mid_round_is_replaced_by_the_other_which_finishes_its_work
         &["run", "."],
     ));
     assert_eq!(code, 0, "{stderr}");
-    let expected = organizations(&alone, &reference.url, &alone.join("state.db").display().to_string());
+    let expected = organizations(
+        &alone,
+        &reference.url,
+        &alone.join("state.db").display().to_string(),
+    );
     assert!(!expected.is_empty(), "the round has work to do");
 
     let state = database("failover");
@@ -261,7 +298,9 @@ fn a_scheduler_killed_mid_round_is_replaced_by_the_other_which_finishes_its_work
     let every = ["run", ".", "--every", "1 min"];
     let (mut active, heard_active) = spawn(against(&a, &sandbox.url, &state, &every));
     // Once the first is carrying out steps, the second starts and waits for the lock.
-    read_until(&heard_active, Duration::from_secs(60), |l| l.starts_with("done `"));
+    read_until(&heard_active, Duration::from_secs(60), |l| {
+        l.starts_with("done `")
+    });
     let (mut standby, heard_standby) = spawn(against(&b, &sandbox.url, &state, &every));
     read_until(&heard_standby, Duration::from_secs(30), |l| {
         l.starts_with("waiting for the state's lock: `run`")
@@ -270,7 +309,9 @@ fn a_scheduler_killed_mid_round_is_replaced_by_the_other_which_finishes_its_work
     active.kill().unwrap();
     active.wait().unwrap();
     // The other takes the lock at once and finishes the round.
-    read_until(&heard_standby, Duration::from_secs(90), |l| l.starts_with("next round in"));
+    read_until(&heard_standby, Duration::from_secs(90), |l| {
+        l.starts_with("next round in")
+    });
     let _ = standby.kill();
     let _ = standby.wait();
     assert_eq!(organizations(&b, &sandbox.url, &state), expected);
@@ -296,14 +337,24 @@ fn state_copy_round_trip_from_sqlite_through_postgres_gives_identical_contents()
         &dir,
         &sandbox.url,
         &original,
-        &["transition", ".", "globex", "reactivate", "--at", "2027-03-20"],
+        &[
+            "transition",
+            ".",
+            "globex",
+            "reactivate",
+            "--at",
+            "2027-03-20",
+        ],
     ));
     assert!(code == 0 || stderr.contains("not allowed"), "{stderr}");
     let url = database("copy");
     let back = dir.join("back.db").display().to_string();
     let (code, stdout, stderr) = charter(&dir, &["state", "copy", &original, &url], &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.starts_with(&format!("copied `{original}` to `{url}`: ")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("copied `{original}` to `{url}`: ")),
+        "{stdout}"
+    );
     // A target that holds something is refused without `--force`.
     let (code, _, stderr) = charter(&dir, &["state", "copy", &original, &url], &[]);
     assert_eq!(code, 1);
@@ -355,7 +406,10 @@ fn state_show_says_where_the_state_is_and_what_it_holds_without_the_password() {
     show.envs(env);
     let (code, stdout, stderr) = run(show);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with(&format!("state: {url} (PostgreSQL)\n")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("state: {url} (PostgreSQL)\n")),
+        "{stdout}"
+    );
     assert!(stdout.contains("holds: 18 customers, "), "{stdout}");
     assert!(stdout.contains("\nlock: free\n"), "{stdout}");
     all += &stdout;
@@ -366,15 +420,26 @@ fn state_show_says_where_the_state_is_and_what_it_holds_without_the_password() {
         &format!("{PASSWORD_USER}:{PASSWORD}x@"),
         1,
     );
-    let (code, stdout, stderr) = run(against(&dir, &sandbox.url, &with_password, &["state", "show", "."]));
+    let (code, stdout, stderr) = run(against(
+        &dir,
+        &sandbox.url,
+        &with_password,
+        &["state", "show", "."],
+    ));
     assert_eq!(code, 1, "a wrong password is refused: {stdout}{stderr}");
-    assert!(stderr.contains("password authentication failed"), "{stderr}");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
     all += &stdout;
     all += &stderr;
     // Without any password.
     let (code, stdout, stderr) = run(against(&dir, &sandbox.url, &url, &["plan", "."]));
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stderr.contains(&format!("cannot connect to the state database `{url}`")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to the state database `{url}`")),
+        "{stderr}"
+    );
     all += &stdout;
     all += &stderr;
     assert!(!all.contains(PASSWORD), "the password was shown: {all}");
@@ -386,6 +451,9 @@ fn state_show_says_where_the_state_is_and_what_it_holds_without_the_password() {
     .unwrap();
     let (code, _, stderr) = charter(&dir, &["plan", "."], &[]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("the database password cannot be written in `charter.toml`"), "{stderr}");
+    assert!(
+        stderr.contains("the database password cannot be written in `charter.toml`"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
 }

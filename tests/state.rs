@@ -14,8 +14,7 @@ use charter::model::time::parse_instant;
 use charter::state::schema::{APPLICATION_ID, MIGRATIONS, current_version};
 use charter::state::{
     AppliedTransition, Location, LockOptions, StateError, StepIntent, StepOutcome, Store,
-    TransitionRequest,
-    default_path,
+    TransitionRequest, default_path,
 };
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
@@ -310,11 +309,19 @@ fn another_applications_database_is_refused_untouched() {
 fn opening_an_existing_state_never_creates_one() {
     let dir = scratch("existing");
     let path = default_path(&dir);
-    assert!(Store::open_existing(&Location::File(path.clone())).unwrap().is_none());
+    assert!(
+        Store::open_existing(&Location::File(path.clone()))
+            .unwrap()
+            .is_none()
+    );
     assert!(!path.exists());
     assert!(!dir.join(".charter").exists());
     drop(Store::open_file(&path).unwrap());
-    assert!(Store::open_existing(&Location::File(path.clone())).unwrap().is_some());
+    assert!(
+        Store::open_existing(&Location::File(path.clone()))
+            .unwrap()
+            .is_some()
+    );
 }
 
 // ---- history into the lifecycle walk ----

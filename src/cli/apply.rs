@@ -815,7 +815,10 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
             if stop.requests() > 0 {
                 break;
             }
-            let pause = due.saturating_add(every).saturating_sub(super::now()).max(1);
+            let pause = due
+                .saturating_add(every)
+                .saturating_sub(super::now())
+                .max(1);
             eoutln!(
                 "next round in {}",
                 crate::model::license::human_duration(pause)

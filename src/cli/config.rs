@@ -410,7 +410,13 @@ pub fn load(
         // A rehearsal touches neither the instance nor charter's state.
         Location::File(rehearsal_folder(&base).join("state.db"))
     } else {
-        state_location(flags.state.as_deref(), &env, from_file.state, &folder, &base)?
+        state_location(
+            flags.state.as_deref(),
+            &env,
+            from_file.state,
+            &folder,
+            &base,
+        )?
     };
     let (url, token) = if flags.rehearse {
         (None, None)

@@ -211,7 +211,9 @@ fn live_usage(
     program: &crate::model::program::Program,
     output: &Output,
 ) -> Result<(String, BTreeMap<String, diff::LiveUsage>), Outcome> {
-    let state = match crate::state::Store::open_existing(&crate::state::Location::File(crate::state::default_path(place))) {
+    let state = match crate::state::Store::open_existing(&crate::state::Location::File(
+        crate::state::default_path(place),
+    )) {
         Ok(state) => state,
         Err(error) => {
             eoutln!("error: {error}");

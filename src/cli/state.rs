@@ -10,7 +10,7 @@ use super::{Outcome, usage_error};
 use crate::model::license::human_duration;
 use crate::model::time::format_instant;
 use crate::state::{
-    self, LockGuard, LockOptions, Location, StateError, Store, UrlError, is_postgres_url,
+    self, Location, LockGuard, LockOptions, StateError, Store, UrlError, is_postgres_url,
 };
 
 /// Look at or move charter's state.
@@ -64,11 +64,7 @@ pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
 
 /// Takes the state's lock for `purpose`, waiting up to `wait` while another runner holds it,
 /// and saying so on stderr once.
-pub(super) fn lock(
-    store: &Store,
-    purpose: &str,
-    wait: Duration,
-) -> Result<LockGuard, StateError> {
+pub(super) fn lock(store: &Store, purpose: &str, wait: Duration) -> Result<LockGuard, StateError> {
     let options = LockOptions {
         wait,
         ..LockOptions::new(purpose)
@@ -88,7 +84,11 @@ pub(super) fn lock(
 
 /// Where a command's state is, by the rule every command follows (`--state`, `CHARTER_STATE`,
 /// `[state]` in `charter.toml`, `.charter/state.db`).
-pub(super) fn location(policy: &Path, flag: Option<String>, output: &Output) -> Result<Location, Outcome> {
+pub(super) fn location(
+    policy: &Path,
+    flag: Option<String>,
+    output: &Output,
+) -> Result<Location, Outcome> {
     let env = |name: &str| std::env::var(name).ok();
     let args = InstanceArgs {
         state: flag,
@@ -108,7 +108,10 @@ fn show(path: &Path, instance: &InstanceArgs, output: &Output) -> Outcome {
     let store = match Store::open_existing(&config.state) {
         Ok(Some(store)) => store,
         Ok(None) => {
-            outln!("state: {} (not created yet: it holds nothing)", config.state);
+            outln!(
+                "state: {} (not created yet: it holds nothing)",
+                config.state
+            );
             return Outcome::Success;
         }
         Err(error) => return failed(&error),
@@ -190,10 +193,7 @@ fn copy(from: &str, to: &str, force: bool) -> Outcome {
     }
     let source = match &from {
         Location::File(path) if !path.exists() && !is_postgres_url(&from.to_string()) => {
-            return usage_error(
-                &format!("there is no state at `{}`", path.display()),
-                None,
-            );
+            return usage_error(&format!("there is no state at `{}`", path.display()), None);
         }
         _ => match Store::open(&from) {
             Ok(store) => store,

@@ -96,8 +96,11 @@ pub fn copy(from: &Store, to: &Store, replace: bool) -> Result<Contents, StateEr
         if sql.dialect() == Dialect::Postgres {
             // Rows inserted with their ids leave the identity sequences behind: the next id
             // must follow the largest copied.
-            for (table, column) in [("transitions", "id"), ("requests", "id"), ("journal", "seq")]
-            {
+            for (table, column) in [
+                ("transitions", "id"),
+                ("requests", "id"),
+                ("journal", "seq"),
+            ] {
                 sql.query(
                     &format!(
                         "SELECT setval(pg_get_serial_sequence('{table}', '{column}'),

@@ -110,7 +110,7 @@ impl PostgresTarget {
         })?;
         let password = url
             .password()
-            .map(|p| percent_decode(p))
+            .map(percent_decode)
             .filter(|p| !p.is_empty())
             .map(Password);
         // `set_password` fails only for URLs that cannot have one, which a parsed
@@ -236,13 +236,18 @@ mod tests {
 
     #[test]
     fn a_url_is_shown_without_its_password_and_keeps_it_apart() {
-        let location =
-            Location::parse("postgres://charter:s%40cret@db.example:6543/acme", Path::new("."))
-                .unwrap();
+        let location = Location::parse(
+            "postgres://charter:s%40cret@db.example:6543/acme",
+            Path::new("."),
+        )
+        .unwrap();
         let Location::Postgres(target) = &location else {
             panic!("not a database: {location:?}");
         };
-        assert_eq!(location.to_string(), "postgres://charter@db.example:6543/acme");
+        assert_eq!(
+            location.to_string(),
+            "postgres://charter@db.example:6543/acme"
+        );
         assert!(!format!("{location:?}").contains("cret"));
         assert_eq!(
             target.password.as_ref().map(Password::expose),
@@ -264,8 +269,8 @@ mod tests {
 
     #[test]
     fn a_bad_option_is_refused_without_the_password() {
-        let error =
-            Location::parse("postgres://u:hunter2@h/d?sslmode=sometimes", Path::new(".")).unwrap_err();
+        let error = Location::parse("postgres://u:hunter2@h/d?sslmode=sometimes", Path::new("."))
+            .unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
         assert!(error.to_string().contains("sslmode"), "{error}");
     }

@@ -196,10 +196,7 @@ impl Store {
 }
 
 /// The SQLite lock: one immediate transaction, then a heartbeat thread.
-fn acquire_sqlite(
-    db: &sqlite::Database,
-    options: &LockOptions,
-) -> Result<LockGuard, StateError> {
+fn acquire_sqlite(db: &sqlite::Database, options: &LockOptions) -> Result<LockGuard, StateError> {
     let host = this_host();
     let now = wall_clock();
     let (generation, replaced) = db.write(true, |sql| {
@@ -250,10 +247,7 @@ fn acquire_sqlite(
 
 /// Writes this runner into the `lock` row with the next generation; returns it and the holder
 /// it replaces (a stale one, or on PostgreSQL one that died holding it).
-fn take(
-    sql: &mut dyn Sql,
-    options: &LockOptions,
-) -> Result<(i64, Option<LockHolder>), StateError> {
+fn take(sql: &mut dyn Sql, options: &LockOptions) -> Result<(i64, Option<LockHolder>), StateError> {
     let (generation, replaced) = read_lock(sql)?;
     let generation = generation.saturating_add(1);
     let lease = i64::try_from(options.lease.as_secs().max(1)).unwrap_or(i64::MAX);

@@ -162,9 +162,9 @@ impl StateError {
             StateError::LockTimeout { .. } => Some(
                 "run again once it has finished, or wait longer with `--lock-timeout`".to_owned(),
             ),
-            StateError::NotEmpty { .. } => Some(
-                "copy into an empty state, or replace what it holds with `--force`".to_owned(),
-            ),
+            StateError::NotEmpty { .. } => {
+                Some("copy into an empty state, or replace what it holds with `--force`".to_owned())
+            }
             StateError::Connect { .. } => Some(
                 "the password is read from `PGPASSWORD`, the variable named by `password_env` in \
                  `[state]` of `charter.toml`, or a `.pgpass` file; TLS is asked for with \

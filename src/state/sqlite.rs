@@ -167,26 +167,21 @@ impl Sql for Session<'_> {
         while let Some(row) = rows.next().map_err(database)? {
             let mut values = Vec::with_capacity(columns);
             for column in 0..columns {
-                values.push(
-                    match row
-                        .get_ref(column)
-                        .map_err(database)?
-                    {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            Value::Text(String::from_utf8_lossy(t).into_owned())
-                        }
-                        other => {
-                            return Err(StateError::Malformed {
-                                what: format!(
-                                    "column {column} holds a value of type `{}`",
-                                    other.data_type()
-                                ),
-                            });
-                        }
-                    },
-                );
+                values.push(match row.get_ref(column).map_err(database)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                    other => {
+                        return Err(StateError::Malformed {
+                            what: format!(
+                                "column {column} holds a value of type `{}`",
+                                other.data_type()
+                            ),
+                        });
+                    }
+                });
             }
             out.push(Row(values));
         }

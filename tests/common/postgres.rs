@@ -38,13 +38,20 @@ pub fn database(name: &str) -> String {
     admin(&format!("DROP DATABASE IF EXISTS {name}"));
     admin(&format!("CREATE DATABASE {name}"));
     admin(&format!("GRANT ALL ON DATABASE {name} TO {PASSWORD_USER}"));
-    admin_in(&name, &format!("GRANT ALL ON SCHEMA public TO {PASSWORD_USER}"));
+    admin_in(
+        &name,
+        &format!("GRANT ALL ON SCHEMA public TO {PASSWORD_USER}"),
+    );
     format!("postgres://postgres@127.0.0.1:{}/{name}", server.port)
 }
 
 /// The same database, as the user who needs a password (without it in the URL).
 pub fn with_password_user(url: &str) -> String {
-    url.replacen("postgres://postgres@", &format!("postgres://{PASSWORD_USER}@"), 1)
+    url.replacen(
+        "postgres://postgres@",
+        &format!("postgres://{PASSWORD_USER}@"),
+        1,
+    )
 }
 
 /// Runs a statement as the superuser in the `postgres` database.
@@ -56,7 +63,10 @@ pub fn admin(sql: &str) {
 pub fn admin_in(db: &str, sql: &str) {
     let server = server();
     let mut client = postgres::Client::connect(
-        &format!("host=127.0.0.1 port={} user=postgres dbname={db}", server.port),
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname={db}",
+            server.port
+        ),
         postgres::NoTls,
     )
     .unwrap();
@@ -119,11 +129,23 @@ fn start() -> Server {
             .arg(&dir)
             .status()
             .unwrap();
-        assert!(status.success(), "cannot give {} to postgres", dir.display());
+        assert!(
+            status.success(),
+            "cannot give {} to postgres",
+            dir.display()
+        );
     }
     let data = dir.join("data");
     let initdb = as_server_user(&bin.join("initdb"))
-        .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        .args([
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ])
         .stdout(Stdio::null())
         .output()
         .unwrap();
@@ -154,7 +176,11 @@ fn start() -> Server {
         dir = dir.display(),
         pid = std::process::id(),
     );
-    as_server_user(Path::new("/bin/sh"))
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watcher outlives the tests on purpose: it stops the server when this process ends"
+    )]
+    let _watcher = as_server_user(Path::new("/bin/sh"))
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
