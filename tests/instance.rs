@@ -155,7 +155,7 @@ fn a_state_made_before_binding_adopts_the_instance_of_its_first_use() {
     // What an older charter left: schema version 3, no instance recorded.
     {
         let conn = rusqlite::Connection::open(&state).unwrap();
-        conn.execute_batch("DROP TABLE instance; PRAGMA user_version = 3;")
+        conn.execute_batch("DROP TABLE instance; DROP TABLE rounds; PRAGMA user_version = 3;")
             .unwrap();
     }
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&first.url()));

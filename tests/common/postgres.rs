@@ -1,7 +1,8 @@
 //! A real PostgreSQL server for the tests, started by them on loopback from the binaries of
 //! the machine (`/usr/lib/postgresql/*/bin`): one per test process, shared by its tests, each
 //! test with a database of its own. PostgreSQL refuses to run as root, so as root it runs as
-//! the `postgres` user. It ends with the test process (a watcher stops it).
+//! the `postgres` user. It ends with the test process (a watcher stops it and deletes its
+//! data).
 //!
 //! Connections from loopback are trusted, except the user [`PASSWORD_USER`], who must give
 //! [`PASSWORD`]: the tests of the password path use it.
@@ -170,7 +171,7 @@ fn start() -> Server {
         "'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
          -c fsync=off -c max_connections=200 >'{dir}/log' 2>&1 & server=$!; \
          while [ -d /proc/{pid} ] && kill -0 $server 2>/dev/null; do sleep 1; done; \
-         kill -INT $server 2>/dev/null; wait $server",
+         kill -INT $server 2>/dev/null; wait $server; rm -rf '{dir}'",
         postgres = bin.join("postgres").display(),
         data = data.display(),
         dir = dir.display(),
