@@ -13,8 +13,8 @@ use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::state::schema::{APPLICATION_ID, MIGRATIONS, current_version};
 use charter::state::{
-    AppliedTransition, Location, LockOptions, StateError, StepIntent, StepOutcome, Store,
-    TransitionRequest, default_path,
+    AppliedTransition, InstanceIdentity, Location, LockOptions, StateError, StepIntent,
+    StepOutcome, Store, TokenUser, TransitionRequest, default_path,
 };
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
@@ -72,6 +72,7 @@ on_both_backends!(
     a_finished_step_is_never_begun_or_finished_again,
     steps_in_flight_at_a_crash_are_found_unfinished_on_reopening,
     a_second_runner_is_refused_while_the_first_holds_the_lock,
+    a_state_is_bound_on_first_use_and_refuses_another_instance,
     intents_begun_together_are_recorded_all_or_none
 );
 
@@ -549,6 +550,69 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening(backend: Backend
         .finish_step("p1", "s2", &StepOutcome::Succeeded, 201)
         .unwrap();
     assert!(state.unfinished_plans().unwrap().is_empty());
+}
+
+// ---- the instance ----
+
+fn identity_of(url: &str, user: Option<(i64, &str)>) -> InstanceIdentity {
+    InstanceIdentity {
+        url: url.to_owned(),
+        instance_id: None,
+        user: user.map(|(id, email)| TokenUser {
+            id,
+            email: email.to_owned(),
+        }),
+    }
+}
+
+fn a_state_is_bound_on_first_use_and_refuses_another_instance(backend: Backend) {
+    let state = Store::open(&place(backend, "bind")).unwrap();
+    assert_eq!(state.instance().unwrap(), None);
+    let here = InstanceIdentity {
+        instance_id: Some("database 1".to_owned()),
+        ..identity_of("https://a.example", None)
+    };
+    state.bind_instance(&here).unwrap();
+    // The token's user, unknown at first, is filled in when known.
+    let with_user = InstanceIdentity {
+        instance_id: Some("database 1".to_owned()),
+        ..identity_of("https://a.example", Some((7, "ops@a.example")))
+    };
+    state.bind_instance(&with_user).unwrap();
+    assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
+    // The same user in another case is the same user.
+    state
+        .bind_instance(&InstanceIdentity {
+            user: Some(TokenUser {
+                id: 7,
+                email: "OPS@a.example".to_owned(),
+            }),
+            ..with_user.clone()
+        })
+        .unwrap();
+    for other in [
+        InstanceIdentity {
+            url: "https://b.example".to_owned(),
+            ..with_user.clone()
+        },
+        InstanceIdentity {
+            user: Some(TokenUser {
+                id: 8,
+                email: "ops@a.example".to_owned(),
+            }),
+            ..with_user.clone()
+        },
+        InstanceIdentity {
+            instance_id: Some("another database".to_owned()),
+            ..with_user.clone()
+        },
+    ] {
+        let bound = state.instance().unwrap();
+        match state.bind_instance(&other) {
+            Err(StateError::OtherInstance { .. }) => {}
+            result => panic!("{other:?} was not refused: {result:?} (bound to {bound:?})"),
+        }
+    }
 }
 
 // ---- the lock ----

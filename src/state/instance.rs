@@ -244,59 +244,6 @@ mod tests {
     }
 
     #[test]
-    fn a_state_is_bound_on_first_use_and_refuses_another_instance() {
-        let dir = scratch("bind");
-        let state = Store::open_file(&dir.join("state.db")).unwrap();
-        assert_eq!(state.instance().unwrap(), None);
-        let here = InstanceIdentity {
-            instance_id: Some("database 1".to_owned()),
-            ..identity("https://a.example", None)
-        };
-        state.bind_instance(&here).unwrap();
-        // The token's user, unknown at first, is filled in when known.
-        let with_user = InstanceIdentity {
-            instance_id: Some("database 1".to_owned()),
-            ..identity("https://a.example", Some((7, "ops@a.example")))
-        };
-        state.bind_instance(&with_user).unwrap();
-        assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
-        // The same user in another case is the same user.
-        state
-            .bind_instance(&InstanceIdentity {
-                user: Some(TokenUser {
-                    id: 7,
-                    email: "OPS@a.example".to_owned(),
-                }),
-                ..with_user.clone()
-            })
-            .unwrap();
-        for other in [
-            InstanceIdentity {
-                url: "https://b.example".to_owned(),
-                ..with_user.clone()
-            },
-            InstanceIdentity {
-                user: Some(TokenUser {
-                    id: 8,
-                    email: "ops@a.example".to_owned(),
-                }),
-                ..with_user.clone()
-            },
-            InstanceIdentity {
-                instance_id: Some("another database".to_owned()),
-                ..with_user.clone()
-            },
-        ] {
-            let bound = state.instance().unwrap();
-            match state.bind_instance(&other) {
-                Err(StateError::OtherInstance { .. }) => {}
-                result => panic!("{other:?} was not refused: {result:?} (bound to {bound:?})"),
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
     fn an_instance_is_locked_once_whatever_the_state_and_the_token() {
         let dir = scratch("lock");
         let a = identity("https://a.example", Some((7, "ops@a.example")));
