@@ -457,3 +457,70 @@ fn state_show_says_where_the_state_is_and_what_it_holds_without_the_password() {
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
 }
+
+#[test]
+fn the_password_comes_from_password_env_or_a_password_file_and_transition_records_there() {
+    let url = with_password_user(&database("password-sources"));
+    let dir = acme_copy("password-sources");
+    std::fs::write(
+        dir.join("charter.toml"),
+        format!("[state]\nurl = \"{url}\"\npassword_env = \"ACME_DB_PASSWORD\"\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = charter(
+        &dir,
+        &[
+            "transition",
+            ".",
+            "hooli",
+            "reactivate",
+            "--at",
+            "2027-03-20",
+        ],
+        &[("ACME_DB_PASSWORD", PASSWORD)],
+    );
+    // Whether the lifecycle allows it or not, the state was reached with the password.
+    assert!(
+        code == 0 || stderr.contains("not allowed"),
+        "{stdout}{stderr}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    let (code, stdout, stderr) = charter(
+        &dir,
+        &["state", "show", "."],
+        &[("ACME_DB_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("state: {url} (PostgreSQL)")),
+        "{stdout}"
+    );
+    // The variable named but not set: said, before any connection.
+    let (code, _, stderr) = charter(&dir, &["state", "show", "."], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("the environment variable `ACME_DB_PASSWORD` that should hold the database password is not set"),
+        "{stderr}"
+    );
+
+    // A password file in PostgreSQL's format.
+    std::fs::write(
+        dir.join("charter.toml"),
+        format!("[state]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let pgpass = dir.join("pgpass");
+    let port = common::postgres::server().port;
+    std::fs::write(
+        &pgpass,
+        format!("# comment\nother.example:5432:*:*:nope\n127.0.0.1:{port}:*:{PASSWORD_USER}:{PASSWORD}\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = charter(
+        &dir,
+        &["state", "show", "."],
+        &[("PGPASSFILE", pgpass.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+}
