@@ -37,7 +37,7 @@ use charter::api::{Client, ClientOptions, Limiter, Pacing, RateLimit, Token, obs
 use charter::apply::{self, Options, Report, RetryPolicy};
 use charter::model::program::Program;
 use charter::plan::{self, Plan};
-use charter::state::State;
+use charter::state::Store;
 use charter_sandbox::{self as sandbox, Config, Faults, RunningSandbox, TokenGrant, TokenRole};
 
 #[global_allocator]
@@ -125,7 +125,7 @@ async fn make_plan(running: &RunningSandbox, program: &Program) -> Plan {
 }
 
 async fn run(client: &Client, state: &Path, plan: &Plan, options: &Options) -> Report {
-    let state = State::open(state).expect("a state");
+    let state = Store::open_file(state).expect("a state");
     let report = apply::execute(client, &state, None, plan, options, plan.at, &mut ())
         .await
         .expect("the state is written");

@@ -1078,7 +1078,10 @@ path = "state/charter.db"
     assert_eq!(config.rate_limit, Some(120));
     assert_eq!(config.concurrency, 8);
     assert_eq!(config.timeout, Duration::from_secs(20));
-    assert_eq!(config.state_path, dir.join("state/charter.db"));
+    assert_eq!(
+        config.state,
+        charter::state::Location::File(dir.join("state/charter.db"))
+    );
 
     let choice = config::resolve_instance(&config, &env_of(&[("MAKE_TOKEN", "tok-123")])).unwrap();
     assert_eq!(
@@ -1149,7 +1152,10 @@ fn without_a_url_the_embedded_sandbox_is_used() {
         usize::try_from(config.concurrency).unwrap(),
         charter::apply::DEFAULT_CONCURRENCY
     );
-    assert_eq!(config.state_path, dir.join(".charter/state.db"));
+    assert_eq!(
+        config.state,
+        charter::state::Location::File(dir.join(".charter/state.db"))
+    );
     assert_eq!(
         config::resolve_instance(&config, &no_env).unwrap(),
         InstanceChoice::EmbeddedSandbox {

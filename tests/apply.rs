@@ -20,7 +20,7 @@ use charter::model::license::LicenseValue;
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::plan::{self, Action, Plan};
-use charter::state::State;
+use charter::state::Store;
 use charter_sandbox::{self as sandbox, Config, Faults, RunningSandbox, Storage};
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
@@ -52,7 +52,7 @@ struct World {
     clean: RunningSandbox,
     applier: Client,
     reader: Client,
-    state: State,
+    state: Store,
     program: Program,
 }
 
@@ -84,7 +84,7 @@ impl World {
             ClientOptions::default(),
         )
         .unwrap();
-        let state = State::open(&dir.join("state.db")).unwrap();
+        let state = Store::open_file(&dir.join("state.db")).unwrap();
         World {
             dir,
             faulty,

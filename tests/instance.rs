@@ -155,17 +155,18 @@ fn a_state_made_before_binding_adopts_the_instance_of_its_first_use() {
     // What an older charter left: schema version 3, no instance recorded.
     {
         let conn = rusqlite::Connection::open(&state).unwrap();
-        conn.execute_batch("DROP TABLE instance; PRAGMA user_version = 3;")
+        conn.execute_batch("DROP TABLE instance; DROP TABLE rounds; PRAGMA user_version = 3;")
             .unwrap();
     }
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&first.url()));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let bound = charter::state::State::open_existing(&state)
-        .unwrap()
-        .unwrap()
-        .instance()
-        .unwrap()
-        .unwrap();
+    let bound =
+        charter::state::Store::open_existing(&charter::state::Location::File(state.clone()))
+            .unwrap()
+            .unwrap()
+            .instance()
+            .unwrap()
+            .unwrap();
     assert_eq!(bound.url, format!("http://{}", first.addr()));
     assert_eq!(bound.user.unwrap().email, "sa@sandbox.invalid");
     let (code, _, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&second.url()));
@@ -488,7 +489,7 @@ async fn an_organization_of_the_name_made_after_the_plan_is_not_made_twice() {
     let url = running.url();
     let client = client(&url);
     let dir = common::scratch("instance", "made-after-the-plan");
-    let state = charter::state::State::open(&dir.join("state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join("state.db")).unwrap();
     let program = charter::policy::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policies/acme"

@@ -816,7 +816,7 @@ fn import_adopts_organizations_by_name_and_owner_and_infers_their_states() {
         "{stdout}"
     );
     assert!(stdout.contains("Import: adopted 2 of"), "{stdout}");
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     let acme = state.customer("acme").unwrap().unwrap();
     assert_eq!(acme.organization_id, Some(1));
     assert_eq!(acme.state.as_deref(), Some("frozen"));
@@ -952,7 +952,7 @@ fn apply_provisions_then_plans_exactly_the_freezes_and_deprovisionings_that_are_
     assert!(seen_kinds.contains("set_license") && seen_kinds.contains("transfer_ownership"));
     // On the instance: each deprovisioned organization is the dummy owner's, the customer's
     // people are members, and nothing of theirs was removed.
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     let observed = observe_sandbox(&running.url());
     let dummy = program.instance.dummy_owner.clone().unwrap();
     for key in &deprovisioned {
@@ -1028,7 +1028,7 @@ fn a_tier_change_plans_one_license_call_per_affected_organization() {
         .checked
         .program
         .unwrap();
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     let histories = state.histories().unwrap();
     let at = charter::model::time::parse_instant("2027-01-15").unwrap();
     // Independently: the customers whose compiled license differs between the two versions.
@@ -1076,7 +1076,7 @@ fn a_hand_edit_shows_as_drift_and_a_saved_plan_is_refused_once_the_instance_chan
         &env,
     );
     assert_eq!(code, 0, "{stderr}");
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     let id = state
         .customer("acme")
         .unwrap()
@@ -1550,7 +1550,7 @@ fn import_infers_each_state_from_the_owner_and_the_values_each_state_sets() {
     let env = remote(&running, SA);
     let (code, stdout, stderr) = run(&dir, &["import", ".", "--at", "2027-02-10"], &env);
     assert_eq!(code, 0, "{stderr}");
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     for (i, (key, owner, _, want, because)) in cases.iter().enumerate() {
         let line = format!(
             "  + {key}: organization {} (owner {owner}), state {want} ({because})\n",
@@ -1762,7 +1762,7 @@ fn run_at_successive_instants_walks_every_customer_through_its_life_once() {
             .collect::<BTreeSet<String>>()
     );
     // Every customer's history: each transition once, on its day.
-    let state = charter::state::State::open(&dir.join(".charter/state.db")).unwrap();
+    let state = charter::state::Store::open_file(&dir.join(".charter/state.db")).unwrap();
     for customer in &program.customers {
         let recorded: Vec<(String, String)> = state
             .transitions(&customer.key)

@@ -16,7 +16,7 @@ use charter::model::program::Program;
 use charter::plan::test_instance::Instance;
 use charter::plan::{self, Action, Context, Memory, Plan};
 use charter::source::Sources;
-use charter::state::State;
+use charter::state::Store;
 
 /// The roles of the sandbox (and of Make, where documented).
 fn roles() -> Roles {
@@ -88,14 +88,14 @@ fn make_plan(program: &Program, when: i64, memory: &Memory, observed: &Observed)
 }
 
 /// A scratch state database.
-fn scratch_state(name: &str) -> (State, std::path::PathBuf) {
+fn scratch_state(name: &str) -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "charter-plan-{name}-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     (state, dir)
 }
 
@@ -130,7 +130,7 @@ fn assert_ordered(plan: &Plan) {
 
 /// Applies a plan to the model in a random order its dependencies allow (drawn from `seed`),
 /// and records its bookkeeping in the state, as `apply` does once every step has succeeded.
-fn apply(instance: &mut Instance, state: &State, plan: &Plan, when: i64, seed: u64) -> Ids {
+fn apply(instance: &mut Instance, state: &Store, plan: &Plan, when: i64, seed: u64) -> Ids {
     assert_ordered(plan);
     let mut choices = Choices(seed);
     let (ids, _) = instance
@@ -244,7 +244,7 @@ fn assert_desired(instance: &Instance, program: &Program, memory: &Memory, when:
 /// the result; returns the plan.
 fn converge(
     instance: &mut Instance,
-    state: &State,
+    state: &Store,
     program: &Program,
     when: i64,
     seed: u64,
@@ -936,7 +936,7 @@ fn edited_license(
 fn observed_instance(
     g: &GenObserved,
     program: &Program,
-    state: &State,
+    state: &Store,
     when: i64,
 ) -> (Instance, Vec<String>) {
     let mut instance = Instance::from_observed(&empty());
@@ -1173,7 +1173,7 @@ fn edit(instance: &mut Instance, e: &Edit) {
 /// once all its steps are done.
 fn apply_partly(
     instance: &mut Instance,
-    state: &State,
+    state: &Store,
     plan: &Plan,
     when: i64,
     seed: u64,

@@ -21,7 +21,7 @@ use charter::cli::config::{self, InstanceArgs};
 use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::schedule::prepare;
-use charter::state::State;
+use charter::state::Store;
 use charter_sandbox::{
     self as sandbox, Config, RunningSandbox, SeedOptions, Storage, TokenGrant, TokenRole,
 };
@@ -118,7 +118,7 @@ async fn a_command_that_reads_and_writes_never_has_more_than_the_share_in_a_wind
     let limiter = Limiter::new(limit).with_window(WINDOW);
     let pacing = Pacing::new(limiter.clone(), RetryPolicy::default(), 1);
     let paced = client(&running, SA).paced(pacing.clone());
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open_file(&dir.join("state.db")).unwrap();
     let program = roster(&dir, 6);
     let at = parse_instant("2026-03-01").unwrap();
 

@@ -13,8 +13,8 @@ use charter::model::program::Program;
 use charter::model::time::parse_instant;
 use charter::state::schema::{APPLICATION_ID, MIGRATIONS, current_version};
 use charter::state::{
-    AppliedTransition, LockOptions, State, StateError, Step, StepOutcome, TransitionRequest,
-    default_path,
+    AppliedTransition, InstanceIdentity, Location, LockOptions, StateError, StepIntent,
+    StepOutcome, Store, TokenUser, TransitionRequest, default_path,
 };
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
@@ -30,6 +30,51 @@ fn scratch(name: &str) -> PathBuf {
 fn acme_copy(name: &str) -> PathBuf {
     common::acme_copy("state", name)
 }
+
+/// The two backends every test of the state's interface runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A new, empty state for test `name` on `backend`: a file in a scratch folder, or a database
+/// of its own on the tests' PostgreSQL server.
+fn place(backend: Backend, name: &str) -> Location {
+    match backend {
+        Backend::Sqlite => Location::File(scratch(name).join("state.db")),
+        Backend::Postgres => {
+            Location::parse(&common::postgres::database(name), Path::new("")).unwrap()
+        }
+    }
+}
+
+/// The tests of the state's interface, each once per backend: `sqlite::NAME`, `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_new_state_creates_its_folder_and_its_data_survives_reopening,
+    an_organization_belongs_to_one_customer,
+    a_recorded_freeze_two_days_late_moves_the_deprovision_date,
+    a_requested_reactivation_makes_the_customer_active_at_the_request_time,
+    recording_the_transition_carries_out_the_request,
+    histories_give_every_customer_at_once_in_order,
+    a_step_records_its_intent_then_its_outcome,
+    a_finished_step_is_never_begun_or_finished_again,
+    steps_in_flight_at_a_crash_are_found_unfinished_on_reopening,
+    a_second_runner_is_refused_while_the_first_holds_the_lock,
+    a_state_is_bound_on_first_use_and_refuses_another_instance,
+    intents_begun_together_are_recorded_all_or_none
+);
 
 fn acme() -> Program {
     let set = charter::policy::load(Path::new(ACME))
@@ -68,8 +113,8 @@ fn request(customer: &str, transition: &str, at: &str) -> TransitionRequest {
     }
 }
 
-fn step(plan: &str, id: &str) -> Step {
-    Step {
+fn step(plan: &str, id: &str) -> StepIntent {
+    StepIntent {
         plan: plan.to_owned(),
         id: id.to_owned(),
         kind: "set_license".to_owned(),
@@ -79,13 +124,18 @@ fn step(plan: &str, id: &str) -> Step {
 
 // ---- schema, reopening, migration, refusal ----
 
-#[test]
-fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
-    let dir = scratch("reopen");
-    let path = default_path(&dir);
-    assert_eq!(path, dir.join(".charter").join("state.db"));
+fn a_new_state_creates_its_folder_and_its_data_survives_reopening(backend: Backend) {
+    let place = match backend {
+        Backend::Sqlite => {
+            let dir = scratch("reopen");
+            let path = default_path(&dir);
+            assert_eq!(path, dir.join(".charter").join("state.db"));
+            Location::File(path)
+        }
+        Backend::Postgres => place(backend, "reopen"),
+    };
     {
-        let state = State::open(&path).unwrap();
+        let state = Store::open(&place).unwrap();
         assert_eq!(state.schema_version().unwrap(), current_version());
         state.set_organization("acme", 41).unwrap();
         state.set_user("Jane@Acme.example", 7).unwrap();
@@ -102,7 +152,7 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
             .request_transition(&request("hooli", "reactivate", "2026-11-28"))
             .unwrap();
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(state.organization("acme").unwrap(), Some(41));
     assert_eq!(state.organization("globex").unwrap(), None);
     assert_eq!(state.user("jane@acme.example").unwrap(), Some(7));
@@ -130,10 +180,9 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening() {
     assert_eq!(keys, ["acme", "hooli"]);
 }
 
-#[test]
-fn an_organization_belongs_to_one_customer() {
-    let dir = scratch("organization");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn an_organization_belongs_to_one_customer(backend: Backend) {
+    let place = place(backend, "organization");
+    let state = Store::open(&place).unwrap();
     state.set_organization("acme", 41).unwrap();
     // Setting it again for the same customer is fine.
     state.set_organization("acme", 41).unwrap();
@@ -154,7 +203,7 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute(
             "INSERT INTO customers (key, organization_id, state, since) VALUES ('hooli', 9, 'frozen', ?1)",
@@ -176,7 +225,7 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
             .unwrap();
         assert_eq!(tables, 0);
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     assert_eq!(state.schema_version().unwrap(), current_version());
     assert!(current_version() > 1);
     assert_eq!(state.organization("hooli").unwrap(), Some(9));
@@ -194,12 +243,12 @@ fn an_older_schema_is_migrated_and_keeps_its_data() {
 fn a_newer_schema_is_refused() {
     let dir = scratch("newer");
     let path = dir.join("state.db");
-    drop(State::open(&path).unwrap());
+    drop(Store::open_file(&path).unwrap());
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert!(
         matches!(error, StateError::Newer { version: 99, .. }),
         "{error:?}"
@@ -218,7 +267,7 @@ fn a_file_that_is_not_a_database_is_refused() {
     let path = dir.join("state.db");
     let garbage = "this is not a database, only text\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert!(matches!(error, StateError::NotState { .. }), "{error:?}");
     let message = error.to_string();
     assert!(
@@ -238,7 +287,7 @@ fn another_applications_database_is_refused_untouched() {
         conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER)")
             .unwrap();
     }
-    let error = State::open(&path).unwrap_err();
+    let error = Store::open_file(&path).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -261,17 +310,24 @@ fn another_applications_database_is_refused_untouched() {
 fn opening_an_existing_state_never_creates_one() {
     let dir = scratch("existing");
     let path = default_path(&dir);
-    assert!(State::open_existing(&path).unwrap().is_none());
+    assert!(
+        Store::open_existing(&Location::File(path.clone()))
+            .unwrap()
+            .is_none()
+    );
     assert!(!path.exists());
     assert!(!dir.join(".charter").exists());
-    drop(State::open(&path).unwrap());
-    assert!(State::open_existing(&path).unwrap().is_some());
+    drop(Store::open_file(&path).unwrap());
+    assert!(
+        Store::open_existing(&Location::File(path.clone()))
+            .unwrap()
+            .is_some()
+    );
 }
 
 // ---- history into the lifecycle walk ----
 
-#[test]
-fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
+fn a_recorded_freeze_two_days_late_moves_the_deprovision_date(backend: Backend) {
     let program = acme();
     let hooli = program.customer("hooli").unwrap();
     let lifecycle = &program.lifecycle;
@@ -281,8 +337,8 @@ fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
     assert_eq!(computed.state, "deprovisioned");
     assert_eq!(computed.since, Some(t("2026-08-20")));
 
-    let dir = scratch("late-freeze");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let place = place(backend, "late-freeze");
+    let state = Store::open(&place).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -304,13 +360,12 @@ fn a_recorded_freeze_two_days_late_moves_the_deprovision_date() {
     assert_eq!(after.since, Some(t("2026-08-22")));
 }
 
-#[test]
-fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
+fn a_requested_reactivation_makes_the_customer_active_at_the_request_time(backend: Backend) {
     let program = acme();
     let hooli = program.customer("hooli").unwrap();
     let lifecycle = &program.lifecycle;
-    let dir = scratch("reactivation");
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let place = place(backend, "reactivation");
+    let state = Store::open(&place).unwrap();
     state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -332,10 +387,9 @@ fn a_requested_reactivation_makes_the_customer_active_at_the_request_time() {
     );
 }
 
-#[test]
-fn recording_the_transition_carries_out_the_request() {
-    let dir = scratch("carried-out");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn recording_the_transition_carries_out_the_request(backend: Backend) {
+    let place = place(backend, "carried-out");
+    let state = Store::open(&place).unwrap();
     let id = state
         .request_transition(&request("hooli", "reactivate", "2026-11-28T10:00:00Z"))
         .unwrap();
@@ -359,10 +413,9 @@ fn recording_the_transition_carries_out_the_request() {
     assert_eq!(hooli.since, Some(t("2026-11-28T10:05:00Z")));
 }
 
-#[test]
-fn histories_give_every_customer_at_once_in_order() {
-    let dir = scratch("histories");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn histories_give_every_customer_at_once_in_order(backend: Backend) {
+    let place = place(backend, "histories");
+    let state = Store::open(&place).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -401,10 +454,9 @@ fn histories_give_every_customer_at_once_in_order() {
 
 // ---- the journal ----
 
-#[test]
-fn a_step_records_its_intent_then_its_outcome() {
-    let dir = scratch("journal");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn a_step_records_its_intent_then_its_outcome(backend: Backend) {
+    let place = place(backend, "journal");
+    let state = Store::open(&place).unwrap();
     assert_eq!(
         state.begin_step(&step("p1", "license acme"), 100).unwrap(),
         1
@@ -439,10 +491,9 @@ fn a_step_records_its_intent_then_its_outcome() {
     );
 }
 
-#[test]
-fn a_finished_step_is_never_begun_or_finished_again() {
-    let dir = scratch("journal-finished");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn a_finished_step_is_never_begun_or_finished_again(backend: Backend) {
+    let place = place(backend, "journal-finished");
+    let state = Store::open(&place).unwrap();
     state.begin_step(&step("p1", "s1"), 100).unwrap();
     state
         .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -466,12 +517,10 @@ fn a_finished_step_is_never_begun_or_finished_again() {
     assert_eq!(state.begin_step(&step("p2", "s1"), 103).unwrap(), 1);
 }
 
-#[test]
-fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
-    let dir = scratch("journal-crash");
-    let path = dir.join("state.db");
+fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening(backend: Backend) {
+    let place = place(backend, "journal-crash");
     {
-        let state = State::open(&path).unwrap();
+        let state = Store::open(&place).unwrap();
         state.begin_step(&step("p1", "s1"), 100).unwrap();
         state
             .finish_step("p1", "s1", &StepOutcome::Succeeded, 101)
@@ -483,7 +532,7 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
             .unwrap();
         // The runner dies here: the handle goes without `s2` finishing.
     }
-    let state = State::open(&path).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(state.unfinished_plans().unwrap(), ["p1"]);
     let unfinished = state.unfinished_steps("p1").unwrap();
     assert_eq!(unfinished.len(), 1);
@@ -501,6 +550,69 @@ fn steps_in_flight_at_a_crash_are_found_unfinished_on_reopening() {
         .finish_step("p1", "s2", &StepOutcome::Succeeded, 201)
         .unwrap();
     assert!(state.unfinished_plans().unwrap().is_empty());
+}
+
+// ---- the instance ----
+
+fn identity_of(url: &str, user: Option<(i64, &str)>) -> InstanceIdentity {
+    InstanceIdentity {
+        url: url.to_owned(),
+        instance_id: None,
+        user: user.map(|(id, email)| TokenUser {
+            id,
+            email: email.to_owned(),
+        }),
+    }
+}
+
+fn a_state_is_bound_on_first_use_and_refuses_another_instance(backend: Backend) {
+    let state = Store::open(&place(backend, "bind")).unwrap();
+    assert_eq!(state.instance().unwrap(), None);
+    let here = InstanceIdentity {
+        instance_id: Some("database 1".to_owned()),
+        ..identity_of("https://a.example", None)
+    };
+    state.bind_instance(&here).unwrap();
+    // The token's user, unknown at first, is filled in when known.
+    let with_user = InstanceIdentity {
+        instance_id: Some("database 1".to_owned()),
+        ..identity_of("https://a.example", Some((7, "ops@a.example")))
+    };
+    state.bind_instance(&with_user).unwrap();
+    assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
+    // The same user in another case is the same user.
+    state
+        .bind_instance(&InstanceIdentity {
+            user: Some(TokenUser {
+                id: 7,
+                email: "OPS@a.example".to_owned(),
+            }),
+            ..with_user.clone()
+        })
+        .unwrap();
+    for other in [
+        InstanceIdentity {
+            url: "https://b.example".to_owned(),
+            ..with_user.clone()
+        },
+        InstanceIdentity {
+            user: Some(TokenUser {
+                id: 8,
+                email: "ops@a.example".to_owned(),
+            }),
+            ..with_user.clone()
+        },
+        InstanceIdentity {
+            instance_id: Some("another database".to_owned()),
+            ..with_user.clone()
+        },
+    ] {
+        let bound = state.instance().unwrap();
+        match state.bind_instance(&other) {
+            Err(StateError::OtherInstance { .. }) => {}
+            result => panic!("{other:?} was not refused: {result:?} (bound to {bound:?})"),
+        }
+    }
 }
 
 // ---- the lock ----
@@ -525,12 +637,10 @@ fn this_host() -> String {
         .to_owned()
 }
 
-#[test]
-fn a_second_runner_is_refused_while_the_first_holds_the_lock() {
-    let dir = scratch("lock");
-    let path = dir.join("state.db");
-    let first = State::open(&path).unwrap();
-    let second = State::open(&path).unwrap();
+fn a_second_runner_is_refused_while_the_first_holds_the_lock(backend: Backend) {
+    let place = place(backend, "lock");
+    let first = Store::open(&place).unwrap();
+    let second = Store::open(&place).unwrap();
     let guard = first.acquire_lock("apply").unwrap();
     assert!(guard.replaced().is_none());
     guard.ensure_held().unwrap();
@@ -561,7 +671,7 @@ fn a_second_runner_is_refused_while_the_first_holds_the_lock() {
 fn a_lock_without_a_heartbeat_for_its_lease_is_taken_over() {
     let dir = scratch("lock-stale");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
 
     // Another machine's runner, heard from a minute ago: still within its lease.
     plant_lock(&path, 4242, "elsewhere", now() - 60);
@@ -583,7 +693,7 @@ fn a_lock_without_a_heartbeat_for_its_lease_is_taken_over() {
 fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
     let dir = scratch("lock-dead");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     if !Path::new("/proc/self").exists() {
         // Without `/proc` only the lease tells a dead holder.
         return;
@@ -597,7 +707,7 @@ fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
     assert_eq!(guard.replaced().unwrap().pid, dead);
 
     // A live process of this host (this one, through another handle) is not.
-    let other = State::open(&path).unwrap();
+    let other = Store::open_file(&path).unwrap();
     assert!(matches!(
         other.acquire_lock("run"),
         Err(StateError::Locked(_))
@@ -608,7 +718,7 @@ fn a_lock_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
 fn a_holder_that_was_taken_over_knows_and_leaves_its_successor_alone() {
     let dir = scratch("lock-lost");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     let guard = state.acquire_lock("run").unwrap();
     // Another runner took it over, judging this one dead.
     plant_lock(&path, 4242, "elsewhere", now());
@@ -622,10 +732,11 @@ fn a_holder_that_was_taken_over_knows_and_leaves_its_successor_alone() {
 fn the_heartbeat_keeps_a_long_held_lock_fresh() {
     let dir = scratch("lock-heartbeat");
     let path = dir.join("state.db");
-    let state = State::open(&path).unwrap();
+    let state = Store::open_file(&path).unwrap();
     let options = LockOptions {
         purpose: "apply".to_owned(),
         lease: Duration::from_secs(3),
+        wait: Duration::ZERO,
     };
     let guard = state.acquire_lock_with(&options).unwrap();
     let acquired = state.lock_holder().unwrap().unwrap();
@@ -636,7 +747,7 @@ fn the_heartbeat_keeps_a_long_held_lock_fresh() {
         "{acquired:?} {holder:?}"
     );
     // Longer than the lease since it was acquired, yet not stale.
-    let other = State::open(&path).unwrap();
+    let other = Store::open_file(&path).unwrap();
     assert!(matches!(
         other.acquire_lock("run"),
         Err(StateError::Locked(_))
@@ -703,7 +814,7 @@ fn transition_records_a_request_for_the_next_plan() {
             dir.join(".charter/state.db").display()
         )
     );
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     let requests = state.requests("hooli").unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(
@@ -805,7 +916,7 @@ fn transition_refuses_one_the_current_state_does_not_allow() {
         "{}",
         run.stderr
     );
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     assert_eq!(state.requests("hooli").unwrap().len(), 1);
 }
 
@@ -917,7 +1028,7 @@ fn schedule_leaves_recorded_transitions_out_of_what_is_due() {
     let before = umbrella(&charter(&args).code(0));
     assert_eq!(before["due"][0]["transition"], "freeze");
 
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     state
         .record_transition(&applied(
             "umbrella",
@@ -1000,7 +1111,7 @@ fn charter_test_ignores_the_state() {
 fn transition_refuses_a_request_from_before_a_recorded_transition() {
     let dir = acme_copy("cli-backdated");
     let policy = dir.to_str().unwrap();
-    let state = State::open(&default_path(&dir)).unwrap();
+    let state = Store::open_file(&default_path(&dir)).unwrap();
     state
         .record_transition(&applied(
             "hooli",
@@ -1029,10 +1140,9 @@ fn transition_refuses_a_request_from_before_a_recorded_transition() {
     assert!(state.requests("hooli").unwrap().is_empty());
 }
 
-#[test]
-fn intents_begun_together_are_recorded_all_or_none() {
-    let dir = scratch("journal-batch");
-    let state = State::open(&dir.join("state.db")).unwrap();
+fn intents_begun_together_are_recorded_all_or_none(backend: Backend) {
+    let place = place(backend, "journal-batch");
+    let state = Store::open(&place).unwrap();
     let attempts = state
         .begin_steps(&[step("p", "a"), step("p", "b"), step("p", "c")], 10)
         .unwrap();
@@ -1063,10 +1173,36 @@ fn intents_begun_together_are_recorded_all_or_none() {
         .finish_step("p", "b", &StepOutcome::Failed("refused".into()), 14)
         .unwrap();
     drop(state);
-    let state = State::open(&dir.join("state.db")).unwrap();
+    let state = Store::open(&place).unwrap();
     assert_eq!(
         state.step("p", "b").unwrap().unwrap().outcome,
         Some(StepOutcome::Failed("refused".into()))
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_database_of_another_application_or_of_a_newer_charter_is_refused_untouched() {
+    let foreign = common::postgres::database("foreign");
+    let name = foreign.rsplit('/').next().unwrap();
+    common::postgres::admin_in(name, "CREATE TABLE invoices (id BIGINT)");
+    let location = Location::parse(&foreign, Path::new("")).unwrap();
+    let error = Store::open(&location).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{foreign}` is not a charter state database: it holds another application's data \
+             (tables without charter's)"
+        )
+    );
+
+    let newer = common::postgres::database("newer");
+    let location = Location::parse(&newer, Path::new("")).unwrap();
+    drop(Store::open(&location).unwrap());
+    let name = newer.rsplit('/').next().unwrap();
+    common::postgres::admin_in(name, "UPDATE charter_schema SET version = 99");
+    let error = Store::open(&location).unwrap_err();
+    assert!(
+        matches!(error, StateError::Newer { version: 99, .. }),
+        "{error:?}"
+    );
 }

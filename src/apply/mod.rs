@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn example(
 //! #     client: &charter::api::Client,
-//! #     state: &charter::state::State,
+//! #     state: &charter::state::Store,
 //! #     plan: &charter::plan::Plan,
 //! #     at: i64,
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
@@ -74,8 +74,8 @@
 //!   the next synced write). Manual steps are journaled as done when listed. Ids of created objects go
 //!   to the later steps' references, and organizations' ids to the state at once.
 //! - **Bookkeeping.** When every step of a customer (or staff member) has succeeded —
-//!   immediately for one without steps — [`State::finish_customer`] (or
-//!   [`State::finish_staff`]) records its organization, the transitions the plan carries out
+//!   immediately for one without steps — [`Store::finish_customer`] (or
+//!   [`Store::finish_staff`]) records its organization, the transitions the plan carries out
 //!   and the snapshot of what is applied, at the apply's instant `at`.
 //! - **Stop.** Once [`Options::stop`] is requested, no step starts and no step sends another
 //!   call or waits out a backoff; a step whose last answer does not finish it ends
@@ -108,7 +108,7 @@ pub use retry::{Jitter, RetryPolicy};
 use crate::api::Client;
 use crate::api::wire::License;
 use crate::plan::{Action, CustomerPlan, OrganizationRef, Plan, StaffPlan, Step, TeamRef, UserRef};
-use crate::state::{self, LockGuard, State, StateError, StepOutcome};
+use crate::state::{self, LockGuard, StateError, StepOutcome, Store};
 use step::{Call, Context, KnownOrganizations, Notice, Outcome, Start};
 
 /// Steps in flight at once when nothing else is said: with 200 ms a call, enough to send a
@@ -682,7 +682,7 @@ enum Phase {
 
 /// The executor's bookkeeping for one apply.
 struct Run<'a> {
-    state: &'a State,
+    state: &'a Store,
     lock: Option<&'a LockGuard>,
     plan: &'a Plan,
     at: i64,
@@ -709,7 +709,7 @@ struct Run<'a> {
 /// (what the journal and the bookkeeping record). See the module's documentation.
 pub async fn execute(
     client: &Client,
-    state: &State,
+    state: &Store,
     lock: Option<&LockGuard>,
     plan: &Plan,
     options: &Options,
@@ -818,7 +818,7 @@ pub async fn execute(
 }
 
 impl<'a> Run<'a> {
-    fn new(state: &'a State, lock: Option<&'a LockGuard>, plan: &'a Plan, at: i64) -> Run<'a> {
+    fn new(state: &'a Store, lock: Option<&'a LockGuard>, plan: &'a Plan, at: i64) -> Run<'a> {
         let index: HashMap<&str, usize> = plan
             .steps
             .iter()
@@ -985,7 +985,7 @@ impl<'a> Run<'a> {
     }
 
     /// Journals the intents of steps about to start, in one synced transaction.
-    fn begin(&self, intents: &[state::Step]) -> Result<(), StateError> {
+    fn begin(&self, intents: &[state::StepIntent]) -> Result<(), StateError> {
         if intents.is_empty() {
             return Ok(());
         }
@@ -1000,7 +1000,7 @@ impl<'a> Run<'a> {
         &mut self,
         index: usize,
         progress: &mut dyn Progress,
-    ) -> Result<Option<(Call, Start, Option<state::Step>)>, StateError> {
+    ) -> Result<Option<(Call, Start, Option<state::StepIntent>)>, StateError> {
         let plan = self.plan;
         let Some(step) = plan.steps.get(index) else {
             return Ok(None);
@@ -1024,7 +1024,7 @@ impl<'a> Run<'a> {
                 return Ok(None);
             }
         };
-        let journal_step = state::Step {
+        let journal_step = state::StepIntent {
             plan: plan.id.clone(),
             id: key.clone(),
             kind: step.action.kind().to_owned(),

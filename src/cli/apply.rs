@@ -16,7 +16,7 @@ use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, Step, render_text};
 use crate::schedule::{changed_since, describe_changes};
-use crate::state::State;
+use crate::state::{RoundStart, Store};
 
 /// Carry out a plan: the policy set's, made now, or one saved by `charter plan -o`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +38,9 @@ pub struct ApplyArgs {
     /// the verification after the apply; default the one recorded in the plan.
     #[arg(long, value_name = "PATH")]
     policy: Option<PathBuf>,
+    /// How long to wait for the state's lock while another runner holds it (`0`: not at all).
+    #[arg(long, value_name = "DUR", value_parser = super::state::parse_lock_timeout, default_value = "5 min")]
+    lock_timeout: Duration,
     #[command(flatten)]
     instance: InstanceArgs,
 }
@@ -58,6 +61,9 @@ pub struct RunArgs {
     /// Steps in flight at once; default `concurrency` of `charter.toml`, or 8.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
+    /// How long to wait for the state's lock while another runner holds it (`0`: not at all).
+    #[arg(long, value_name = "DUR", value_parser = super::state::parse_lock_timeout, default_value = "5 min")]
+    lock_timeout: Duration,
     #[command(flatten)]
     instance: InstanceArgs,
 }
@@ -135,12 +141,13 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
     let program = &loaded.program;
     let auto_approve = args.auto_approve;
     let concurrency = args.concurrency;
+    let lock_timeout = args.lock_timeout;
     let work = |client: Client, config: Config, target: Target| async move {
         // With a question to ask, Ctrl-C must still end charter at the prompt (reads only come
         // before it): the stop signal is listened for once the question is answered.
         let early = auto_approve.then(listen_for_stop);
-        let state = State::open(&config.state_path)?;
-        let lock = state.acquire_lock("apply")?;
+        let state = Store::open(&config.state)?;
+        let lock = super::state::lock(&state, "apply", lock_timeout)?;
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
         let _instance_lock = target.lock("apply")?;
@@ -217,6 +224,7 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
     let program = loaded.as_ref().map(|loaded| &loaded.program);
     let at = args.at.unwrap_or_else(super::now);
     let concurrency = args.concurrency;
+    let lock_timeout = args.lock_timeout;
     let work = |client: Client, config: Config, target: Target| async move {
         let stop = listen_for_stop();
         let here = &target.name;
@@ -226,8 +234,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
                 Some("make a new plan for this instance with `charter plan -o`".to_owned()),
             ));
         }
-        let state = State::open(&config.state_path)?;
-        let lock = state.acquire_lock("apply")?;
+        let state = Store::open(&config.state)?;
+        let lock = super::state::lock(&state, "apply", lock_timeout)?;
         let _instance_lock = target.lock("apply")?;
         crate::schedule::bind(&client, &state, target.instance()).await?;
         let Some(observed) = unless_stopped(&stop, observe(&client)).await else {
@@ -391,7 +399,7 @@ fn confirm(plan: &Plan, instance: &str) -> Result<bool, Failure> {
 /// report then says `stopped`.
 async fn execute(
     client: &Client,
-    state: &State,
+    state: &Store,
     lock: &crate::state::LockGuard,
     plan: &Plan,
     options: &Options,
@@ -745,45 +753,64 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     let every = args.every;
     let at = args.at;
     let concurrency = args.concurrency;
+    let lock_timeout = args.lock_timeout;
     let work = |client: Client, config: Config, target: Target| async move {
         let stop = listen_for_stop();
-        let state = State::open(&config.state_path)?;
-        let lock = state.acquire_lock("run")?;
+        let state = Store::open(&config.state)?;
         let mut failed = false;
         loop {
             let now = at.unwrap_or_else(super::now);
-            let context = RoundContext {
-                client: &client,
-                state: &state,
-                lock: &lock,
-                config: &config,
-                target: &target,
-                concurrency,
-                stop: &stop,
+            // With `--every`, rounds are due at multiples of the interval, whichever scheduler
+            // carries them out.
+            let due = every.map(|every| now - now.rem_euclid(every));
+            let result = match begin_round(&state, lock_timeout, due) {
+                Ok(Some(lock)) => {
+                    let context = RoundContext {
+                        client: &client,
+                        state: &state,
+                        lock: &lock,
+                        config: &config,
+                        target: &target,
+                        concurrency,
+                        stop: &stop,
+                    };
+                    let done = round(&context, &path, now, output).await;
+                    end_round(&state, lock, due, done).map(Some)
+                }
+                Ok(None) => Ok(None),
+                Err(failure) => Err(failure),
             };
-            match round(&context, &path, now, output).await {
-                Ok(Round::Applied { succeeded }) => failed |= !succeeded,
-                Ok(Round::Stopped { left_undone }) => {
+            match result {
+                Ok(Some(Round::Applied { succeeded })) => failed |= !succeeded,
+                Ok(Some(Round::Stopped { left_undone })) => {
                     failed |= left_undone;
                     break;
                 }
-                Err(failure) => {
+                Ok(None) => {}
+                Err(failure) if every.is_some() => {
                     failed = true;
                     eoutln!("error: {}", failure.message);
                     if let Some(help) = failure.help {
                         eoutln!("  help: {help}");
                     }
                 }
+                Err(failure) => return Err(failure),
             }
-            let Some(every) = every else { break };
+            let (Some(every), Some(due)) = (every, due) else {
+                break;
+            };
             if stop.requests() > 0 {
                 break;
             }
-            let pause = Duration::from_secs(u64::try_from(every).unwrap_or(3600));
+            let pause = due
+                .saturating_add(every)
+                .saturating_sub(super::now())
+                .max(1);
             eoutln!(
                 "next round in {}",
-                crate::model::license::human_duration(every)
+                crate::model::license::human_duration(pause)
             );
+            let pause = Duration::from_secs(u64::try_from(pause).unwrap_or(3600));
             if unless_stopped(&stop, tokio::time::sleep(pause))
                 .await
                 .is_none()
@@ -794,7 +821,6 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
         if stop.requests() > 0 {
             eoutln!("stopped");
         }
-        lock.release()?;
         Ok(failed)
     };
     match with_instance(&args.path, &args.instance, output, work) {
@@ -804,10 +830,63 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
     }
 }
 
+/// Begins a round of `charter run` under the state's lock, taken for the round only (so that
+/// an `apply` from CI gets its turn between rounds). With `due` (`--every`), the round is
+/// recorded in the state, so that of several schedulers on one state exactly one carries it
+/// out: `None` when another one already did.
+fn begin_round(
+    state: &Store,
+    lock_timeout: Duration,
+    due: Option<i64>,
+) -> Result<Option<crate::state::LockGuard>, Failure> {
+    let lock = super::state::lock(state, "run", lock_timeout)?;
+    let Some(due) = due else {
+        return Ok(Some(lock));
+    };
+    match state.begin_round(due, super::now())? {
+        RoundStart::Begun => {}
+        RoundStart::Resumed { host, pid } => eoutln!(
+            "taking over the round due at {} from process `{pid}` on `{host}`, which did not \
+             finish it",
+            crate::model::time::format_instant(due)
+        ),
+        RoundStart::Finished {
+            host,
+            pid,
+            finished_at,
+        } => {
+            outln!(
+                "round due at {}: carried out by process `{pid}` on `{host}` at {}",
+                crate::model::time::format_instant(due),
+                crate::model::time::format_instant(finished_at)
+            );
+            lock.release()?;
+            return Ok(None);
+        }
+    }
+    Ok(Some(lock))
+}
+
+/// Ends a round begun by [`begin_round`]: recorded as carried out unless it was stopped or
+/// failed (then the next scheduler to hold the lock carries it out), and the lock released.
+fn end_round(
+    state: &Store,
+    lock: crate::state::LockGuard,
+    due: Option<i64>,
+    done: Result<Round, Failure>,
+) -> Result<Round, Failure> {
+    let round = done?;
+    if let (Some(due), Round::Applied { .. }) = (due, &round) {
+        state.finish_round(due, super::now())?;
+    }
+    lock.release()?;
+    Ok(round)
+}
+
 /// What every round of `charter run` works with.
 struct RoundContext<'a> {
     client: &'a Client,
-    state: &'a State,
+    state: &'a Store,
     lock: &'a crate::state::LockGuard,
     config: &'a Config,
     target: &'a Target,

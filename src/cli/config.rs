@@ -19,6 +19,7 @@ use crate::apply::DEFAULT_CONCURRENCY;
 use crate::diagnostic::{Diagnostic, suggest};
 use crate::input::{self, MAX_CONFIG_FILE, MAX_TOKEN_FILE};
 use crate::source::{Sources, Span};
+use crate::state::{Location, Password, PostgresTarget};
 
 /// The configuration file's name.
 pub const FILE_NAME: &str = "charter.toml";
@@ -36,8 +37,14 @@ pub const ENV_RATE_LIMIT: &str = "CHARTER_RATE_LIMIT";
 pub const ENV_RATE_SHARE: &str = "CHARTER_RATE_SHARE";
 /// Calls in flight at once.
 pub const ENV_CONCURRENCY: &str = "CHARTER_CONCURRENCY";
-/// charter's state database.
+/// Where charter's state is: a file path or a `postgres://` URL.
+pub const ENV_STATE: &str = "CHARTER_STATE";
+/// charter's state database file (read after `CHARTER_STATE`).
 pub const ENV_STATE_PATH: &str = "CHARTER_STATE_PATH";
+/// The database password, as PostgreSQL's own tools read it.
+pub const ENV_PGPASSWORD: &str = "PGPASSWORD";
+/// A password file in PostgreSQL's format, instead of `~/.pgpass`.
+pub const ENV_PGPASSFILE: &str = "PGPASSFILE";
 
 const CODE: &str = "charter::config";
 
@@ -76,6 +83,8 @@ struct InstanceSection {
 #[serde(deny_unknown_fields)]
 struct StateSection {
     path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
 }
 
 const KEYS: &[&str] = &[
@@ -90,6 +99,7 @@ const KEYS: &[&str] = &[
     "timeout",
     "connect_timeout",
     "path",
+    "password_env",
 ];
 
 // The settings, resolved.
@@ -142,10 +152,11 @@ pub struct InstanceArgs {
     /// A file that holds the API token; overrides `token_file`.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// charter's state database; overrides `CHARTER_STATE_PATH` and `[state] path` (default
-    /// `.charter/state.db` beside the policy set). A state belongs to one instance.
-    #[arg(long, value_name = "FILE", conflicts_with = "rehearse")]
-    pub state: Option<PathBuf>,
+    /// charter's state: a file, or a PostgreSQL database (`postgres://user@host/db`);
+    /// overrides `CHARTER_STATE` and `[state]` in `charter.toml` (default `.charter/state.db`
+    /// beside the policy set). A state belongs to one instance.
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "rehearse")]
+    pub state: Option<String>,
     /// Rehearse: use a state and an embedded sandbox of their own (`.charter/rehearsal/`),
     /// never the configured instance or charter's state, so that any `--at` may be tried.
     #[arg(long)]
@@ -168,8 +179,8 @@ pub struct Config {
     pub concurrency: u32,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// charter's state database.
-    pub state_path: PathBuf,
+    /// Where charter's state is.
+    pub state: Location,
     /// A rehearsal (`--rehearse`): the state and the embedded sandbox in
     /// `.charter/rehearsal/`, no instance.
     pub rehearsal: bool,
@@ -394,23 +405,22 @@ pub fn load(
             .concurrency
             .unwrap_or(u32::try_from(DEFAULT_CONCURRENCY).unwrap_or(u32::MAX)),
     };
-    let state_path = match flags
-        .state
-        .clone()
-        .or_else(|| env(ENV_STATE_PATH).map(PathBuf::from))
-    {
-        Some(path) => path,
-        None => match from_file.state_path {
-            Some(path) if path.is_relative() => folder.join(path),
-            Some(path) => path,
-            None => base.join(".charter").join("state.db"),
-        },
-    };
-    // A rehearsal touches neither the instance nor charter's state.
-    let (url, token, state_path) = if flags.rehearse {
-        (None, None, rehearsal_folder(&base).join("state.db"))
+    let state = if flags.rehearse {
+        // A rehearsal touches neither the instance nor charter's state.
+        Location::File(rehearsal_folder(&base).join("state.db"))
     } else {
-        (url, token, state_path)
+        state_location(
+            flags.state.as_deref(),
+            &env,
+            from_file.state,
+            &folder,
+            &base,
+        )?
+    };
+    let (url, token) = if flags.rehearse {
+        (None, None)
+    } else {
+        (url, token)
     };
     let defaults = ClientOptions::default();
     Ok(Config {
@@ -425,7 +435,7 @@ pub fn load(
         connect_timeout: from_file
             .connect_timeout
             .unwrap_or(defaults.connect_timeout),
-        state_path,
+        state,
         rehearsal: flags.rehearse,
     })
 }
@@ -521,7 +531,16 @@ struct FileSettings {
     concurrency: Option<u32>,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
-    state_path: Option<PathBuf>,
+    state: FileState,
+}
+
+/// `[state]` of the file, checked.
+#[derive(Debug, Default)]
+struct FileState {
+    /// `url` or `path`, as written, with its origin.
+    place: Option<(String, Origin)>,
+    /// `password_env`: the variable holding the database password.
+    password_env: Option<(String, Origin)>,
 }
 
 fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
@@ -681,8 +700,191 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         concurrency,
         timeout: seconds(instance.timeout, "timeout")?,
         connect_timeout: seconds(instance.connect_timeout, "connect_timeout")?,
-        state_path: config.state.path.map(|p| PathBuf::from(p.into_inner())),
+        state: file_state(config.state, text, &located, &location)?,
     })
+}
+
+/// `[state]`: `url` (a `postgres://` URL or a file) or `path` (a file), never with a password,
+/// and `password_env`.
+fn file_state(
+    section: StateSection,
+    text: &str,
+    located: &dyn Fn(&str, std::ops::Range<usize>, Diagnostic) -> ConfigError,
+    location: &dyn Fn(&std::ops::Range<usize>) -> Origin,
+) -> Result<FileState, ConfigError> {
+    let place = match (section.url, section.path) {
+        (Some(_), Some(path)) => {
+            return Err(located(
+                text,
+                path.span(),
+                Diagnostic::error(CODE, "`url` and `path` are both set in `[state]`")
+                    .with_help("keep one of them"),
+            ));
+        }
+        (Some(url), None) => {
+            let range = url.span();
+            let value = url.into_inner();
+            if crate::state::is_postgres_url(&value)
+                && PostgresTarget::parse(&value).is_ok_and(|t| t.has_password())
+            {
+                return Err(located(
+                    text,
+                    range,
+                    Diagnostic::error(
+                        CODE,
+                        "the database password cannot be written in `charter.toml`",
+                    )
+                    .with_help(format!(
+                        "a file in a repository is read by everyone who reads the repository: \
+                         leave the password out of `url` and put it in `{ENV_PGPASSWORD}`, in \
+                         a variable named by `password_env`, or in a `.pgpass` file"
+                    )),
+                ));
+            }
+            if let Err(error) = crate::state::Location::parse(&value, Path::new(".")) {
+                return Err(located(
+                    text,
+                    range,
+                    Diagnostic::error(CODE, format!("`url`: {}", error.reason)),
+                ));
+            }
+            Some((value, location(&range)))
+        }
+        (None, Some(path)) => {
+            let range = path.span();
+            Some((path.into_inner(), location(&range)))
+        }
+        (None, None) => None,
+    };
+    let password_env = match section.password_env {
+        Some(name) => {
+            let range = name.span();
+            let value = name.into_inner();
+            if !is_variable_name(&value) {
+                return Err(located(
+                    text,
+                    range,
+                    Diagnostic::error(
+                        CODE,
+                        "`password_env` must name an environment variable, not hold the password",
+                    )
+                    .with_help("write the variable's name (letters, digits and `_`)"),
+                ));
+            }
+            Some((value, location(&range)))
+        }
+        None => None,
+    };
+    Ok(FileState {
+        place,
+        password_env,
+    })
+}
+
+/// Where the state is: `--state`, else `CHARTER_STATE` (else `CHARTER_STATE_PATH`), else
+/// `[state]` in the file (relative to the file's folder), else `.charter/state.db` beside the
+/// policy set. A database's password comes from its URL (flag or environment only), the
+/// variable `password_env` names, `PGPASSWORD`, or a password file.
+fn state_location(
+    flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: FileState,
+    folder: &Path,
+    base: &Path,
+) -> Result<Location, ConfigError> {
+    let here = Path::new("");
+    let parse = |text: &str, relative_to: &Path, origin: Origin| {
+        Location::parse(text, relative_to).map_err(|error| ConfigError::Setting {
+            origin,
+            message: error.to_string(),
+            help: None,
+        })
+    };
+    let location = if let Some(text) = flag {
+        parse(text, here, Origin::Flag("--state"))?
+    } else if let Some(text) = env(ENV_STATE) {
+        parse(&text, here, Origin::Env(ENV_STATE))?
+    } else if let Some(text) = env(ENV_STATE_PATH) {
+        Location::File(PathBuf::from(text))
+    } else if let Some((text, origin)) = &file.place {
+        parse(text, folder, origin.clone())?
+    } else {
+        Location::File(base.join(".charter").join("state.db"))
+    };
+    Ok(match location {
+        Location::Postgres(target) if !target.has_password() => {
+            let password = match &file.password_env {
+                Some((name, origin)) => Some(env(name).map(Password::new).ok_or_else(|| {
+                    ConfigError::Setting {
+                        origin: origin.clone(),
+                        message: format!(
+                            "the environment variable `{name}` that should hold the database \
+                             password is not set"
+                        ),
+                        help: None,
+                    }
+                })?),
+                None => env(ENV_PGPASSWORD)
+                    .map(Password::new)
+                    .or_else(|| password_file(&target, env)),
+            };
+            Location::Postgres(target.with_password(password))
+        }
+        other => other,
+    })
+}
+
+/// The password for `target` from a password file in PostgreSQL's format (`PGPASSFILE`, else
+/// `~/.pgpass`): the first line `host:port:database:user:password` that matches, `*` matching
+/// anything.
+pub fn password_file(
+    target: &PostgresTarget,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Password> {
+    let path = env(ENV_PGPASSFILE)
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| Path::new(&home).join(".pgpass")))?;
+    let text = input::read_regular(&path, MAX_TOKEN_FILE).ok()?;
+    let (host, port, database) = target.endpoint();
+    let user = target
+        .user()
+        .map(str::to_owned)
+        .or_else(|| env("USER"))
+        .unwrap_or_default();
+    let port = port.to_string();
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let fields = split_pgpass(line);
+            let [h, p, d, u, password] = fields.as_slice() else {
+                return None;
+            };
+            let matches = |field: &str, value: &str| field == "*" || field == value;
+            (matches(h, &host) && matches(p, &port) && matches(d, &database) && matches(u, &user))
+                .then(|| Password::new(password.clone()))
+        })
+}
+
+/// A `.pgpass` line's fields: `:` separates, `\` escapes.
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(next), Some(field)) = (chars.next(), fields.last_mut()) {
+                    field.push(next);
+                }
+            }
+            ':' => fields.push(String::new()),
+            c => {
+                if let Some(field) = fields.last_mut() {
+                    field.push(c);
+                }
+            }
+        }
+    }
+    fields
 }
 
 /// A TOML error message with the values it quotes (`invalid type: string "…"`) masked: the

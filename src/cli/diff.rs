@@ -211,19 +211,14 @@ fn live_usage(
     program: &crate::model::program::Program,
     output: &Output,
 ) -> Result<(String, BTreeMap<String, diff::LiveUsage>), Outcome> {
-    let state = match crate::state::State::open_existing(&crate::state::default_path(place)) {
-        Ok(state) => state,
-        Err(error) => {
-            eoutln!("error: {error}");
-            return Err(Outcome::Failure);
-        }
-    };
     let customers: Vec<(String, String)> = program
         .customers
         .iter()
         .map(|c| (c.key.clone(), c.name.clone()))
         .collect();
-    let work = |client: Client, _: super::config::Config, target: super::instance::Target| async move {
+    let work = |client: Client, config: super::config::Config, target: super::instance::Target| async move {
+        // The state where every command finds it; reading it creates no file.
+        let state = crate::state::Store::open_existing(&config.state)?;
         // The state's links name organizations of its own instance only.
         let mut recorded: BTreeMap<String, i64> = BTreeMap::new();
         if let Some(state) = &state {

@@ -9,7 +9,7 @@ use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
 use crate::api::{Client, observe};
 use crate::plan::import::{Match, import};
-use crate::state::State;
+use crate::state::Store;
 
 /// Adopt the instance's existing organizations into charter's state.
 #[derive(Debug, clap::Args)]
@@ -51,7 +51,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     let dry_run = args.dry_run;
     let relink = &args.relink;
     let work = |client: Client, config: Config, target: Target| async move {
-        let state = State::open(&config.state_path)?;
+        let state = Store::open(&config.state)?;
         crate::schedule::bind(&client, &state, target.instance()).await?;
         let mut memory = state.memory()?;
         let mut lines = Vec::new();

@@ -320,7 +320,7 @@ fn summary(observed: &Observed, refused: u64) -> String {
 
 /// Prints a configuration error: a located one like a policy diagnostic (exit 1), the others
 /// like a usage error (exit 2).
-fn config_failure(error: ConfigError, output: &Output) -> Outcome {
+pub(super) fn config_failure(error: ConfigError, output: &Output) -> Outcome {
     match error {
         ConfigError::File {
             sources,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::policy::Loaded;
 use super::{GraphFormat, Outcome, ScheduleFormat, usage_error};
@@ -13,12 +13,7 @@ use crate::compile::customer::{self, History};
 use crate::compile::{self, explain, graph as graphs, schedule as schedules, tests};
 use crate::model::customer::Customer;
 use crate::model::program::Program;
-use crate::state::{State, StateError};
-
-/// The state database a command uses: `--state FILE`, or the default beside the policy set.
-pub(super) fn state_path(policy: &Path, state: Option<PathBuf>) -> PathBuf {
-    state.unwrap_or_else(|| crate::state::default_path(policy))
-}
+use crate::state::{Location, StateError, Store};
 
 /// Prints a state database error; the operation fails (exit 1).
 pub(super) fn state_error(error: &StateError) -> Outcome {
@@ -28,8 +23,8 @@ pub(super) fn state_error(error: &StateError) -> Outcome {
 
 /// A customer's recorded history; empty when the state database does not exist, which reading
 /// never creates.
-pub(super) fn history(state: &Path, key: &str) -> Result<History, Outcome> {
-    match State::open_existing(state) {
+pub(super) fn history(state: &Location, key: &str) -> Result<History, Outcome> {
+    match Store::open_existing(state) {
         Ok(None) => Ok(History::default()),
         Ok(Some(state)) => state.history(key).map_err(|e| state_error(&e)),
         Err(e) => Err(state_error(&e)),
@@ -37,8 +32,8 @@ pub(super) fn history(state: &Path, key: &str) -> Result<History, Outcome> {
 }
 
 /// Every customer's recorded history, as [`history`] does for one.
-fn histories(state: &Path) -> Result<BTreeMap<String, History>, Outcome> {
-    match State::open_existing(state) {
+fn histories(state: &Location) -> Result<BTreeMap<String, History>, Outcome> {
+    match Store::open_existing(state) {
         Ok(None) => Ok(BTreeMap::new()),
         Ok(Some(state)) => state.histories().map_err(|e| state_error(&e)),
         Err(e) => Err(state_error(&e)),
@@ -59,7 +54,7 @@ pub(super) fn compile_customer(
     key: &str,
     at: i64,
     text: bool,
-    state: &Path,
+    state: &Location,
 ) -> Outcome {
     let c = match find(program, key) {
         Ok(c) => c,
@@ -90,7 +85,7 @@ pub(super) fn compile_customer(
 
 /// Every customer, one JSON object per line, written as computed so that a large roster
 /// streams instead of being held whole.
-pub(super) fn compile_customers(program: &Program, at: i64, state: &Path) -> Outcome {
+pub(super) fn compile_customers(program: &Program, at: i64, state: &Location) -> Outcome {
     let histories = match histories(state) {
         Ok(histories) => histories,
         Err(outcome) => return outcome,
@@ -118,7 +113,7 @@ pub(super) fn explain_customer(
     key: &str,
     at: i64,
     param: Option<usize>,
-    state: &Path,
+    state: &Location,
 ) -> Outcome {
     let c = match find(&loaded.program, key) {
         Ok(c) => c,
@@ -199,7 +194,7 @@ pub(super) fn schedule(
     at: i64,
     horizon: i64,
     format: ScheduleFormat,
-    state: &Path,
+    state: &Location,
 ) -> Outcome {
     let histories = match histories(state) {
         Ok(histories) => histories,

@@ -50,6 +50,7 @@ mod out;
 mod plan;
 mod policy;
 mod sandbox;
+mod state;
 mod tiers;
 mod transition;
 
@@ -126,10 +127,10 @@ enum Command {
         at: Option<i64>,
         #[arg(long, value_enum, default_value_t = CompileFormat::Json)]
         format: CompileFormat,
-        /// charter's state database, for customers' recorded transitions and requests;
-        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
-        #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
+        /// charter's state (a file or a `postgres://` URL), for customers' recorded
+        /// transitions and requests; default as for `plan` (a missing file is empty history).
+        #[arg(long, value_name = "FILE|URL")]
+        state: Option<String>,
     },
     /// Show every value with the chain that produced it; for a customer, also why it is in its state.
     #[command(group = clap::ArgGroup::new("subject").required(true).args(["tier", "customer", "staff"]))]
@@ -149,10 +150,10 @@ enum Command {
         at: Option<i64>,
         /// Only this license parameter (`operations`).
         param: Option<String>,
-        /// charter's state database, for customers' recorded transitions and requests;
-        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
-        #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
+        /// charter's state (a file or a `postgres://` URL), for customers' recorded
+        /// transitions and requests; default as for `plan` (a missing file is empty history).
+        #[arg(long, value_name = "FILE|URL")]
+        state: Option<String>,
     },
     /// What a change to a policy set really changes: additive, breaking or neutral, and whom it hits.
     Diff {
@@ -200,10 +201,10 @@ enum Command {
         horizon: i64,
         #[arg(long, value_enum, default_value_t = ScheduleFormat::Text)]
         format: ScheduleFormat,
-        /// charter's state database, for customers' recorded transitions and requests;
-        /// default `.charter/state.db` beside the policy set (a missing one is empty history).
-        #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
+        /// charter's state (a file or a `postgres://` URL), for customers' recorded
+        /// transitions and requests; default as for `plan` (a missing file is empty history).
+        #[arg(long, value_name = "FILE|URL")]
+        state: Option<String>,
     },
     /// Request a `manual` lifecycle transition for a customer; the next plan or run carries it out.
     Transition(transition::Args),
@@ -254,6 +255,9 @@ enum Command {
     /// Plan and apply what is due — scheduled transitions, new customers, policy changes,
     /// drift — once (for cron) or every DUR.
     Run(apply::RunArgs),
+    /// Show charter's state (where it is, what it holds, who holds its lock), or copy it to
+    /// another place or backend.
+    State(state::Args),
     /// Run the language server on stdin and stdout (for editors; see docs/lsp.md).
     Lsp,
 }
@@ -390,7 +394,10 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             };
             let program = &loaded.program;
             let at = at.unwrap_or_else(now);
-            let state = lifecycle::state_path(&path, state);
+            let state = match state::location(&path, state, output) {
+                Ok(state) => state,
+                Err(outcome) => return outcome,
+            };
             if let Some(key) = customer {
                 return lifecycle::compile_customer(
                     program,
@@ -426,12 +433,16 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
                 return tiers::explain_staff(&loaded.program, &email);
             }
             if let Some(key) = customer {
+                let state = match state::location(&path, state, output) {
+                    Ok(state) => state,
+                    Err(outcome) => return outcome,
+                };
                 return lifecycle::explain_customer(
                     &loaded,
                     &key,
                     at.unwrap_or_else(now),
                     param,
-                    &lifecycle::state_path(&path, state),
+                    &state,
                 );
             }
             let Some(tier) = tier else {
@@ -470,13 +481,16 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
             format,
             state,
         } => match policy::load(&path, output) {
-            Ok(loaded) => lifecycle::schedule(
-                &loaded.program,
-                at.unwrap_or_else(now),
-                horizon,
-                format,
-                &lifecycle::state_path(&path, state),
-            ),
+            Ok(loaded) => match state::location(&path, state, output) {
+                Ok(state) => lifecycle::schedule(
+                    &loaded.program,
+                    at.unwrap_or_else(now),
+                    horizon,
+                    format,
+                    &state,
+                ),
+                Err(outcome) => outcome,
+            },
             Err(outcome) => outcome,
         },
         Command::Transition(args) => transition::run(args, output),
@@ -499,6 +513,7 @@ fn run(command: Command, output: &policy::Output) -> Outcome {
         Command::Import(args) => import::run(args, output),
         Command::Apply(args) => apply::run_apply(args, output),
         Command::Run(args) => apply::run_rounds(args, output),
+        Command::State(args) => state::run(args, output),
         Command::Lsp => match crate::lsp::run() {
             Ok(crate::lsp::Exit::Clean) => Outcome::Success,
             Ok(crate::lsp::Exit::Abrupt) => Outcome::Failure,

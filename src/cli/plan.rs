@@ -11,7 +11,7 @@ use super::{Outcome, parse_at};
 use crate::api::Client;
 use crate::plan::{PlanError, render_text};
 use crate::schedule::{PrepareError, Prepared, prepare};
-use crate::state::State;
+use crate::state::Store;
 
 /// Show the admin-API calls that would bring the instance to the policy set.
 #[derive(Debug, clap::Args)]
@@ -49,7 +49,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     let at = args.at.unwrap_or_else(super::now);
     let program = &loaded.program;
     let work = |client: Client, config: Config, target: Target| async move {
-        let state = State::open(&config.state_path)?;
+        let state = Store::open(&config.state)?;
         plan_with(&client, &state, program, at, &target, &BTreeSet::new()).await
     };
     let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
@@ -92,7 +92,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
 /// Reads and plans; plan errors are printed here, one by one.
 pub(super) async fn plan_with(
     client: &Client,
-    state: &State,
+    state: &Store,
     program: &crate::model::program::Program,
     at: i64,
     target: &Target,

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::lifecycle::{history, state_error, state_path};
+use super::lifecycle::state_error;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at};
 use crate::check::customers_suggestion;
@@ -12,7 +12,7 @@ use crate::compile::customer::{Cause, Event, History, walk};
 use crate::diagnostic::suggest;
 use crate::model::customer::{Customer, Lifecycle, Transition, Trigger};
 use crate::model::time::format_instant;
-use crate::state::{State, TransitionRequest};
+use crate::state::{Store, TransitionRequest};
 
 /// Request a `manual` lifecycle transition for a customer.
 #[derive(Debug, clap::Args)]
@@ -26,10 +26,13 @@ pub struct Args {
     /// The instant the request is for (`2027-02-08` or `2027-02-08T09:00:00Z`); default now.
     #[arg(long, value_parser = parse_at)]
     at: Option<i64>,
-    /// charter's state database; default `.charter/state.db` beside the policy set (created
-    /// when missing).
-    #[arg(long, value_name = "FILE")]
-    state: Option<PathBuf>,
+    /// charter's state (a file or a `postgres://` URL); default as for `plan` (created when
+    /// missing).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<String>,
+    /// How long to wait for the state's lock while another runner holds it (`0`: not at all).
+    #[arg(long, value_name = "DUR", value_parser = super::state::parse_lock_timeout, default_value = "5 min")]
+    lock_timeout: std::time::Duration,
 }
 
 pub(super) fn run(args: Args, output: &Output) -> Outcome {
@@ -74,10 +77,22 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         );
     }
 
-    let state = state_path(&args.path, args.state);
-    let history = match history(&state, &customer.key) {
-        Ok(history) => history,
+    let location = match super::state::location(&args.path, args.state, output) {
+        Ok(location) => location,
         Err(outcome) => return outcome,
+    };
+    // Reading never creates the state: a refused request leaves nothing behind.
+    let existing = match Store::open_existing(&location) {
+        Ok(existing) => existing,
+        Err(e) => return state_error(&e),
+    };
+    let history = match existing.as_ref().map(|s| s.history(&customer.key)) {
+        None => Ok(History::default()),
+        Some(history) => history,
+    };
+    let history = match history {
+        Ok(history) => history,
+        Err(e) => return state_error(&e),
     };
     // The walk replays recorded transitions first: a request from before the latest one
     // would never be carried out.
@@ -160,7 +175,15 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
         at,
         by,
     };
-    let recorded = State::open(&state).and_then(|s| s.request_transition(&request));
+    // Recorded under the state's lock, so that it lands between runners' rounds.
+    let store = match existing.map_or_else(|| Store::open(&location), Ok) {
+        Ok(store) => store,
+        Err(e) => return state_error(&e),
+    };
+    let recorded = super::state::lock(&store, "transition", args.lock_timeout).and_then(|lock| {
+        store.request_transition(&request)?;
+        lock.release()
+    });
     if let Err(e) = recorded {
         return state_error(&e);
     }
@@ -180,7 +203,7 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     );
     outln!(
         "it is kept in `{}`; the next `charter plan` or `charter run` will carry it out",
-        state.display()
+        store.shown()
     );
     Outcome::Success
 }

@@ -365,7 +365,9 @@ fn addon_results(program: &crate::model::program::Program, addon: &str, index: u
 }
 
 fn history(dir: &Path, key: &str) -> lifecycle::History {
-    match crate::state::State::open_existing(&crate::state::default_path(dir)) {
+    match crate::state::Store::open_existing(&crate::state::Location::File(
+        crate::state::default_path(dir),
+    )) {
         Ok(Some(state)) => state.history(key).unwrap_or_default(),
         _ => lifecycle::History::default(),
     }

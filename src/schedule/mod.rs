@@ -8,7 +8,7 @@ use crate::api::{ApiError, Client, Observed, observe};
 use crate::model::program::Program;
 use crate::model::time::format_instant;
 use crate::plan::{self, Context, Plan, PlanError};
-use crate::state::{InstanceIdentity, State, StateError, TokenUser};
+use crate::state::{InstanceIdentity, StateError, Store, TokenUser};
 
 /// The instance a command works on, as far as the command line knows it.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ impl Instance<'_> {
 /// the token's user id, when the instance says.
 pub async fn bind(
     client: &Client,
-    state: &State,
+    state: &Store,
     instance: Instance<'_>,
 ) -> Result<Option<i64>, PrepareError> {
     let me = client.me().await?;
@@ -129,7 +129,7 @@ pub struct Prepared {
 /// [`bind`]); its name goes in the plan (its URL; never the token).
 pub async fn prepare(
     client: &Client,
-    state: &State,
+    state: &Store,
     program: &Program,
     at: i64,
     instance: Instance<'_>,

@@ -1,47 +1,45 @@
-//! What a plan needs from the state ([`State::memory`]) and what applying it leaves there
-//! ([`State::finish_customer`], [`State::finish_staff`]): organization ids, lifecycle
+//! What a plan needs from the state ([`Store::memory`]) and what applying it leaves there
+//! ([`Store::finish_customer`], [`Store::finish_staff`]): organization ids, lifecycle
 //! transitions, and the snapshot of what was applied, each customer's in one transaction.
 
-use rusqlite::params;
-
-use super::{State, StateError};
+use super::sql::{Sql, params};
+use super::{AppliedTransition, StateError, Store};
 use crate::plan::{CustomerPlan, Memory, Snapshot, StaffPlan, StaffSnapshot};
 
-impl State {
-    /// Everything the planner reads from the state.
+impl Store {
+    /// Everything the planner reads from the state, as one moment of it.
     pub fn memory(&self) -> Result<Memory, StateError> {
-        let mut memory = Memory {
-            histories: self.histories()?,
-            ..Memory::default()
-        };
-        for record in self.customers()? {
-            if let Some(id) = record.organization_id {
-                memory.organizations.insert(record.key.clone(), id);
-            }
-            if let Some(state) = record.state {
-                memory.states.insert(record.key, state);
-            }
-        }
-        let mut statement = self
-            .conn
-            .prepare("SELECT key, snapshot FROM applied ORDER BY key")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let key: String = row.get(0)?;
-            let text: String = row.get(1)?;
-            let corrupt = |e: serde_json::Error| StateError::NotState {
-                path: self.path.clone(),
-                reason: format!("the applied snapshot of `{key}` is not readable: {e}"),
+        let location = self.shown();
+        self.read(|sql| {
+            let mut memory = Memory {
+                histories: super::histories(sql)?,
+                ..Memory::default()
             };
-            if let Some(customer) = key.strip_prefix("customer:") {
-                let snapshot: Snapshot = serde_json::from_str(&text).map_err(corrupt)?;
-                memory.applied.insert(customer.to_owned(), snapshot);
-            } else if let Some(email) = key.strip_prefix("staff:") {
-                let snapshot: StaffSnapshot = serde_json::from_str(&text).map_err(corrupt)?;
-                memory.staff.insert(email.to_owned(), snapshot);
+            for record in super::customers(sql)? {
+                if let Some(id) = record.organization_id {
+                    memory.organizations.insert(record.key.clone(), id);
+                }
+                if let Some(state) = record.state {
+                    memory.states.insert(record.key, state);
+                }
             }
-        }
-        Ok(memory)
+            for row in sql.query("SELECT key, snapshot FROM applied ORDER BY key", &[])? {
+                let key = row.text(0)?;
+                let text = row.text(1)?;
+                let corrupt = |e: serde_json::Error| StateError::NotState {
+                    location: location.clone(),
+                    reason: format!("the applied snapshot of `{key}` is not readable: {e}"),
+                };
+                if let Some(customer) = key.strip_prefix("customer:") {
+                    let snapshot: Snapshot = serde_json::from_str(&text).map_err(corrupt)?;
+                    memory.applied.insert(customer.to_owned(), snapshot);
+                } else if let Some(email) = key.strip_prefix("staff:") {
+                    let snapshot: StaffSnapshot = serde_json::from_str(&text).map_err(corrupt)?;
+                    memory.staff.insert(email.to_owned(), snapshot);
+                }
+            }
+            Ok(memory)
+        })
     }
 
     /// Records, in one transaction, that every step of a customer in plan `plan` succeeded:
@@ -54,59 +52,34 @@ impl State {
         organization: Option<i64>,
         at: i64,
     ) -> Result<(), StateError> {
+        let key = format!("customer:{}", customer.key);
         let snapshot = customer
             .snapshot
             .as_ref()
-            .map(|s| serde_json::to_string(s).unwrap_or_default());
-        self.write(|tx| {
-            super::ensure_customer(tx, &customer.key)?;
+            .map(|s| serialize(&key, s))
+            .transpose()?;
+        self.write(|sql| {
+            super::ensure_customer(sql, &customer.key)?;
             if let Some(organization) = organization {
-                let holder: Option<String> = tx
-                    .query_row(
-                        "SELECT key FROM customers WHERE organization_id = ?1 AND key <> ?2",
-                        params![organization, customer.key],
-                        |row| row.get(0),
-                    )
-                    .ok();
-                if let Some(holder) = holder {
-                    return Err(StateError::OrganizationTaken {
-                        organization,
-                        customer: holder,
-                    });
-                }
-                tx.execute(
-                    "UPDATE customers SET organization_id = ?2 WHERE key = ?1",
-                    params![customer.key, organization],
-                )?;
+                super::link_organization(sql, &customer.key, organization)?;
             }
             for t in &customer.transitions {
                 // Recorded when it really took effect: now, or its due time if that is later
                 // (a plan applied early never backdates).
-                let when = at.max(t.due);
-                tx.execute(
-                    "INSERT INTO transitions (customer, transition, from_state, to_state, at, plan)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![customer.key, t.name, t.from, t.to, when, plan],
-                )?;
-                let id = tx.last_insert_rowid();
-                tx.execute(
-                    "UPDATE customers SET state = ?2, since = ?3
-                     WHERE key = ?1 AND (since IS NULL OR since <= ?3)",
-                    params![customer.key, t.to, when],
-                )?;
-                tx.execute(
-                    "UPDATE requests SET applied_by = ?4
-                     WHERE customer = ?1 AND transition = ?2 AND requested_at <= ?3
-                       AND applied_by IS NULL",
-                    params![customer.key, t.name, when, id],
+                super::insert_transition(
+                    sql,
+                    &AppliedTransition {
+                        customer: customer.key.clone(),
+                        transition: t.name.clone(),
+                        from: t.from.clone(),
+                        to: t.to.clone(),
+                        at: at.max(t.due),
+                        plan: Some(plan.to_owned()),
+                    },
                 )?;
             }
             if let Some(snapshot) = &snapshot {
-                tx.execute(
-                    "INSERT INTO applied (key, snapshot, plan, at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key) DO UPDATE SET snapshot = ?2, plan = ?3, at = ?4",
-                    params![format!("customer:{}", customer.key), snapshot, plan, at],
-                )?;
+                record_snapshot(sql, &key, snapshot, plan, at)?;
             }
             Ok(())
         })
@@ -116,18 +89,16 @@ impl State {
     /// or, for one removed from the policy set, forgets them.
     pub fn finish_staff(&self, plan: &str, staff: &StaffPlan, at: i64) -> Result<(), StateError> {
         let key = format!("staff:{}", staff.email);
-        self.write(|tx| {
-            match &staff.snapshot {
-                Some(snapshot) => {
-                    let text = serde_json::to_string(snapshot).unwrap_or_default();
-                    tx.execute(
-                        "INSERT INTO applied (key, snapshot, plan, at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (key) DO UPDATE SET snapshot = ?2, plan = ?3, at = ?4",
-                        params![key, text, plan, at],
-                    )?;
-                }
+        let snapshot = staff
+            .snapshot
+            .as_ref()
+            .map(|s| serialize(&key, s))
+            .transpose()?;
+        self.write(|sql| {
+            match &snapshot {
+                Some(snapshot) => record_snapshot(sql, &key, snapshot, plan, at)?,
                 None => {
-                    tx.execute("DELETE FROM applied WHERE key = ?1", [key.as_str()])?;
+                    sql.execute("DELETE FROM applied WHERE key = ?1", params![&key])?;
                 }
             }
             Ok(())
@@ -143,32 +114,15 @@ impl State {
         transitions: &[(String, String, String)],
         at: i64,
     ) -> Result<(), StateError> {
-        self.write(|tx| {
-            super::ensure_customer(tx, customer)?;
-            let holder: Option<String> = tx
-                .query_row(
-                    "SELECT key FROM customers WHERE organization_id = ?1 AND key <> ?2",
-                    params![organization, customer],
-                    |row| row.get(0),
-                )
-                .ok();
-            if let Some(holder) = holder {
-                return Err(StateError::OrganizationTaken {
-                    organization,
-                    customer: holder,
-                });
-            }
-            tx.execute(
-                "UPDATE customers SET organization_id = ?2 WHERE key = ?1",
-                params![customer, organization],
-            )?;
+        self.write(|sql| {
+            super::link_organization(sql, customer, organization)?;
             for (name, from, to) in transitions {
-                tx.execute(
+                sql.execute(
                     "INSERT INTO transitions (customer, transition, from_state, to_state, at, plan)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'import')",
                     params![customer, name, from, to, at],
                 )?;
-                tx.execute(
+                sql.execute(
                     "UPDATE customers SET state = ?2, since = ?3 WHERE key = ?1",
                     params![customer, to, at],
                 )?;
@@ -180,16 +134,40 @@ impl State {
     /// Forgets a customer's organization and what was applied to it (`charter import
     /// --relink`), keeping its lifecycle history: the next import or plan links it afresh.
     pub fn unlink_customer(&self, customer: &str) -> Result<(), StateError> {
-        self.write(|tx| {
-            tx.execute(
+        self.write(|sql| {
+            sql.execute(
                 "UPDATE customers SET organization_id = NULL WHERE key = ?1",
                 params![customer],
             )?;
-            tx.execute(
+            sql.execute(
                 "DELETE FROM applied WHERE key = ?1",
                 params![format!("customer:{customer}")],
             )?;
             Ok(())
         })
     }
+}
+
+/// A snapshot as the state stores it; a snapshot that cannot be written is an error, never an
+/// empty record.
+fn serialize(key: &str, snapshot: &impl serde::Serialize) -> Result<String, StateError> {
+    serde_json::to_string(snapshot).map_err(|e| StateError::Snapshot {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn record_snapshot(
+    sql: &mut dyn Sql,
+    key: &str,
+    snapshot: &str,
+    plan: &str,
+    at: i64,
+) -> Result<(), StateError> {
+    sql.execute(
+        "INSERT INTO applied (key, snapshot, plan, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET snapshot = ?2, plan = ?3, at = ?4",
+        params![key, snapshot, plan, at],
+    )?;
+    Ok(())
 }

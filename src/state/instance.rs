@@ -2,7 +2,7 @@
 //!
 //! A state's links (customer → organization id) mean something on one instance only: applied
 //! to another, the same ids name other companies' organizations. So the state records the
-//! instance it was first used against ([`State::bind_instance`]) and refuses every other one:
+//! instance it was first used against ([`Store::bind_instance`]) and refuses every other one:
 //! another address, another database behind the embedded sandbox, or another user behind the
 //! token.
 //!
@@ -17,10 +17,10 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{State, StateError, io_reason};
+use super::sql::{Row, params};
+use super::{StateError, Store, io_reason};
 
 /// How an instance is recognised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,48 +86,48 @@ impl InstanceIdentity {
 }
 
 /// The columns `url, instance_id, user_id, user_email` of the `instance` row.
-fn identity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceIdentity> {
-    let user_id: Option<i64> = row.get(2)?;
-    let email: Option<String> = row.get(3)?;
+fn identity_from_row(row: &Row) -> Result<InstanceIdentity, StateError> {
+    let user_id = row.opt_int(2)?;
+    let email = row.opt_text(3)?;
     Ok(InstanceIdentity {
-        url: row.get(0)?,
-        instance_id: row.get(1)?,
+        url: row.text(0)?,
+        instance_id: row.opt_text(1)?,
         user: user_id
             .zip(email)
             .map(|(id, email)| TokenUser { id, email }),
     })
 }
 
-impl State {
+const SELECT_INSTANCE: &str =
+    "SELECT url, instance_id, user_id, user_email FROM instance WHERE id = 1";
+
+impl Store {
     /// The instance this state is bound to, if it was ever used against one.
     pub fn instance(&self) -> Result<Option<InstanceIdentity>, StateError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT url, instance_id, user_id, user_email FROM instance WHERE id = 1",
-                [],
-                identity_from_row,
-            )
-            .optional()?)
+        self.read(|sql| {
+            sql.query_opt(SELECT_INSTANCE, &[])?
+                .as_ref()
+                .map(identity_from_row)
+                .transpose()
+        })
     }
 
     /// Binds the state to `here` on its first use (a new state, or one made before states were
     /// bound), and afterwards refuses any other instance ([`StateError::OtherInstance`]). What
     /// was unknown at binding (the token's user) is filled in when it becomes known.
     pub fn bind_instance(&self, here: &InstanceIdentity) -> Result<(), StateError> {
-        self.write(|tx| {
-            let bound = tx
-                .query_row(
-                    "SELECT url, instance_id, user_id, user_email FROM instance WHERE id = 1",
-                    [],
-                    identity_from_row,
-                )
-                .optional()?;
+        let location = self.shown();
+        self.write(|sql| {
+            let bound = sql
+                .query_opt(SELECT_INSTANCE, &[])?
+                .as_ref()
+                .map(identity_from_row)
+                .transpose()?;
             if let Some(bound) = &bound
                 && !bound.same_as(here)
             {
                 return Err(StateError::OtherInstance {
-                    path: self.path.clone(),
+                    location,
                     bound: Box::new(bound.clone()),
                     here: Box::new(here.clone()),
                 });
@@ -140,12 +140,12 @@ impl State {
                 .as_ref()
                 .and_then(|b| b.user.clone())
                 .or_else(|| here.user.clone());
-            tx.execute(
+            sql.execute(
                 "INSERT INTO instance (id, url, instance_id, user_id, user_email)
                  VALUES (1, ?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET instance_id = ?2, user_id = ?3, user_email = ?4",
                 params![
-                    here.url,
+                    &here.url,
                     instance_id,
                     user.as_ref().map(|u| u.id),
                     user.as_ref().map(|u| u.email.clone())
@@ -241,59 +241,6 @@ mod tests {
                 email: email.to_owned(),
             }),
         }
-    }
-
-    #[test]
-    fn a_state_is_bound_on_first_use_and_refuses_another_instance() {
-        let dir = scratch("bind");
-        let state = State::open(&dir.join("state.db")).unwrap();
-        assert_eq!(state.instance().unwrap(), None);
-        let here = InstanceIdentity {
-            instance_id: Some("database 1".to_owned()),
-            ..identity("https://a.example", None)
-        };
-        state.bind_instance(&here).unwrap();
-        // The token's user, unknown at first, is filled in when known.
-        let with_user = InstanceIdentity {
-            instance_id: Some("database 1".to_owned()),
-            ..identity("https://a.example", Some((7, "ops@a.example")))
-        };
-        state.bind_instance(&with_user).unwrap();
-        assert_eq!(state.instance().unwrap(), Some(with_user.clone()));
-        // The same user in another case is the same user.
-        state
-            .bind_instance(&InstanceIdentity {
-                user: Some(TokenUser {
-                    id: 7,
-                    email: "OPS@a.example".to_owned(),
-                }),
-                ..with_user.clone()
-            })
-            .unwrap();
-        for other in [
-            InstanceIdentity {
-                url: "https://b.example".to_owned(),
-                ..with_user.clone()
-            },
-            InstanceIdentity {
-                user: Some(TokenUser {
-                    id: 8,
-                    email: "ops@a.example".to_owned(),
-                }),
-                ..with_user.clone()
-            },
-            InstanceIdentity {
-                instance_id: Some("another database".to_owned()),
-                ..with_user.clone()
-            },
-        ] {
-            let bound = state.instance().unwrap();
-            match state.bind_instance(&other) {
-                Err(StateError::OtherInstance { .. }) => {}
-                result => panic!("{other:?} was not refused: {result:?} (bound to {bound:?})"),
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,35 +1,46 @@
-//! charter's own state: a SQLite database (`.charter/state.db` beside the policy set by default)
-//! holding what Make cannot store — which organization and users belong to each customer, the
-//! lifecycle transitions that really happened, the manual transitions requested — and what the
-//! executor needs to act safely: the journal of plan steps and the runner's lock.
+//! charter's own state: what Make cannot store — which organization and users belong to each
+//! customer, the lifecycle transitions that really happened, the manual transitions requested —
+//! and what the executor needs to act safely: the journal of plan steps and the runner's lock.
 //!
-//! Every write runs in one immediate transaction, and the database is opened with
-//! `synchronous = FULL` in WAL mode, so a write that returned is on disk — except a journal
-//! outcome, committed without its own sync and taken to the disk by the next synced write (see
-//! `journal.rs`): the journal's "intent before the call" holds across a crash or a power cut,
-//! and an outcome lost to a power cut leaves its step looking in flight. Time is always a
-//! parameter (seconds since the Unix epoch), except for the lock's heartbeat, which is about
-//! the wall clock by nature. The API token is never stored here.
+//! One interface, [`Store`], over two backends with the same behaviour: a SQLite file
+//! (`.charter/state.db` beside the policy set by default; `sqlite.rs`) or a PostgreSQL database
+//! named by a `postgres://` URL (`postgres.rs`), for teams and CI whose runners are thrown away.
+//! Every query is written once for both (`sql.rs`); the schema once per dialect (`schema.rs`).
 //!
-//! The tables are described in [`schema`].
+//! Every write runs in one transaction that excludes other writers, and returns once it is
+//! durable — except a journal outcome, committed without its own sync and made durable by the
+//! next synced write (see `journal.rs`): the journal's "intent before the call" holds across a
+//! crash or a power cut, and an outcome lost to a power cut leaves its step looking in flight.
+//! Time is always a parameter (seconds since the Unix epoch), except for the lock's heartbeat,
+//! which is about the wall clock by nature. The API token is never stored here, and a
+//! database password is never shown.
 
 mod applied;
+mod copy;
 mod instance;
 mod journal;
+mod location;
 mod lock;
+mod postgres;
+mod rounds;
 pub mod schema;
+mod sql;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::compile::customer::{Event, History};
 
+pub use copy::{Contents, copy};
 pub use instance::{InstanceIdentity, InstanceLock, TokenUser};
-pub use journal::{JournalEntry, Step, StepOutcome};
-pub use lock::{LockGuard, LockHolder, LockOptions};
+pub use journal::{JournalEntry, StepIntent, StepOutcome};
+pub use location::{Location, Password, PostgresTarget, UrlError, is_postgres_url};
+pub use lock::{DEFAULT_WAIT, LockGuard, LockHolder, LockOptions};
+pub use rounds::RoundStart;
+pub use sql::{Row, Value};
+
+use sql::{Sql, params};
 
 /// Where the state lives when nothing else is said: `.charter/state.db` in the policy set's
 /// folder (the folder itself when `policy` is a directory, the file's folder otherwise).
@@ -42,6 +53,15 @@ pub fn default_path(policy: &Path) -> PathBuf {
     folder.join(".charter").join("state.db")
 }
 
+/// An error of the database itself, as its client words it.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("{0}")]
+    Sqlite(rusqlite::Error),
+    #[error("{}", location::postgres_reason(.0))]
+    Postgres(::postgres::Error),
+}
+
 /// Why the state could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -49,31 +69,39 @@ pub enum StateError {
     Folder { path: PathBuf, reason: String },
     #[error("cannot open the state database `{path}`: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error("`{path}` is not a charter state database: {reason}")]
-    NotState { path: PathBuf, reason: String },
+    #[error("cannot connect to the state database `{location}`: {reason}")]
+    Connect { location: String, reason: String },
+    #[error("`{location}` is not a charter state database: {reason}")]
+    NotState { location: String, reason: String },
     #[error(
-        "`{path}` was written by a newer charter: its schema version is `{version}`, this charter knows up to `{known}`"
+        "`{location}` was written by a newer charter: its schema version is `{version}`, this charter knows up to `{known}`"
     )]
     Newer {
-        path: PathBuf,
+        location: String,
         version: i64,
         known: i64,
     },
     #[error("state database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(#[from] DatabaseError),
+    #[error("the state holds a value charter cannot read: {what}")]
+    Malformed { what: String },
+    #[error("cannot record what was applied to `{key}`: {reason}")]
+    Snapshot { key: String, reason: String },
     #[error("organization `{organization}` already belongs to customer `{customer}`")]
     OrganizationTaken { organization: i64, customer: String },
     #[error("{}", lock::describe_locked(.0))]
     Locked(LockHolder),
+    #[error("gave up waiting for the state's lock after {}: {}", crate::model::license::human_duration(*.waited), lock::describe_locked(.holder))]
+    LockTimeout { holder: LockHolder, waited: i64 },
     #[error("this runner's lock on the state was taken over by another runner")]
     LockLost,
     #[error(
-        "the state `{path}` belongs to another instance: it was made against {}, not {}",
+        "the state `{location}` belongs to another instance: it was made against {}, not {}",
         bound.describe(),
         here.describe()
     )]
     OtherInstance {
-        path: PathBuf,
+        location: String,
         bound: Box<InstanceIdentity>,
         here: Box<InstanceIdentity>,
     },
@@ -99,6 +127,8 @@ pub enum StateError {
         was: String,
         now: String,
     },
+    #[error("the state `{location}` is not empty: it holds {what}")]
+    NotEmpty { location: String, what: String },
 }
 
 impl StateError {
@@ -107,9 +137,10 @@ impl StateError {
         match self {
             StateError::OtherInstance { .. } => Some(
                 "its links name organizations of that instance, which here are other companies': \
-                 to manage this instance, give another state file (`--state FILE`, or `[state] \
-                 path` in `charter.toml`) and link its organizations with `charter import \
-                 --state FILE`; or point charter back at the instance the state belongs to"
+                 to manage this instance, give another state (`--state FILE` or `--state \
+                 postgres://…`, or `[state]` in `charter.toml`) and link its organizations with \
+                 `charter import --state …`; or point charter back at the instance the state \
+                 belongs to"
                     .to_owned(),
             ),
             StateError::InstanceLocked { .. } => Some(
@@ -126,6 +157,18 @@ impl StateError {
             StateError::Locked(_) => Some(
                 "wait for it to finish; a runner that died is taken over once its heartbeat is \
                  older than its lease"
+                    .to_owned(),
+            ),
+            StateError::LockTimeout { .. } => Some(
+                "run again once it has finished, or wait longer with `--lock-timeout`".to_owned(),
+            ),
+            StateError::NotEmpty { .. } => {
+                Some("copy into an empty state, or replace what it holds with `--force`".to_owned())
+            }
+            StateError::Connect { .. } => Some(
+                "the password is read from `PGPASSWORD`, the variable named by `password_env` in \
+                 `[state]` of `charter.toml`, or a `.pgpass` file; TLS is asked for with \
+                 `?sslmode=require`"
                     .to_owned(),
             ),
             _ => None,
@@ -178,206 +221,175 @@ pub struct Request {
     pub applied_by: Option<i64>,
 }
 
-/// An open state database.
+/// An open state: charter's state database, on either backend.
 #[derive(Debug)]
-pub struct State {
-    conn: Connection,
-    path: PathBuf,
-    /// The file opened, to notice it deleted or replaced under charter (see [`State::write`]).
-    file: Option<FileId>,
+pub struct Store {
+    backend: Backend,
+    location: Location,
 }
 
-/// A file as the file system knows it (device and inode on Unix), whatever its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileId {
-    device: u64,
-    inode: u64,
+#[derive(Debug)]
+enum Backend {
+    Sqlite(sqlite::Database),
+    Postgres(postgres::Database),
 }
 
-impl FileId {
-    #[cfg(unix)]
-    fn of(path: &Path) -> Option<FileId> {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata(path).ok().map(|m| FileId {
-            device: m.dev(),
-            inode: m.ino(),
+impl Store {
+    /// Opens the state at `location`, creating it when missing (the folder and the file, or the
+    /// tables in the database), and brings its schema up to date.
+    pub fn open(location: &Location) -> Result<Store, StateError> {
+        let backend = match location {
+            Location::File(path) => Backend::Sqlite(sqlite::Database::open(path)?),
+            Location::Postgres(target) => Backend::Postgres(postgres::Database::open(target)?),
+        };
+        Ok(Store {
+            backend,
+            location: location.clone(),
         })
     }
 
-    #[cfg(not(unix))]
-    fn of(path: &Path) -> Option<FileId> {
-        std::fs::metadata(path).ok().map(|_| FileId {
-            device: 0,
-            inode: 0,
-        })
+    /// Opens the SQLite state at `path` (see [`Store::open`]).
+    pub fn open_file(path: &Path) -> Result<Store, StateError> {
+        Store::open(&Location::File(path.to_owned()))
     }
-}
 
-impl State {
-    /// Opens the state at `path`, creating its folder and the database when missing, and brings
-    /// its schema up to date.
-    pub fn open(path: &Path) -> Result<State, StateError> {
-        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|e| StateError::Folder {
-                path: folder.to_owned(),
-                reason: io_reason(&e),
-            })?;
+    /// Opens the state if it exists; `None` (and nothing created) when it is a file that does
+    /// not exist. A database is always opened.
+    pub fn open_existing(location: &Location) -> Result<Option<Store>, StateError> {
+        match location {
+            Location::File(path) if !path.exists() => Ok(None),
+            _ => Store::open(location).map(Some),
         }
-        let conn = connect(path)?;
-        schema::migrate(&conn, path).map_err(|e| not_state(e, path))?;
-        Ok(State {
-            conn,
-            path: path.to_owned(),
-            file: FileId::of(path),
-        })
     }
 
-    /// Opens the state at `path` if the file exists; `None` (and nothing created) otherwise.
-    pub fn open_existing(path: &Path) -> Result<Option<State>, StateError> {
-        if !path.exists() {
-            return Ok(None);
+    /// Where the state is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The database file, for a SQLite state.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db.path()),
+            Backend::Postgres(_) => None,
         }
-        State::open(path).map(Some)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The state's place as messages show it (a URL without its password).
+    pub fn shown(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(db) => db.path().display().to_string(),
+            Backend::Postgres(db) => db.shown().to_owned(),
+        }
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StateError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+        match &self.backend {
+            Backend::Sqlite(db) => db.schema_version(),
+            Backend::Postgres(db) => db.schema_version(),
+        }
     }
 
-    /// Runs `work` in one immediate transaction, committed only when it succeeds — and only
-    /// while the file is still the one opened: SQLite goes on writing to a deleted file (its
-    /// open handle keeps it), so without this check a state deleted under a running apply
-    /// would record the apply into the void and no one would know.
+    /// Runs `work` in one write transaction (see the module documentation), durable when it
+    /// returns.
     fn write<T>(
         &self,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T, StateError>,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        self.ensure_present()?;
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let value = work(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(true, work),
+            Backend::Postgres(db) => db.write(true, work),
+        }
     }
 
-    /// Errs when the state file was deleted or replaced since it was opened.
+    /// Runs `work` in one write transaction committed without a sync of its own: it survives
+    /// charter being killed, and the next durable write takes it to the disk.
+    fn write_unsynced<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(false, work),
+            Backend::Postgres(db) => db.write(false, work),
+        }
+    }
+
+    /// Runs `work` in one read transaction: one moment of the state.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(work),
+            Backend::Postgres(db) => db.read(work),
+        }
+    }
+
+    /// Errs when the state file was deleted or replaced since it was opened (a database has
+    /// no such failure: its connection fails instead).
     pub fn ensure_present(&self) -> Result<(), StateError> {
-        match (self.file, FileId::of(&self.path)) {
-            (Some(opened), Some(now)) if opened != now => Err(StateError::Gone {
-                path: self.path.clone(),
-            }),
-            (Some(_), None) => Err(StateError::Gone {
-                path: self.path.clone(),
-            }),
-            _ => Ok(()),
+        match &self.backend {
+            Backend::Sqlite(db) => db.ensure_present(),
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
     /// A customer's recorded history, as the lifecycle walk reads it: every recorded transition
     /// and the requests still pending, oldest first.
     pub fn history(&self, customer: &str) -> Result<History, StateError> {
-        let mut transitions = self.conn.prepare_cached(
-            "SELECT transition, at FROM transitions WHERE customer = ?1 ORDER BY at, id",
-        )?;
-        let transitions = transitions
-            .query_map([customer], event)?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut requests = self.conn.prepare_cached(
-            "SELECT transition, requested_at FROM requests
-             WHERE customer = ?1 AND applied_by IS NULL ORDER BY requested_at, id",
-        )?;
-        let requests = requests
-            .query_map([customer], event)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(History {
-            transitions,
-            requests,
+        self.read(|sql| {
+            let transitions = sql
+                .query(
+                    "SELECT transition, at FROM transitions WHERE customer = ?1 ORDER BY at, id",
+                    params![customer],
+                )?
+                .iter()
+                .map(event)
+                .collect::<Result<Vec<_>, _>>()?;
+            let requests = sql
+                .query(
+                    "SELECT transition, requested_at FROM requests
+                     WHERE customer = ?1 AND applied_by IS NULL ORDER BY requested_at, id",
+                    params![customer],
+                )?
+                .iter()
+                .map(event)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(History {
+                transitions,
+                requests,
+            })
         })
     }
 
     /// Every customer's history at once (for rosters, where one query per customer would be
     /// slow). Customers with nothing recorded are absent.
     pub fn histories(&self) -> Result<BTreeMap<String, History>, StateError> {
-        let mut all: BTreeMap<String, History> = BTreeMap::new();
-        let mut transitions = self.conn.prepare(
-            "SELECT customer, transition, at FROM transitions ORDER BY customer, at, id",
-        )?;
-        let mut rows = transitions.query([])?;
-        while let Some(row) = rows.next()? {
-            let customer: String = row.get(0)?;
-            all.entry(customer).or_default().transitions.push(Event {
-                transition: row.get(1)?,
-                at: row.get(2)?,
-            });
-        }
-        let mut requests = self.conn.prepare(
-            "SELECT customer, transition, requested_at FROM requests
-             WHERE applied_by IS NULL ORDER BY customer, requested_at, id",
-        )?;
-        let mut rows = requests.query([])?;
-        while let Some(row) = rows.next()? {
-            let customer: String = row.get(0)?;
-            all.entry(customer).or_default().requests.push(Event {
-                transition: row.get(1)?,
-                at: row.get(2)?,
-            });
-        }
-        Ok(all)
+        self.read(histories)
     }
 
     /// What the state knows about a customer.
     pub fn customer(&self, key: &str) -> Result<Option<CustomerRecord>, StateError> {
-        Ok(self
-            .conn
-            .query_row(
+        self.read(|sql| {
+            sql.query_opt(
                 "SELECT key, organization_id, state, since FROM customers WHERE key = ?1",
-                [key],
-                customer_record,
-            )
-            .optional()?)
+                params![key],
+            )?
+            .as_ref()
+            .map(customer_record)
+            .transpose()
+        })
     }
 
     /// Every customer the state knows about, by key.
     pub fn customers(&self) -> Result<Vec<CustomerRecord>, StateError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT key, organization_id, state, since FROM customers ORDER BY key")?;
-        let records = statement
-            .query_map([], customer_record)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(records)
+        self.read(customers)
     }
 
     /// Records that a customer's organization has this id on the instance.
     pub fn set_organization(&self, customer: &str, organization: i64) -> Result<(), StateError> {
-        self.write(|tx| {
-            let holder: Option<String> = tx
-                .query_row(
-                    "SELECT key FROM customers WHERE organization_id = ?1 AND key <> ?2",
-                    params![organization, customer],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Some(holder) = holder {
-                return Err(StateError::OrganizationTaken {
-                    organization,
-                    customer: holder,
-                });
-            }
-            ensure_customer(tx, customer)?;
-            tx.execute(
-                "UPDATE customers SET organization_id = ?2 WHERE key = ?1",
-                params![customer, organization],
-            )?;
-            Ok(())
-        })
+        self.write(|sql| link_organization(sql, customer, organization))
     }
 
     /// The id of a customer's organization, once known.
@@ -387,8 +399,8 @@ impl State {
 
     /// Records the instance's user id for an e-mail address (compared without case).
     pub fn set_user(&self, email: &str, user: i64) -> Result<(), StateError> {
-        self.write(|tx| {
-            tx.execute(
+        self.write(|sql| {
+            sql.execute(
                 "INSERT INTO users (email_key, email, user_id) VALUES (?1, ?2, ?3)
                  ON CONFLICT (email_key) DO UPDATE SET email = ?2, user_id = ?3",
                 params![email.to_lowercase(), email, user],
@@ -399,179 +411,217 @@ impl State {
 
     /// The instance's user id for an e-mail address, once known.
     pub fn user(&self, email: &str) -> Result<Option<i64>, StateError> {
-        Ok(self
-            .conn
-            .query_row(
+        self.read(|sql| {
+            sql.query_opt(
                 "SELECT user_id FROM users WHERE email_key = ?1",
-                [email.to_lowercase()],
-                |row| row.get(0),
-            )
-            .optional()?)
+                params![email.to_lowercase()],
+            )?
+            .map(|row| row.int(0))
+            .transpose()
+        })
     }
 
     /// Every known user id, by e-mail address as last recorded.
     pub fn users(&self) -> Result<BTreeMap<String, i64>, StateError> {
-        let mut statement = self.conn.prepare("SELECT email, user_id FROM users")?;
-        let users = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        Ok(users)
+        self.read(|sql| {
+            sql.query("SELECT email, user_id FROM users", &[])?
+                .iter()
+                .map(|row| Ok((row.text(0)?, row.int(1)?)))
+                .collect()
+        })
     }
 
     /// Records a transition that really happened, in one transaction with its consequences:
     /// the customer's current state (when this is its latest transition) and the pending
     /// requests for it made up to then, which it carried out. Returns the record's id.
     pub fn record_transition(&self, applied: &AppliedTransition) -> Result<i64, StateError> {
-        self.write(|tx| {
-            ensure_customer(tx, &applied.customer)?;
-            tx.execute(
-                "INSERT INTO transitions (customer, transition, from_state, to_state, at, plan)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    applied.customer,
-                    applied.transition,
-                    applied.from,
-                    applied.to,
-                    applied.at,
-                    applied.plan
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "UPDATE customers SET state = ?2, since = ?3
-                 WHERE key = ?1 AND (since IS NULL OR since <= ?3)",
-                params![applied.customer, applied.to, applied.at],
-            )?;
-            tx.execute(
-                "UPDATE requests SET applied_by = ?4
-                 WHERE customer = ?1 AND transition = ?2 AND requested_at <= ?3
-                   AND applied_by IS NULL",
-                params![applied.customer, applied.transition, applied.at, id],
-            )?;
-            Ok(id)
+        self.write(|sql| {
+            ensure_customer(sql, &applied.customer)?;
+            insert_transition(sql, applied)
         })
     }
 
     /// A customer's recorded transitions, oldest first.
     pub fn transitions(&self, customer: &str) -> Result<Vec<AppliedTransition>, StateError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT customer, transition, from_state, to_state, at, plan FROM transitions
-             WHERE customer = ?1 ORDER BY at, id",
-        )?;
-        let transitions = statement
-            .query_map([customer], |row| {
+        self.read(|sql| {
+            sql.query(
+                "SELECT customer, transition, from_state, to_state, at, plan FROM transitions
+                 WHERE customer = ?1 ORDER BY at, id",
+                params![customer],
+            )?
+            .iter()
+            .map(|row| {
                 Ok(AppliedTransition {
-                    customer: row.get(0)?,
-                    transition: row.get(1)?,
-                    from: row.get(2)?,
-                    to: row.get(3)?,
-                    at: row.get(4)?,
-                    plan: row.get(5)?,
+                    customer: row.text(0)?,
+                    transition: row.text(1)?,
+                    from: row.text(2)?,
+                    to: row.text(3)?,
+                    at: row.int(4)?,
+                    plan: row.opt_text(5)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(transitions)
+            })
+            .collect()
+        })
     }
 
     /// Records a manual transition request; returns its id. The lifecycle decides nothing
     /// here: the caller has checked that the request makes sense.
     pub fn request_transition(&self, request: &TransitionRequest) -> Result<i64, StateError> {
-        self.write(|tx| {
-            ensure_customer(tx, &request.customer)?;
-            tx.execute(
+        self.write(|sql| {
+            ensure_customer(sql, &request.customer)?;
+            sql.query_one(
                 "INSERT INTO requests (customer, transition, requested_at, requested_by)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![request.customer, request.transition, request.at, request.by],
-            )?;
-            Ok(tx.last_insert_rowid())
+                 VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                params![
+                    &request.customer,
+                    &request.transition,
+                    request.at,
+                    request.by.as_deref()
+                ],
+            )?
+            .int(0)
         })
     }
 
     /// A customer's requests, pending and carried out, oldest first.
     pub fn requests(&self, customer: &str) -> Result<Vec<Request>, StateError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT id, customer, transition, requested_at, requested_by, applied_by
-             FROM requests WHERE customer = ?1 ORDER BY requested_at, id",
-        )?;
-        let requests = statement
-            .query_map([customer], |row| {
+        self.read(|sql| {
+            sql.query(
+                "SELECT id, customer, transition, requested_at, requested_by, applied_by
+                 FROM requests WHERE customer = ?1 ORDER BY requested_at, id",
+                params![customer],
+            )?
+            .iter()
+            .map(|row| {
                 Ok(Request {
-                    id: row.get(0)?,
+                    id: row.int(0)?,
                     request: TransitionRequest {
-                        customer: row.get(1)?,
-                        transition: row.get(2)?,
-                        at: row.get(3)?,
-                        by: row.get(4)?,
+                        customer: row.text(1)?,
+                        transition: row.text(2)?,
+                        at: row.int(3)?,
+                        by: row.opt_text(4)?,
                     },
-                    applied_by: row.get(5)?,
+                    applied_by: row.opt_int(5)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(requests)
+            })
+            .collect()
+        })
     }
 }
 
-/// Opens a connection with the settings every handle on the state uses.
-fn connect(path: &Path) -> Result<Connection, StateError> {
-    let conn = Connection::open(path).map_err(|e| StateError::Open {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let configure = || -> Result<(), rusqlite::Error> {
-        conn.busy_timeout(Duration::from_secs(10))?;
-        // WAL keeps readers and the writer apart; `FULL` syncs the log at every commit, so a
-        // committed write survives a power cut, not only a crash of the process.
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        // macOS only honours a sync to the platter with `F_FULLFSYNC`; elsewhere this is a no-op.
-        conn.pragma_update(None, "fullfsync", "ON")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(())
-    };
-    configure().map_err(|e| not_state(StateError::Database(e), path))?;
-    Ok(conn)
-}
-
-/// A file SQLite cannot read as a database is named for what it is.
-fn not_state(error: StateError, path: &Path) -> StateError {
-    match error {
-        StateError::Database(e)
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
-            ) =>
-        {
-            StateError::NotState {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            }
-        }
-        StateError::Database(e) => StateError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-        other => other,
+fn histories(sql: &mut dyn Sql) -> Result<BTreeMap<String, History>, StateError> {
+    let mut all: BTreeMap<String, History> = BTreeMap::new();
+    for row in sql.query(
+        "SELECT customer, transition, at FROM transitions ORDER BY customer, at, id",
+        &[],
+    )? {
+        all.entry(row.text(0)?)
+            .or_default()
+            .transitions
+            .push(Event {
+                transition: row.text(1)?,
+                at: row.int(2)?,
+            });
     }
+    for row in sql.query(
+        "SELECT customer, transition, requested_at FROM requests
+         WHERE applied_by IS NULL ORDER BY customer, requested_at, id",
+        &[],
+    )? {
+        all.entry(row.text(0)?).or_default().requests.push(Event {
+            transition: row.text(1)?,
+            at: row.int(2)?,
+        });
+    }
+    Ok(all)
 }
 
-fn ensure_customer(tx: &Transaction<'_>, key: &str) -> Result<(), rusqlite::Error> {
-    tx.execute("INSERT OR IGNORE INTO customers (key) VALUES (?1)", [key])?;
+fn customers(sql: &mut dyn Sql) -> Result<Vec<CustomerRecord>, StateError> {
+    sql.query(
+        "SELECT key, organization_id, state, since FROM customers ORDER BY key",
+        &[],
+    )?
+    .iter()
+    .map(customer_record)
+    .collect()
+}
+
+/// Links a customer to an organization, refusing one linked to another customer.
+fn link_organization(
+    sql: &mut dyn Sql,
+    customer: &str,
+    organization: i64,
+) -> Result<(), StateError> {
+    let holder = sql.query_opt(
+        "SELECT key FROM customers WHERE organization_id = ?1 AND key <> ?2",
+        params![organization, customer],
+    )?;
+    if let Some(holder) = holder {
+        return Err(StateError::OrganizationTaken {
+            organization,
+            customer: holder.text(0)?,
+        });
+    }
+    ensure_customer(sql, customer)?;
+    sql.execute(
+        "UPDATE customers SET organization_id = ?2 WHERE key = ?1",
+        params![customer, organization],
+    )?;
     Ok(())
 }
 
-fn event(row: &rusqlite::Row<'_>) -> Result<Event, rusqlite::Error> {
+/// Records a transition with its consequences (see [`Store::record_transition`]); the
+/// customer exists.
+fn insert_transition(sql: &mut dyn Sql, applied: &AppliedTransition) -> Result<i64, StateError> {
+    let id = sql
+        .query_one(
+            "INSERT INTO transitions (customer, transition, from_state, to_state, at, plan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                &applied.customer,
+                &applied.transition,
+                &applied.from,
+                &applied.to,
+                applied.at,
+                applied.plan.as_deref()
+            ],
+        )?
+        .int(0)?;
+    sql.execute(
+        "UPDATE customers SET state = ?2, since = ?3
+         WHERE key = ?1 AND (since IS NULL OR since <= ?3)",
+        params![&applied.customer, &applied.to, applied.at],
+    )?;
+    sql.execute(
+        "UPDATE requests SET applied_by = ?4
+         WHERE customer = ?1 AND transition = ?2 AND requested_at <= ?3
+           AND applied_by IS NULL",
+        params![&applied.customer, &applied.transition, applied.at, id],
+    )?;
+    Ok(id)
+}
+
+fn ensure_customer(sql: &mut dyn Sql, key: &str) -> Result<(), StateError> {
+    sql.execute(
+        "INSERT INTO customers (key) VALUES (?1) ON CONFLICT (key) DO NOTHING",
+        params![key],
+    )?;
+    Ok(())
+}
+
+fn event(row: &Row) -> Result<Event, StateError> {
     Ok(Event {
-        transition: row.get(0)?,
-        at: row.get(1)?,
+        transition: row.text(0)?,
+        at: row.int(1)?,
     })
 }
 
-fn customer_record(row: &rusqlite::Row<'_>) -> Result<CustomerRecord, rusqlite::Error> {
+fn customer_record(row: &Row) -> Result<CustomerRecord, StateError> {
     Ok(CustomerRecord {
-        key: row.get(0)?,
-        organization_id: row.get(1)?,
-        state: row.get(2)?,
-        since: row.get(3)?,
+        key: row.text(0)?,
+        organization_id: row.opt_int(1)?,
+        state: row.opt_text(2)?,
+        since: row.opt_int(3)?,
     })
 }
 
@@ -585,33 +635,36 @@ fn io_reason(e: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
-    /// The journal's promise rests on these settings of every connection.
+    /// The journal's promise rests on these settings of every SQLite connection.
     #[test]
     fn every_connection_is_durable_and_checks_references() {
         let dir = std::env::temp_dir().join(format!("charter-state-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let state = State::open(&dir.join("state.db")).unwrap();
+        let state = Store::open_file(&dir.join("state.db")).unwrap();
+        let Backend::Sqlite(db) = &state.backend else {
+            unreachable!("a file is SQLite")
+        };
+        let conn = db.connection();
         let pragma = |name: &str| -> String {
-            state
-                .conn
-                .query_row(&format!("PRAGMA {name}"), [], |row| {
-                    row.get::<_, rusqlite::types::Value>(0)
-                })
-                .map(|v| match v {
-                    rusqlite::types::Value::Integer(n) => n.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    other => format!("{other:?}"),
-                })
-                .unwrap()
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                row.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
         };
         assert_eq!(pragma("journal_mode"), "wal");
         // 2 is FULL: the log is synced at every commit.
         assert_eq!(pragma("synchronous"), "2");
         assert_eq!(pragma("foreign_keys"), "1");
-        let error = state
-            .conn
+        let error = conn
             .execute(
                 "INSERT INTO transitions (customer, transition, from_state, to_state, at)
                  VALUES ('nobody', 'freeze', 'active', 'frozen', 0)",

@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub mod editor;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,10 @@ pub const CHARTER_ENV: &[&str] = &[
     "CHARTER_RATE_LIMIT",
     "CHARTER_RATE_SHARE",
     "CHARTER_CONCURRENCY",
+    "CHARTER_STATE",
     "CHARTER_STATE_PATH",
+    "PGPASSWORD",
+    "PGPASSFILE",
 ];
 
 /// An empty folder of its own for one test: `charter-KIND-PID-NAME` in the temporary folder.
