@@ -208,6 +208,10 @@ pub struct ClientOptions {
 /// that a page of organizations with their licenses stays around a megabyte.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
+/// The page size a plan's listings ask for: the largest Make has been seen to serve. An instance
+/// that serves less says so in the `pg` it echoes, and the next pages ask for that.
+pub const LARGEST_PAGE_SIZE: u32 = 10_000;
+
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
@@ -295,6 +299,16 @@ impl OrganizationColumn {
         OrganizationColumn::ExternalId,
         OrganizationColumn::Scenarios,
         OrganizationColumn::ActiveScenarios,
+        OrganizationColumn::Deleted,
+    ];
+
+    /// The columns a plan reads: what the planner and a saved plan's fingerprints use (no
+    /// usage counters, no attributes charter never sets).
+    pub const PLANNED: [OrganizationColumn; 5] = [
+        OrganizationColumn::Id,
+        OrganizationColumn::Name,
+        OrganizationColumn::License,
+        OrganizationColumn::Teams,
         OrganizationColumn::Deleted,
     ];
 
@@ -616,6 +630,22 @@ impl Client {
             .await
     }
 
+    /// `GET /admin/organizations?cols[]=…` at [`LARGEST_PAGE_SIZE`]: every organization with
+    /// only the selected columns (the others read as absent), in id order.
+    pub async fn list_organizations_with(
+        &self,
+        columns: &[OrganizationColumn],
+    ) -> Result<Vec<Organization>, ApiError> {
+        let query = columns
+            .iter()
+            .map(|c| ("cols[]".to_owned(), c.as_str().to_owned()))
+            .collect();
+        self.pages("/admin/organizations", "organizations", query)
+            .with_limit(LARGEST_PAGE_SIZE)
+            .collect_all()
+            .await
+    }
+
     /// `GET /admin/organizations` with `cols[]`: only the selected fields of every organization
     /// matching the filter.
     pub async fn list_organization_columns(
@@ -738,12 +768,23 @@ impl Client {
             .await
     }
 
-    /// `GET /admin/users?cols[]=id`: the ids of every user matching the filter, in id order.
+    /// `GET /admin/users?cols[]=…` at [`LARGEST_PAGE_SIZE`]: every user with the columns a plan
+    /// reads (id, name, address, instance role, deleted), in id order.
+    pub async fn list_planned_users(&self) -> Result<Vec<User>, ApiError> {
+        self.pages("/admin/users", "users", columns(PLANNED_USER_COLUMNS))
+            .with_limit(LARGEST_PAGE_SIZE)
+            .collect_all()
+            .await
+    }
+
+    /// `GET /admin/users?cols[]=id` at [`LARGEST_PAGE_SIZE`]: the ids of every user matching
+    /// the filter, in id order.
     pub async fn list_user_ids(&self, filter: &UserFilter) -> Result<Vec<i64>, ApiError> {
         let mut query = filter.pairs();
         query.push(("cols[]".to_owned(), "id".to_owned()));
         let ids: Vec<IdOnly> = self
             .pages("/admin/users", "users", query)
+            .with_limit(LARGEST_PAGE_SIZE)
             .collect_all()
             .await?;
         Ok(ids.into_iter().map(|i| i.id).collect())
@@ -1028,6 +1069,9 @@ const USER_COLUMNS: &[&str] = &[
     "deleted",
 ];
 
+/// The user columns a plan reads.
+const PLANNED_USER_COLUMNS: &[&str] = &["id", "name", "email", "usersAdminsRoleId", "deleted"];
+
 /// Refuses a license that lacks a catalog key, before sending it.
 fn complete(method: Method, path: &str, license: &License) -> Result<(), ApiError> {
     let missing: Vec<String> = catalog::CATALOG
@@ -1182,6 +1226,15 @@ pub struct Pages<'c, T> {
 }
 
 impl<T> Pages<'_, T> {
+    /// Asks for `limit` items a page (the first page; the next ones ask for the limit the
+    /// instance echoed, when it echoes one).
+    pub fn with_limit(self, limit: u32) -> Self {
+        Pages {
+            limit: limit.max(1),
+            ..self
+        }
+    }
+
     /// Sorts by `key` (`pg[sortBy]`) instead of `id`.
     pub fn sorted_by(self, key: &'static str) -> Self {
         Pages {
@@ -1234,6 +1287,10 @@ impl<T: DeserializeOwned> Pages<'_, T> {
         }
         self.previous = Some(items_text.to_owned());
         self.offset += count;
+        // The limit in force is the one the instance says: the next page asks for it.
+        if let Some(limit) = echoed.filter(|&limit| limit > 0) {
+            self.limit = limit;
+        }
         if count == 0 || echoed.is_some_and(|limit| count < u64::from(limit)) {
             self.done = true;
         }

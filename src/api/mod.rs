@@ -23,6 +23,7 @@ pub use client::{
 pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
 pub use limiter::{Limiter, RateLimit};
 pub use observe::{
+    Memberships, Scope,
     Fingerprint, Membership, ObserveCalls, Observed, ObservedOrganization, ObservedTeam,
     ObservedUser, observe,
 };

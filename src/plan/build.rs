@@ -25,7 +25,7 @@ use super::{
     Action, Change, CustomerPlan, OrganizationRef, Plan, PlanError, PlanLicense, PlannedTransition,
     Reads, RoleRef, StaffPlan, Step, TeamRef, UserRef,
 };
-use crate::api::observe::{Observed, ObservedOrganization, ObservedUser};
+use super::observed::{Observed, ObservedOrganization, ObservedUser};
 use crate::api::roles::RoleKind;
 use crate::compile::customer::{Cause, Desired, History, desired};
 use crate::model::customer::{Customer, OrgRole, TeamRole};

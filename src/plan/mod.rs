@@ -14,6 +14,7 @@
 //! is [`schema`].
 
 mod build;
+pub mod observed;
 pub mod import;
 pub mod model;
 mod render;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan};
 pub use render::{render_text, summary};
 
-use crate::api::observe::Fingerprint;
+use observed::Fingerprint;
 use crate::model::catalog::FixedValue;
 use crate::model::license::{LicenseObject, LicenseValue};
 
@@ -576,7 +577,7 @@ impl Plan {
             reads: &'a Reads,
             warnings: &'a [String],
         }
-        let digest = crate::api::observe::json_digest(&Body {
+        let digest = observed::json_digest(&Body {
             version: self.version,
             at: self.at,
             instance: &self.instance,
@@ -589,7 +590,7 @@ impl Plan {
         });
         format!(
             "plan-{}",
-            crate::api::observe::hex(digest.get(..8).unwrap_or_default())
+            observed::hex(digest.get(..8).unwrap_or_default())
         )
     }
 }

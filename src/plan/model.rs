@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Plan, Step, TeamRef};
-use crate::api::observe::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
+use crate::plan::observed::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
 use crate::api::roles::{RoleKind, Roles};
 use crate::api::wire::License;
 
