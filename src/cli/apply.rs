@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::config::{Config, InstanceArgs};
 use super::instance::{Failure, Target, with_instance};
 use super::plan::plan_with;
+use crate::plan::reading::Refresh;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
-use crate::api::{Client, RateLimit, observe};
+use crate::api::{Client, RateLimit};
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
 use crate::plan::{Action, Plan, Step, render_text};
@@ -144,7 +145,16 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
         let _instance_lock = target.lock("apply")?;
-        let planning = plan_with(&client, &state, program, at, &target, &NOTHING_CREATED);
+        let read = config.read_options(Refresh::Incremental);
+        let planning = plan_with(
+            &client,
+            &state,
+            program,
+            at,
+            &target,
+            &NOTHING_CREATED,
+            &read,
+        );
         let prepared = match &early {
             Some(stop) => match unless_stopped(stop, planning).await {
                 Some(prepared) => prepared?,
@@ -231,7 +241,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         let lock = state.acquire_lock("apply")?;
         let _instance_lock = target.lock("apply")?;
         crate::schedule::bind(&client, &state, target.instance()).await?;
-        let Some(observed) = unless_stopped(&stop, observe(&client)).await else {
+        let reading = crate::schedule::read_for_saved(&client, &state, &plan, at);
+        let Some(observed) = unless_stopped(&stop, reading).await else {
             return Ok(Ended::StoppedBefore);
         };
         let observed = observed?;
@@ -591,6 +602,7 @@ async fn verify(
         let before = context.client.calls();
         // Not before the plan's instant (what was reviewed), nor before `at`, when the apply
         // recorded its transitions: planning earlier than a recorded transition is refused.
+        let read = context.config.read_options(Refresh::Incremental);
         let planning = plan_with(
             context.client,
             context.state,
@@ -598,6 +610,7 @@ async fn verify(
             at.max(plan.at),
             context.target,
             &created,
+            &read,
         );
         let Some(prepared) = unless_stopped(context.stop, planning).await else {
             return Ok(Ended::StoppedVerifying);
@@ -850,6 +863,7 @@ async fn round(
     // Each round takes the instance's lock for its plan and apply only, so that a daemon
     // leaves the instance to other policy sets between rounds.
     let _instance_lock = context.target.lock("run")?;
+    let read = context.config.read_options(Refresh::Incremental);
     let planning = plan_with(
         context.client,
         context.state,
@@ -857,6 +871,7 @@ async fn round(
         now,
         context.target,
         &NOTHING_CREATED,
+        &read,
     );
     let Some(prepared) = unless_stopped(context.stop, planning).await else {
         return Ok(Round::Stopped { left_undone: false });

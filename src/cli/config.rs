@@ -43,6 +43,8 @@ pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// for other clients of the same token (`api::limiter`).
 pub const DEFAULT_RATE_SHARE: u32 = 95;
 
+use crate::schedule::ReadOptions;
+
 const CODE: &str = "charter::config";
 
 // The file, as written.
@@ -80,6 +82,8 @@ struct InstanceSection {
 #[serde(deny_unknown_fields)]
 struct StateSection {
     path: Option<Spanned<String>>,
+    /// How often a plan reads back each organization's memberships (`7 days`).
+    verify_every: Option<Spanned<String>>,
 }
 
 const KEYS: &[&str] = &[
@@ -94,6 +98,7 @@ const KEYS: &[&str] = &[
     "timeout",
     "connect_timeout",
     "path",
+    "verify_every",
 ];
 
 // The settings, resolved.
@@ -174,6 +179,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// charter's state database.
     pub state_path: PathBuf,
+    /// Seconds after which a plan reads an organization's remembered memberships back
+    /// (`plan::reading`).
+    pub verify_every: i64,
     /// A rehearsal (`--rehearse`): the state and the embedded sandbox in
     /// `.charter/rehearsal/`, no instance.
     pub rehearsal: bool,
@@ -203,6 +211,15 @@ impl Config {
             RetryPolicy::default(),
             crate::apply::Options::default().seed,
         )
+    }
+
+    /// How plans read the instance with `refresh`.
+    pub fn read_options(&self, refresh: crate::plan::reading::Refresh) -> ReadOptions {
+        ReadOptions {
+            refresh,
+            verify_every: self.verify_every,
+            rate_limit: self.rate_limit,
+        }
     }
 
     /// `rate_share` as a fraction.
@@ -427,6 +444,9 @@ pub fn load(
             .connect_timeout
             .unwrap_or(defaults.connect_timeout),
         state_path,
+        verify_every: from_file
+            .verify_every
+            .unwrap_or(crate::plan::reading::DEFAULT_VERIFY_EVERY),
         rehearsal: flags.rehearse,
     })
 }
@@ -523,6 +543,7 @@ struct FileSettings {
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     state_path: Option<PathBuf>,
+    verify_every: Option<i64>,
 }
 
 fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
@@ -674,7 +695,31 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         Some(v) => Ok(Some(Duration::from_secs(v.into_inner()))),
         None => Ok(None),
     };
+    let verify_every = match config.state.verify_every {
+        Some(v) => match crate::model::time::parse_duration(v.get_ref()) {
+            Some(seconds) if seconds >= 3600 => Some(seconds),
+            _ => {
+                return Err(located(
+                    text,
+                    v.span(),
+                    Diagnostic::error(
+                        CODE,
+                        format!(
+                            "`verify_every` is `{}`, not a duration of an hour or more",
+                            v.get_ref()
+                        ),
+                    )
+                    .with_help(
+                        "how often a plan reads back each organization's memberships, as `7 \
+                         days` (the default) or `1 day`",
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
     Ok(FileSettings {
+        verify_every,
         url,
         token,
         rate_limit,

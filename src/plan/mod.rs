@@ -15,6 +15,7 @@
 
 mod build;
 pub mod observed;
+pub mod reading;
 pub mod import;
 pub mod model;
 mod render;
@@ -24,7 +25,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan};
+pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan, touched};
 pub use render::{render_text, summary};
 
 use observed::Fingerprint;
@@ -64,6 +65,10 @@ pub struct Plan {
     pub reads: Reads,
     /// Things worth knowing that do not stop the plan.
     pub warnings: Vec<String>,
+    /// What reading the instance cost and which memberships were read now (set by the command
+    /// that read it; absent from plans of other origins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<reading::Reading>,
 }
 
 /// One admin-API call (or, for [`Action::Manual`], one thing a person must do).
@@ -576,6 +581,8 @@ impl Plan {
             staff: &'a [StaffPlan],
             reads: &'a Reads,
             warnings: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reading: &'a Option<reading::Reading>,
         }
         let digest = observed::json_digest(&Body {
             version: self.version,
@@ -587,6 +594,7 @@ impl Plan {
             staff: &self.staff,
             reads: &self.reads,
             warnings: &self.warnings,
+            reading: &self.reading,
         });
         format!(
             "plan-{}",
@@ -792,7 +800,19 @@ pub fn schema() -> serde_json::Value {
                 "properties": {"organizations": fingerprints, "users": fingerprints,
                     "absent": absent}
             },
-            "warnings": {"type": "array", "items": string}
+            "warnings": {"type": "array", "items": string},
+            "reading": {
+                "type": "object",
+                "required": ["refresh", "calls", "organizations", "verified", "from_state",
+                    "not_read"],
+                "additionalProperties": false,
+                "properties": {
+                    "refresh": {"enum": ["incremental", "full", "none"]},
+                    "calls": integer, "rate_limit": integer, "organizations": integer,
+                    "verified": integer, "from_state": integer, "not_read": integer,
+                    "oldest_verified_at": integer
+                }
+            }
         },
         "$defs": {"license": crate::model::schema::license()}
     })
@@ -839,6 +859,7 @@ mod tests {
             staff: Vec::new(),
             reads: Reads::default(),
             warnings: Vec::new(),
+            reading: None,
         };
         plan.reads.absent.users.insert("li@acme.example".to_owned());
         plan.reads

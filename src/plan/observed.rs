@@ -106,6 +106,19 @@ pub struct ObserveCalls {
 }
 
 impl ObserveCalls {
+    /// Adds the calls of another reading's parts (the memberships of a listing read apart).
+    pub fn add(&mut self, other: &ObserveCalls) {
+        self.roles += other.roles;
+        self.organizations += other.organizations;
+        self.users += other.users;
+        self.organization_role_holders += other.organization_role_holders;
+        self.memberships += other.memberships;
+        self.team_role_holders += other.team_role_holders;
+        self.team_members += other.team_members;
+        self.memberships_per_user |= other.memberships_per_user;
+        self.reread += other.reread;
+    }
+
     pub fn total(&self) -> u64 {
         self.roles
             + self.organizations
@@ -190,26 +203,24 @@ fn fingerprint<T: Serialize>(value: &T) -> Fingerprint {
     Fingerprint(format!("sha256:{}", hex(&json_digest(value))))
 }
 
-/// What an organization's fingerprint covers: all but the usage counters.
+/// What an organization's fingerprint covers: what a plan reads of it (the columns of
+/// `OrganizationColumn::PLANNED`) and its members.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OrganizationPrint<'a> {
     id: i64,
     name: &'a str,
-    timezone_id: i64,
-    country_id: i64,
     license: &'a License,
-    is_paused: bool,
-    external_id: &'a Option<String>,
     deleted: bool,
     members: &'a [Membership],
     teams: &'a [ObservedTeam],
 }
 
 impl ObservedOrganization {
-    /// The fingerprint of everything a plan acts on: attributes, license, members and teams.
-    /// The usage counters `scenarios` and `activeScenarios` are left out: they move without
-    /// anyone changing the organization.
+    /// The fingerprint of everything a plan acts on: name, license, members and teams. The
+    /// usage counters `scenarios` and `activeScenarios` are left out (they move without anyone
+    /// changing the organization), and so are the attributes charter neither reads for a plan
+    /// nor sets (time zone, country, pause, external id).
     pub fn fingerprint(&self) -> Fingerprint {
         self.cached_fingerprint
             .0
@@ -221,11 +232,7 @@ impl ObservedOrganization {
         fingerprint(&OrganizationPrint {
             id: self.id,
             name: &self.name,
-            timezone_id: self.timezone_id,
-            country_id: self.country_id,
             license: &self.license,
-            is_paused: self.is_paused,
-            external_id: &self.external_id,
             deleted: self.deleted,
             members: &self.members,
             teams: &self.teams,
@@ -233,7 +240,7 @@ impl ObservedOrganization {
     }
 }
 
-/// What a user's fingerprint covers: everything read.
+/// What a user's fingerprint covers: what a plan reads of them (no language or locale).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct UserPrint<'a> {
@@ -242,10 +249,6 @@ struct UserPrint<'a> {
     email: &'a str,
     instance_role_id: Option<i64>,
     instance_role: &'a Option<String>,
-    language: &'a str,
-    country_id: i64,
-    timezone_id: i64,
-    locale_id: i64,
     deleted: bool,
 }
 
@@ -260,10 +263,6 @@ impl ObservedUser {
                     email: &self.email,
                     instance_role_id: self.instance_role_id,
                     instance_role: &self.instance_role,
-                    language: &self.language,
-                    country_id: self.country_id,
-                    timezone_id: self.timezone_id,
-                    locale_id: self.locale_id,
                     deleted: self.deleted,
                 })
             })

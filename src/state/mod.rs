@@ -17,6 +17,7 @@ mod applied;
 mod instance;
 mod journal;
 mod lock;
+mod verified;
 pub mod schema;
 
 use std::collections::BTreeMap;

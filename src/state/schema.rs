@@ -134,6 +134,19 @@ pub const MIGRATIONS: &[&str] = &[
         user_email TEXT
     ) STRICT;
     ",
+    // Version 5: each organization's people as last read, and when, so that a plan reads
+    // memberships back only where it matters. A state made before it remembers nothing: its
+    // next plan verifies every organization once.
+    "
+    CREATE TABLE verified (
+        -- The organization's id on the instance, in decimal.
+        organization TEXT PRIMARY KEY,
+        -- JSON: `{members: [{user_id, role_id, role}], teams: {TEAM_ID: [...]}}`.
+        memberships TEXT NOT NULL,
+        -- When they were read from the instance (seconds since the Unix epoch).
+        verified_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this charter writes: the number of migrations.
