@@ -204,13 +204,10 @@ pub struct ClientOptions {
     pub page_size: u32,
 }
 
-/// The page size: large enough that listing 10,000 organizations takes 11 calls, small enough
-/// that a page of organizations with their licenses stays around a megabyte.
-pub const DEFAULT_PAGE_SIZE: u32 = 1000;
-
-/// The page size a plan's listings ask for: the largest Make has been seen to serve. An instance
-/// that serves less says so in the `pg` it echoes, and the next pages ask for that.
-pub const LARGEST_PAGE_SIZE: u32 = 10_000;
+/// The page size lists ask for: the largest Make has been seen to serve, so that a plan's
+/// listing of 10,000 organizations takes 2 calls. An instance that serves fewer says so in the
+/// `pg` it echoes, and the next pages ask for that.
+pub const DEFAULT_PAGE_SIZE: u32 = 10_000;
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
@@ -630,7 +627,7 @@ impl Client {
             .await
     }
 
-    /// `GET /admin/organizations?cols[]=…` at [`LARGEST_PAGE_SIZE`]: every organization with
+    /// `GET /admin/organizations?cols[]=…`: every organization with
     /// only the selected columns (the others read as absent), in id order.
     pub async fn list_organizations_with(
         &self,
@@ -641,7 +638,6 @@ impl Client {
             .map(|c| ("cols[]".to_owned(), c.as_str().to_owned()))
             .collect();
         self.pages("/admin/organizations", "organizations", query)
-            .with_limit(LARGEST_PAGE_SIZE)
             .collect_all()
             .await
     }
@@ -768,23 +764,20 @@ impl Client {
             .await
     }
 
-    /// `GET /admin/users?cols[]=…` at [`LARGEST_PAGE_SIZE`]: every user with the columns a plan
+    /// `GET /admin/users?cols[]=…`: every user with the columns a plan
     /// reads (id, name, address, instance role, deleted), in id order.
     pub async fn list_planned_users(&self) -> Result<Vec<User>, ApiError> {
         self.pages("/admin/users", "users", columns(PLANNED_USER_COLUMNS))
-            .with_limit(LARGEST_PAGE_SIZE)
             .collect_all()
             .await
     }
 
-    /// `GET /admin/users?cols[]=id` at [`LARGEST_PAGE_SIZE`]: the ids of every user matching
-    /// the filter, in id order.
+    /// `GET /admin/users?cols[]=id`: the ids of every user matching the filter, in id order.
     pub async fn list_user_ids(&self, filter: &UserFilter) -> Result<Vec<i64>, ApiError> {
         let mut query = filter.pairs();
         query.push(("cols[]".to_owned(), "id".to_owned()));
         let ids: Vec<IdOnly> = self
             .pages("/admin/users", "users", query)
-            .with_limit(LARGEST_PAGE_SIZE)
             .collect_all()
             .await?;
         Ok(ids.into_iter().map(|i| i.id).collect())
@@ -1226,15 +1219,6 @@ pub struct Pages<'c, T> {
 }
 
 impl<T> Pages<'_, T> {
-    /// Asks for `limit` items a page (the first page; the next ones ask for the limit the
-    /// instance echoed, when it echoes one).
-    pub fn with_limit(self, limit: u32) -> Self {
-        Pages {
-            limit: limit.max(1),
-            ..self
-        }
-    }
-
     /// Sorts by `key` (`pg[sortBy]`) instead of `id`.
     pub fn sorted_by(self, key: &'static str) -> Self {
         Pages {

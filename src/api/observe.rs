@@ -10,8 +10,8 @@
 //!
 //! Licenses and teams come inline in the organization list. Memberships are the expensive part:
 //! Make has no endpoint listing every membership. With `P` the page size (the lists ask for
-//! [`LARGEST_PAGE_SIZE`](super::client::LARGEST_PAGE_SIZE) and then for the limit the instance
-//! echoes) and `pages(n) = ⌊n / P⌋ + 1` (the last page is the first shorter than `P`):
+//! [`DEFAULT_PAGE_SIZE`](super::client::DEFAULT_PAGE_SIZE), the largest Make has been seen to
+//! serve, and then for the limit the instance echoes) and `pages(n) = ⌊n / P⌋ + 1` (the last page is the first shorter than `P`):
 //!
 //! 1. the listing ([`list`]): roles, 5 calls (instance roles of the three categories,
 //!    organization roles, team roles); organizations `pages(N)`; users `pages(U)`;
@@ -251,7 +251,9 @@ async fn read_scope(
         .iter()
         .map(|o| (o.id, Memberships::default()))
         .collect();
-    if organizations.is_empty() {
+    // Reading a few organizations, none is nothing to read; reading all, the holder lists are
+    // read even of an empty instance (a reading of everything always has the same shape).
+    if organizations.is_empty() && matches!(scope, Scope::Only(_)) {
         return Ok(result);
     }
     let roles = &listing.roles;

@@ -776,6 +776,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
         let state = State::open(&config.state_path)?;
         let lock = state.acquire_lock("run")?;
         let mut failed = false;
+        let mut first = true;
         loop {
             let now = at.unwrap_or_else(super::now);
             let context = RoundContext {
@@ -787,7 +788,10 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                 concurrency,
                 stop: &stop,
             };
-            match round(&context, &path, now, output).await {
+            // The first round says whether a full refresh would outlast the interval.
+            let interval = if first { every } else { None };
+            first = false;
+            match round(&context, &path, now, output, interval).await {
                 Ok(Round::Applied { succeeded }) => failed |= !succeeded,
                 Ok(Round::Stopped { left_undone }) => {
                     failed |= left_undone;
@@ -850,12 +854,14 @@ enum Round {
     Stopped { left_undone: bool },
 }
 
-/// One round: read the policy set, plan at `now`, apply.
+/// One round: read the policy set, plan at `now`, apply. With `interval` (the time between
+/// rounds), warns when a full refresh of the instance would take longer.
 async fn round(
     context: &RoundContext<'_>,
     path: &Path,
     now: i64,
     output: &Output,
+    interval: Option<i64>,
 ) -> Result<Round, Failure> {
     let loaded = policy::load(path, output)
         .map_err(|_| Failure::new("the policy set has errors; nothing was applied", None))?;
@@ -877,6 +883,15 @@ async fn round(
         return Ok(Round::Stopped { left_undone: false });
     };
     let prepared = prepared?;
+    if let Some(every) = interval
+        && let Some(warning) = crate::schedule::full_refresh_warning(
+            prepared.observed.organizations.len(),
+            context.config.rate_limit,
+            every,
+        )
+    {
+        eoutln!("warning: {warning}");
+    }
     let plan = prepared.plan;
     outln!(
         "round at {}: {}",
@@ -884,6 +899,9 @@ async fn round(
         crate::plan::summary(&plan)
     );
     if !plan.has_changes() {
+        if let Some(reading) = &plan.reading {
+            outln!("{}", crate::plan::describe_reading(reading));
+        }
         return Ok(Round::Applied { succeeded: true });
     }
     out!("{}", render_text(&plan));

@@ -26,7 +26,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan, touched};
-pub use render::{render_text, summary};
+pub use render::{describe_reading, render_text, summary};
 
 use observed::Fingerprint;
 use crate::model::catalog::FixedValue;

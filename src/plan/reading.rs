@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::build::Memory;
+use super::build::{Context, Memory, touched};
 use super::observed::{Memberships, Observed};
 use crate::model::program::Program;
 
@@ -142,6 +142,45 @@ pub fn select(
         }
     }
     selection
+}
+
+/// Everything that chooses what a plan reads, besides the instance's listing.
+#[derive(Clone, Copy, Debug)]
+pub struct Choice<'a> {
+    pub program: &'a Program,
+    pub at: i64,
+    pub memory: &'a Memory,
+    pub context: &'a Context,
+    pub remembered: &'a BTreeMap<i64, Remembered>,
+    pub refresh: Refresh,
+    pub verify_every: i64,
+}
+
+/// The organizations whose memberships a plan reads now (see the module documentation):
+/// for an incremental refresh, the unknown and the due among the `relevant`, and those a plan
+/// of the remembered memberships would touch.
+pub fn choose(choice: &Choice<'_>, listing: &Observed, relevant: &BTreeSet<i64>) -> BTreeSet<i64> {
+    match choice.refresh {
+        Refresh::Full => relevant.clone(),
+        Refresh::None => BTreeSet::new(),
+        Refresh::Incremental => {
+            let mut selection = select(
+                relevant,
+                choice.remembered,
+                choice.at,
+                choice.verify_every,
+            );
+            let first = assemble(listing, choice.remembered, &BTreeMap::new());
+            selection.add_changed(&touched(
+                choice.program,
+                choice.at,
+                choice.memory,
+                &first,
+                choice.context,
+            ));
+            selection.all()
+        }
+    }
 }
 
 /// The listing with every organization's memberships: those `read` now, otherwise those the

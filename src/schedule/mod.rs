@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::api::observe::{fingerprinted, list, read_memberships};
 use crate::api::{ApiError, Client, Memberships, Observed, Scope};
 use crate::model::program::Program;
+use crate::model::license::human_duration;
 use crate::model::time::format_instant;
 use crate::plan::reading::{self, Reading, Refresh};
 use crate::plan::{self, Context, Memory, Plan, PlanError};
@@ -198,16 +199,16 @@ async fn read_instance(
     let listing = list(client).await?;
     let relevant = reading::relevant(program, memory, &listing);
     let remembered = state.remembered()?;
-    let selected = match read.refresh {
-        Refresh::Full => relevant.clone(),
-        Refresh::None => BTreeSet::new(),
-        Refresh::Incremental => {
-            let mut selection = reading::select(&relevant, &remembered, at, read.verify_every);
-            let first = reading::assemble(&listing, &remembered, &BTreeMap::new());
-            selection.add_changed(&plan::touched(program, at, memory, &first, context));
-            selection.all()
-        }
+    let choice = reading::Choice {
+        program,
+        at,
+        memory,
+        context,
+        remembered: &remembered,
+        refresh: read.refresh,
+        verify_every: read.verify_every,
     };
+    let selected = reading::choose(&choice, &listing, &relevant);
     let scope = match read.refresh {
         Refresh::Full => Scope::All,
         _ => Scope::Only(&selected),
@@ -254,6 +255,39 @@ pub async fn read_for_saved(
     let mut observed = reading::assemble(&listing, &remembered, &read_now);
     observed.calls.add(&calls);
     Ok(fingerprinted(observed))
+}
+
+/// The calls of a full refresh of an instance of `organizations` organizations, about: one
+/// per organization and the fixed part (`api::observe`, "Calls").
+pub fn full_refresh_calls(organizations: usize) -> u64 {
+    u64::try_from(organizations).unwrap_or(u64::MAX).saturating_add(18)
+}
+
+/// The warning for rounds every `every` seconds when a full refresh of `organizations`
+/// organizations takes longer at `rate_limit` a minute (Make's lowest, 60, when not configured):
+/// incremental plans still fit, but `plan --refresh full` would not, and `verify_every` is
+/// what spreads the verification.
+pub fn full_refresh_warning(
+    organizations: usize,
+    rate_limit: Option<u32>,
+    every: i64,
+) -> Option<String> {
+    let limit = rate_limit.unwrap_or(60).max(1);
+    let calls = full_refresh_calls(organizations);
+    let seconds = i64::try_from(calls.saturating_mul(60) / u64::from(limit)).unwrap_or(i64::MAX);
+    if seconds <= every {
+        return None;
+    }
+    let assumed = if rate_limit.is_none() {
+        " (Make's lowest limit: set `rate_limit` in `charter.toml`)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "a full refresh of the {organizations} organizations ({calls} calls) takes about {} at          {limit} calls a minute{assumed}, longer than the {} between rounds: rounds read          incrementally and verify memberships a share at a time (`verify_every`), but `plan          --refresh full` does not fit in a round",
+        human_duration(seconds),
+        human_duration(every)
+    ))
 }
 
 /// Checks that a saved plan still holds on the instance: the organizations and users it read
