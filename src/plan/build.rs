@@ -160,8 +160,9 @@ pub fn plan(
 
 /// The organizations a plan of `observed` would act on, or could not plan: those of the
 /// customers with a step, a transition or an error (their linked organization, or the
-/// organizations of their name). A plan made from remembered memberships reads these back
-/// before it is made for good.
+/// organizations of their name), and linked organizations no longer named as their customer
+/// (renamed by hand, or someone else's now: whether charter may touch them depends on who owns
+/// them). A plan made from remembered memberships reads these back before it is made for good.
 pub fn touched(
     program: &Program,
     at: i64,
@@ -177,6 +178,15 @@ pub fn touched(
         .filter(|c| with_steps.contains(c.key.as_str()) || !c.transitions.is_empty())
         .filter_map(|c| c.organization)
         .collect();
+    for customer in &program.customers {
+        if let Some(&id) = memory.organizations.get(&customer.key)
+            && observed
+                .organization(id)
+                .is_some_and(|o| o.name != customer.name)
+        {
+            touched.insert(id);
+        }
+    }
     let failed: BTreeSet<&str> = draft.errors.iter().map(|e| e.subject.as_str()).collect();
     for customer in program.customers.iter().filter(|c| failed.contains(c.key.as_str())) {
         match memory.organizations.get(&customer.key) {

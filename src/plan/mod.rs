@@ -520,7 +520,7 @@ impl Plan {
     /// The plan with every organization it touches named as `observed` names it now: what a
     /// saved plan really touches, whatever names its file says (the file may have been edited
     /// and sealed again). An organization no longer there keeps its recorded name.
-    pub fn with_live_names(&self, observed: &crate::api::Observed) -> Plan {
+    pub fn with_live_names(&self, observed: &observed::Observed) -> Plan {
         let mut plan = self.clone();
         for step in &mut plan.steps {
             let organization = match &mut step.action {
