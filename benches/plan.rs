@@ -203,9 +203,11 @@ fn incremental(
         let tx = conn.transaction().expect("a transaction");
         for (id, keys) in planned_licenses {
             let live: String = tx
-                .query_row("SELECT license FROM organizations WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT license FROM organizations WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
                 .expect("the organization");
             let mut license: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&live).expect("a license");
@@ -262,10 +264,8 @@ fn incremental(
         };
         let mut selection = reading::select(&relevant, &remembered, at, choice.verify_every);
         let chosen = reading::choose(&choice, &listing, &relevant);
-        let changed: std::collections::BTreeSet<i64> = chosen
-            .difference(&selection.all())
-            .copied()
-            .collect();
+        let changed: std::collections::BTreeSet<i64> =
+            chosen.difference(&selection.all()).copied().collect();
         selection.changed = changed;
         let (read, _) = read_memberships(&client, &listing, Scope::Only(&chosen))
             .await
@@ -274,7 +274,8 @@ fn incremental(
         running.shutdown().await.expect("shutdown");
         let read: BTreeMap<i64, Memberships> = read;
         let verified = read.keys().copied().collect();
-        let counts = reading::Reading::count(Refresh::Incremental, &relevant, &verified, &remembered);
+        let counts =
+            reading::Reading::count(Refresh::Incremental, &relevant, &verified, &remembered);
         let assembled = reading::assemble(&listing, &remembered, &read);
         let plan = plan::plan(&program, at, memory, &assembled, &context)
             .unwrap_or_else(|e| panic!("no plan: {:?}", e.first()));
@@ -297,7 +298,10 @@ fn incremental(
         counts.from_state,
         plan.steps.len(),
     );
-    assert!(calls <= budget, "{calls} calls, over the budget of {budget}");
+    assert!(
+        calls <= budget,
+        "{calls} calls, over the budget of {budget}"
+    );
 }
 
 /// Seeds a sandbox database with [`ORGANIZATIONS`] organizations.

@@ -301,11 +301,12 @@ async fn read_scope(
             .get(&team)
             .and_then(|organization| result.get_mut(organization))
         {
-            entry
-                .teams
-                .entry(team)
-                .or_default()
-                .push(membership(user, role, RoleKind::Team, roles));
+            entry.teams.entry(team).or_default().push(membership(
+                user,
+                role,
+                RoleKind::Team,
+                roles,
+            ));
         }
     }
     Ok(result)
@@ -421,7 +422,14 @@ async fn team_memberships(
     }
     let all_team_roles: BTreeSet<i64> = roles.team.iter().map(|r| r.id).collect();
     for team in teams_to_list {
-        list_team(client, team, holders, &all_team_roles, &mut team_memberships).await?;
+        list_team(
+            client,
+            team,
+            holders,
+            &all_team_roles,
+            &mut team_memberships,
+        )
+        .await?;
     }
     Ok(team_memberships)
 }

@@ -9,8 +9,8 @@ use super::instance::{Failure, Target, with_instance};
 use super::policy::{self, Output};
 use super::{Outcome, parse_at};
 use crate::api::Client;
-use crate::plan::{PlanError, render_text};
 use crate::plan::reading::Refresh;
+use crate::plan::{PlanError, render_text};
 use crate::schedule::{PrepareError, Prepared, ReadOptions, prepare};
 use crate::state::State;
 
@@ -74,7 +74,16 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     let work = |client: Client, config: Config, target: Target| async move {
         let state = State::open(&config.state_path)?;
         let read = config.read_options(refresh);
-        plan_with(&client, &state, program, at, &target, &BTreeSet::new(), &read).await
+        plan_with(
+            &client,
+            &state,
+            program,
+            at,
+            &target,
+            &BTreeSet::new(),
+            &read,
+        )
+        .await
     };
     let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
         Ok(done) => done,

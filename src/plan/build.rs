@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::observed::{Observed, ObservedOrganization, ObservedUser};
 use super::{
     Action, Change, CustomerPlan, OrganizationRef, Plan, PlanError, PlanLicense, PlannedTransition,
     Reads, RoleRef, StaffPlan, Step, TeamRef, UserRef,
 };
-use super::observed::{Observed, ObservedOrganization, ObservedUser};
 use crate::api::roles::RoleKind;
 use crate::compile::customer::{Cause, Desired, History, desired};
 use crate::model::customer::{Customer, OrgRole, TeamRole};
@@ -188,7 +188,11 @@ pub fn touched(
         }
     }
     let failed: BTreeSet<&str> = draft.errors.iter().map(|e| e.subject.as_str()).collect();
-    for customer in program.customers.iter().filter(|c| failed.contains(c.key.as_str())) {
+    for customer in program
+        .customers
+        .iter()
+        .filter(|c| failed.contains(c.key.as_str()))
+    {
         match memory.organizations.get(&customer.key) {
             Some(&id) => {
                 touched.insert(id);
@@ -748,13 +752,7 @@ impl<'a> Planner<'a> {
             membership,
         );
         self.other_roles(
-            key,
-            desired,
-            org_ref,
-            &current,
-            previous,
-            &transfer,
-            membership,
+            key, desired, org_ref, &current, previous, &transfer, membership,
         );
         let leaving = self.creator_leaves(key, desired, org_ref, &current, &transfer);
         self.previous_owner_stays_member(key, desired, org_ref, &transfer, leaving.as_deref());

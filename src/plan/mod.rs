@@ -14,10 +14,10 @@
 //! is [`schema`].
 
 mod build;
-pub mod observed;
-pub mod reading;
 pub mod import;
 pub mod model;
+pub mod observed;
+pub mod reading;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan, touched};
 pub use render::{describe_reading, render_text, summary};
 
-use observed::Fingerprint;
 use crate::model::catalog::FixedValue;
 use crate::model::license::{LicenseObject, LicenseValue};
+use observed::Fingerprint;
 
 /// The version of the plan file this charter writes and reads. Version 2 added `reads.absent`:
 /// a version 1 file does not say what its creates found missing, so it cannot be checked and

@@ -12,9 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Plan, Step, TeamRef};
-use crate::plan::observed::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
 use crate::api::roles::{RoleKind, Roles};
 use crate::api::wire::License;
+use crate::plan::observed::{
+    Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser,
+};
 
 /// A user of the model.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -270,7 +270,6 @@ impl ObservedUser {
     }
 }
 
-
 /// The people of one organization: its members and each team's members (by team id), sorted
 /// by user id. What a reading of memberships gives, and what charter's state remembers of an
 /// organization between readings.

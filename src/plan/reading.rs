@@ -133,8 +133,8 @@ pub fn select(
     });
     let count = i128::try_from(known.len()).unwrap_or(i128::MAX);
     // ⌈K × elapsed / verify_every⌉, in 128 bits so that no product overflows.
-    let share = (count * i128::from(elapsed) + i128::from(verify_every) - 1)
-        / i128::from(verify_every);
+    let share =
+        (count * i128::from(elapsed) + i128::from(verify_every) - 1) / i128::from(verify_every);
     let share = usize::try_from(share).unwrap_or(usize::MAX);
     for (i, &(verified_at, id)) in known.iter().enumerate() {
         if i < share || verified_at <= at.saturating_sub(verify_every) {
@@ -164,12 +164,7 @@ pub fn choose(choice: &Choice<'_>, listing: &Observed, relevant: &BTreeSet<i64>)
         Refresh::Full => relevant.clone(),
         Refresh::None => BTreeSet::new(),
         Refresh::Incremental => {
-            let mut selection = select(
-                relevant,
-                choice.remembered,
-                choice.at,
-                choice.verify_every,
-            );
+            let mut selection = select(relevant, choice.remembered, choice.at, choice.verify_every);
             let first = assemble(listing, choice.remembered, &BTreeMap::new());
             selection.add_changed(&touched(
                 choice.program,

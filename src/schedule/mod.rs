@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::observe::{fingerprinted, list, read_memberships};
 use crate::api::{ApiError, Client, Memberships, Observed, Scope};
-use crate::model::program::Program;
 use crate::model::license::human_duration;
+use crate::model::program::Program;
 use crate::model::time::format_instant;
 use crate::plan::reading::{self, Reading, Refresh};
 use crate::plan::{self, Context, Memory, Plan, PlanError};
@@ -260,7 +260,9 @@ pub async fn read_for_saved(
 /// The calls of a full refresh of an instance of `organizations` organizations, about: one
 /// per organization and the fixed part (`api::observe`, "Calls").
 pub fn full_refresh_calls(organizations: usize) -> u64 {
-    u64::try_from(organizations).unwrap_or(u64::MAX).saturating_add(18)
+    u64::try_from(organizations)
+        .unwrap_or(u64::MAX)
+        .saturating_add(18)
 }
 
 /// The warning for rounds every `every` seconds when a full refresh of `organizations`

@@ -17,8 +17,8 @@ mod applied;
 mod instance;
 mod journal;
 mod lock;
-mod verified;
 pub mod schema;
+mod verified;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -52,11 +52,7 @@ impl State {
     }
 
     /// Records, in one transaction, the memberships of these organizations as read at `at`.
-    pub fn remember(
-        &self,
-        read: &BTreeMap<i64, Memberships>,
-        at: i64,
-    ) -> Result<(), StateError> {
+    pub fn remember(&self, read: &BTreeMap<i64, Memberships>, at: i64) -> Result<(), StateError> {
         let mut rows = Vec::with_capacity(read.len());
         for (id, memberships) in read {
             let text = serde_json::to_string(memberships).map_err(|e| StateError::NotState {
