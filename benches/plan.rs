@@ -246,7 +246,7 @@ fn incremental(
     let program = set.checked.program.expect("the changed policy set checks");
     let context = Context::default();
 
-    let (calls, counts, listing_calls, selection, plan) = runtime.block_on(async {
+    let (calls, counts, listing_calls, selection, plan, parts) = runtime.block_on(async {
         let (running, client) = serve(db).await;
         // What `schedule::prepare` reads: the token's user, the listing, the memberships chosen.
         client.me().await.expect("me");
@@ -267,7 +267,7 @@ fn incremental(
         let changed: std::collections::BTreeSet<i64> =
             chosen.difference(&selection.all()).copied().collect();
         selection.changed = changed;
-        let (read, _) = read_memberships(&client, &listing, Scope::Only(&chosen))
+        let (read, parts) = read_memberships(&client, &listing, Scope::Only(&chosen))
             .await
             .expect("the memberships");
         let calls = client.calls();
@@ -279,18 +279,32 @@ fn incremental(
         let assembled = reading::assemble(&listing, &remembered, &read);
         let plan = plan::plan(&program, at, memory, &assembled, &context)
             .unwrap_or_else(|e| panic!("no plan: {:?}", e.first()));
-        (calls, counts, listing_calls, selection, plan)
+        (calls, counts, listing_calls, selection, plan, parts)
     });
     let n = observed.organizations.len() as u64;
     let u = observed.users.len() as u64;
     let page = u64::from(charter::api::client::DEFAULT_PAGE_SIZE);
     let budget = n.div_ceil(page) + u.div_ceil(page) + 25 + CHANGED as u64 + n.div_ceil(168);
+    // Each organization the seed makes has a team, listed when its organization is verified.
+    let teams = observed
+        .organizations
+        .iter()
+        .map(|o| o.teams.len() as u64)
+        .max()
+        .unwrap_or(0);
+    let with_teams = budget + teams * (CHANGED as u64 + n.div_ceil(168));
     println!(
         "incremental read, an hour after a full one, {CHANGED} customers changed: {calls} API calls \
-         (budget {budget}: ⌈N/page⌉ + ⌈U/page⌉ + 25 + {CHANGED} + ⌈N/168⌉) against {} for the full \
-         refresh; listing {listing_calls} calls; memberships of {} organizations read ({} changed, \
-         {} rolling, {} unknown), {} from the state; the plan: {} steps",
+         (issue's budget {budget}: ⌈N/page⌉ + ⌈U/page⌉ + 25 + {CHANGED} + ⌈N/168⌉; {with_teams} \
+         counting the listing of each verified organization's {teams} team(s)) against {} for \
+         the full refresh; listing {listing_calls} calls, role holders {}, members {}, team role \
+         holders {}, team members {}; memberships of {} organizations read ({} changed, {} \
+         rolling, {} unknown), {} from the state; the plan: {} steps",
         observed.calls.total() + 1,
+        parts.organization_role_holders,
+        parts.memberships,
+        parts.team_role_holders,
+        parts.team_members,
         counts.verified,
         selection.changed.len(),
         selection.due.len(),

@@ -419,6 +419,18 @@ mod tests {
         set.checked.program.expect("policies/acme checks")
     }
 
+    #[test]
+    fn a_full_refresh_longer_than_the_interval_is_warned_about() {
+        // 10,018 calls at 60 a minute: 2 h 47 min, longer than an hour.
+        let warning = full_refresh_warning(10_000, None, 3600).unwrap();
+        assert!(warning.contains("10018 calls"), "{warning}");
+        assert!(warning.contains("Make's lowest limit"), "{warning}");
+        // At 1,000 a minute it takes 10 minutes: it fits in an hour, not in 5 minutes.
+        assert_eq!(full_refresh_warning(10_000, Some(1000), 3600), None);
+        assert!(full_refresh_warning(10_000, Some(1000), 300).is_some());
+        assert_eq!(full_refresh_warning(18, None, 60), None);
+    }
+
     fn plan_for(program: &Program, observed: &Observed) -> Plan {
         let at = crate::model::time::parse_instant("2027-01-15").unwrap();
         plan::plan(
