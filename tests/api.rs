@@ -1514,7 +1514,7 @@ async fn a_body_that_is_not_the_expected_json_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_caps_pages_below_the_limit_is_still_read_to_the_end() {
-    // The page size asked for is 1000; this instance serves 2 and echoes `limit: 2`. The answer
+    // The page size asked for is 10,000; this instance serves 2 and echoes `limit: 2`. The answer
     // is the same for every offset, which the client notices instead of looping.
     let url = fake_server(
         "200 OK",
@@ -1589,7 +1589,7 @@ async fn pages_are_read_to_the_end_whatever_limit_the_instance_applies() {
     assert_eq!(pages.load(Ordering::SeqCst), 3);
 
     // A cap not echoed (no `pg`): read until a page comes back empty, even though the first
-    // page is shorter than the 1000 asked for.
+    // page is shorter than the 10,000 asked for.
     let (url, pages) = capping_instance(5, 2, None).await;
     let client = Client::new(&url, Token::new(SA).unwrap(), ClientOptions::default()).unwrap();
     let ids = client.list_user_ids(&UserFilter::default()).await.unwrap();

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -13,8 +13,9 @@ use charter::api::{Observed, Role, Roles};
 use charter::apply::Ids;
 use charter::compile::customer::desired;
 use charter::model::program::Program;
+use charter::plan::observed::Memberships;
 use charter::plan::test_instance::Instance;
-use charter::plan::{self, Action, Context, Memory, Plan};
+use charter::plan::{self, Action, Context, Memory, Plan, reading};
 use charter::source::Sources;
 use charter::state::Store;
 
@@ -1430,4 +1431,133 @@ fn the_token_user_leaves_only_the_organizations_the_verified_apply_created() {
     let again = plan::plan(&program, when, &memory, &after, &context(&["acme"])).unwrap();
     assert_eq!(again.calls(), 0, "{}", plan::render_text(&again));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The instance as the listing shows it: every organization without its members.
+fn listing_of(observed: &Observed) -> Observed {
+    let mut listing = observed.clone();
+    for o in &mut listing.organizations {
+        o.set_memberships(&Memberships::default());
+    }
+    listing
+}
+
+/// The steps of a plan that act on the organizations `ids`, as JSON (comparable).
+fn steps_on(plan: &Plan, ids: &BTreeSet<i64>) -> BTreeSet<String> {
+    plan.steps
+        .iter()
+        .filter(|s| {
+            s.action
+                .organization()
+                .and_then(|o| o.id)
+                .is_some_and(|id| ids.contains(&id))
+        })
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Customers provisioned, then rounds of hand edits, time passing and plans made as
+    /// `charter plan` makes them (the listing, the memberships of the organizations the
+    /// incremental reading chooses, the others from charter's state), some of them applied:
+    /// every incremental plan agrees with the plan of the whole instance (`--refresh full`) on
+    /// every organization it verified, and acts on no organization it did not verify.
+    #[test]
+    fn a_full_and_an_incremental_plan_agree_on_every_organization_the_incremental_one_verified(
+        customers in proptest::collection::vec(gen_customer(), 1..4),
+        rounds in proptest::collection::vec(
+            (proptest::collection::vec(gen_edit(), 0..4), 0i64..100, any::<bool>()),
+            1..6,
+        ),
+        verify_days in 1i64..8,
+        seed in any::<u64>(),
+    ) {
+        let program = program_of(&customers, &[]);
+        let (state, dir) = scratch_state("incremental");
+        let mut instance = Instance::from_observed(&empty());
+        let mut t = 1_790_000_000;
+        converge(&mut instance, &state, &program, t, seed);
+        // The convergence's last reading saw everything.
+        let everything: BTreeMap<i64, Memberships> = instance
+            .observe()
+            .organizations
+            .iter()
+            .map(|o| (o.id, o.memberships()))
+            .collect();
+        state.remember(&everything, t).unwrap();
+        let context = Context::default();
+        for (round, (edits, hours, apply_it)) in rounds.iter().enumerate() {
+            for e in edits {
+                edit(&mut instance, e);
+            }
+            t += hours * 3600;
+            let memory = state.memory().unwrap();
+            let whole = instance.observe();
+            let listing = listing_of(&whole);
+            let relevant = reading::relevant(&program, &memory, &listing);
+            let remembered = state.remembered().unwrap();
+            let choice = reading::Choice {
+                program: &program,
+                at: t,
+                memory: &memory,
+                context: &context,
+                remembered: &remembered,
+                refresh: reading::Refresh::Incremental,
+                verify_every: verify_days * 86_400,
+            };
+            let chosen = reading::choose(&choice, &listing, &relevant);
+            let read: BTreeMap<i64, Memberships> = whole
+                .organizations
+                .iter()
+                .filter(|o| chosen.contains(&o.id))
+                .map(|o| (o.id, o.memberships()))
+                .collect();
+            state.remember(&read, t).unwrap();
+            let assembled = reading::assemble(&listing, &remembered, &read);
+            let full = plan::plan(&program, t, &memory, &whole, &context);
+            let incremental = plan::plan(&program, t, &memory, &assembled, &context);
+            let (full, incremental) = match (full, incremental) {
+                (Ok(full), Ok(incremental)) => (full, incremental),
+                (full, incremental) => {
+                    let subjects = |r: &Result<Plan, Vec<plan::PlanError>>| -> Vec<String> {
+                        r.as_ref()
+                            .err()
+                            .map(|e| e.iter().map(|e| e.subject.clone()).collect())
+                            .unwrap_or_default()
+                    };
+                    prop_assert_eq!(subjects(&full), subjects(&incremental), "round {}", round);
+                    break;
+                }
+            };
+            prop_assert_eq!(
+                steps_on(&full, &chosen),
+                steps_on(&incremental, &chosen),
+                "round {}: organizations verified {:?}",
+                round,
+                chosen
+            );
+            let acted_on: BTreeSet<i64> = incremental
+                .steps
+                .iter()
+                .filter_map(|s| s.action.organization().and_then(|o| o.id))
+                .collect();
+            prop_assert!(
+                acted_on.is_subset(&chosen),
+                "round {}: acts on {:?}, verified {:?}",
+                round,
+                acted_on,
+                chosen
+            );
+            if *apply_it {
+                let incremental = incremental.seal();
+                state
+                    .forget_memberships(&acted_on.iter().copied().collect::<Vec<_>>())
+                    .unwrap();
+                apply(&mut instance, &state, &incremental, t, seed.rotate_left(3));
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -127,9 +127,22 @@ async fn a_command_that_reads_and_writes_never_has_more_than_the_share_in_a_wind
         name: "the sandbox",
         instance_id: None,
     };
-    let prepared = prepare(&paced, &state, &program, at, sandbox, &Default::default())
-        .await
-        .unwrap();
+    // Every organization's memberships, as a plan with `--refresh full` reads them.
+    let full = charter::schedule::ReadOptions {
+        refresh: charter::plan::reading::Refresh::Full,
+        ..Default::default()
+    };
+    let prepared = prepare(
+        &paced,
+        &state,
+        &program,
+        at,
+        sandbox,
+        &Default::default(),
+        &full,
+    )
+    .await
+    .unwrap();
     let reads = paced.calls();
     assert_eq!(
         reads,

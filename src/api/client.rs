@@ -204,9 +204,10 @@ pub struct ClientOptions {
     pub page_size: u32,
 }
 
-/// The page size: large enough that listing 10,000 organizations takes 11 calls, small enough
-/// that a page of organizations with their licenses stays around a megabyte.
-pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+/// The page size lists ask for: the largest Make has been seen to serve, so that a plan's
+/// listing of 10,000 organizations takes 2 calls. An instance that serves fewer says so in the
+/// `pg` it echoes, and the next pages ask for that.
+pub const DEFAULT_PAGE_SIZE: u32 = 10_000;
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
@@ -295,6 +296,16 @@ impl OrganizationColumn {
         OrganizationColumn::ExternalId,
         OrganizationColumn::Scenarios,
         OrganizationColumn::ActiveScenarios,
+        OrganizationColumn::Deleted,
+    ];
+
+    /// The columns a plan reads: what the planner and a saved plan's fingerprints use (no
+    /// usage counters, no attributes charter never sets).
+    pub const PLANNED: [OrganizationColumn; 5] = [
+        OrganizationColumn::Id,
+        OrganizationColumn::Name,
+        OrganizationColumn::License,
+        OrganizationColumn::Teams,
         OrganizationColumn::Deleted,
     ];
 
@@ -616,6 +627,21 @@ impl Client {
             .await
     }
 
+    /// `GET /admin/organizations?cols[]=…`: every organization with
+    /// only the selected columns (the others read as absent), in id order.
+    pub async fn list_organizations_with(
+        &self,
+        columns: &[OrganizationColumn],
+    ) -> Result<Vec<Organization>, ApiError> {
+        let query = columns
+            .iter()
+            .map(|c| ("cols[]".to_owned(), c.as_str().to_owned()))
+            .collect();
+        self.pages("/admin/organizations", "organizations", query)
+            .collect_all()
+            .await
+    }
+
     /// `GET /admin/organizations` with `cols[]`: only the selected fields of every organization
     /// matching the filter.
     pub async fn list_organization_columns(
@@ -734,6 +760,14 @@ impl Client {
         let mut query = filter.pairs();
         query.extend(columns(USER_COLUMNS));
         self.pages("/admin/users", "users", query)
+            .collect_all()
+            .await
+    }
+
+    /// `GET /admin/users?cols[]=…`: every user with the columns a plan
+    /// reads (id, name, address, instance role, deleted), in id order.
+    pub async fn list_planned_users(&self) -> Result<Vec<User>, ApiError> {
+        self.pages("/admin/users", "users", columns(PLANNED_USER_COLUMNS))
             .collect_all()
             .await
     }
@@ -1028,6 +1062,9 @@ const USER_COLUMNS: &[&str] = &[
     "deleted",
 ];
 
+/// The user columns a plan reads.
+const PLANNED_USER_COLUMNS: &[&str] = &["id", "name", "email", "usersAdminsRoleId", "deleted"];
+
 /// Refuses a license that lacks a catalog key, before sending it.
 fn complete(method: Method, path: &str, license: &License) -> Result<(), ApiError> {
     let missing: Vec<String> = catalog::CATALOG
@@ -1234,6 +1271,10 @@ impl<T: DeserializeOwned> Pages<'_, T> {
         }
         self.previous = Some(items_text.to_owned());
         self.offset += count;
+        // The limit in force is the one the instance says: the next page asks for it.
+        if let Some(limit) = echoed.filter(|&limit| limit > 0) {
+            self.limit = limit;
+        }
         if count == 0 || echoed.is_some_and(|limit| count < u64::from(limit)) {
             self.done = true;
         }

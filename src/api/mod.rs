@@ -23,8 +23,8 @@ pub use client::{
 pub use error::{ApiError, ApiErrorKind, Call, Failure, Method};
 pub use limiter::{Limiter, RateLimit};
 pub use observe::{
-    Fingerprint, Membership, ObserveCalls, Observed, ObservedOrganization, ObservedTeam,
-    ObservedUser, observe,
+    Fingerprint, Membership, Memberships, ObserveCalls, Observed, ObservedOrganization,
+    ObservedTeam, ObservedUser, Scope, observe,
 };
 pub use pacing::Pacing;
 pub use retry::{Jitter, RetryPolicy};

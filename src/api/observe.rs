@@ -1,37 +1,41 @@
-//! Reading an instance: every organization with its license, members and teams, every user, and
-//! the roles, in as few calls as Make's documented endpoints allow.
+//! Reading an instance: every organization with its license and teams, every user, the roles,
+//! and the memberships of every organization or of a chosen few, in as few calls as Make's
+//! documented endpoints allow.
 //!
-//! The result, [`Observed`], is plain sorted data for a pure planner; each organization and user
-//! has a [`Fingerprint`] that a saved plan records, so that `apply` can tell whether it changed.
+//! The result is [`Observed`] (`plan::observed`: plain sorted data for the pure planner); this
+//! module only fills it. A plan reads in two parts ([`list`] then [`read_memberships`] for the
+//! organizations it verifies, `schedule::prepare` chooses which); [`observe`] reads everything.
 //!
 //! # Calls
 //!
 //! Licenses and teams come inline in the organization list. Memberships are the expensive part:
-//! Make has no endpoint listing every membership. With `P` the page size and
-//! `pages(n) = ⌊n / P⌋ + 1` (the last page is the first shorter than `P`), observing costs:
+//! Make has no endpoint listing every membership. With `P` the page size (the lists ask for
+//! [`DEFAULT_PAGE_SIZE`](super::client::DEFAULT_PAGE_SIZE), the largest Make has been seen to
+//! serve, and then for the limit the instance echoes) and `pages(n) = ⌊n / P⌋ + 1` (the last page is the first shorter than `P`):
 //!
-//! 1. roles: 5 calls (instance roles of the three categories, organization roles, team roles);
-//! 2. organizations: `pages(N)`; users: `pages(U)`;
-//! 3. holders: for each organization role `r`, `GET /admin/users?organizationRoleId=r&cols[]=id`
+//! 1. the listing ([`list`]): roles, 5 calls (instance roles of the three categories,
+//!    organization roles, team roles); organizations `pages(N)`; users `pages(U)`;
+//! 2. holders: for each organization role `r`, `GET /admin/users?organizationRoleId=r&cols[]=id`
 //!    (`pages` of its holders): who holds `r` somewhere. A user found under exactly one role has
 //!    that role in every organization they belong to;
-//! 4. memberships, the cheaper of two ways, chosen from the holder lists (`M` users hold an
-//!    organization role, `A` of them more than one):
-//!    - per user (when `M ≤ N + A`): `GET /users/{id}/user-organization-roles` for each of the
+//! 3. memberships of the `S` organizations read, the cheaper of two ways, chosen from the holder
+//!    lists (`M` users hold an organization role, `A` of them more than one):
+//!    - per user (when `M ≤ S + A`): `GET /users/{id}/user-organization-roles` for each of the
 //!      `M`, which gives their role everywhere: `M` calls;
-//!    - per organization: `GET /admin/users?organizationId=o&cols[]=id` for each organization
+//!    - per organization: `GET /admin/users?organizationId=o&cols[]=id` for each of the `S`
 //!      (`pages` of its members), then the per-user call for each member whose role the holder
 //!      lists do not tell (the `A`, and any member found under no role);
-//! 5. team holders: for each team role, `GET /admin/users?teamRoleId=r&cols[]=id`. A user whose
-//!    organizations have one team between them, found under one team role, is placed without
-//!    another call; otherwise each team that may hold them is listed
-//!    (`GET /admin/users?teamId=t&cols[]=id`), and for members found under several team roles,
-//!    `GET /admin/users?teamId=t&teamRoleId=r&cols[]=id` for each of those roles.
+//! 4. team holders: for each team role, `GET /admin/users?teamRoleId=r&cols[]=id`. Reading every
+//!    organization, a user whose organizations have one team between them, found under one team
+//!    role, is placed without another call; otherwise (and always when reading a few) each team
+//!    that may hold them is listed (`GET /admin/users?teamId=t&cols[]=id`), and for members found
+//!    under several team roles, `GET /admin/users?teamId=t&teamRoleId=r&cols[]=id` for each of
+//!    those roles.
 //!
-//! An instance where each organization has one team and nobody holds two different roles costs
-//! `5 + pages(N) + pages(U) + Σ pages(holders) + min(M, N)` calls: about `N + 17` with Make's
-//! five organization and five team roles. (A plan reads `GET /users/me` as well, for the
-//! token's own role: `N + 18`.)
+//! Reading everything where each organization has one team and nobody holds two different roles
+//! costs `5 + pages(N) + pages(U) + Σ pages(holders) + min(M, N)` calls: about `N + 17` with
+//! Make's five organization and five team roles. Reading `S` organizations (without teams) costs
+//! `5 + pages(N) + pages(U) + Σ pages(holders) + S`.
 //!
 //! # Pacing
 //!
@@ -43,347 +47,303 @@
 //! without pacing reads once and fails on the first error.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::future::Future;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::client::{Client, UserFilter};
+use super::client::{Client, OrganizationColumn, UserFilter};
 use super::error::{ApiError, ApiErrorKind, Call, Method};
-use super::roles::{RoleKind, Roles};
-use super::wire::{License, Organization, User};
+use super::roles::{Role, RoleKind, Roles};
+use super::wire::{Organization, User};
+use crate::plan::observed::FingerprintCache;
+pub use crate::plan::observed::{
+    Fingerprint, Membership, Memberships, ObserveCalls, Observed, ObservedOrganization,
+    ObservedTeam, ObservedUser,
+};
 
-/// A user's role in an organization or a team.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Membership {
-    pub user_id: i64,
-    pub role_id: i64,
-    /// The role's name, when the instance lists the role.
-    pub role: Option<String>,
+/// Which organizations' memberships a reading reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every organization of the instance.
+    All,
+    /// These organizations only (ids the listing does not have are ignored).
+    Only(&'a BTreeSet<i64>),
 }
 
-/// A team and its members, sorted by user id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObservedTeam {
-    pub id: i64,
-    pub name: String,
-    pub members: Vec<Membership>,
-}
-
-/// An organization as read: its attributes, license, members and teams.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObservedOrganization {
-    pub id: i64,
-    pub name: String,
-    pub timezone_id: i64,
-    pub country_id: i64,
-    pub license: License,
-    pub is_paused: bool,
-    pub external_id: Option<String>,
-    pub scenarios: i64,
-    pub active_scenarios: i64,
-    pub deleted: bool,
-    /// Sorted by user id.
-    pub members: Vec<Membership>,
-    /// Sorted by id.
-    pub teams: Vec<ObservedTeam>,
-    /// The fingerprint, computed once (while reading, by [`observe`]).
-    #[serde(skip)]
-    pub cached_fingerprint: FingerprintCache,
-}
-
-/// A user as read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObservedUser {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub instance_role_id: Option<i64>,
-    /// The instance role's name, when the user has one the instance lists.
-    pub instance_role: Option<String>,
-    pub language: String,
-    pub country_id: i64,
-    pub timezone_id: i64,
-    pub locale_id: i64,
-    pub deleted: bool,
-    /// The fingerprint, computed once (while reading, by [`observe`]).
-    #[serde(skip)]
-    pub cached_fingerprint: FingerprintCache,
-}
-
-/// A fingerprint computed on first use. It never takes part in comparisons: two objects that
-/// are equal have equal fingerprints.
-#[derive(Clone, Debug, Default)]
-pub struct FingerprintCache(std::sync::OnceLock<Fingerprint>);
-
-impl PartialEq for FingerprintCache {
-    fn eq(&self, _: &FingerprintCache) -> bool {
-        true
-    }
-}
-
-impl Eq for FingerprintCache {}
-
-/// How many calls each part of an observation took.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObserveCalls {
-    pub roles: u64,
-    pub organizations: u64,
-    pub users: u64,
-    pub organization_role_holders: u64,
-    /// Per-user or per-organization membership reads (see the module documentation).
-    pub memberships: u64,
-    pub team_role_holders: u64,
-    pub team_members: u64,
-    /// Whether memberships were read per user (rather than per organization).
-    pub memberships_per_user: bool,
-    /// Calls of earlier readings given up because the instance changed while they ran.
-    #[serde(default)]
-    pub reread: u64,
-}
-
-impl ObserveCalls {
-    pub fn total(&self) -> u64 {
-        self.roles
-            + self.organizations
-            + self.users
-            + self.organization_role_holders
-            + self.memberships
-            + self.team_role_holders
-            + self.team_members
-            + self.reread
-    }
-}
-
-/// Everything charter reads from an instance, sorted by id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Observed {
-    pub organizations: Vec<ObservedOrganization>,
-    pub users: Vec<ObservedUser>,
-    pub roles: Roles,
-    /// What reading it cost; not part of any fingerprint.
-    pub calls: ObserveCalls,
-}
-
-impl Observed {
-    pub fn organization(&self, id: i64) -> Option<&ObservedOrganization> {
-        self.organizations
-            .binary_search_by_key(&id, |o| o.id)
-            .ok()
-            .and_then(|i| self.organizations.get(i))
-    }
-
-    pub fn user(&self, id: i64) -> Option<&ObservedUser> {
-        self.users
-            .binary_search_by_key(&id, |u| u.id)
-            .ok()
-            .and_then(|i| self.users.get(i))
-    }
-}
-
-/// A stable digest of an observed object: `sha256:` and the hex SHA-256 of its canonical JSON.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Fingerprint(pub String);
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The SHA-256 of a value's JSON, written straight into the hash (no intermediate text).
-pub(crate) fn json_digest<T: Serialize>(value: &T) -> [u8; 32] {
-    struct Hashing(Sha256);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+impl Scope<'_> {
+    fn contains(&self, organization: i64) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(ids) => ids.contains(&organization),
         }
     }
-    let mut hashing = Hashing(Sha256::new());
-    // Writing into a hash cannot fail, nor can serializing these plain structs.
-    let _ = serde_json::to_writer(&mut hashing, value);
-    hashing.0.finalize().into()
 }
 
-/// Lower-case hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    text
-}
-
-fn fingerprint<T: Serialize>(value: &T) -> Fingerprint {
-    // Field order is the structs' and license keys are in catalog order, so the JSON is
-    // canonical.
-    Fingerprint(format!("sha256:{}", hex(&json_digest(value))))
-}
-
-/// What an organization's fingerprint covers: all but the usage counters.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OrganizationPrint<'a> {
-    id: i64,
-    name: &'a str,
-    timezone_id: i64,
-    country_id: i64,
-    license: &'a License,
-    is_paused: bool,
-    external_id: &'a Option<String>,
-    deleted: bool,
-    members: &'a [Membership],
-    teams: &'a [ObservedTeam],
-}
-
-impl ObservedOrganization {
-    /// The fingerprint of everything a plan acts on: attributes, license, members and teams.
-    /// The usage counters `scenarios` and `activeScenarios` are left out: they move without
-    /// anyone changing the organization.
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.cached_fingerprint
-            .0
-            .get_or_init(|| self.compute_fingerprint())
-            .clone()
-    }
-
-    fn compute_fingerprint(&self) -> Fingerprint {
-        fingerprint(&OrganizationPrint {
-            id: self.id,
-            name: &self.name,
-            timezone_id: self.timezone_id,
-            country_id: self.country_id,
-            license: &self.license,
-            is_paused: self.is_paused,
-            external_id: &self.external_id,
-            deleted: self.deleted,
-            members: &self.members,
-            teams: &self.teams,
-        })
-    }
-}
-
-/// What a user's fingerprint covers: everything read.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserPrint<'a> {
-    id: i64,
-    name: &'a str,
-    email: &'a str,
-    instance_role_id: Option<i64>,
-    instance_role: &'a Option<String>,
-    language: &'a str,
-    country_id: i64,
-    timezone_id: i64,
-    locale_id: i64,
-    deleted: bool,
-}
-
-impl ObservedUser {
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.cached_fingerprint
-            .0
-            .get_or_init(|| {
-                fingerprint(&UserPrint {
-                    id: self.id,
-                    name: &self.name,
-                    email: &self.email,
-                    instance_role_id: self.instance_role_id,
-                    instance_role: &self.instance_role,
-                    language: &self.language,
-                    country_id: self.country_id,
-                    timezone_id: self.timezone_id,
-                    locale_id: self.locale_id,
-                    deleted: self.deleted,
-                })
-            })
-            .clone()
-    }
-}
-
-/// Reads the instance (see the module documentation for the calls it makes and for how a paced
-/// client retries).
+/// Reads the whole instance, every column charter knows (see the module documentation for the
+/// calls it makes and for how a paced client retries).
 pub async fn observe(client: &Client) -> Result<Observed, ApiError> {
-    let mut attempt = 0;
+    again(client, || async {
+        let mut calls = ObserveCalls::default();
+        let mut listing = read_listing(client, &OrganizationColumn::ALL, &mut calls).await?;
+        let memberships = read_scope(client, &listing, Scope::All, &mut calls).await?;
+        for o in &mut listing.organizations {
+            o.set_memberships(memberships.get(&o.id).unwrap_or(&Memberships::default()));
+        }
+        listing.calls = calls;
+        Ok(fingerprinted(listing))
+    })
+    .await
+}
+
+/// What the list endpoints give a plan, in `pages(N) + pages(U) + 5` calls: the roles, every
+/// organization with the columns a plan reads (its license and teams) and every user. No
+/// memberships: every organization's members and teams' members are empty.
+pub async fn list(client: &Client) -> Result<Observed, ApiError> {
+    again(client, || async {
+        let mut calls = ObserveCalls::default();
+        let mut listing = read_listing(client, &OrganizationColumn::PLANNED, &mut calls).await?;
+        listing.calls = calls;
+        Ok(listing)
+    })
+    .await
+}
+
+/// The memberships of the organizations of `listing` that `scope` names, by organization id
+/// (every organization in the scope has an entry), and the calls it took (in `memberships`,
+/// the holder lists and the team members of the returned [`ObserveCalls`]).
+pub async fn read_memberships(
+    client: &Client,
+    listing: &Observed,
+    scope: Scope<'_>,
+) -> Result<(BTreeMap<i64, Memberships>, ObserveCalls), ApiError> {
     let mut reread = 0;
+    let memberships = again_counting(client, &mut reread, || async {
+        let mut calls = ObserveCalls::default();
+        let memberships = read_scope(client, listing, scope, &mut calls).await?;
+        Ok((memberships, calls))
+    })
+    .await?;
+    let (memberships, mut calls) = memberships;
+    calls.reread = reread;
+    Ok((memberships, calls))
+}
+
+/// Fingerprints are part of reading: a plan records them, `apply` compares them.
+pub fn fingerprinted(observed: Observed) -> Observed {
+    for o in &observed.organizations {
+        o.fingerprint();
+    }
+    for u in &observed.users {
+        u.fingerprint();
+    }
+    observed
+}
+
+/// Runs a reading, and again from the start while the pacing allows after an `Inconsistent`
+/// answer; the calls of given-up readings are counted in `calls.reread`.
+async fn again<F, Fut>(client: &Client, reading: F) -> Result<Observed, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Observed, ApiError>>,
+{
+    let mut reread = 0;
+    let mut observed = again_counting(client, &mut reread, reading).await?;
+    observed.calls.reread = reread;
+    Ok(observed)
+}
+
+async fn again_counting<T, F, Fut>(
+    client: &Client,
+    reread: &mut u64,
+    reading: F,
+) -> Result<T, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut attempt = 0;
     loop {
         attempt += 1;
         let before = client.calls();
-        let error = match read(client).await {
-            Ok(mut observed) => {
-                observed.calls.reread = reread;
-                return Ok(observed);
-            }
+        let error = match reading().await {
+            Ok(read) => return Ok(read),
             Err(error) => error,
         };
         match client.pacing() {
             Some(pacing) if pacing.read_again(attempt, &error).await => {
-                reread += client.calls().saturating_sub(before);
+                *reread += client.calls().saturating_sub(before);
             }
             _ => return Err(error),
         }
     }
 }
 
-/// One reading of the instance, from the start.
-async fn read(client: &Client) -> Result<Observed, ApiError> {
-    let mut calls = ObserveCalls::default();
-    let mut mark = client.calls();
-    let mut spent = |client: &Client| {
-        let now = client.calls();
-        let used = now - mark;
-        mark = now;
-        used
-    };
+/// Counts the calls a part of a reading took.
+struct Meter {
+    mark: u64,
+}
 
-    let roles = client.roles().await?;
-    calls.roles = spent(client);
-    let organizations = client.list_organizations(&Default::default()).await?;
-    calls.organizations = spent(client);
-    let users = client.list_users(&UserFilter::default()).await?;
-    calls.users = spent(client);
-
-    // Who holds each organization role somewhere.
-    let mut organization_candidates: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for role in &roles.organization {
-        let holders = client
-            .list_user_ids(&UserFilter {
-                organization_role_id: Some(role.id),
-                ..UserFilter::default()
-            })
-            .await?;
-        for user in holders {
-            organization_candidates
-                .entry(user)
-                .or_default()
-                .insert(role.id);
+impl Meter {
+    fn start(client: &Client) -> Meter {
+        Meter {
+            mark: client.calls(),
         }
     }
-    calls.organization_role_holders = spent(client);
 
-    let known: BTreeSet<i64> = organizations.iter().map(|o| o.id).collect();
-    // (organization, user) → role
-    let mut memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
-    let several = organization_candidates
-        .values()
-        .filter(|roles| roles.len() > 1)
-        .count();
-    let per_user = organization_candidates.len() <= organizations.len() + several;
+    fn spent(&mut self, client: &Client) -> u64 {
+        let now = client.calls();
+        let used = now.saturating_sub(self.mark);
+        self.mark = now;
+        used
+    }
+}
+
+/// Step 1: roles, organizations (with `columns`) and users; no memberships.
+async fn read_listing(
+    client: &Client,
+    columns: &[OrganizationColumn],
+    calls: &mut ObserveCalls,
+) -> Result<Observed, ApiError> {
+    let mut meter = Meter::start(client);
+    let roles = client.roles().await?;
+    calls.roles = meter.spent(client);
+    let everything = columns == OrganizationColumn::ALL;
+    let organizations = if everything {
+        client.list_organizations(&Default::default()).await?
+    } else {
+        client.list_organizations_with(columns).await?
+    };
+    calls.organizations = meter.spent(client);
+    let users = if everything {
+        client.list_users(&UserFilter::default()).await?
+    } else {
+        client.list_planned_users().await?
+    };
+    calls.users = meter.spent(client);
+    let empty = BTreeMap::new();
+    Ok(Observed {
+        organizations: organizations
+            .into_iter()
+            .map(|o| observed_organization(o, &empty, &empty, &roles))
+            .collect::<Sorted<_>>()
+            .0,
+        users: users
+            .into_iter()
+            .map(|u| observed_user(u, &roles))
+            .collect::<Sorted<_>>()
+            .0,
+        roles,
+        calls: ObserveCalls::default(),
+    })
+}
+
+/// Steps 2 to 4 for the organizations in `scope`.
+async fn read_scope(
+    client: &Client,
+    listing: &Observed,
+    scope: Scope<'_>,
+    calls: &mut ObserveCalls,
+) -> Result<BTreeMap<i64, Memberships>, ApiError> {
+    let organizations: Vec<&ObservedOrganization> = listing
+        .organizations
+        .iter()
+        .filter(|o| scope.contains(o.id))
+        .collect();
+    let mut result: BTreeMap<i64, Memberships> = organizations
+        .iter()
+        .map(|o| (o.id, Memberships::default()))
+        .collect();
+    // Reading a few organizations, none is nothing to read; reading all, the holder lists are
+    // read even of an empty instance (a reading of everything always has the same shape).
+    if organizations.is_empty() && matches!(scope, Scope::Only(_)) {
+        return Ok(result);
+    }
+    let roles = &listing.roles;
+    let mut meter = Meter::start(client);
+    let holders = role_holders(client, &roles.organization, |role| UserFilter {
+        organization_role_id: Some(role),
+        ..UserFilter::default()
+    })
+    .await?;
+    calls.organization_role_holders = meter.spent(client);
+    let (memberships, per_user) =
+        organization_memberships(client, &organizations, &holders).await?;
+    calls.memberships = meter.spent(client);
     calls.memberships_per_user = per_user;
+    let team_holders = role_holders(client, &roles.team, |role| UserFilter {
+        team_role_id: Some(role),
+        ..UserFilter::default()
+    })
+    .await?;
+    calls.team_role_holders = meter.spent(client);
+    let team_memberships = team_memberships(
+        client,
+        &organizations,
+        &memberships,
+        &team_holders,
+        roles,
+        matches!(scope, Scope::All),
+    )
+    .await?;
+    calls.team_members = meter.spent(client);
+
+    let team_owner: BTreeMap<i64, i64> = organizations
+        .iter()
+        .flat_map(|o| o.teams.iter().map(|t| (t.id, o.id)))
+        .collect();
+    for (&(organization, user), &role) in &memberships {
+        if let Some(entry) = result.get_mut(&organization) {
+            entry
+                .members
+                .push(membership(user, role, RoleKind::Organization, roles));
+        }
+    }
+    for (&(team, user), &role) in &team_memberships {
+        if let Some(entry) = team_owner
+            .get(&team)
+            .and_then(|organization| result.get_mut(organization))
+        {
+            entry.teams.entry(team).or_default().push(membership(
+                user,
+                role,
+                RoleKind::Team,
+                roles,
+            ));
+        }
+    }
+    Ok(result)
+}
+
+/// Step 2 (and the first half of 4): who holds each of `roles` somewhere, as user → roles;
+/// `filter` is the user filter of one role.
+async fn role_holders(
+    client: &Client,
+    roles: &[Role],
+    filter: fn(i64) -> UserFilter,
+) -> Result<BTreeMap<i64, BTreeSet<i64>>, ApiError> {
+    let mut holders: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for role in roles {
+        for user in client.list_user_ids(&filter(role.id)).await? {
+            holders.entry(user).or_default().insert(role.id);
+        }
+    }
+    Ok(holders)
+}
+
+/// Step 3: (organization, user) → role for the organizations given, per user or per
+/// organization, whichever costs fewer calls; and whether it was per user.
+async fn organization_memberships(
+    client: &Client,
+    organizations: &[&ObservedOrganization],
+    holders: &BTreeMap<i64, BTreeSet<i64>>,
+) -> Result<(BTreeMap<(i64, i64), i64>, bool), ApiError> {
+    let known: BTreeSet<i64> = organizations.iter().map(|o| o.id).collect();
+    let mut memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let several = holders.values().filter(|roles| roles.len() > 1).count();
+    let per_user = holders.len() <= organizations.len() + several;
     let mut unresolved: BTreeSet<i64> = BTreeSet::new();
     if per_user {
-        unresolved.extend(organization_candidates.keys().copied());
+        unresolved.extend(holders.keys().copied());
     } else {
-        for organization in &organizations {
+        for organization in organizations {
             let members = client
                 .list_user_ids(&UserFilter {
                     organization_id: Some(organization.id),
@@ -391,7 +351,7 @@ async fn read(client: &Client) -> Result<Observed, ApiError> {
                 })
                 .await?;
             for user in members {
-                match organization_candidates.get(&user) {
+                match holders.get(&user) {
                     Some(roles) if roles.len() == 1 => {
                         if let Some(&role) = roles.first() {
                             memberships.insert((organization.id, user), role);
@@ -405,144 +365,139 @@ async fn read(client: &Client) -> Result<Observed, ApiError> {
         }
     }
     for user in unresolved {
-        // Rows of organizations created after the list was read are left out, like the
-        // organizations themselves.
+        // Rows of organizations created after the list was read (or not read this time) are
+        // left out, like the organizations themselves.
         for row in client.user_organization_roles(user).await? {
             if known.contains(&row.organization_id) {
                 memberships.insert((row.organization_id, user), row.users_role_id);
             }
         }
     }
-    calls.memberships = spent(client);
+    Ok((memberships, per_user))
+}
 
-    // Team roles.
-    let mut team_candidates: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for role in &roles.team {
+/// Step 4: (team, user) → role for the teams of the organizations given. `complete`: the
+/// organization memberships are every organization's, so a user's teams are known from them.
+async fn team_memberships(
+    client: &Client,
+    organizations: &[&ObservedOrganization],
+    memberships: &BTreeMap<(i64, i64), i64>,
+    holders: &BTreeMap<i64, BTreeSet<i64>>,
+    roles: &Roles,
+    complete: bool,
+) -> Result<BTreeMap<(i64, i64), i64>, ApiError> {
+    let teams_of_organization: BTreeMap<i64, Vec<i64>> = organizations
+        .iter()
+        .map(|o| (o.id, o.teams.iter().map(|t| t.id).collect()))
+        .collect();
+    let mut team_memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut teams_to_list: BTreeSet<i64> = BTreeSet::new();
+    if complete {
+        let mut organizations_of_user: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for &(organization, user) in memberships.keys() {
+            organizations_of_user
+                .entry(user)
+                .or_default()
+                .push(organization);
+        }
+        for (&user, team_roles) in holders {
+            let teams: BTreeSet<i64> = organizations_of_user
+                .get(&user)
+                .into_iter()
+                .flatten()
+                .filter_map(|o| teams_of_organization.get(o))
+                .flatten()
+                .copied()
+                .collect();
+            match (teams.first(), team_roles.first()) {
+                (Some(&team), Some(&role)) if teams.len() == 1 && team_roles.len() == 1 => {
+                    team_memberships.insert((team, user), role);
+                }
+                _ => teams_to_list.extend(teams),
+            }
+        }
+    } else if !holders.is_empty() {
+        // A user's other organizations are not known: each team that may hold anyone is listed.
+        teams_to_list.extend(teams_of_organization.values().flatten().copied());
+    }
+    let all_team_roles: BTreeSet<i64> = roles.team.iter().map(|r| r.id).collect();
+    for team in teams_to_list {
+        list_team(
+            client,
+            team,
+            holders,
+            &all_team_roles,
+            &mut team_memberships,
+        )
+        .await?;
+    }
+    Ok(team_memberships)
+}
+
+/// The members of one team with their roles: from the holder lists when a member holds one
+/// team role, by role otherwise.
+async fn list_team(
+    client: &Client,
+    team: i64,
+    holders: &BTreeMap<i64, BTreeSet<i64>>,
+    all_team_roles: &BTreeSet<i64>,
+    team_memberships: &mut BTreeMap<(i64, i64), i64>,
+) -> Result<(), ApiError> {
+    let members = client
+        .list_user_ids(&UserFilter {
+            team_id: Some(team),
+            ..UserFilter::default()
+        })
+        .await?;
+    let mut ambiguous: BTreeSet<i64> = BTreeSet::new();
+    let mut roles_to_ask: BTreeSet<i64> = BTreeSet::new();
+    for user in members {
+        match holders.get(&user) {
+            Some(roles) if roles.len() == 1 => {
+                if let Some(&role) = roles.first() {
+                    team_memberships.insert((team, user), role);
+                }
+            }
+            Some(roles) if !roles.is_empty() => {
+                ambiguous.insert(user);
+                roles_to_ask.extend(roles.iter().copied());
+            }
+            _ => {
+                ambiguous.insert(user);
+                roles_to_ask.extend(all_team_roles.iter().copied());
+            }
+        }
+    }
+    for role in roles_to_ask {
+        if ambiguous.is_empty() {
+            break;
+        }
         let holders = client
             .list_user_ids(&UserFilter {
-                team_role_id: Some(role.id),
+                team_id: Some(team),
+                team_role_id: Some(role),
                 ..UserFilter::default()
             })
             .await?;
         for user in holders {
-            team_candidates.entry(user).or_default().insert(role.id);
-        }
-    }
-    calls.team_role_holders = spent(client);
-
-    let teams_of_organization: BTreeMap<i64, Vec<i64>> = organizations
-        .iter()
-        .map(|o| (o.id, o.teams.iter().flatten().map(|t| t.id).collect()))
-        .collect();
-    let mut organizations_of_user: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for &(organization, user) in memberships.keys() {
-        organizations_of_user
-            .entry(user)
-            .or_default()
-            .push(organization);
-    }
-    // (team, user) → role
-    let mut team_memberships: BTreeMap<(i64, i64), i64> = BTreeMap::new();
-    let mut teams_to_list: BTreeSet<i64> = BTreeSet::new();
-    for (&user, team_roles) in &team_candidates {
-        let teams: BTreeSet<i64> = organizations_of_user
-            .get(&user)
-            .into_iter()
-            .flatten()
-            .filter_map(|o| teams_of_organization.get(o))
-            .flatten()
-            .copied()
-            .collect();
-        match (teams.first(), team_roles.first()) {
-            (Some(&team), Some(&role)) if teams.len() == 1 && team_roles.len() == 1 => {
+            if ambiguous.remove(&user) {
                 team_memberships.insert((team, user), role);
             }
-            _ => teams_to_list.extend(teams),
         }
     }
-    let all_team_roles: BTreeSet<i64> = roles.team.iter().map(|r| r.id).collect();
-    for team in teams_to_list {
-        let members = client
-            .list_user_ids(&UserFilter {
-                team_id: Some(team),
-                ..UserFilter::default()
-            })
-            .await?;
-        let mut ambiguous: BTreeSet<i64> = BTreeSet::new();
-        let mut roles_to_ask: BTreeSet<i64> = BTreeSet::new();
-        for user in members {
-            match team_candidates.get(&user) {
-                Some(roles) if roles.len() == 1 => {
-                    if let Some(&role) = roles.first() {
-                        team_memberships.insert((team, user), role);
-                    }
-                }
-                Some(roles) if !roles.is_empty() => {
-                    ambiguous.insert(user);
-                    roles_to_ask.extend(roles.iter().copied());
-                }
-                _ => {
-                    ambiguous.insert(user);
-                    roles_to_ask.extend(all_team_roles.iter().copied());
-                }
-            }
-        }
-        for role in roles_to_ask {
-            if ambiguous.is_empty() {
-                break;
-            }
-            let holders = client
-                .list_user_ids(&UserFilter {
-                    team_id: Some(team),
-                    team_role_id: Some(role),
-                    ..UserFilter::default()
-                })
-                .await?;
-            for user in holders {
-                if ambiguous.remove(&user) {
-                    team_memberships.insert((team, user), role);
-                }
-            }
-        }
-        if let Some(user) = ambiguous.first() {
-            return Err(ApiError::new(
-                Call {
-                    method: Method::Get,
-                    path: "/admin/users".to_owned(),
-                    query: vec![("teamId".to_owned(), team.to_string())],
-                },
-                ApiErrorKind::Inconsistent {
-                    problem: format!(
-                        "user `{user}` is in team `{team}` but holds none of its roles"
-                    ),
-                },
-            ));
-        }
+    match ambiguous.first() {
+        Some(user) => Err(ApiError::new(
+            Call {
+                method: Method::Get,
+                path: "/admin/users".to_owned(),
+                query: vec![("teamId".to_owned(), team.to_string())],
+            },
+            ApiErrorKind::Inconsistent {
+                problem: format!("user `{user}` is in team `{team}` but holds none of its roles"),
+            },
+        )),
+        None => Ok(()),
     }
-    calls.team_members = spent(client);
-
-    let observed = Observed {
-        organizations: organizations
-            .into_iter()
-            .map(|o| observed_organization(o, &memberships, &team_memberships, &roles))
-            .collect::<Sorted<_>>()
-            .0,
-        users: users
-            .into_iter()
-            .map(|u| observed_user(u, &roles))
-            .collect::<Sorted<_>>()
-            .0,
-        roles,
-        calls,
-    };
-    // Fingerprints are part of reading: a plan records them, `apply` compares them.
-    for o in &observed.organizations {
-        o.fingerprint();
-    }
-    for u in &observed.users {
-        u.fingerprint();
-    }
-    Ok(observed)
 }
 
 /// Collects and sorts by id.

@@ -736,6 +736,18 @@ pub async fn execute(
     let unpaced = client.without_pacing();
     let client = &unpaced;
     let (notices, mut heard) = mpsc::unbounded_channel();
+    // What the state remembers of the people of the organizations about to change is stale
+    // from the first call on: forgotten, so the next plan reads them back.
+    let touched: Vec<i64> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.action.organization().and_then(|o| o.id))
+        .collect::<std::collections::BTreeSet<i64>>()
+        .into_iter()
+        .collect();
+    if let Err(error) = state.forget_memberships(&touched) {
+        return Err(run.stop(error, client, calls_before, started, None));
+    }
     let known = match run.prepare(progress) {
         Ok(known) => known,
         Err(error) => return Err(run.stop(error, client, calls_before, started, None)),

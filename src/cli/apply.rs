@@ -11,9 +11,10 @@ use super::instance::{Failure, Target, with_instance};
 use super::plan::plan_with;
 use super::policy::{self, Output};
 use super::{Outcome, parse_at, usage_error};
-use crate::api::{Client, observe};
+use crate::api::Client;
 use crate::apply::{self, Event, Options, Report, StepStatus, Stop};
 use crate::model::program::Program;
+use crate::plan::reading::Refresh;
 use crate::plan::{Action, Plan, Step, render_text};
 use crate::schedule::{changed_since, describe_changes};
 use crate::state::{RoundStart, Store};
@@ -151,7 +152,16 @@ pub(super) fn run_apply(args: ApplyArgs, output: &Output) -> Outcome {
         // Before planning, so that a plan made after another policy set's apply sees what
         // that apply created.
         let _instance_lock = target.lock("apply")?;
-        let planning = plan_with(&client, &state, program, at, &target, &NOTHING_CREATED);
+        let read = config.read_options(Refresh::Incremental);
+        let planning = plan_with(
+            &client,
+            &state,
+            program,
+            at,
+            &target,
+            &NOTHING_CREATED,
+            &read,
+        );
         let prepared = match &early {
             Some(stop) => match unless_stopped(stop, planning).await {
                 Some(prepared) => prepared?,
@@ -238,7 +248,8 @@ fn apply_saved(args: ApplyArgs, output: &Output) -> Outcome {
         let lock = super::state::lock(&state, "apply", lock_timeout)?;
         let _instance_lock = target.lock("apply")?;
         crate::schedule::bind(&client, &state, target.instance()).await?;
-        let Some(observed) = unless_stopped(&stop, observe(&client)).await else {
+        let reading = crate::schedule::read_for_saved(&client, &state, &plan, at);
+        let Some(observed) = unless_stopped(&stop, reading).await else {
             return Ok(Ended::StoppedBefore);
         };
         let observed = observed?;
@@ -587,6 +598,7 @@ async fn verify(
         let before = context.client.calls();
         // Not before the plan's instant (what was reviewed), nor before `at`, when the apply
         // recorded its transitions: planning earlier than a recorded transition is refused.
+        let read = context.config.read_options(Refresh::Incremental);
         let planning = plan_with(
             context.client,
             context.state,
@@ -594,6 +606,7 @@ async fn verify(
             at.max(plan.at),
             context.target,
             &created,
+            &read,
         );
         let Some(prepared) = unless_stopped(context.stop, planning).await else {
             return Ok(Ended::StoppedVerifying);
@@ -758,11 +771,15 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
         let stop = listen_for_stop();
         let state = Store::open(&config.state)?;
         let mut failed = false;
+        let mut first = true;
         loop {
             let now = at.unwrap_or_else(super::now);
             // With `--every`, rounds are due at multiples of the interval, whichever scheduler
             // carries them out.
             let due = every.map(|every| now - now.rem_euclid(every));
+            // The first round says whether a full refresh would outlast the interval.
+            let interval = if first { every } else { None };
+            first = false;
             let result = match begin_round(&state, lock_timeout, due) {
                 Ok(Some(lock)) => {
                     let context = RoundContext {
@@ -774,7 +791,7 @@ pub(super) fn run_rounds(args: RunArgs, output: &Output) -> Outcome {
                         concurrency,
                         stop: &stop,
                     };
-                    let done = round(&context, &path, now, output).await;
+                    let done = round(&context, &path, now, output, interval).await;
                     end_round(&state, lock, due, done).map(Some)
                 }
                 Ok(None) => Ok(None),
@@ -903,12 +920,14 @@ enum Round {
     Stopped { left_undone: bool },
 }
 
-/// One round: read the policy set, plan at `now`, apply.
+/// One round: read the policy set, plan at `now`, apply. With `interval` (the time between
+/// rounds), warns when a full refresh of the instance would take longer.
 async fn round(
     context: &RoundContext<'_>,
     path: &Path,
     now: i64,
     output: &Output,
+    interval: Option<i64>,
 ) -> Result<Round, Failure> {
     let loaded = policy::load(path, output)
         .map_err(|_| Failure::new("the policy set has errors; nothing was applied", None))?;
@@ -916,6 +935,7 @@ async fn round(
     // Each round takes the instance's lock for its plan and apply only, so that a daemon
     // leaves the instance to other policy sets between rounds.
     let _instance_lock = context.target.lock("run")?;
+    let read = context.config.read_options(Refresh::Incremental);
     let planning = plan_with(
         context.client,
         context.state,
@@ -923,11 +943,21 @@ async fn round(
         now,
         context.target,
         &NOTHING_CREATED,
+        &read,
     );
     let Some(prepared) = unless_stopped(context.stop, planning).await else {
         return Ok(Round::Stopped { left_undone: false });
     };
     let prepared = prepared?;
+    if let Some(every) = interval
+        && let Some(warning) = crate::schedule::full_refresh_warning(
+            prepared.observed.organizations.len(),
+            context.config.rate_limit,
+            every,
+        )
+    {
+        eoutln!("warning: {warning}");
+    }
     let plan = prepared.plan;
     outln!(
         "round at {}: {}",
@@ -935,6 +965,9 @@ async fn round(
         crate::plan::summary(&plan)
     );
     if !plan.has_changes() {
+        if let Some(reading) = &plan.reading {
+            outln!("{}", crate::plan::describe_reading(reading));
+        }
         return Ok(Round::Applied { succeeded: true });
     }
     out!("{}", render_text(&plan));

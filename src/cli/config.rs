@@ -46,6 +46,8 @@ pub const ENV_PGPASSWORD: &str = "PGPASSWORD";
 /// A password file in PostgreSQL's format, instead of `~/.pgpass`.
 pub const ENV_PGPASSFILE: &str = "PGPASSFILE";
 
+use crate::schedule::ReadOptions;
+
 const CODE: &str = "charter::config";
 
 // The file, as written.
@@ -85,6 +87,8 @@ struct StateSection {
     path: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
+    /// How often a plan reads back each organization's memberships (`7 days`).
+    verify_every: Option<Spanned<String>>,
 }
 
 const KEYS: &[&str] = &[
@@ -100,6 +104,7 @@ const KEYS: &[&str] = &[
     "connect_timeout",
     "path",
     "password_env",
+    "verify_every",
 ];
 
 // The settings, resolved.
@@ -181,6 +186,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Where charter's state is.
     pub state: Location,
+    /// Seconds after which a plan reads an organization's remembered memberships back
+    /// (`plan::reading`).
+    pub verify_every: i64,
     /// A rehearsal (`--rehearse`): the state and the embedded sandbox in
     /// `.charter/rehearsal/`, no instance.
     pub rehearsal: bool,
@@ -210,6 +218,15 @@ impl Config {
                 DEFAULT_SEED,
             ),
             None => Pacing::default(),
+        }
+    }
+
+    /// How plans read the instance with `refresh`.
+    pub fn read_options(&self, refresh: crate::plan::reading::Refresh) -> ReadOptions {
+        ReadOptions {
+            refresh,
+            verify_every: self.verify_every,
+            rate_limit: self.rate_limit,
         }
     }
 
@@ -436,6 +453,9 @@ pub fn load(
             .connect_timeout
             .unwrap_or(defaults.connect_timeout),
         state,
+        verify_every: from_file
+            .verify_every
+            .unwrap_or(crate::plan::reading::DEFAULT_VERIFY_EVERY),
         rehearsal: flags.rehearse,
     })
 }
@@ -532,6 +552,7 @@ struct FileSettings {
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     state: FileState,
+    verify_every: Option<i64>,
 }
 
 /// `[state]` of the file, checked.
@@ -692,7 +713,31 @@ fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         Some(v) => Ok(Some(Duration::from_secs(v.into_inner()))),
         None => Ok(None),
     };
+    let verify_every = match config.state.verify_every.as_ref() {
+        Some(v) => match crate::model::time::parse_duration(v.get_ref()) {
+            Some(seconds) if seconds >= 3600 => Some(seconds),
+            _ => {
+                return Err(located(
+                    text,
+                    v.span(),
+                    Diagnostic::error(
+                        CODE,
+                        format!(
+                            "`verify_every` is `{}`, not a duration of an hour or more",
+                            v.get_ref()
+                        ),
+                    )
+                    .with_help(
+                        "how often a plan reads back each organization's memberships, as `7 \
+                         days` (the default) or `1 day`",
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
     Ok(FileSettings {
+        verify_every,
         url,
         token,
         rate_limit,

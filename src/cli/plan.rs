@@ -9,8 +9,9 @@ use super::instance::{Failure, Target, with_instance};
 use super::policy::{self, Output};
 use super::{Outcome, parse_at};
 use crate::api::Client;
+use crate::plan::reading::Refresh;
 use crate::plan::{PlanError, render_text};
-use crate::schedule::{PrepareError, Prepared, prepare};
+use crate::schedule::{PrepareError, Prepared, ReadOptions, prepare};
 use crate::state::Store;
 
 /// Show the admin-API calls that would bring the instance to the policy set.
@@ -29,8 +30,29 @@ pub struct Args {
     /// `text` for people, `json`: the plan file's content.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Which memberships to read back: `incremental` (what can have changed and a rolling
+    /// share), `full` (every organization's), `none` (all from charter's state).
+    #[arg(long, value_enum, default_value_t = RefreshArg::Incremental)]
+    refresh: RefreshArg,
     #[command(flatten)]
     instance: InstanceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RefreshArg {
+    Incremental,
+    Full,
+    None,
+}
+
+impl From<RefreshArg> for Refresh {
+    fn from(refresh: RefreshArg) -> Refresh {
+        match refresh {
+            RefreshArg::Incremental => Refresh::Incremental,
+            RefreshArg::Full => Refresh::Full,
+            RefreshArg::None => Refresh::None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,9 +70,20 @@ pub(super) fn run(args: Args, output: &Output) -> Outcome {
     };
     let at = args.at.unwrap_or_else(super::now);
     let program = &loaded.program;
+    let refresh = Refresh::from(args.refresh);
     let work = |client: Client, config: Config, target: Target| async move {
         let state = Store::open(&config.state)?;
-        plan_with(&client, &state, program, at, &target, &BTreeSet::new()).await
+        let read = config.read_options(refresh);
+        plan_with(
+            &client,
+            &state,
+            program,
+            at,
+            &target,
+            &BTreeSet::new(),
+            &read,
+        )
+        .await
     };
     let (_, prepared) = match with_instance(&args.path, &args.instance, output, work) {
         Ok(done) => done,
@@ -97,8 +130,9 @@ pub(super) async fn plan_with(
     at: i64,
     target: &Target,
     created: &BTreeSet<String>,
+    read: &ReadOptions,
 ) -> Result<Prepared, Failure> {
-    match prepare(client, state, program, at, target.instance(), created).await {
+    match prepare(client, state, program, at, target.instance(), created, read).await {
         Ok(prepared) => Ok(prepared),
         Err(PrepareError::Plan(errors)) => {
             print_plan_errors(&errors);

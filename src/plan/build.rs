@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::observed::{Observed, ObservedOrganization, ObservedUser};
 use super::{
     Action, Change, CustomerPlan, OrganizationRef, Plan, PlanError, PlanLicense, PlannedTransition,
     Reads, RoleRef, StaffPlan, Step, TeamRef, UserRef,
 };
-use crate::api::observe::{Observed, ObservedOrganization, ObservedUser};
 use crate::api::roles::RoleKind;
 use crate::compile::customer::{Cause, Desired, History, desired};
 use crate::model::customer::{Customer, OrgRole, TeamRole};
@@ -139,6 +139,94 @@ pub fn plan(
     observed: &Observed,
     context: &Context,
 ) -> Result<Plan, Vec<PlanError>> {
+    let draft = draft(program, at, memory, observed, context);
+    if !draft.errors.is_empty() {
+        return Err(draft.errors);
+    }
+    Ok(Plan {
+        version: super::PLAN_VERSION,
+        id: String::new(),
+        at,
+        instance: context.instance.clone(),
+        policy: None,
+        steps: order(draft.steps),
+        customers: draft.customers,
+        staff: draft.staff,
+        reads: draft.reads,
+        warnings: draft.warnings,
+        reading: None,
+    })
+}
+
+/// The organizations a plan of `observed` would act on, or could not plan: those of the
+/// customers with a step, a transition or an error (their linked organization, or the
+/// organizations of their name), and linked organizations no longer named as their customer
+/// (renamed by hand, or someone else's now: whether charter may touch them depends on who owns
+/// them). A plan made from remembered memberships reads these back before it is made for good.
+pub fn touched(
+    program: &Program,
+    at: i64,
+    memory: &Memory,
+    observed: &Observed,
+    context: &Context,
+) -> BTreeSet<i64> {
+    let draft = draft(program, at, memory, observed, context);
+    let with_steps: BTreeSet<&str> = draft.steps.iter().map(|s| s.subject.as_str()).collect();
+    let mut touched: BTreeSet<i64> = draft
+        .customers
+        .iter()
+        .filter(|c| with_steps.contains(c.key.as_str()) || !c.transitions.is_empty())
+        .filter_map(|c| c.organization)
+        .collect();
+    for customer in &program.customers {
+        if let Some(&id) = memory.organizations.get(&customer.key)
+            && observed
+                .organization(id)
+                .is_some_and(|o| o.name != customer.name)
+        {
+            touched.insert(id);
+        }
+    }
+    let failed: BTreeSet<&str> = draft.errors.iter().map(|e| e.subject.as_str()).collect();
+    for customer in program
+        .customers
+        .iter()
+        .filter(|c| failed.contains(c.key.as_str()))
+    {
+        match memory.organizations.get(&customer.key) {
+            Some(&id) => {
+                touched.insert(id);
+            }
+            None => touched.extend(
+                observed
+                    .organizations
+                    .iter()
+                    .filter(|o| o.name == customer.name)
+                    .map(|o| o.id),
+            ),
+        }
+    }
+    touched
+}
+
+/// What planning gives before its errors decide: the steps (unordered), each customer's and
+/// staff member's bookkeeping, the reads, the warnings, and the errors.
+struct Draft {
+    steps: Vec<Step>,
+    customers: Vec<CustomerPlan>,
+    staff: Vec<StaffPlan>,
+    reads: Reads,
+    warnings: Vec<String>,
+    errors: Vec<PlanError>,
+}
+
+fn draft(
+    program: &Program,
+    at: i64,
+    memory: &Memory,
+    observed: &Observed,
+    context: &Context,
+) -> Draft {
     let users = observed
         .users
         .iter()
@@ -268,24 +356,14 @@ pub fn plan(
     }
 
     let staff = planner.staff(memory, context);
-
-    if !planner.errors.is_empty() {
-        return Err(planner.errors);
-    }
-    let steps = order(planner.steps);
-    let plan = Plan {
-        version: super::PLAN_VERSION,
-        id: String::new(),
-        at,
-        instance: context.instance.clone(),
-        policy: None,
-        steps,
+    Draft {
+        steps: planner.steps,
         customers,
         staff,
         reads: planner.reads,
         warnings,
-    };
-    Ok(plan)
+        errors: planner.errors,
+    }
 }
 
 /// Orders steps so that each comes after what it depends on; among the steps ready at once,
@@ -350,6 +428,27 @@ fn order(steps: Vec<Step>) -> Vec<Step> {
 /// address's local part.
 fn display_name(email: &str) -> String {
     email.split('@').next().unwrap_or(email).to_owned()
+}
+
+/// An ownership transfer in the plan: its step, and the previous owner (lower case), whom Make
+/// leaves an Admin.
+#[derive(Default)]
+struct Transfer {
+    step: Option<String>,
+    previous_owner: Option<String>,
+}
+
+impl Transfer {
+    /// The transfer step, as a dependency of a step that must come after it (`after`).
+    fn after(&self, after: bool) -> Option<String> {
+        if after { self.step.clone() } else { None }
+    }
+}
+
+/// Whether the policy names `email` (lower case) in the organization: its owner or a role.
+fn named(desired: &Desired, email: &str) -> bool {
+    email == desired.owner.to_lowercase()
+        || desired.roles.keys().any(|e| e.eq_ignore_ascii_case(email))
 }
 
 impl<'a> Planner<'a> {
@@ -626,6 +725,9 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Plans an organization that exists: its license, its owner, everyone's role, and who
+    /// leaves (see the module documentation). `membership` gets the step (if any) that makes
+    /// each address a member.
     #[allow(clippy::too_many_arguments)]
     fn existing_organization(
         &mut self,
@@ -637,24 +739,54 @@ impl<'a> Planner<'a> {
         previous: Option<&Snapshot>,
         membership: &mut BTreeMap<String, String>,
     ) {
-        // The license: one call with the complete object when any key differs.
-        let changes = license_changes(license, &o.license.0, previous.map(|p| &p.license));
-        if !changes.is_empty() {
-            let drift = changes.iter().all(|c| c.drift);
-            self.push(
-                format!("license:{key}"),
-                key,
-                Action::SetLicense {
-                    organization: org_ref.clone(),
-                    license: license.clone(),
-                    changes,
-                },
-                Vec::new(),
-                drift,
-            );
-        }
+        self.license_step(key, license, org_ref, o, previous);
+        let mut current = self.current_roles(o);
+        let owner_now = self.owner_of(o).map(|u| u.email.clone());
+        let transfer = self.ownership(
+            key,
+            desired,
+            org_ref,
+            owner_now.as_deref(),
+            previous,
+            &mut current,
+            membership,
+        );
+        self.other_roles(
+            key, desired, org_ref, &current, previous, &transfer, membership,
+        );
+        let leaving = self.creator_leaves(key, desired, org_ref, &current, &transfer);
+        self.previous_owner_stays_member(key, desired, org_ref, &transfer, leaving.as_deref());
+    }
 
-        // Who holds which role now (lower-case address → role name).
+    /// The license: one call with the complete object when any key differs.
+    fn license_step(
+        &mut self,
+        key: &str,
+        license: &PlanLicense,
+        org_ref: &OrganizationRef,
+        o: &ObservedOrganization,
+        previous: Option<&Snapshot>,
+    ) {
+        let changes = license_changes(license, &o.license.0, previous.map(|p| &p.license));
+        if changes.is_empty() {
+            return;
+        }
+        let drift = changes.iter().all(|c| c.drift);
+        self.push(
+            format!("license:{key}"),
+            key,
+            Action::SetLicense {
+                organization: org_ref.clone(),
+                license: license.clone(),
+                changes,
+            },
+            Vec::new(),
+            drift,
+        );
+    }
+
+    /// Who holds which role now: lower-case address → Make's role name.
+    fn current_roles(&self, o: &ObservedOrganization) -> BTreeMap<String, String> {
         let mut current: BTreeMap<String, String> = BTreeMap::new();
         for m in &o.members {
             if let Some(user) = self.observed.user(m.user_id) {
@@ -671,7 +803,86 @@ impl<'a> Planner<'a> {
                 current.insert(user.email.to_lowercase(), name);
             }
         }
-        let owner_now = self.owner_of(o).map(|u| u.email.clone());
+        current
+    }
+
+    /// Ownership: when the owner differs, the new owner made a member (if not one) and the
+    /// transfer; `current` then says what Make leaves (the previous owner an Admin).
+    #[allow(clippy::too_many_arguments)]
+    fn ownership(
+        &mut self,
+        key: &str,
+        desired: &Desired,
+        org_ref: &OrganizationRef,
+        owner_now: Option<&str>,
+        previous: Option<&Snapshot>,
+        current: &mut BTreeMap<String, String>,
+        membership: &mut BTreeMap<String, String>,
+    ) -> Transfer {
+        let owner_key = desired.owner.to_lowercase();
+        if owner_now.map(str::to_lowercase) == Some(owner_key.clone()) {
+            return Transfer::default();
+        }
+        let (user, user_step) = self.user(key, &desired.owner, None);
+        let mut deps = vec![user_step];
+        if !current.contains_key(&owner_key) {
+            let role = self.role(key, RoleKind::Organization, "Member");
+            let id = format!("role:{key}:{owner_key}");
+            self.push(
+                id.clone(),
+                key,
+                Action::SetOrganizationRole {
+                    organization: org_ref.clone(),
+                    user: user.clone(),
+                    role,
+                    from: None,
+                },
+                deps.clone(),
+                false,
+            );
+            membership.insert(owner_key.clone(), id.clone());
+            deps.push(Some(id));
+        }
+        let id = format!("transfer:{key}");
+        let drift = previous
+            .is_some_and(|p| Some(p.owner.to_lowercase()) != owner_now.map(str::to_lowercase));
+        self.push(
+            id.clone(),
+            key,
+            Action::TransferOwnership {
+                organization: org_ref.clone(),
+                user,
+                from: owner_now.map(str::to_owned),
+            },
+            deps,
+            drift,
+        );
+        let mut previous_owner = None;
+        if let Some(before) = owner_now {
+            // Make leaves the previous owner an Admin.
+            current.insert(before.to_lowercase(), "Admin".to_owned());
+            previous_owner = Some(before.to_lowercase());
+        }
+        current.insert(owner_key, "Owner".to_owned());
+        Transfer {
+            step: Some(id),
+            previous_owner,
+        }
+    }
+
+    /// Everyone else's role: one call per person whose role differs.
+    #[allow(clippy::too_many_arguments)]
+    fn other_roles(
+        &mut self,
+        key: &str,
+        desired: &Desired,
+        org_ref: &OrganizationRef,
+        current: &BTreeMap<String, String>,
+        previous: Option<&Snapshot>,
+        transfer: &Transfer,
+        membership: &mut BTreeMap<String, String>,
+    ) {
+        let owner_key = desired.owner.to_lowercase();
         let was_drift = |email: &str, role: Option<&str>| {
             previous.is_some_and(|p| {
                 p.roles
@@ -681,57 +892,6 @@ impl<'a> Planner<'a> {
                     != role
             })
         };
-
-        // Ownership.
-        let mut transfer: Option<String> = None;
-        let mut previous_owner: Option<String> = None;
-        let owner_key = desired.owner.to_lowercase();
-        if owner_now.as_ref().map(|e| e.to_lowercase()) != Some(owner_key.clone()) {
-            let (user, user_step) = self.user(key, &desired.owner, None);
-            let mut deps = vec![user_step];
-            if !current.contains_key(&owner_key) {
-                let role = self.role(key, RoleKind::Organization, "Member");
-                let id = format!("role:{key}:{owner_key}");
-                self.push(
-                    id.clone(),
-                    key,
-                    Action::SetOrganizationRole {
-                        organization: org_ref.clone(),
-                        user: user.clone(),
-                        role,
-                        from: None,
-                    },
-                    deps.clone(),
-                    false,
-                );
-                membership.insert(owner_key.clone(), id.clone());
-                deps.push(Some(id));
-            }
-            let id = format!("transfer:{key}");
-            let drift = previous.is_some_and(|p| {
-                Some(p.owner.to_lowercase()) != owner_now.as_ref().map(|e| e.to_lowercase())
-            });
-            self.push(
-                id.clone(),
-                key,
-                Action::TransferOwnership {
-                    organization: org_ref.clone(),
-                    user,
-                    from: owner_now.clone(),
-                },
-                deps,
-                drift,
-            );
-            transfer = Some(id);
-            if let Some(before) = &owner_now {
-                // Make leaves the previous owner an Admin.
-                current.insert(before.to_lowercase(), "Admin".to_owned());
-                previous_owner = Some(before.to_lowercase());
-            }
-            current.insert(owner_key.clone(), "Owner".to_owned());
-        }
-
-        // Everyone else's role.
         for (email, role) in &desired.roles {
             let email_key = email.to_lowercase();
             if email_key == owner_key {
@@ -745,7 +905,7 @@ impl<'a> Planner<'a> {
             let (user, user_step) = self.user(key, email, None);
             let role = self.role(key, RoleKind::Organization, want);
             let id = format!("role:{key}:{email_key}");
-            let after_transfer = previous_owner.as_deref() == Some(email_key.as_str());
+            let after_transfer = transfer.previous_owner.as_deref() == Some(email_key.as_str());
             // Drift: the live role (or its absence: a member removed by hand) is not the one
             // charter last applied.
             let drift = !after_transfer && was_drift(email, now);
@@ -763,82 +923,88 @@ impl<'a> Planner<'a> {
                     role,
                     from,
                 },
-                vec![
-                    user_step,
-                    if after_transfer {
-                        transfer.clone()
-                    } else {
-                        None
-                    },
-                ],
+                vec![user_step, transfer.after(after_transfer)],
                 drift,
             );
             if now.is_none() {
                 membership.insert(email_key, id);
             }
         }
-        // The token's own user in an organization this apply created: a member because Make
-        // made them one (its Owner, when `userOrgAdmin` makes the user an Admin). Unless the
-        // policy names them, they leave — there only: anywhere else the membership may be
-        // someone's choice, and charter removes no one.
-        let named = |email: &str| {
-            email == owner_key || desired.roles.keys().any(|e| e.eq_ignore_ascii_case(email))
-        };
-        let creator = self
+    }
+
+    /// The token's own user in an organization this apply created: a member because Make made
+    /// them one (its Owner, when `userOrgAdmin` makes the user an Admin). Unless the policy
+    /// names them, they leave — there only: anywhere else the membership may be someone's
+    /// choice, and charter removes no one. Returns the lower-case address of who leaves.
+    fn creator_leaves(
+        &mut self,
+        key: &str,
+        desired: &Desired,
+        org_ref: &OrganizationRef,
+        current: &BTreeMap<String, String>,
+        transfer: &Transfer,
+    ) -> Option<String> {
+        let user = self
             .context
             .token_user
             .filter(|_| self.context.created.contains(key))
             .and_then(|id| self.observed.user(id))
-            .filter(|u| !named(&u.email.to_lowercase()));
-        let mut leaving = None;
-        if let Some(user) = creator
-            && let Some(role) = current.get(&user.email.to_lowercase())
-            && role != "Owner"
-        {
-            let email = user.email.to_lowercase();
-            let after_transfer = previous_owner.as_deref() == Some(email.as_str());
-            self.push(
-                format!("leave:{key}:{email}"),
-                key,
-                Action::RemoveFromOrganization {
-                    organization: org_ref.clone(),
-                    user: UserRef {
-                        email: user.email.clone(),
-                        id: Some(user.id),
-                    },
-                },
-                vec![if after_transfer {
-                    transfer.clone()
-                } else {
-                    None
-                }],
-                false,
-            );
-            leaving = Some(email);
+            .filter(|u| !named(desired, &u.email.to_lowercase()))?;
+        let email = user.email.to_lowercase();
+        if current.get(&email).is_none_or(|role| role == "Owner") {
+            return None;
         }
-        // A previous owner the policy no longer names is left a Member.
-        if let Some(before) = previous_owner
-            && !named(&before)
-            && leaving.as_ref() != Some(&before)
-            && let Some(user) = self.observed_user(&before)
-        {
-            let role = self.role(key, RoleKind::Organization, "Member");
-            self.push(
-                format!("role:{key}:{before}"),
-                key,
-                Action::SetOrganizationRole {
-                    organization: org_ref.clone(),
-                    user: UserRef {
-                        email: user.email.clone(),
-                        id: Some(user.id),
-                    },
-                    role,
-                    from: Some("Owner".to_owned()),
+        let after_transfer = transfer.previous_owner.as_deref() == Some(email.as_str());
+        self.push(
+            format!("leave:{key}:{email}"),
+            key,
+            Action::RemoveFromOrganization {
+                organization: org_ref.clone(),
+                user: UserRef {
+                    email: user.email.clone(),
+                    id: Some(user.id),
                 },
-                vec![transfer.clone()],
-                false,
-            );
+            },
+            vec![transfer.after(after_transfer)],
+            false,
+        );
+        Some(email)
+    }
+
+    /// A previous owner the policy no longer names is left a Member.
+    fn previous_owner_stays_member(
+        &mut self,
+        key: &str,
+        desired: &Desired,
+        org_ref: &OrganizationRef,
+        transfer: &Transfer,
+        leaving: Option<&str>,
+    ) {
+        let Some(before) = &transfer.previous_owner else {
+            return;
+        };
+        if named(desired, before) || leaving == Some(before.as_str()) {
+            return;
         }
+        let Some(user) = self.observed_user(before) else {
+            return;
+        };
+        let role = self.role(key, RoleKind::Organization, "Member");
+        self.push(
+            format!("role:{key}:{before}"),
+            key,
+            Action::SetOrganizationRole {
+                organization: org_ref.clone(),
+                user: UserRef {
+                    email: user.email.clone(),
+                    id: Some(user.id),
+                },
+                role,
+                from: Some("Owner".to_owned()),
+            },
+            vec![transfer.step.clone()],
+            false,
+        );
     }
 
     fn teams(

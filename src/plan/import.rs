@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::api::observe::{Observed, ObservedOrganization};
+use super::observed::{Observed, ObservedOrganization};
 use crate::api::roles::RoleKind;
 use crate::compile::customer::provenance;
 use crate::model::customer::{Customer, Lifecycle};

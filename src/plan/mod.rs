@@ -15,6 +15,8 @@
 
 mod build;
 pub mod import;
+pub mod observed;
+pub mod reading;
 mod render;
 #[doc(hidden)]
 pub mod test_instance;
@@ -24,12 +26,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan};
-pub use render::{render_text, summary};
+pub use build::{Context, Memory, Snapshot, StaffSnapshot, plan, touched};
+pub use render::{describe_reading, render_text, summary};
 
-use crate::api::observe::Fingerprint;
 use crate::model::catalog::FixedValue;
 use crate::model::license::{LicenseObject, LicenseValue};
+use observed::Fingerprint;
 
 /// The version of the plan file this charter writes and reads. Version 2 added `reads.absent`:
 /// a version 1 file does not say what its creates found missing, so it cannot be checked and
@@ -64,6 +66,10 @@ pub struct Plan {
     pub reads: Reads,
     /// Things worth knowing that do not stop the plan.
     pub warnings: Vec<String>,
+    /// What reading the instance cost and which memberships were read now (set by the command
+    /// that read it; absent from plans of other origins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<reading::Reading>,
 }
 
 /// One admin-API call (or, for [`Action::Manual`], one thing a person must do).
@@ -515,7 +521,7 @@ impl Plan {
     /// The plan with every organization it touches named as `observed` names it now: what a
     /// saved plan really touches, whatever names its file says (the file may have been edited
     /// and sealed again). An organization no longer there keeps its recorded name.
-    pub fn with_live_names(&self, observed: &crate::api::Observed) -> Plan {
+    pub fn with_live_names(&self, observed: &observed::Observed) -> Plan {
         let mut plan = self.clone();
         for step in &mut plan.steps {
             let organization = match &mut step.action {
@@ -576,8 +582,10 @@ impl Plan {
             staff: &'a [StaffPlan],
             reads: &'a Reads,
             warnings: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reading: &'a Option<reading::Reading>,
         }
-        let digest = crate::api::observe::json_digest(&Body {
+        let digest = observed::json_digest(&Body {
             version: self.version,
             at: self.at,
             instance: &self.instance,
@@ -587,10 +595,11 @@ impl Plan {
             staff: &self.staff,
             reads: &self.reads,
             warnings: &self.warnings,
+            reading: &self.reading,
         });
         format!(
             "plan-{}",
-            crate::api::observe::hex(digest.get(..8).unwrap_or_default())
+            observed::hex(digest.get(..8).unwrap_or_default())
         )
     }
 }
@@ -792,7 +801,19 @@ pub fn schema() -> serde_json::Value {
                 "properties": {"organizations": fingerprints, "users": fingerprints,
                     "absent": absent}
             },
-            "warnings": {"type": "array", "items": string}
+            "warnings": {"type": "array", "items": string},
+            "reading": {
+                "type": "object",
+                "required": ["refresh", "calls", "organizations", "verified", "from_state",
+                    "not_read"],
+                "additionalProperties": false,
+                "properties": {
+                    "refresh": {"enum": ["incremental", "full", "none"]},
+                    "calls": integer, "rate_limit": integer, "organizations": integer,
+                    "verified": integer, "from_state": integer, "not_read": integer,
+                    "oldest_verified_at": integer
+                }
+            }
         },
         "$defs": {"license": crate::model::schema::license()}
     })
@@ -839,6 +860,7 @@ mod tests {
             staff: Vec::new(),
             reads: Reads::default(),
             warnings: Vec::new(),
+            reading: None,
         };
         plan.reads.absent.users.insert("li@acme.example".to_owned());
         plan.reads

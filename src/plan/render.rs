@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::reading::{Reading, Refresh};
 use super::{Action, Change, Plan, Step};
 use crate::model::catalog::{self, Kind};
 use crate::model::license::LicenseValue;
@@ -18,6 +19,9 @@ pub fn render_text(plan: &Plan) -> String {
         plan.instance,
         format_instant(plan.at)
     );
+    if let Some(reading) = &plan.reading {
+        let _ = writeln!(out, "{}\n", describe_reading(reading));
+    }
     let mut by_subject: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
     for step in &plan.steps {
         by_subject
@@ -311,4 +315,66 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// What a plan read and what it cost, in a sentence or two: the calls and the minutes of the
+/// rate limit they used, then whose memberships were read now and whose come from the state.
+pub fn describe_reading(reading: &Reading) -> String {
+    let calls = if reading.calls == 1 { "call" } else { "calls" };
+    let minutes = match reading.rate_limit {
+        Some(limit) => format!(
+            "{:.1} min of the rate limit of {limit} a minute",
+            reading.minutes(limit)
+        ),
+        None => format!(
+            "{:.1} min at Make's lowest rate limit, 60 a minute",
+            reading.minutes(60)
+        ),
+    };
+    let mut text = format!("Read: {} API {calls} ({minutes}).", reading.calls);
+    let organizations = |n: usize| {
+        if n == 1 {
+            "1 organization".to_owned()
+        } else {
+            format!("{n} organizations")
+        }
+    };
+    let oldest = reading
+        .oldest_verified_at
+        .map(|at| format!(", the oldest verified {}", format_instant(at)))
+        .unwrap_or_default();
+    match reading.refresh {
+        Refresh::None => {
+            let _ = write!(
+                text,
+                " Memberships not read (`--refresh none`): {} from charter's state{oldest}",
+                organizations(reading.from_state)
+            );
+            if reading.not_read > 0 {
+                let _ = write!(
+                    text,
+                    "; {} never read, planned as if they had no members",
+                    organizations(reading.not_read)
+                );
+            }
+            text.push('.');
+        }
+        Refresh::Full | Refresh::Incremental => {
+            let _ = write!(
+                text,
+                " Memberships: {} verified now ({} refresh)",
+                organizations(reading.verified),
+                reading.refresh.as_str()
+            );
+            if reading.from_state > 0 {
+                let _ = write!(
+                    text,
+                    ", {} from charter's state{oldest}",
+                    organizations(reading.from_state)
+                );
+            }
+            text.push('.');
+        }
+    }
+    text
 }

@@ -15,10 +15,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Plan, Step, TeamRef};
-use crate::api::observe::{Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser};
 use crate::api::roles::{RoleKind, Roles};
 use crate::api::wire::License;
 use crate::apply::Ids;
+use crate::plan::observed::{
+    Membership, Observed, ObservedOrganization, ObservedTeam, ObservedUser,
+};
 
 /// A user of the model.
 #[derive(Clone, Debug, PartialEq, Eq)]

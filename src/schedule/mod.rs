@@ -2,12 +2,15 @@
 //! compute the plan for an instant. The clock is never read here: the instant is a parameter
 //! (the command line passes `--at` or now), so tests can travel in time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{ApiError, Client, Observed, observe};
+use crate::api::observe::{fingerprinted, list, read_memberships};
+use crate::api::{ApiError, Client, Memberships, Observed, Scope};
+use crate::model::license::human_duration;
 use crate::model::program::Program;
 use crate::model::time::format_instant;
-use crate::plan::{self, Context, Plan, PlanError};
+use crate::plan::reading::{self, Reading, Refresh};
+use crate::plan::{self, Context, Memory, Plan, PlanError};
 use crate::state::{InstanceIdentity, StateError, Store, TokenUser};
 
 /// The instance a command works on, as far as the command line knows it.
@@ -122,11 +125,33 @@ pub struct Prepared {
     pub observed: Observed,
 }
 
-/// Reads the instance (every organization, user and role, and the token's own user) and
-/// charter's state, and plans what `program` wants at `at` (`created`: the customers whose
-/// organization the apply being verified created; empty otherwise) — refused when the state records a
+/// How a plan reads the instance's memberships (`plan::reading`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    pub refresh: Refresh,
+    /// Seconds after which a remembered organization's memberships are verified again.
+    pub verify_every: i64,
+    /// The rate limit the reading counts against, when configured (for the plan's header).
+    pub rate_limit: Option<u32>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            refresh: Refresh::Incremental,
+            verify_every: reading::DEFAULT_VERIFY_EVERY,
+            rate_limit: None,
+        }
+    }
+}
+
+/// Reads the instance (the listing of every organization, user and role, the token's own
+/// user, and the memberships `read` calls for; the others from charter's state) and charter's
+/// state, and plans what `program` wants at `at` (`created`: the customers whose organization
+/// the apply being verified created; empty otherwise) — refused when the state records a
 /// transition after `at` ([`LaterHistory`]). The state must belong to `instance` (see
-/// [`bind`]); its name goes in the plan (its URL; never the token).
+/// [`bind`]); its name goes in the plan (its URL; never the token). The plan's `reading` says
+/// what was read and what it cost.
 pub async fn prepare(
     client: &Client,
     state: &Store,
@@ -134,22 +159,137 @@ pub async fn prepare(
     at: i64,
     instance: Instance<'_>,
     created: &BTreeSet<String>,
+    read: &ReadOptions,
 ) -> Result<Prepared, PrepareError> {
+    let before = client.calls();
     let token_user = bind(client, state, instance).await?;
     let memory = state.memory()?;
     if let Some(later) = later_history(&memory, at) {
         return Err(PrepareError::LaterHistory(later));
     }
-    let observed = observe(client).await?;
     let context = Context {
         instance: instance.name.to_owned(),
         token_user,
         created: created.clone(),
     };
-    let plan = plan::plan(program, at, &memory, &observed, &context)
-        .map_err(PrepareError::Plan)?
-        .seal();
-    Ok(Prepared { plan, observed })
+    let (observed, mut reading) =
+        read_instance(client, state, program, at, &memory, &context, read).await?;
+    reading.calls = client.calls().saturating_sub(before);
+    reading.rate_limit = read.rate_limit;
+    let mut plan =
+        plan::plan(program, at, &memory, &observed, &context).map_err(PrepareError::Plan)?;
+    plan.reading = Some(reading);
+    Ok(Prepared {
+        plan: plan.seal(),
+        observed,
+    })
+}
+
+/// The listing, with the memberships of the organizations `read.refresh` selects read now and
+/// remembered, and the others' from the state.
+async fn read_instance(
+    client: &Client,
+    state: &Store,
+    program: &Program,
+    at: i64,
+    memory: &Memory,
+    context: &Context,
+    read: &ReadOptions,
+) -> Result<(Observed, Reading), PrepareError> {
+    let listing = list(client).await?;
+    let relevant = reading::relevant(program, memory, &listing);
+    let remembered = state.remembered()?;
+    let choice = reading::Choice {
+        program,
+        at,
+        memory,
+        context,
+        remembered: &remembered,
+        refresh: read.refresh,
+        verify_every: read.verify_every,
+    };
+    let selected = reading::choose(&choice, &listing, &relevant);
+    let scope = match read.refresh {
+        Refresh::Full => Scope::All,
+        _ => Scope::Only(&selected),
+    };
+    let (all_read, calls) = read_memberships(client, &listing, scope).await?;
+    // Only the organizations the plan is about are remembered.
+    let read_now: BTreeMap<i64, Memberships> = all_read
+        .into_iter()
+        .filter(|(id, _)| relevant.contains(id))
+        .collect();
+    state.remember(&read_now, at)?;
+    let verified: BTreeSet<i64> = read_now.keys().copied().collect();
+    let counts = Reading::count(read.refresh, &relevant, &verified, &remembered);
+    let mut observed = reading::assemble(&listing, &remembered, &read_now);
+    observed.calls.add(&calls);
+    Ok((fingerprinted(observed), counts))
+}
+
+/// What a saved plan is checked against before it is applied: the instance read as the plan
+/// read it — the listing, the memberships of the organizations its steps act on read now, the
+/// others' from the state.
+pub async fn read_for_saved(
+    client: &Client,
+    state: &Store,
+    plan: &Plan,
+    at: i64,
+) -> Result<Observed, PrepareError> {
+    let listing = list(client).await?;
+    let remembered = state.remembered()?;
+    let acted_on: BTreeSet<i64> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.action.organization().and_then(|o| o.id))
+        .chain(
+            plan.reads
+                .organizations
+                .keys()
+                .copied()
+                .filter(|id| !remembered.contains_key(id)),
+        )
+        .collect();
+    let (read_now, calls) = read_memberships(client, &listing, Scope::Only(&acted_on)).await?;
+    state.remember(&read_now, at)?;
+    let mut observed = reading::assemble(&listing, &remembered, &read_now);
+    observed.calls.add(&calls);
+    Ok(fingerprinted(observed))
+}
+
+/// The calls of a full refresh of an instance of `organizations` organizations, about: one
+/// per organization and the fixed part (`api::observe`, "Calls").
+pub fn full_refresh_calls(organizations: usize) -> u64 {
+    u64::try_from(organizations)
+        .unwrap_or(u64::MAX)
+        .saturating_add(18)
+}
+
+/// The warning for rounds every `every` seconds when a full refresh of `organizations`
+/// organizations takes longer at `rate_limit` a minute (Make's lowest, 60, when not configured):
+/// incremental plans still fit, but `plan --refresh full` would not, and `verify_every` is
+/// what spreads the verification.
+pub fn full_refresh_warning(
+    organizations: usize,
+    rate_limit: Option<u32>,
+    every: i64,
+) -> Option<String> {
+    let limit = rate_limit.unwrap_or(60).max(1);
+    let calls = full_refresh_calls(organizations);
+    let seconds = i64::try_from(calls.saturating_mul(60) / u64::from(limit)).unwrap_or(i64::MAX);
+    if seconds <= every {
+        return None;
+    }
+    let assumed = if rate_limit.is_none() {
+        " (Make's lowest limit: set `rate_limit` in `charter.toml`)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "a full refresh of the {organizations} organizations ({calls} calls) takes about {} at          {limit} calls a minute{assumed}, longer than the {} between rounds: rounds read          incrementally and verify memberships a share at a time (`verify_every`), but `plan          --refresh full` does not fit in a round",
+        human_duration(seconds),
+        human_duration(every)
+    ))
 }
 
 /// Checks that a saved plan still holds on the instance: the organizations and users it read
@@ -277,6 +417,18 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/acme");
         let set = crate::policy::load(&path).unwrap_or_else(|_| panic!("policies/acme loads"));
         set.checked.program.expect("policies/acme checks")
+    }
+
+    #[test]
+    fn a_full_refresh_longer_than_the_interval_is_warned_about() {
+        // 10,018 calls at 60 a minute: 2 h 47 min, longer than an hour.
+        let warning = full_refresh_warning(10_000, None, 3600).unwrap();
+        assert!(warning.contains("10018 calls"), "{warning}");
+        assert!(warning.contains("Make's lowest limit"), "{warning}");
+        // At 1,000 a minute it takes 10 minutes: it fits in an hour, not in 5 minutes.
+        assert_eq!(full_refresh_warning(10_000, Some(1000), 3600), None);
+        assert!(full_refresh_warning(10_000, Some(1000), 300).is_some());
+        assert_eq!(full_refresh_warning(18, None, 60), None);
     }
 
     fn plan_for(program: &Program, observed: &Observed) -> Plan {

@@ -26,6 +26,7 @@ mod rounds;
 pub mod schema;
 mod sql;
 mod sqlite;
+mod verified;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

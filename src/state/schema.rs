@@ -257,6 +257,28 @@ pub const MIGRATIONS: &[Migration] = &[
     );
         ",
     },
+    // Version 6: each organization's people as last read, and when, so that a plan reads
+    // memberships back only where it matters. A state made before it remembers nothing: its
+    // next plan verifies every organization once.
+    Migration {
+        sqlite: "
+    CREATE TABLE verified (
+        -- The organization's id on the instance, in decimal.
+        organization TEXT PRIMARY KEY,
+        -- JSON: `{members: [{user_id, role_id, role}], teams: {TEAM_ID: [...]}}`.
+        memberships TEXT NOT NULL,
+        -- When they were read from the instance (seconds since the Unix epoch).
+        verified_at INTEGER NOT NULL
+    ) STRICT;
+        ",
+        postgres: "
+    CREATE TABLE verified (
+        organization TEXT PRIMARY KEY,
+        memberships TEXT NOT NULL,
+        verified_at BIGINT NOT NULL
+    );
+        ",
+    },
 ];
 
 /// The schema version this charter writes: the number of migrations.
@@ -319,4 +341,5 @@ pub const TABLES: &[(&str, &str)] = &[
         "seq, plan, step, kind, target, intent_at, attempts, outcome, error, finished_at",
     ),
     ("rounds", "due, host, pid, started_at, finished_at"),
+    ("verified", "organization, memberships, verified_at"),
 ];
