@@ -19,7 +19,7 @@ use charter::state::{
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
 
-mod common;
+use crate::common;
 
 /// An empty scratch folder of its own for each test.
 fn scratch(name: &str) -> PathBuf {

@@ -2245,7 +2245,7 @@ fn the_command_refuses_a_bad_fault_spec() {
     assert!(stderr.contains("probability `2`"), "{stderr}");
 }
 
-mod common;
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_answers_the_readings_its_flags_name() {

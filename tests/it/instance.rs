@@ -15,7 +15,7 @@ use charter::api::{Client, ClientOptions, Observed, Token, UserInvitation};
 use charter::plan::{Action, Plan};
 use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-instance-secret-token";
 const AT: &str = "2027-01-15";

@@ -741,13 +741,13 @@ fn gen_customer() -> impl Strategy<Value = GenCustomer> {
 }
 
 fn policy_text(customers: &[GenCustomer], staff: &[(usize, u8)]) -> Vec<(&'static str, String)> {
-    let prelude = include_str!("check/prelude.charter").replace("teams = 1", "teams = 5");
+    let prelude = include_str!("../check/prelude.charter").replace("teams = 1", "teams = 5");
     let mut text = String::from(
         "instance {\n  dummy_owner = \"dummy@reseller.example\"\n}\n\
          tier small extends base { operations = 10_000 }\n\
          tier big extends base { operations = 50_000\n  apiLimit = 60 }\n",
     );
-    text.push_str(include_str!("../policies/acme/lifecycle.charter"));
+    text.push_str(include_str!("../../policies/acme/lifecycle.charter"));
     for (i, c) in customers.iter().enumerate() {
         let list = |role: u8| -> String {
             c.people

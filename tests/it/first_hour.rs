@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-mod common;
+use crate::common;
 
 use common::{charter, charter_command};
 

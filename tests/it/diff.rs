@@ -12,7 +12,7 @@ use charter::model::time::parse_instant;
 use charter::source::Sources;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/diff");
-const PRELUDE: &str = include_str!("check/prelude.charter");
+const PRELUDE: &str = include_str!("../check/prelude.charter");
 
 fn program(dir: &Path) -> Program {
     let mut sources = Sources::new();
@@ -160,7 +160,7 @@ fn a_transition_that_fires_earlier_is_breaking() {
     snapshot("transition_earlier", &d);
 }
 
-mod common;
+use crate::common;
 
 fn charter(dir: &Path, args: &[&str]) -> (i32, String, String) {
     common::charter(dir, args, &[])

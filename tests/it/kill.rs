@@ -21,7 +21,7 @@ use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::compile::customer::desired;
 use charter::model::customer::OrgRole;
 
-mod common;
+use crate::common;
 
 use common::SandboxProcess;
 

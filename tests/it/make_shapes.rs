@@ -17,7 +17,7 @@ use charter_sandbox::{
 };
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-shapes-secret-token";
 const AT: &str = "2027-01-15";

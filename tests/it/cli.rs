@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 /// A copy of `policies/acme`, made once: the example set's own folder may hold a developer's
 /// `.charter/` state (the README's first command leaves one), which the commands would read.

@@ -20,7 +20,7 @@ use charter::model::time::{format_instant, parse_instant};
 use charter::plan::{Action, Plan, Step};
 use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-live-secret-token";
 const ADMIN: &str = "admin-live-secret-token";

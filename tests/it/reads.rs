@@ -269,7 +269,7 @@ fn the_configuration_gives_the_pacing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-mod common;
+use crate::common;
 
 use common::charter;
 

@@ -1307,7 +1307,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
 
 // The command.
 
-mod common;
+use crate::common;
 
 use common::charter;
 
