@@ -167,8 +167,8 @@ fn charter(dir: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 /// A case's two sides as complete policy sets in a scratch folder (prelude included).
-fn scratch_case(case: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-diff-test-{}-{name}", std::process::id()));
+fn scratch_case(case: &str, name: &str) -> common::Scratch {
+    let dir = common::scratch("diff", name);
     for side in ["old", "new"] {
         let target = dir.join(side);
         std::fs::create_dir_all(&target).unwrap();
@@ -339,23 +339,22 @@ async fn live_names_the_organizations_a_breaking_change_would_hit() {
 
     let dir = scratch_case("classifications", "live");
     let out = tokio::task::spawn_blocking({
-        let dir = dir.clone();
+        let dir = dir.to_path_buf();
         let base = base.clone();
         move || {
-            Command::new(env!("CARGO_BIN_EXE_charter"))
-                .args([
-                    "diff",
-                    "old",
-                    "new",
-                    "--at",
-                    "2027-01-01",
-                    "--live",
-                    "--url",
-                    &base,
-                ])
+            let args = [
+                "diff",
+                "old",
+                "new",
+                "--at",
+                "2027-01-01",
+                "--live",
+                "--url",
+                &base,
+            ];
+            common::charter_command(&dir, &args)
                 .args(["--token-env", "CHARTER_DIFF_TEST_TOKEN"])
                 .env("CHARTER_DIFF_TEST_TOKEN", TOKEN)
-                .current_dir(&dir)
                 .output()
                 .unwrap()
         }
