@@ -3,25 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-mod common;
+use crate::common::{self, Run, Scratch};
 
-/// A copy of `policies/acme`, made once: the example set's own folder may hold a developer's
-/// `.charter/` state (the README's first command leaves one), which the commands would read.
-fn acme() -> &'static str {
-    static COPY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = common::acme_copy("cli", "acme");
-        dir.to_str().unwrap().to_string()
-    })
-}
-
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
+/// A copy of `policies/acme` of the test's own, deleted with it: the example set's own folder
+/// may hold a developer's `.charter/` state (the README's first command leaves one), which the
+/// commands would read.
+fn acme() -> Scratch {
+    common::acme_copy("cli", "acme")
 }
 
 fn charter(args: &[&str]) -> Run {
@@ -29,39 +19,12 @@ fn charter(args: &[&str]) -> Run {
 }
 
 fn charter_in(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the charter binary runs");
-    Run {
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-        code: output.status.code().unwrap_or(-1),
-    }
-}
-
-impl Run {
-    fn success(self) -> Run {
-        assert_eq!(self.code, 0, "stderr:\n{}", self.stderr);
-        self
-    }
-
-    fn code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
+    Run::of(common::charter_command(dir, args))
 }
 
 /// A scratch directory holding one policy file.
-fn scratch(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn scratch(name: &str, text: &str) -> Scratch {
+    let dir = common::scratch("cli", name);
     let prelude = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/check/prelude.charter"
@@ -74,7 +37,7 @@ fn scratch(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn check_a_clean_policy_set_exits_0_with_a_summary() {
-    let run = charter(&["check", acme()]).success();
+    let run = charter(&["check", acme().as_str()]).success();
     assert!(
         run.stdout
             .starts_with("checked 9 files: 6 tiers, 5 deployable"),
@@ -86,7 +49,7 @@ fn check_a_clean_policy_set_exits_0_with_a_summary() {
 
 #[test]
 fn check_defaults_to_the_current_directory() {
-    let run = charter_in(Path::new(acme()), &["check"]).success();
+    let run = charter_in(Path::new(acme().as_str()), &["check"]).success();
     assert!(run.stdout.starts_with("checked 9 files"));
 }
 
@@ -158,12 +121,12 @@ fn usage_errors_exit_2() {
         run.stderr
             .contains("cannot read `/no/such/policy`: no such file or directory")
     );
-    charter(&["explain", acme()]).code(2);
+    charter(&["explain", acme().as_str()]).code(2);
 }
 
 #[test]
 fn compile_a_tier_prints_exactly_the_api_license_object() {
-    let run = charter(&["compile", acme(), "--tier", "pro"]).success();
+    let run = charter(&["compile", acme().as_str(), "--tier", "pro"]).success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let object = value.as_object().unwrap();
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
@@ -184,7 +147,7 @@ fn compile_a_tier_prints_exactly_the_api_license_object() {
 
 #[test]
 fn compile_without_a_tier_prints_every_deployable_tier_in_ladder_order() {
-    let run = charter(&["compile", acme()]).success();
+    let run = charter(&["compile", acme().as_str()]).success();
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let names: Vec<&str> = value
         .as_object()
@@ -197,7 +160,15 @@ fn compile_without_a_tier_prints_every_deployable_tier_in_ladder_order() {
 
 #[test]
 fn compile_text_is_in_human_units() {
-    let run = charter(&["compile", acme(), "--tier", "teams", "--format", "text"]).success();
+    let run = charter(&[
+        "compile",
+        acme().as_str(),
+        "--tier",
+        "teams",
+        "--format",
+        "text",
+    ])
+    .success();
     assert!(run.stdout.starts_with("tier teams\n"));
     assert!(
         run.stdout.contains("operations           120,000\n"),
@@ -210,9 +181,9 @@ fn compile_text_is_in_human_units() {
 
 #[test]
 fn compile_refuses_abstract_and_unknown_tiers() {
-    let run = charter(&["compile", acme(), "--tier", "base"]).code(2);
+    let run = charter(&["compile", acme().as_str(), "--tier", "base"]).code(2);
     assert!(run.stderr.contains("tier `base` is abstract"));
-    let run = charter(&["compile", acme(), "--tier", "entreprise"]).code(2);
+    let run = charter(&["compile", acme().as_str(), "--tier", "entreprise"]).code(2);
     assert!(run.stderr.contains("unknown tier `entreprise`"));
     assert!(run.stderr.contains("did you mean `enterprise`?"));
 }
@@ -225,7 +196,7 @@ fn compile_of_a_broken_policy_exits_1() {
 
 #[test]
 fn explain_shows_the_chain_of_one_parameter() {
-    let run = charter(&["explain", acme(), "--tier", "teams", "operations"]).success();
+    let run = charter(&["explain", acme().as_str(), "--tier", "teams", "operations"]).success();
     let expected = "tier `teams`, extends `pro` → `core` → `base`\n\n\
                     operations = 120,000\n  \
                     tier `base` sets 1,000                  ";
@@ -240,7 +211,7 @@ fn explain_shows_the_chain_of_one_parameter() {
 
 #[test]
 fn explain_names_defaults_and_covers_every_parameter() {
-    let run = charter(&["explain", acme(), "--tier", "pro"]).success();
+    let run = charter(&["explain", acme().as_str(), "--tier", "pro"]).success();
     assert!(
         run.stdout
             .contains("retention = 60 days\n  default sets 60 days  the catalog\n"),
@@ -258,14 +229,14 @@ fn explain_names_defaults_and_covers_every_parameter() {
 
 #[test]
 fn explain_rejects_an_unknown_parameter() {
-    let run = charter(&["explain", acme(), "--tier", "pro", "operation"]).code(2);
+    let run = charter(&["explain", acme().as_str(), "--tier", "pro", "operation"]).code(2);
     assert!(run.stderr.contains("unknown license parameter `operation`"));
     assert!(run.stderr.contains("did you mean `operations`?"));
 }
 
 #[test]
 fn matrix_markdown_has_tiers_in_ladder_order_and_human_units() {
-    let run = charter(&["matrix", acme()]).success();
+    let run = charter(&["matrix", acme().as_str()]).success();
     let mut lines = run.stdout.lines();
     assert_eq!(
         lines.next(),
@@ -291,7 +262,7 @@ fn matrix_markdown_has_tiers_in_ladder_order_and_human_units() {
 
 #[test]
 fn matrix_html_is_a_standalone_page() {
-    let run = charter(&["matrix", acme(), "--format", "html"]).success();
+    let run = charter(&["matrix", acme().as_str(), "--format", "html"]).success();
     assert!(run.stdout.starts_with("<!DOCTYPE html>"));
     assert!(run.stdout.contains("<th>enterprise</th>"));
     assert!(run.stdout.trim_end().ends_with("</html>"));
@@ -323,7 +294,7 @@ fn compiled_licenses_satisfy_the_schema_constraints() {
     let schema: serde_json::Value =
         serde_json::from_str(&charter(&["schema"]).success().stdout).unwrap();
     let all: serde_json::Value =
-        serde_json::from_str(&charter(&["compile", acme()]).success().stdout).unwrap();
+        serde_json::from_str(&charter(&["compile", acme().as_str()]).success().stdout).unwrap();
     for (tier, license) in all.as_object().unwrap() {
         for (key, value) in license.as_object().unwrap() {
             let rule = &schema["properties"][key];
@@ -389,14 +360,13 @@ fn fmt_refuses_to_touch_a_policy_set_with_a_syntax_error() {
 
 #[test]
 fn fmt_of_the_example_policies_changes_nothing() {
-    charter(&["fmt", "--check", acme()]).success();
+    charter(&["fmt", "--check", acme().as_str()]).success();
 }
 
 #[test]
 fn fmt_reads_standard_input() {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(["fmt", "-"])
+    let mut child = common::charter_command(Path::new(env!("CARGO_MANIFEST_DIR")), &["fmt", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -419,7 +389,7 @@ fn fmt_reads_standard_input() {
 fn compile_a_customer_prints_its_desired_state() {
     let run = charter(&[
         "compile",
-        acme(),
+        acme().as_str(),
         "--customer",
         "acme",
         "--at",
@@ -439,7 +409,14 @@ fn compile_a_customer_prints_its_desired_state() {
 
 #[test]
 fn compile_customers_prints_one_object_per_line() {
-    let run = charter(&["compile", acme(), "--customers", "--at", "2027-01-01"]).success();
+    let run = charter(&[
+        "compile",
+        acme().as_str(),
+        "--customers",
+        "--at",
+        "2027-01-01",
+    ])
+    .success();
     let lines: Vec<serde_json::Value> = run
         .stdout
         .lines()
@@ -455,10 +432,18 @@ fn compile_customers_prints_one_object_per_line() {
 
 #[test]
 fn compile_refuses_an_unknown_customer() {
-    let run = charter(&["compile", acme(), "--customer", "acmee"]).code(2);
+    let run = charter(&["compile", acme().as_str(), "--customer", "acmee"]).code(2);
     assert!(run.stderr.contains("unknown customer `acmee`"));
     assert!(run.stderr.contains("did you mean `acme`?"));
-    let run = charter(&["compile", acme(), "--customer", "acme", "--at", "someday"]).code(2);
+    let run = charter(&[
+        "compile",
+        acme().as_str(),
+        "--customer",
+        "acme",
+        "--at",
+        "someday",
+    ])
+    .code(2);
     assert!(run.stderr.contains("`someday` is not a date"));
 }
 
@@ -466,7 +451,7 @@ fn compile_refuses_an_unknown_customer() {
 fn explain_a_customer_says_why_it_is_in_its_state() {
     let run = charter(&[
         "explain",
-        acme(),
+        acme().as_str(),
         "--customer",
         "acme",
         "--at",
@@ -503,12 +488,12 @@ fn explain_a_customer_says_why_it_is_in_its_state() {
 
 #[test]
 fn explain_needs_a_tier_or_a_customer() {
-    charter(&["explain", acme()]).code(2);
+    charter(&["explain", acme().as_str()]).code(2);
 }
 
 #[test]
 fn test_runs_every_test_block() {
-    let run = charter(&["test", acme()]).success();
+    let run = charter(&["test", acme().as_str()]).success();
     assert!(
         run.stdout
             .contains("test acme freezes a week after its contract ... ok")
@@ -564,7 +549,7 @@ fn a_failing_test_shows_the_values_and_where_they_came_from() {
 fn schedule_lists_due_and_upcoming_transitions() {
     let run = charter(&[
         "schedule",
-        acme(),
+        acme().as_str(),
         "--at",
         "2027-02-01",
         "--horizon",
@@ -587,15 +572,23 @@ fn schedule_lists_due_and_upcoming_transitions() {
         run.stdout
             .contains("due now   deprovision  frozen → deprovisioned  2026-08-20  after 90 days")
     );
-    let json = charter(&["schedule", acme(), "--at", "2027-02-01", "--format", "json"]).success();
+    let json = charter(&[
+        "schedule",
+        acme().as_str(),
+        "--at",
+        "2027-02-01",
+        "--format",
+        "json",
+    ])
+    .success();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value.as_array().unwrap().len(), 18);
-    charter(&["schedule", acme(), "--horizon", "soon"]).code(2);
+    charter(&["schedule", acme().as_str(), "--horizon", "soon"]).code(2);
 }
 
 #[test]
 fn graph_draws_the_lifecycle() {
-    let run = charter(&["graph", acme()]).success();
+    let run = charter(&["graph", acme().as_str()]).success();
     assert!(
         run.stdout
             .starts_with("stateDiagram-v2\n    [*] --> active\n"),
@@ -614,7 +607,7 @@ fn graph_draws_the_lifecycle() {
         run.stdout
             .contains("active --> frozen : cancel (when contract_end, if payment == \"overdue\")")
     );
-    let run = charter(&["graph", acme(), "--format", "dot"]).success();
+    let run = charter(&["graph", acme().as_str(), "--format", "dot"]).success();
     assert!(run.stdout.starts_with("digraph lifecycle {"));
     assert!(
         run.stdout
@@ -624,7 +617,13 @@ fn graph_draws_the_lifecycle() {
 
 #[test]
 fn explain_a_staff_member_lists_the_manual_options() {
-    let run = charter(&["explain", acme(), "--staff", "dana@acme-automation.example"]).success();
+    let run = charter(&[
+        "explain",
+        acme().as_str(),
+        "--staff",
+        "dana@acme-automation.example",
+    ])
+    .success();
     assert!(
         run.stdout
             .starts_with("staff `dana@acme-automation.example` (Dana Developer)\n")
@@ -638,7 +637,13 @@ fn explain_a_staff_member_lists_the_manual_options() {
         run.stdout
             .contains("  private_apps: See and use private apps\n")
     );
-    let run = charter(&["explain", acme(), "--staff", "dana@acme-automation.exampl"]).code(2);
+    let run = charter(&[
+        "explain",
+        acme().as_str(),
+        "--staff",
+        "dana@acme-automation.exampl",
+    ])
+    .code(2);
     assert!(
         run.stderr
             .contains("did you mean `dana@acme-automation.example`?")
@@ -647,13 +652,13 @@ fn explain_a_staff_member_lists_the_manual_options() {
 
 #[test]
 fn the_matrix_has_a_staff_section_in_markdown_and_in_html() {
-    let program = charter::policy::load(Path::new(acme()))
+    let program = charter::policy::load(Path::new(acme().as_str()))
         .ok()
         .and_then(|set| set.checked.program)
         .unwrap();
     assert!(program.staff.len() >= 3, "the example set has staff");
-    let markdown = charter(&["matrix", acme()]).success().stdout;
-    let html = charter(&["matrix", acme(), "--format", "html"])
+    let markdown = charter(&["matrix", acme().as_str()]).success().stdout;
+    let html = charter(&["matrix", acme().as_str(), "--format", "html"])
         .success()
         .stdout;
     assert!(

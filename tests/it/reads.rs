@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,11 +31,8 @@ const OTHER: &str = "other-reads-secret-token";
 /// The sandbox's counting window, and the client's.
 const WINDOW: Duration = Duration::from_secs(3);
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-reads-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("reads", name)
 }
 
 /// A sandbox on a database seeded with `organizations`, limited to `limit` calls per token per
@@ -191,7 +188,6 @@ async fn a_command_that_reads_and_writes_never_has_more_than_the_share_in_a_wind
         "{calls} calls in {elapsed:?}: {windows} windows to wait for; evenly {evenly:?}"
     );
     running.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Without a configured limit, the reading goes at once until the instance's first 429; the
@@ -214,7 +210,6 @@ async fn without_a_limit_the_reads_learn_it_from_the_first_429() {
     assert_eq!(limiter.limit(), Some(f64::from(LIMIT)), "the limit learned");
     assert_eq!(paced.calls(), observed.calls.total());
     running.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An instance that changed while it was read (its answers contradict each other) is read
@@ -278,10 +273,9 @@ fn the_configuration_gives_the_pacing() {
     let unconfigured = config::load(&dir, &InstanceArgs::default(), &no_env).unwrap();
     let limiter = unconfigured.pacing().limiter;
     assert!(limiter.is_on() && limiter.limit().is_none(), "adaptive");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-mod common;
+use crate::common;
 
 use common::charter;
 
@@ -325,5 +319,4 @@ fn the_commands_wait_out_429s() {
     assert_eq!(code, 2, "changes planned: {stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(stdout.contains("Acme Corp"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

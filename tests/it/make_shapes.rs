@@ -17,7 +17,7 @@ use charter_sandbox::{
 };
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-shapes-secret-token";
 const AT: &str = "2027-01-15";
@@ -171,7 +171,6 @@ fn apply_then_plan_is_empty_and_license_keys_charter_does_not_know_survive_a_lic
     assert_eq!(license.get("operations"), Some(&json!(operations)));
     assert!(plan(&dir, &running).steps.is_empty());
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -205,7 +204,6 @@ fn apply_reads_back_and_corrects_what_an_instance_does_differently_from_the_plan
         charter::plan::render_text(&again)
     );
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The sandbox switched to every reading Make leaves open that changes memberships.
@@ -250,7 +248,6 @@ fn a_run_round_reads_back_and_corrects_like_apply() {
     assert!(stdout.contains("round at "), "{stdout}");
     assert_verified_and_corrected(&stdout, &dir, &running, AT);
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Applied days after it was made: the transitions it carries out are recorded at `--at`, and
@@ -274,7 +271,6 @@ fn a_saved_plan_is_read_back_and_corrected_like_apply() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_verified_and_corrected(&stdout, &dir, &running, later);
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -327,5 +323,4 @@ fn staff_roles_match_makes_names_in_any_case_and_an_unknown_one_lists_the_instan
         "the instance's names are listed: {stderr}"
     );
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-mod common;
+use crate::common;
 
 use common::{charter, charter_command};
 
@@ -519,9 +519,7 @@ fn the_readme_console_examples_print_what_the_readme_shows() {
             .current_dir(&dir)
             .env("PATH", &path)
             .env("NO_COLOR", "1");
-        for name in common::CHARTER_ENV {
-            shell.env_remove(name);
-        }
+        common::without_charter_settings(&mut shell);
         let output = shell.output().unwrap();
         let text = String::from_utf8(output.stdout).unwrap();
         let mut actual: Vec<&str> = text.lines().collect();

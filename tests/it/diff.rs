@@ -12,7 +12,7 @@ use charter::model::time::parse_instant;
 use charter::source::Sources;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/diff");
-const PRELUDE: &str = include_str!("check/prelude.charter");
+const PRELUDE: &str = include_str!("../check/prelude.charter");
 
 fn program(dir: &Path) -> Program {
     let mut sources = Sources::new();
@@ -160,15 +160,15 @@ fn a_transition_that_fires_earlier_is_breaking() {
     snapshot("transition_earlier", &d);
 }
 
-mod common;
+use crate::common;
 
 fn charter(dir: &Path, args: &[&str]) -> (i32, String, String) {
     common::charter(dir, args, &[])
 }
 
 /// A case's two sides as complete policy sets in a scratch folder (prelude included).
-fn scratch_case(case: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-diff-test-{}-{name}", std::process::id()));
+fn scratch_case(case: &str, name: &str) -> common::Scratch {
+    let dir = common::scratch("diff", name);
     for side in ["old", "new"] {
         let target = dir.join(side);
         std::fs::create_dir_all(&target).unwrap();
@@ -339,23 +339,22 @@ async fn live_names_the_organizations_a_breaking_change_would_hit() {
 
     let dir = scratch_case("classifications", "live");
     let out = tokio::task::spawn_blocking({
-        let dir = dir.clone();
+        let dir = dir.to_path_buf();
         let base = base.clone();
         move || {
-            Command::new(env!("CARGO_BIN_EXE_charter"))
-                .args([
-                    "diff",
-                    "old",
-                    "new",
-                    "--at",
-                    "2027-01-01",
-                    "--live",
-                    "--url",
-                    &base,
-                ])
+            let args = [
+                "diff",
+                "old",
+                "new",
+                "--at",
+                "2027-01-01",
+                "--live",
+                "--url",
+                &base,
+            ];
+            common::charter_command(&dir, &args)
                 .args(["--token-env", "CHARTER_DIFF_TEST_TOKEN"])
                 .env("CHARTER_DIFF_TEST_TOKEN", TOKEN)
-                .current_dir(&dir)
                 .output()
                 .unwrap()
         }

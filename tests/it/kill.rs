@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use charter::api::{Client, ClientOptions, Observed, Token, observe};
 use charter::compile::customer::desired;
 use charter::model::customer::OrgRole;
 
-mod common;
+use crate::common;
 
 use common::SandboxProcess;
 
@@ -50,7 +50,7 @@ fn observed(url: &str) -> Observed {
         })
 }
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("kill", name)
 }
 
@@ -484,7 +484,6 @@ fn killed_apply(
     );
     let transitions = recorded_transitions(&policy);
     drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
     Round {
         partial,
         after,
@@ -507,7 +506,6 @@ fn uninterrupted(scenario: Scenario) -> (Snapshot, Round) {
     let after = Snapshot::of(&observed(&sandbox.url));
     let transitions = recorded_transitions(&policy);
     drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
     (
         before.clone(),
         Round {
@@ -646,5 +644,4 @@ fn run_every_stops_cleanly_on_sigterm_between_rounds() {
         String::from_utf8_lossy(&output.stdout)
     );
     drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
 }

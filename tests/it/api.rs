@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use charter::api::wire::{NewOrganization, NewTeam, OrganizationChanges, UserChanges};
@@ -64,11 +64,8 @@ fn assert_secret(error: &ApiError) {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-api-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> common::Scratch {
+    common::scratch("api", name)
 }
 
 // Every endpoint, successful.
@@ -1028,7 +1025,6 @@ async fn observe_agrees_with_brute_force_on_a_seeded_instance() {
     assert_eq!(calls.team_members, 0);
     assert_eq!(calls.total(), expected_total);
     running.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // Configuration.
@@ -1045,7 +1041,7 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-fn policy_dir(name: &str, toml: &str) -> PathBuf {
+fn policy_dir(name: &str, toml: &str) -> common::Scratch {
     let dir = temp_dir(name);
     std::fs::write(dir.join("charter.toml"), toml).unwrap();
     dir
@@ -1166,7 +1162,7 @@ fn without_a_url_the_embedded_sandbox_is_used() {
     let file = dir.join("acme.charter");
     std::fs::write(&file, "").unwrap();
     let config = config::load(&file, &InstanceArgs::default(), &no_env).unwrap();
-    assert_eq!(config.base, dir);
+    assert_eq!(config.base, dir.to_path_buf());
 }
 
 #[test]
@@ -1316,7 +1312,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
 
 // The command.
 
-mod common;
+use crate::common;
 
 use common::charter;
 
@@ -1353,7 +1349,6 @@ fn the_instance_command_reads_the_embedded_sandbox() {
     assert_eq!(code, 0, "{stderr}");
     let observed: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(observed["organizations"].as_array().unwrap().len(), 4);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

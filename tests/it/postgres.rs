@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use charter::state::{Location, Store};
 
-mod common;
+use crate::common;
 
 use common::postgres::{PASSWORD, PASSWORD_USER, database, with_password_user};
 
-fn acme_copy(name: &str) -> std::path::PathBuf {
+fn acme_copy(name: &str) -> common::Scratch {
     common::acme_copy("postgres", name)
 }
 

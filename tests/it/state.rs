@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,15 +19,15 @@ use charter::state::{
 
 const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/acme");
 
-mod common;
+use crate::common::{self, Run};
 
 /// An empty scratch folder of its own for each test.
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("state", name)
 }
 
 /// A scratch copy of the example policy set.
-fn acme_copy(name: &str) -> PathBuf {
+fn acme_copy(name: &str) -> common::Scratch {
     common::acme_copy("state", name)
 }
 
@@ -757,35 +757,11 @@ fn the_heartbeat_keeps_a_long_held_lock_fresh() {
 
 // ---- the command line ----
 
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
+/// The binary, run by the user `ops` (the paths the tests give are absolute).
 fn charter(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("USER", "ops")
-        .output()
-        .expect("the charter binary runs");
-    Run {
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-        code: output.status.code().unwrap_or(-1),
-    }
-}
-
-impl Run {
-    fn code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
+    let mut command = common::charter_command(Path::new(env!("CARGO_MANIFEST_DIR")), args);
+    command.env("USER", "ops");
+    Run::of(command)
 }
 
 fn state_of(customer_json: &str) -> String {

@@ -8,7 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,16 +40,13 @@ fn t(text: &str) -> i64 {
     parse_instant(text).unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-apply-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("apply", name)
 }
 
 /// A faulty sandbox and a clean one on the same database, and charter's state.
 struct World {
-    dir: PathBuf,
+    dir: common::Scratch,
     faulty: RunningSandbox,
     clean: RunningSandbox,
     applier: Client,
@@ -177,7 +176,6 @@ impl World {
         drop(self.reader);
         self.faulty.shutdown().await.unwrap();
         self.clean.shutdown().await.unwrap();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

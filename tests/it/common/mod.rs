@@ -1,5 +1,5 @@
-//! What several test files share: scratch folders, copies of the example policy set, the
-//! binary run with a clean environment, `charter sandbox` in a process of its own, and the
+//! What several test modules share: scratch folders deleted at the end, copies of the example
+//! policy set, the binary run with a clean environment (the one command builder), `charter sandbox` in a process of its own, and the
 //! forwarding of the tests that put a proxy between the binary and a sandbox. Each file uses a
 //! part of it.
 
@@ -9,31 +9,71 @@ pub mod editor;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// The settings charter reads from the environment: removed for every run of the binary, so
-/// that a developer's own configuration does not reach the tests.
-pub const CHARTER_ENV: &[&str] = &[
-    "CHARTER_INSTANCE_URL",
-    "CHARTER_TOKEN_ENV",
-    "CHARTER_TOKEN_FILE",
-    "CHARTER_TOKEN",
-    "CHARTER_RATE_LIMIT",
-    "CHARTER_RATE_SHARE",
-    "CHARTER_CONCURRENCY",
-    "CHARTER_STATE",
-    "CHARTER_STATE_PATH",
-    "PGPASSWORD",
-    "PGPASSFILE",
-];
+/// Removes every `CHARTER_*` variable (and PostgreSQL's password settings) from what `command`
+/// inherits, so that a developer's own configuration (or one a test of the same binary sets for
+/// its child) never reaches a run.
+pub fn without_charter_settings(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CHARTER_") {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("PGPASSWORD").env_remove("PGPASSFILE");
+    command
+}
 
-/// An empty folder of its own for one test: `charter-KIND-PID-NAME` in the temporary folder.
-pub fn scratch(kind: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("charter-{kind}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty folder of its own for one test, named `charter-KIND-NAME-…` in the temporary folder
+/// and deleted when dropped. It is kept (and its path printed) when the test fails, and always
+/// when `CHARTER_KEEP_TMP` is set.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The path as text, for the binary's arguments.
+    pub fn as_str(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("CHARTER_KEEP_TMP").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("kept {}", self.dir.path().display());
+        }
+    }
+}
+
+/// A new [`Scratch`] folder.
+pub fn scratch(kind: &str, name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("charter-{kind}-{name}-"))
+        .tempdir()
+        .unwrap();
+    Scratch { dir }
 }
 
 /// Copies the files of `policies/acme` into `dir` — not its `.charter/`, which may hold a
@@ -83,31 +123,61 @@ pub fn write_roster(dir: &Path, customers: u32) {
 }
 
 /// A copy of the example policy set in a scratch folder.
-pub fn acme_copy(kind: &str, name: &str) -> PathBuf {
+pub fn acme_copy(kind: &str, name: &str) -> Scratch {
     let dir = scratch(kind, name);
     copy_acme_into(&dir);
     dir
 }
 
 /// The binary in `dir`, without colour and with none of charter's settings from the
-/// environment (so the embedded sandbox, unless the test sets an instance).
+/// environment (so the embedded sandbox, unless the test sets an instance): every test that
+/// runs the binary starts here.
 pub fn charter_command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
     command.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for name in CHARTER_ENV {
-        command.env_remove(name);
-    }
+    without_charter_settings(&mut command);
     command
 }
 
+/// What a run of the binary left: its exit code (-1 when a signal ended it) and its output.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs `command` to its end.
+    pub fn of(mut command: Command) -> Run {
+        let output = command.output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Asserts that it exited 0.
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, 0, "stderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Asserts that it exited with `code`.
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
 /// Runs `command` to its end: `(exit code, stdout, stderr)`.
-pub fn output(mut command: Command) -> (i32, String, String) {
-    let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+pub fn output(command: Command) -> (i32, String, String) {
+    let run = Run::of(command);
+    (run.code, run.stdout, run.stderr)
 }
 
 /// Runs the binary in `dir` with `env` set: `(exit code, stdout, stderr)`.
@@ -130,16 +200,18 @@ pub struct SandboxProcess {
 impl SandboxProcess {
     /// Starts it with `extra` arguments (`--faults …`) and waits for its address.
     pub fn start(db: &Path, token: &str, extra: &[&str]) -> SandboxProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
-            .args([
-                "sandbox",
-                "--db",
-                db.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                token,
-            ])
+        let folder = db.parent().unwrap_or(Path::new("."));
+        let database = db.to_str().unwrap();
+        let arguments = [
+            "sandbox",
+            "--db",
+            database,
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            token,
+        ];
+        let mut child = charter_command(folder, &arguments)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -206,22 +206,30 @@ fn keys(object: &Value) -> Vec<String> {
     object.as_object().unwrap().keys().cloned().collect()
 }
 
-/// A file path in the temporary directory, unique to this test run.
-fn temp_db(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "charter-sandbox-{name}-{}-{nanos}.db",
-        std::process::id()
-    ))
+/// A database file's path (not yet created) in a scratch folder of its own, deleted with it.
+struct TempDb {
+    _dir: common::Scratch,
+    path: PathBuf,
 }
 
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+impl std::ops::Deref for TempDb {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
     }
+}
+
+impl AsRef<Path> for TempDb {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn temp_db(name: &str) -> TempDb {
+    let dir = common::scratch("sandbox", name);
+    let path = dir.join(format!("{name}.db"));
+    TempDb { _dir: dir, path }
 }
 
 // Organizations and licenses
@@ -1669,7 +1677,7 @@ async fn the_request_over_the_per_token_limit_gets_429() {
 async fn data_survives_a_restart_on_the_same_file() {
     let path = temp_db("restart");
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
@@ -1678,7 +1686,7 @@ async fn data_survives_a_restart_on_the_same_file() {
     h.running.shutdown().await.unwrap();
 
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
@@ -1704,7 +1712,6 @@ async fn data_survives_a_restart_on_the_same_file() {
     let next = h.create_user("Nina", "nina@persist.example").await;
     assert!(next > owner);
     h.running.shutdown().await.unwrap();
-    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1712,14 +1719,13 @@ async fn the_folder_of_a_new_database_is_created() {
     let folder = temp_db("folder");
     let path = folder.join(".charter").join("sandbox.db");
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
     h.create_user("Ada", "ada@folder.example").await;
     h.running.shutdown().await.unwrap();
     assert!(path.is_file());
-    std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1727,7 +1733,7 @@ async fn a_file_that_is_not_a_sandbox_is_refused() {
     let path = temp_db("foreign");
     std::fs::write(&path, b"this is not a database, it is a shopping list").unwrap();
     let error = sandbox::start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await
@@ -1738,14 +1744,13 @@ async fn a_file_that_is_not_a_sandbox_is_refused() {
             .contains("is not a charter sandbox database"),
         "{error}"
     );
-    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_request_in_flight_finish_and_keeps_it() {
     let path = temp_db("drain");
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         faults: "latency=1:1500ms".parse().unwrap(),
         ..config()
     })
@@ -1766,7 +1771,7 @@ async fn shutdown_lets_a_request_in_flight_finish_and_keeps_it() {
     h.running.shutdown().await.unwrap();
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
@@ -1774,7 +1779,6 @@ async fn shutdown_lets_a_request_in_flight_finish_and_keeps_it() {
         .await
         .ok();
     h.running.shutdown().await.unwrap();
-    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1827,7 +1831,7 @@ async fn an_injected_429_carries_makes_message() {
 async fn an_injected_500_changes_nothing() {
     let path = temp_db("server-error");
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         faults: "500=1".parse().unwrap(),
         ..config()
     })
@@ -1840,7 +1844,7 @@ async fn an_injected_500_changes_nothing() {
     .error(500, "injected");
     h.running.shutdown().await.unwrap();
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
@@ -1848,7 +1852,6 @@ async fn an_injected_500_changes_nothing() {
         .await
         .error(404, "ada@fault.example");
     h.running.shutdown().await.unwrap();
-    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1867,7 +1870,7 @@ async fn injected_latency_delays_the_answer() {
 async fn an_applied_but_lost_write_is_applied_and_unanswered() {
     let path = temp_db("lost");
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         faults: "lost=1".parse().unwrap(),
         ..config()
     })
@@ -1901,7 +1904,7 @@ async fn an_applied_but_lost_write_is_applied_and_unanswered() {
 
     // It is in the database file too.
     let h = start(Config {
-        storage: Storage::File(path.clone()),
+        storage: Storage::File(path.to_path_buf()),
         ..config()
     })
     .await;
@@ -1909,7 +1912,6 @@ async fn an_applied_but_lost_write_is_applied_and_unanswered() {
         .await
         .ok();
     h.running.shutdown().await.unwrap();
-    remove_db(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1946,15 +1948,15 @@ async fn seeding_fills_organizations_owners_members_and_usage_reproducibly() {
         today,
     };
     let (first, second) = (temp_db("seed-a"), temp_db("seed-b"));
-    let report = sandbox::seed(&Storage::File(first.clone()), &options).unwrap();
+    let report = sandbox::seed(&Storage::File(first.to_path_buf()), &options).unwrap();
     assert_eq!(report.organizations, 12);
     assert!(report.users >= 12);
-    sandbox::seed(&Storage::File(second.clone()), &options).unwrap();
+    sandbox::seed(&Storage::File(second.to_path_buf()), &options).unwrap();
 
     let mut listings = Vec::new();
     for path in [&first, &second] {
         let h = start(Config {
-            storage: Storage::File(path.clone()),
+            storage: Storage::File(path.to_path_buf()),
             ..config()
         })
         .await;
@@ -1989,9 +1991,9 @@ async fn seeding_fills_organizations_owners_members_and_usage_reproducibly() {
     );
 
     // Seeding again adds to what is there.
-    sandbox::seed(&Storage::File(first.clone()), &options).unwrap();
+    sandbox::seed(&Storage::File(first.to_path_buf()), &options).unwrap();
     let h = start(Config {
-        storage: Storage::File(first.clone()),
+        storage: Storage::File(first.to_path_buf()),
         ..config()
     })
     .await;
@@ -2001,8 +2003,6 @@ async fn seeding_fills_organizations_owners_members_and_usage_reproducibly() {
         .ok();
     assert_eq!(listed["organizations"].as_array().unwrap().len(), 24);
     h.running.shutdown().await.unwrap();
-    remove_db(&first);
-    remove_db(&second);
 }
 
 // Concurrency
@@ -2129,8 +2129,7 @@ struct Process {
 impl Process {
     fn start(args: &[&str]) -> Process {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
-            .arg("sandbox")
+        let mut child = common::charter_command(Path::new("."), &["sandbox"])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -2170,8 +2169,8 @@ impl Process {
 fn the_command_serves_a_seeded_file_stops_on_a_signal_and_keeps_its_data() {
     let path = temp_db("command");
     let db = path.display().to_string();
-    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(["sandbox", "seed", "--db", &db, "--orgs", "3", "--seed", "9"])
+    let seeded = common::charter_command(Path::new("."), &["sandbox", "seed", "--db", &db])
+        .args(["--orgs", "3", "--seed", "9"])
         .output()
         .unwrap();
     assert!(seeded.status.success(), "{seeded:?}");
@@ -2231,13 +2230,11 @@ fn the_command_serves_a_seeded_file_stops_on_a_signal_and_keeps_its_data() {
     ]);
     assert_eq!(count(&process.url), 4);
     process.stop();
-    remove_db(&path);
 }
 
 #[test]
 fn the_command_refuses_a_bad_fault_spec() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(["sandbox", "--faults", "lost=2"])
+    let output = common::charter_command(Path::new("."), &["sandbox", "--faults", "lost=2"])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -2245,7 +2242,7 @@ fn the_command_refuses_a_bad_fault_spec() {
     assert!(stderr.contains("probability `2`"), "{stderr}");
 }
 
-mod common;
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_answers_the_readings_its_flags_name() {
@@ -2279,12 +2276,11 @@ async fn the_command_answers_the_readings_its_flags_name() {
     assert_eq!(page["users"].as_array().unwrap().len(), 2, "{page}");
     assert_eq!(page["pg"]["limit"], 50, "{page}");
     drop(process);
-    let _ = std::fs::remove_dir_all(&dir);
 
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(["sandbox", "--after-transfer", "owner"])
-        .output()
-        .unwrap();
+    let refused =
+        common::charter_command(Path::new("."), &["sandbox", "--after-transfer", "owner"])
+            .output()
+            .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("`owner`"), "{stderr}");

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,10 +14,24 @@ use std::time::{Duration, Instant};
 /// What the tests put in files that must never be shown.
 const SECRET: &str = "TOPSECRET-7f3a9c";
 
+/// The policy set's folder inside a scratch folder (deleted with it).
+struct Set {
+    _root: common::Scratch,
+    dir: PathBuf,
+}
+
+impl std::ops::Deref for Set {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// A copy of the example set with `roster.charter` naming `good.csv` (one valid customer) and
 /// `rosters` (paths as written), and a folder `outside` beside it holding a roster whose only
 /// row has an error (so reading it would echo the secret in an excerpt).
-fn set_with_rosters(name: &str, rosters: &[&str]) -> (PathBuf, PathBuf) {
+fn set_with_rosters(name: &str, rosters: &[&str]) -> (Set, PathBuf) {
     let root = common::scratch("hostile", name);
     let dir = root.join("set");
     common::copy_acme_catalog_into(&dir);
@@ -38,7 +52,7 @@ fn set_with_rosters(name: &str, rosters: &[&str]) -> (PathBuf, PathBuf) {
         .map(|r| format!("roster \"{r}\"\n"))
         .collect();
     std::fs::write(dir.join("roster.charter"), text).unwrap();
-    (dir, outside)
+    (Set { _root: root, dir }, outside)
 }
 
 /// `charter check` in `dir`, stopped (and failed) after 60 s: a FIFO or a device read without

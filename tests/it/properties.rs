@@ -11,7 +11,7 @@ use charter::diagnostic::{RenderOptions, render_human};
 use charter::source::Sources;
 use charter::syntax;
 
-const PRELUDE: &str = include_str!("check/prelude.charter");
+const PRELUDE: &str = include_str!("../check/prelude.charter");
 
 /// Everything a run produces, rendered: the compiled JSON and every diagnostic.
 fn compile_all(files: &[(String, String)]) -> String {

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use charter::api::wire::{NewOrganization, OrganizationChanges};
@@ -15,7 +15,7 @@ use charter::api::{Client, ClientOptions, Observed, Token, UserInvitation};
 use charter::plan::{Action, Plan};
 use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-instance-secret-token";
 const AT: &str = "2027-01-15";
@@ -28,7 +28,7 @@ fn sandbox() -> BlockingSandbox {
     .unwrap()
 }
 
-fn acme_copy(name: &str) -> PathBuf {
+fn acme_copy(name: &str) -> common::Scratch {
     common::acme_copy("instance", name)
 }
 
@@ -372,7 +372,8 @@ fn two_policy_sets_applying_to_one_instance_at_once_create_nothing_twice() {
 
 #[test]
 fn a_state_deleted_while_applying_fails_the_apply() {
-    let db = common::scratch("instance", "deleted-db").join("sandbox.db");
+    let folder = common::scratch("instance", "deleted-db");
+    let db = folder.join("sandbox.db");
     let process = common::SandboxProcess::start(&db, SA, &["--faults", "latency=1:150ms"]);
     let env = remote(&process.url);
     let dir = acme_copy("deleted-state");

@@ -7,14 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use charter::api::{Client, ClientOptions, Observed, Token};
 use charter::model::time::{format_instant, parse_instant};
 use charter::plan::Plan;
 use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-incremental-secret-token";
 const AT: &str = "2027-01-15";
@@ -73,7 +73,7 @@ fn plan_at(dir: &Path, running: &BlockingSandbox, at: &str, extra: &[&str]) -> (
 }
 
 /// The example policy set, applied to a fresh sandbox at [`AT`], with `verify_every` set.
-fn provisioned(name: &str, verify_every: &str) -> (PathBuf, BlockingSandbox) {
+fn provisioned(name: &str, verify_every: &str) -> (common::Scratch, BlockingSandbox) {
     let dir = common::acme_copy("incremental", name);
     std::fs::write(
         dir.join("charter.toml"),

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::common;
+
 use proptest::prelude::*;
 
 use charter::api::{Observed, Role, Roles};
@@ -88,14 +90,9 @@ fn make_plan(program: &Program, when: i64, memory: &Memory, observed: &Observed)
         .seal()
 }
 
-/// A scratch state database.
-fn scratch_state(name: &str) -> (Store, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "charter-plan-{name}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A scratch state database, in a folder deleted with the second half.
+fn scratch_state(name: &str) -> (Store, common::Scratch) {
+    let dir = common::scratch("plan", name);
     let state = Store::open_file(&dir.join("state.db")).unwrap();
     (state, dir)
 }
@@ -267,7 +264,7 @@ fn converge(
 #[test]
 fn the_example_customers_are_provisioned_and_walked_through_their_lives() {
     let program = acme();
-    let (state, dir) = scratch_state("acme");
+    let (state, _dir) = scratch_state("acme");
     let mut instance = Instance::from_observed(&empty());
     let first = converge(&mut instance, &state, &program, at("2027-01-15"), 0);
     assert!(first.calls() > 50);
@@ -301,7 +298,6 @@ fn the_example_customers_are_provisioned_and_walked_through_their_lives() {
         "{}",
         plan::render_text(&deprovision)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The minimal number of calls from an empty instance, counted from the desired states alone:
@@ -345,7 +341,7 @@ fn provisioning_an_empty_instance_takes_the_minimal_number_of_calls() {
 
 #[test]
 fn a_tier_change_plans_one_license_call_per_customer_of_the_tier() {
-    let (state, dir) = scratch_state("tier");
+    let (state, _dir) = scratch_state("tier");
     let before = acme();
     let mut instance = Instance::from_observed(&empty());
     let when = at("2027-01-15");
@@ -396,13 +392,12 @@ fn a_tier_change_plans_one_license_call_per_customer_of_the_tier() {
         assert!(matches!(step.action, Action::SetLicense { .. }));
         assert!(affected.contains(&step.subject));
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_hand_edit_shows_as_drift() {
     let program = acme();
-    let (state, dir) = scratch_state("drift");
+    let (state, _dir) = scratch_state("drift");
     let mut instance = Instance::from_observed(&empty());
     let when = at("2027-01-15");
     converge(&mut instance, &state, &program, when, 0);
@@ -427,7 +422,6 @@ fn a_hand_edit_shows_as_drift() {
         plan::summary(&plan).contains("1 step correcting drift"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A hand edit of the provisioned example instance.
@@ -437,7 +431,7 @@ type HandEdit = fn(&mut Instance, &Ids);
 /// with whether it is labelled drift.
 fn planned_after_hand_edit(edit: HandEdit) -> Vec<(String, bool)> {
     let program = acme();
-    let (state, dir) = scratch_state("hand-edit");
+    let (state, _dir) = scratch_state("hand-edit");
     let mut instance = Instance::from_observed(&empty());
     let when = at("2027-01-15");
     converge(&mut instance, &state, &program, when, 0);
@@ -458,7 +452,6 @@ fn planned_after_hand_edit(edit: HandEdit) -> Vec<(String, bool)> {
     apply(&mut instance, &state, &plan, when, 1);
     let memory = state.memory().unwrap();
     assert_desired(&instance, &program, &memory, when);
-    let _ = std::fs::remove_dir_all(dir);
     plan.steps.iter().map(|s| (s.id.clone(), s.drift)).collect()
 }
 
@@ -625,7 +618,7 @@ fn an_unlinked_organization_of_the_same_name_is_adopted_only_with_its_owner() {
 
 #[test]
 fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
-    let (state, dir) = scratch_state("staff");
+    let (state, _dir) = scratch_state("staff");
     let base = std::fs::read_to_string("policies/acme/tiers.charter").unwrap();
     let instance_block =
         "instance {\n  flags = [feature_variables, feature_scenario_inputs]\n}\n".to_owned();
@@ -679,7 +672,6 @@ fn staff_roles_are_granted_changed_and_removed_without_deleting_anyone() {
     );
     let memory = state.memory().unwrap();
     assert!(!make_plan(&removed, when, &memory, &instance.observe()).has_changes());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 // --- The properties: random policies, random instances, random hand edits, any order. ---
@@ -743,13 +735,13 @@ fn gen_customer() -> impl Strategy<Value = GenCustomer> {
 }
 
 fn policy_text(customers: &[GenCustomer], staff: &[(usize, u8)]) -> Vec<(&'static str, String)> {
-    let prelude = include_str!("check/prelude.charter").replace("teams = 1", "teams = 5");
+    let prelude = include_str!("../check/prelude.charter").replace("teams = 1", "teams = 5");
     let mut text = String::from(
         "instance {\n  dummy_owner = \"dummy@reseller.example\"\n}\n\
          tier small extends base { operations = 10_000 }\n\
          tier big extends base { operations = 50_000\n  apiLimit = 60 }\n",
     );
-    text.push_str(include_str!("../policies/acme/lifecycle.charter"));
+    text.push_str(include_str!("../../policies/acme/lifecycle.charter"));
     for (i, c) in customers.iter().enumerate() {
         let list = |role: u8| -> String {
             c.people
@@ -1255,7 +1247,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let program = program_of(&customers, &staff);
-        let (state, dir) = scratch_state("observed");
+        let (state, _dir) = scratch_state("observed");
         let when = 1_790_000_000 + when * 86_400;
         let (mut instance, refused) = observed_instance(&observed, &program, &state, when);
         let memory = state.memory().unwrap();
@@ -1277,7 +1269,6 @@ proptest! {
                 prop_assert!(!again.has_changes(), "planning again:\n{}", plan::render_text(&again));
             }
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Customers walked through their lives with interruptions: an apply stopped part-way
@@ -1296,7 +1287,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let program = program_of(&customers, &staff);
-        let (state, dir) = scratch_state("prop");
+        let (state, _dir) = scratch_state("prop");
         let mut instance = Instance::from_observed(&empty());
         let t0 = 1_790_000_000 + first * 86_400;
         let memory = state.memory().unwrap();
@@ -1321,7 +1312,6 @@ proptest! {
             }
         }
         converge(&mut instance, &state, &program, t1, seed.rotate_left(2));
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// The same inputs always give the same plan (byte for byte).
@@ -1374,7 +1364,7 @@ proptest! {
 fn the_token_user_leaves_only_the_organizations_the_verified_apply_created() {
     let program = acme();
     let when = at("2027-01-15");
-    let (state, dir) = scratch_state("creator");
+    let (state, _dir) = scratch_state("creator");
     let mut instance = Instance::from_observed(&empty());
     let plan = make_plan(
         &program,
@@ -1430,7 +1420,6 @@ fn the_token_user_leaves_only_the_organizations_the_verified_apply_created() {
     assert!(acme.members.iter().all(|m| m.user_id != token));
     let again = plan::plan(&program, when, &memory, &after, &context(&["acme"])).unwrap();
     assert_eq!(again.calls(), 0, "{}", plan::render_text(&again));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The instance as the listing shows it: every organization without its members.

@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-mod common;
+use crate::common;
 
 use common::charter_command as charter;
 
 /// A copy of the example policy set in a fresh folder.
-fn acme_copy(name: &str) -> PathBuf {
+fn acme_copy(name: &str) -> common::Scratch {
     common::acme_copy("run", name)
 }
 
@@ -69,7 +69,6 @@ fn a_saved_plan_whose_creates_were_carried_out_since_is_refused_and_creates_noth
     assert_eq!(after.users.len(), before.users.len());
     let (code, stdout, _) = run(&dir, &["plan", ".", "--at", "2027-01-15"]);
     assert_eq!(code, 0, "planning again is empty: {stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -92,7 +91,6 @@ fn run_every_refuses_rounds_closer_than_a_minute() {
         !dir.join(".charter/state.db").exists(),
         "refused before anything"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(unix)]
@@ -260,7 +258,6 @@ mod signals {
         // The lock was released, and the next apply carries out the rest.
         the_next_apply_converges(&dir, &sandbox.url);
         drop(sandbox);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -284,7 +281,6 @@ mod signals {
         );
         assert_eq!(exit.code(), Some(1), "{rest:#?}");
         drop(sandbox);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -308,7 +304,6 @@ mod signals {
         assert_eq!(exit.code(), Some(1), "{rest:#?}");
         the_next_apply_converges(&dir, &sandbox.url);
         drop(sandbox);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -334,6 +329,5 @@ mod signals {
         let rest = rest(&heard);
         assert_eq!(rest, vec!["stopped".to_owned()]);
         assert_eq!(exit.code(), Some(1), "{seen:#?}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

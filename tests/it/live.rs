@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use charter::model::time::{format_instant, parse_instant};
 use charter::plan::{Action, Plan, Step};
 use charter_sandbox::{BlockingSandbox, Config, TokenGrant, TokenRole};
 
-mod common;
+use crate::common;
 
 const SA: &str = "sa-live-secret-token";
 const ADMIN: &str = "admin-live-secret-token";
@@ -38,7 +38,7 @@ fn sandbox() -> BlockingSandbox {
 }
 
 /// A copy of the example policy set in a fresh folder.
-fn acme_copy(name: &str) -> PathBuf {
+fn acme_copy(name: &str) -> common::Scratch {
     common::acme_copy("live", name)
 }
 
@@ -657,7 +657,6 @@ fn an_empty_embedded_sandbox_plans_exactly_the_provisioning_counted_from_the_pol
         Plan::from_json(&edited),
         Err(charter::plan::PlanFileError::Tampered)
     ));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -736,7 +735,6 @@ fn the_plan_schema_accepts_the_plans_charter_writes_and_refuses_broken_ones() {
             "{what}: {errors:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -840,7 +838,6 @@ fn import_adopts_organizations_by_name_and_owner_and_infers_their_states() {
         "{stdout}"
     );
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // --- Apply and run through the binary. ---
@@ -996,7 +993,6 @@ fn apply_provisions_then_plans_exactly_the_freezes_and_deprovisionings_that_are_
         );
     }
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1062,7 +1058,6 @@ fn a_tier_change_plans_one_license_call_per_affected_organization() {
         assert!(affected.contains(&step.subject.as_str()));
     }
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1143,7 +1138,6 @@ fn a_hand_edit_shows_as_drift_and_a_saved_plan_is_refused_once_the_instance_chan
     assert!(stdout.contains("1 done"), "{stdout}");
     assert!(!plan_json(&dir, "2027-01-15", &env).has_changes());
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sets a user's instance role by hand on the sandbox (`None`: back to a normal user), as the
@@ -1210,7 +1204,6 @@ fn instance_role_drift_is_planned_back(name: &str, by_hand: Option<&str>) {
     assert_eq!(dana.instance_role.as_deref(), Some("D1"));
     assert!(!plan_json(&dir, "2027-01-15", &env).has_changes());
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1318,7 +1311,6 @@ fn apply_exits_1_when_a_step_is_refused_and_still_runs_the_steps_independent_of_
     assert_eq!(code, 0, "{stderr}");
     assert!(!plan_json(&dir, "2027-01-15", &env).has_changes());
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A pass-through proxy in front of the sandbox that holds every write for a while and counts
@@ -1424,7 +1416,6 @@ fn apply_keeps_exactly_concurrency_writes_in_flight() {
         assert!(!plan_json(&dir, "2027-01-15", &remote_at(&counter.url, SA)).has_changes());
         counter.runtime.shutdown_background();
         running.shutdown().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -1565,7 +1556,6 @@ fn import_infers_each_state_from_the_owner_and_the_values_each_state_sets() {
         "{stdout}"
     );
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1669,7 +1659,6 @@ fn staff_roles_are_granted_changed_removed_and_sa_is_refused_to_an_admin_token()
         Some("D2")
     );
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `charter run --at` over a sequence of instants: every customer's transitions are recorded
@@ -1818,5 +1807,4 @@ fn run_at_successive_instants_walks_every_customer_through_its_life_once() {
     }
     assert_no_duplicates(&observed);
     running.shutdown().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ fn read(path: &Path) -> String {
 }
 
 struct Workspace {
-    root: PathBuf,
+    root: common::Scratch,
     acme: PathBuf,
 }
 
@@ -592,7 +592,7 @@ proptest! {
     fn the_message_loop_answers_every_request_and_never_crashes(
         frames in prop::collection::vec(frame("DOC".to_string()), 1..12)
     ) {
-        let ws = WORKSPACE.with(|w| w.clone());
+        let ws = WORKSPACE.with(|w| w.root.to_path_buf());
         let doc = uri(&ws.join("acme/prop.charter"));
         let frames: Vec<Frame> = frames
             .into_iter()
@@ -613,10 +613,9 @@ proptest! {
 }
 
 thread_local! {
-    static WORKSPACE: PathBuf = {
-        let ws = workspace(&format!("prop-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
-        ws.root
-    };
+    /// One workspace per test thread, deleted when the thread ends.
+    static WORKSPACE: Workspace =
+        workspace(&format!("prop-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
 }
 
 fn replace_doc(value: Value, doc: &str) -> Value {
