@@ -155,8 +155,10 @@ fn a_state_made_before_binding_adopts_the_instance_of_its_first_use() {
     // What an older charter left: schema version 3, no instance recorded (nor anything later).
     {
         let conn = rusqlite::Connection::open(&state).unwrap();
-        conn.execute_batch("DROP TABLE instance; DROP TABLE rounds; DROP TABLE verified; PRAGMA user_version = 3;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE instance; DROP TABLE rounds; DROP TABLE verified; PRAGMA user_version = 3;",
+        )
+        .unwrap();
     }
     let (code, stdout, stderr) = run(&dir, &["plan", ".", "--at", AT], &remote(&first.url()));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
