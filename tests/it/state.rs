@@ -38,14 +38,36 @@ enum Backend {
     Postgres,
 }
 
+/// Where a test's state is: its [`Location`], and for SQLite the scratch folder holding the
+/// file, kept as long as the place so that the folder is deleted after the test, not before.
+struct Place {
+    location: Location,
+    _folder: Option<common::Scratch>,
+}
+
+impl std::ops::Deref for Place {
+    type Target = Location;
+
+    fn deref(&self) -> &Location {
+        &self.location
+    }
+}
+
 /// A new, empty state for test `name` on `backend`: a file in a scratch folder, or a database
 /// of its own on the tests' PostgreSQL server.
-fn place(backend: Backend, name: &str) -> Location {
+fn place(backend: Backend, name: &str) -> Place {
     match backend {
-        Backend::Sqlite => Location::File(scratch(name).join("state.db")),
-        Backend::Postgres => {
-            Location::parse(&common::postgres::database(name), Path::new("")).unwrap()
+        Backend::Sqlite => {
+            let folder = scratch(name);
+            Place {
+                location: Location::File(folder.join("state.db")),
+                _folder: Some(folder),
+            }
         }
+        Backend::Postgres => Place {
+            location: Location::parse(&common::postgres::database(name), Path::new("")).unwrap(),
+            _folder: None,
+        },
     }
 }
 
@@ -130,7 +152,10 @@ fn a_new_state_creates_its_folder_and_its_data_survives_reopening(backend: Backe
             let dir = scratch("reopen");
             let path = default_path(&dir);
             assert_eq!(path, dir.join(".charter").join("state.db"));
-            Location::File(path)
+            Place {
+                location: Location::File(path),
+                _folder: Some(dir),
+            }
         }
         Backend::Postgres => place(backend, "reopen"),
     };
@@ -566,7 +591,8 @@ fn identity_of(url: &str, user: Option<(i64, &str)>) -> InstanceIdentity {
 }
 
 fn a_state_is_bound_on_first_use_and_refuses_another_instance(backend: Backend) {
-    let state = Store::open(&place(backend, "bind")).unwrap();
+    let place = place(backend, "bind");
+    let state = Store::open(&place).unwrap();
     assert_eq!(state.instance().unwrap(), None);
     let here = InstanceIdentity {
         instance_id: Some("database 1".to_owned()),
